@@ -1,0 +1,54 @@
+"""Errors the core raises, each with the HTTP status an adapter should use."""
+
+from __future__ import annotations
+
+
+class Geo311Error(Exception):
+    """Base error: ``status`` is the HTTP status, ``code`` a short machine name."""
+
+    status = 500
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(Geo311Error):
+    """A setting has a bad value; the message names the variable and the value."""
+
+    code = "config"
+
+
+class InvalidRequest(Geo311Error):
+    """Input that cannot be accepted as it is (bad field, file, row or value)."""
+
+    status = 400
+    code = "invalid"
+
+
+class LayerError(InvalidRequest):
+    """A boundary layer file cannot be read or used."""
+
+    code = "invalid_layer"
+
+
+class NotFound(Geo311Error):
+    """The thing asked for does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class OutsideServiceArea(Geo311Error):
+    """A location lies outside the city's service area."""
+
+    status = 422
+    code = "outside_service_area"
+
+
+class Unavailable(Geo311Error):
+    """A capability exists in the interface but is not built yet."""
+
+    status = 501
+    code = "not_implemented"

@@ -1,0 +1,448 @@
+"""Bulk import of requests exported by a legacy CRM, through a declarative mapping.
+
+A mapping (TOML) names the source columns for each geo311 field, how source
+statuses map to open/closed, and which service code a source service name
+gets. Rows are read, checked and stored in chunks; a bad row is reported with
+its line number and reason and never stops the import.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+import re
+import time
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+
+from geo311.errors import InvalidRequest
+from geo311.geocode import building_side
+from geo311.intake import Context
+from geo311.model import CLOSED, OPEN, Service
+from geo311.store.sql import SQLStore, now_utc
+
+LOGGER = logging.getLogger(__name__)
+
+MAPPINGS_PATH = Path(__file__).resolve().parent / "mappings"
+FIELDS = (
+    "id", "service_code", "service_name", "group", "description", "created", "closed", "status",
+    "address", "zipcode", "lon", "lat", "x", "y", "parent_id",
+)
+REQUIRED_FIELDS = ("id", "created")
+GEOCODE_MODES = ("never", "missing", "always")
+CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one CRM export's columns become geo311 fields."""
+
+    name: str
+    columns: dict[str, str]
+    status: dict[str, str]
+    services: dict[str, dict[str, str]] = field(default_factory=dict)
+    timezone: str = "UTC"
+    date_format: str = "ISO8601"
+    xy_crs: str | None = None
+    source: str = ""
+    description: str = ""
+
+
+@dataclass
+class ImportSummary:
+    """What an import did, for the closing report."""
+
+    path: str
+    rows_read: int = 0
+    stored: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    repeated_in_file: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    unassigned: Counter[str] = field(default_factory=Counter)
+    boundary_cases: Counter[str] = field(default_factory=Counter)
+    outside_service_area: int = 0
+    without_location: int = 0
+    services_created: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of the whole import."""
+        return self.rows_read / self.seconds if self.seconds else 0.0
+
+    def reasons(self) -> Counter[str]:
+        """Rejections grouped by reason (the line number dropped)."""
+        return Counter(re.sub(r"^line \d+: ", "", r) for _, r in self.rejected)
+
+    def lines(self, max_rejects: int = 20) -> list[str]:
+        """The summary as printable lines."""
+        out = [
+            f"{self.path}: {self.rows_read} rows read in {self.seconds:.1f} s "
+            f"({self.rows_per_second:,.0f} rows/s)",
+            f"stored {self.stored}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"rejected {len(self.rejected)}, repeated ids in file {self.repeated_in_file} "
+            "(last row kept)",
+            f"without location {self.without_location}, outside service area "
+            f"{self.outside_service_area}",
+        ]
+        if self.services_created:
+            out.append(f"services added to the catalogue: {', '.join(self.services_created)}")
+        for layer in sorted(set(self.unassigned) | set(self.boundary_cases)):
+            out.append(f"layer {layer}: unassigned {self.unassigned[layer]}, "
+                       f"boundary cases {self.boundary_cases[layer]}")
+        for line, reason in self.rejected[:max_rejects]:
+            out.append(f"rejected: {reason}" if reason.startswith("line") else
+                       f"rejected line {line}: {reason}")
+        if len(self.rejected) > max_rejects:
+            out.append(f"... and {len(self.rejected) - max_rejects} more rejected rows")
+        out.extend(self.notes)
+        return out
+
+
+def read_mapping(name_or_path: str | Path) -> Mapping:
+    """Load a shipped mapping by name (``chicago-311-legacy``) or a mapping file.
+
+    Examples
+    --------
+    >>> read_mapping("chicago-311").columns["id"]
+    'sr_number'
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = MAPPINGS_PATH / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in MAPPINGS_PATH.glob("*.toml"))
+        raise InvalidRequest(
+            f"mapping {str(name_or_path)!r} is neither a shipped mapping {known} nor a file"
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidRequest(f"mapping {path}: not valid TOML: {exc}") from exc
+    columns = raw.get("columns", {})
+    unknown = sorted(set(columns) - set(FIELDS))
+    if unknown:
+        raise InvalidRequest(
+            f"mapping {path}: [columns] has {unknown} but keys are expected to be in {FIELDS}"
+        )
+    missing = [f for f in REQUIRED_FIELDS if not columns.get(f)]
+    if missing:
+        raise InvalidRequest(f"mapping {path}: [columns] must name {missing}")
+    if not (columns.get("service_code") or columns.get("service_name")):
+        raise InvalidRequest(f"mapping {path}: [columns] must name service_code or service_name")
+    status = raw.get("status", {})
+    bad = {k: v for k, v in status.items() if v not in (OPEN, CLOSED)}
+    if bad:
+        raise InvalidRequest(
+            f"mapping {path}: [status] values {bad} are expected to be 'open' or 'closed'"
+        )
+    if (columns.get("x") or columns.get("y")) and not raw.get("coordinates", {}).get("xy_crs"):
+        raise InvalidRequest(f"mapping {path}: x/y columns need [coordinates] xy_crs")
+    services = {
+        k: (v if isinstance(v, dict) else {"code": str(v)})
+        for k, v in raw.get("services", {}).items()
+    }
+    return Mapping(
+        name=raw.get("name", path.stem), columns={k: v for k, v in columns.items() if v},
+        status=status, services=services, timezone=raw.get("timezone", "UTC"),
+        date_format=raw.get("dates", {}).get("format", "ISO8601"),
+        xy_crs=raw.get("coordinates", {}).get("xy_crs"), source=raw.get("source", path.stem),
+        description=raw.get("description", ""),
+    )
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by caller
+
+
+def read_rows(
+    path: Path, mapping: Mapping, rejected: list[tuple[int, str]]
+) -> Iterator[pd.DataFrame]:
+    """Yield chunks of mapped source columns (strings) with a ``line`` column.
+
+    Rows with the wrong number of fields are rejected here with their line.
+    """
+    try:
+        handle = _open_text(path)
+    except OSError as exc:
+        raise InvalidRequest(f"{path}: cannot be read: {exc.strerror}") from exc
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise InvalidRequest(f"{path}: the file is empty") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"{path}: not a readable CSV file: {exc}") from exc
+        wanted = dict(mapping.columns)
+        absent = {f: c for f, c in wanted.items() if c not in header}
+        required_absent = [f for f in absent if f in REQUIRED_FIELDS or f in (
+            "service_code", "service_name") and not (
+            wanted.get("service_code") in header or wanted.get("service_name") in header)]
+        if required_absent:
+            raise InvalidRequest(
+                f"{path}: column(s) {[absent[f] for f in required_absent]} named by mapping "
+                f"{mapping.name!r} are not in the header; it has {header}"
+            )
+        for f in absent:
+            wanted.pop(f)
+        positions = {f: header.index(c) for f, c in wanted.items()}
+        width = len(header)
+        buffer: dict[str, list[str]] = {f: [] for f in positions}
+        lines: list[int] = []
+        line_no = reader.line_num
+        try:
+            for row in reader:
+                start_line, line_no = line_no + 1, reader.line_num
+                if not row:
+                    continue
+                if len(row) != width:
+                    rejected.append((start_line, f"line {start_line}: has {len(row)} fields "
+                                                 f"but the header has {width}"))
+                    continue
+                for f, i in positions.items():
+                    buffer[f].append(row[i])
+                lines.append(start_line)
+                if len(lines) >= CHUNK_ROWS:
+                    yield pd.DataFrame({"line": lines, **buffer})
+                    buffer = {f: [] for f in positions}
+                    lines = []
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"{path}: line {line_no + 1}: not valid CSV: {exc}") from exc
+        if lines:
+            yield pd.DataFrame({"line": lines, **buffer})
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name.strip()).strip("-").upper()[:64] or "UNKNOWN"
+
+
+class _Rows:
+    """One chunk being checked: keeps the rows still alive and their reasons."""
+
+    def __init__(self, raw: pd.DataFrame, rejected: list[tuple[int, str]]) -> None:
+        self.raw = raw
+        self.ok = np.ones(len(raw), dtype=bool)
+        self.rejected = rejected
+
+    def reject(self, bad: np.ndarray, message: Callable[[int], str]) -> None:
+        bad = bad & self.ok
+        for i in np.flatnonzero(bad):
+            line = int(self.raw["line"].iat[i])
+            self.rejected.append((line, f"line {line}: {message(i)}"))
+        self.ok &= ~bad
+
+    def text(self, name: str) -> pd.Series:
+        if name in self.raw:
+            return self.raw[name].fillna("").astype(str).str.strip()
+        return pd.Series([""] * len(self.raw), index=self.raw.index, dtype=object)
+
+
+def _parse_times(rows: _Rows, fld: str, mapping: Mapping, column: str) -> pd.Series:
+    values = rows.text(fld)
+    fmt = mapping.date_format
+    parsed = pd.to_datetime(values.where(values != ""), format=fmt, errors="coerce")
+    rows.reject(
+        ((values != "") & parsed.isna()).to_numpy(),
+        lambda i: f"{column} {values.iat[i]!r} is not a date in the format {fmt!r}",
+    )
+    if getattr(parsed.dt, "tz", None) is None:
+        parsed = parsed.dt.tz_localize(
+            mapping.timezone, ambiguous=np.ones(len(parsed), dtype=bool),
+            nonexistent="shift_forward",
+        )
+    return parsed.dt.tz_convert("UTC")
+
+
+def _parse_number(rows: _Rows, fld: str, column: str) -> np.ndarray:
+    values = rows.text(fld)
+    numbers = pd.to_numeric(values.where(values != ""), errors="coerce")
+    rows.reject(
+        ((values != "") & numbers.isna()).to_numpy(),
+        lambda i: f"{column} {values.iat[i]!r} is not a number",
+    )
+    return numbers.to_numpy(dtype=float)
+
+
+def prepare_chunk(
+    raw: pd.DataFrame, mapping: Mapping, rejected: list[tuple[int, str]],
+    transformer: Transformer | None,
+) -> pd.DataFrame:
+    """Check and convert one chunk of source rows into store columns.
+
+    Returns only the rows that passed; each failure is appended to ``rejected``.
+    """
+    rows = _Rows(raw, rejected)
+    col = mapping.columns
+    external_id = rows.text("id")
+    rows.reject((external_id == "").to_numpy(), lambda i: f"{col['id']} is empty")
+
+    created = _parse_times(rows, "created", mapping, col["created"])
+    rows.reject(created.isna().to_numpy(), lambda i: f"{col['created']} is empty")
+    closed = (_parse_times(rows, "closed", mapping, col["closed"]) if "closed" in raw
+              else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]"))
+
+    source_status = rows.text("status")
+    if "status" in raw:
+        status = source_status.map(mapping.status)
+        known = sorted(mapping.status)
+        rows.reject(
+            status.isna().to_numpy(),
+            lambda i: f"{col['status']} {source_status.iat[i]!r} is not in the mapping's "
+                      f"[status] table {known}",
+        )
+        status = status.fillna(OPEN)
+    else:
+        status = pd.Series(np.where(closed.notna(), CLOSED, OPEN), index=raw.index)
+
+    lon = _parse_number(rows, "lon", col.get("lon", "lon"))
+    lat = _parse_number(rows, "lat", col.get("lat", "lat"))
+    if transformer is not None and "x" in raw and "y" in raw:
+        x = _parse_number(rows, "x", col["x"])
+        y = _parse_number(rows, "y", col["y"])
+        use_xy = (np.isnan(lon) | np.isnan(lat)) & ~(np.isnan(x) | np.isnan(y)) & (x != 0)
+        if use_xy.any():
+            lon[use_xy], lat[use_xy] = transformer.transform(x[use_xy], y[use_xy])
+    zero = (lon == 0) & (lat == 0)
+    lon[zero], lat[zero] = np.nan, np.nan
+    impossible = ~np.isnan(lon) & ~np.isnan(lat) & (
+        (np.abs(lon) > 180) | (np.abs(lat) > 90) | (np.isnan(lon) != np.isnan(lat)))
+    impossible |= np.isnan(lon) != np.isnan(lat)
+    rows.reject(impossible, lambda i: f"impossible coordinates lon={lon[i]!r}, lat={lat[i]!r}")
+
+    name = rows.text("service_name")
+    code = rows.text("service_code")
+    mapped_codes = name.map(lambda n: mapping.services.get(n, {}).get("code", ""))
+    code = code.where(code != "", mapped_codes)
+    code = code.where(code != "", name.map(_slug))
+    rows.reject(((code == "") | (code == "UNKNOWN")).to_numpy(),
+                lambda i: "no service code or service name")
+
+    frame = pd.DataFrame({
+        "line": raw["line"].to_numpy(),
+        "external_id": external_id.to_numpy(dtype=object),
+        "external_parent_id": rows.text("parent_id").replace("", None).to_numpy(dtype=object),
+        "source": mapping.source,
+        "service_code": code.to_numpy(dtype=object),
+        "service_name": name.where(name != "", code).to_numpy(dtype=object),
+        "group": rows.text("group").to_numpy(dtype=object),
+        "status": status.to_numpy(dtype=object),
+        "status_notes": source_status.to_numpy(dtype=object),
+        "description": rows.text("description").to_numpy(dtype=object),
+        "address": rows.text("address").to_numpy(dtype=object),
+        "zipcode": rows.text("zipcode").str.replace(r"\.0$", "", regex=True)
+        .to_numpy(dtype=object),
+        "geocode_match": np.where(np.isnan(lon), "none", "source"),
+        "outside_service_area": False,
+        "requested_datetime": created.to_numpy(),
+        "updated_datetime": now_utc(),
+        "closed_datetime": closed.to_numpy(),
+        "lon": lon,
+        "lat": lat,
+    })
+    frame["requested_datetime"] = pd.to_datetime(frame["requested_datetime"], utc=True)
+    frame["closed_datetime"] = pd.to_datetime(frame["closed_datetime"], utc=True)
+    frame["updated_datetime"] = pd.to_datetime(frame["updated_datetime"], utc=True)
+    return frame[rows.ok].reset_index(drop=True)
+
+
+def import_file(
+    store: SQLStore, ctx: Context, path: str | Path, mapping: Mapping, *,
+    geocode: str = "never", dedup: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Import a CRM export: check rows, assign districts, store in chunks.
+
+    Re-importing the same file is idempotent (rows are matched on
+    ``external_id``). Returns the summary; rejected rows are listed in it.
+
+    Examples
+    --------
+    >>> summary = import_file(store, ctx, "requests.csv", read_mapping("chicago-311"))
+    ... # doctest: +SKIP
+    """
+    if geocode not in GEOCODE_MODES:
+        raise InvalidRequest(f"geocode was {geocode!r} but is expected to be in {GEOCODE_MODES}")
+    path = Path(path)
+    summary = ImportSummary(path=str(path))
+    if geocode != "never":
+        summary.notes.append(
+            f"--geocode {geocode}: address geocoding is not available yet; rows without "
+            "coordinates were stored without a location (geocode_match 'none')"
+        )
+    if dedup:
+        summary.notes.append(
+            "--dedup: duplicate merging is not available yet; no requests were merged"
+        )
+    transformer = (Transformer.from_crs(mapping.xy_crs, "EPSG:4326", always_xy=True)
+                   if mapping.xy_crs else None)
+    started = time.perf_counter()
+    for raw in read_rows(path, mapping, summary.rejected):
+        summary.rows_read += len(raw)
+        frame = prepare_chunk(raw, mapping, summary.rejected, transformer)
+        repeated = frame["external_id"].duplicated(keep="last").to_numpy()
+        summary.repeated_in_file += int(repeated.sum())
+        frame = frame[~repeated].reset_index(drop=True)
+        summary.services_created += store.ensure_services(_services_in(frame, mapping))
+        districts = {}
+        located = ~np.isnan(frame["lon"].to_numpy())
+        summary.without_location += int((~located).sum())
+        if len(frame):
+            side = building_side(frame["address"].tolist())
+            assigned = ctx.index.assign(frame["lon"].to_numpy(), frame["lat"].to_numpy(),
+                                        side=side)
+            for layer in ctx.index.layers:
+                a = assigned[layer.name]
+                districts[layer.version_id] = (a.district_id, a.boundary_case)
+                summary.unassigned[layer.name] += int((pd.isna(a.district_id) & located).sum())
+                summary.boundary_cases[layer.name] += int(np.asarray(a.boundary_case).sum())
+            if ctx.service_area:
+                inside = ctx.index.contains(ctx.service_area, frame["lon"].to_numpy(),
+                                            frame["lat"].to_numpy())
+                outside = located & ~np.asarray(inside, dtype=bool)
+                frame["outside_service_area"] = outside
+                summary.outside_service_area += int(outside.sum())
+        result = store.add_many(frame.drop(columns=["line", "service_name", "group"]),
+                                districts)
+        summary.stored += result.stored
+        summary.updated += result.updated
+        summary.unchanged += result.unchanged
+        if progress is not None:
+            progress(len(raw))
+    summary.rejected.sort()
+    summary.seconds = time.perf_counter() - started
+    LOGGER.info("imported %s: %s stored, %s updated, %s rejected", path, summary.stored,
+                summary.updated, len(summary.rejected))
+    store.audit("import", "file", path.name, {
+        "mapping": mapping.name, "rows_read": summary.rows_read, "stored": summary.stored,
+        "updated": summary.updated, "rejected": len(summary.rejected),
+    }, actor="import")
+    return summary
+
+
+def _services_in(frame: pd.DataFrame, mapping: Mapping) -> list[Service]:
+    firsts = frame.drop_duplicates("service_code")
+    out = []
+    for row in firsts.itertuples(index=False):
+        extra = mapping.services.get(row.service_name, {})
+        out.append(Service(
+            code=row.service_code, name=row.service_name,
+            group=extra.get("group", row.group or ""),
+        ))
+    return out

@@ -1,0 +1,123 @@
+"""Taking in a report: locate it, find its districts, check the service area, store it.
+
+``submit`` is the one path every live report takes (web form, Open311, tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from geo311.districts import DistrictIndex
+from geo311.errors import InvalidRequest, OutsideServiceArea
+from geo311.geocode import building_side
+from geo311.model import NewRequest, Placement, ServiceRequest
+from geo311.store.sql import SQLStore
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What intake needs besides the store: the district index and the service area.
+
+    Build it with ``Context.from_store``; rebuild when a layer is activated
+    (``key`` tells whether the active versions changed).
+    """
+
+    index: DistrictIndex
+    service_area: str | None
+    key: tuple[int, ...]
+
+    @classmethod
+    def from_store(
+        cls, store: SQLStore, *, service_area_layer: str = "", boundary_tolerance_m: float = 15.0
+    ) -> Context:
+        """Index every active layer of ``store``; pick the service-area layer.
+
+        The service area is ``service_area_layer`` if given, else the active layer
+        whose role is ``service_area``, else the first active layer loaded.
+        """
+        versions = store.layer_versions(active_only=True)
+        layers = store.active_district_layers()
+        index = DistrictIndex(layers, boundary_tolerance_m=boundary_tolerance_m)
+        names = [v.layer for v in versions]
+        area: str | None = None
+        if service_area_layer:
+            if service_area_layer not in names:
+                raise InvalidRequest(
+                    f"GEO311_SERVICE_AREA_LAYER was {service_area_layer!r} but the active "
+                    f"layers are {names}"
+                )
+            area = service_area_layer
+        else:
+            roles = [v.layer for v in versions if v.role == "service_area"]
+            area = (roles or names or [None])[0]
+        return cls(index=index, service_area=area, key=tuple(v.id for v in versions))
+
+
+def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
+    """Validate a lon/lat pair, saying what arrived when it is wrong."""
+    if lon is None or lat is None:
+        raise InvalidRequest(
+            "a location is required: give lat and long (address geocoding is not available yet)"
+        )
+    try:
+        lon_f, lat_f = float(lon), float(lat)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"lat {lat!r} and long {lon!r} are expected to be numbers") from exc
+    if not (math.isfinite(lon_f) and math.isfinite(lat_f)) or abs(lon_f) > 180 or abs(lat_f) > 90:
+        raise InvalidRequest(
+            f"lat {lat!r} and long {lon!r} are not a place on Earth "
+            "(lat must be within ±90 and long within ±180)"
+        )
+    return lon_f, lat_f
+
+
+def place(ctx: Context, lon: float, lat: float, address: str = "") -> Placement:
+    """Find the districts of one point, deciding edge cases from the side of the street."""
+    side = building_side([address])[0] if address else None
+    found = ctx.index.assign_one(lon, lat, side=None if side is None else (side[0], side[1]))
+    districts = {}
+    for layer in ctx.index.layers:
+        district_id, edge = found[layer.name]
+        districts[layer.version_id] = (district_id, edge)
+    outside = False
+    if ctx.service_area is not None:
+        outside = not bool(np.asarray(ctx.index.contains(ctx.service_area, [lon], [lat]))[0])
+    return Placement(lon=lon, lat=lat, geocode_match="reported", districts=districts,
+                     outside_service_area=outside)
+
+
+def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
+    """Take in one live report and store it; the one path every live report takes.
+
+    Raises ``InvalidRequest`` for a bad service or location and
+    ``OutsideServiceArea`` for a point outside the city; nothing is stored then.
+
+    Examples
+    --------
+    >>> submit(store, ctx, NewRequest("SCB", lon=-87.65, lat=41.85))  # doctest: +SKIP
+    """
+    store.service(new.service_code) if new.service_code else _no_service()
+    if len(new.description) > 4000:
+        raise InvalidRequest(
+            f"description has {len(new.description)} characters but at most 4000 are allowed"
+        )
+    lon, lat = check_location(new.lon, new.lat)
+    placement = place(ctx, lon, lat, new.address)
+    if placement.outside_service_area:
+        raise OutsideServiceArea(
+            f"the location lat {lat}, long {lon} is outside the service area "
+            f"(layer {ctx.service_area!r})"
+        )
+    stored = store.add(new, placement)
+    LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
+    return stored
+
+
+def _no_service() -> None:
+    raise InvalidRequest("service_code is required")

@@ -1,0 +1,134 @@
+"""Domain values: services, new and stored requests, reporters.
+
+Public fields and personal data are kept in different types so that a public
+view can never carry a reporter by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+OPEN = "open"
+CLOSED = "closed"
+STATUSES = (OPEN, CLOSED)
+
+
+@dataclass(frozen=True)
+class Service:
+    """An entry of the service catalogue."""
+
+    code: str
+    name: str
+    group: str = ""
+    description: str = ""
+    keywords: str = ""
+    sla_days: float | None = None
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Personal data of the person who reported; never shown publicly."""
+
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    device_id: str = ""
+    account_id: str = ""
+
+    def is_empty(self) -> bool:
+        """True when nothing personal was given (an anonymous report)."""
+        return not any(
+            (self.first_name, self.last_name, self.email, self.phone, self.device_id,
+             self.account_id)
+        )
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A report as it arrives, before geocoding, districts and storage."""
+
+    service_code: str
+    lon: float | None = None
+    lat: float | None = None
+    address: str = ""
+    description: str = ""
+    requested_datetime: datetime | None = None
+    reporter: Reporter = field(default_factory=Reporter)
+    media_url: str = ""
+    external_id: str | None = None
+    source: str = "web"
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    """A stored request as the public may see it (no personal data)."""
+
+    id: int
+    external_id: str | None
+    service_code: str
+    service_name: str
+    status: str
+    status_notes: str
+    description: str
+    address: str
+    lon: float | None
+    lat: float | None
+    requested_datetime: datetime
+    updated_datetime: datetime
+    closed_datetime: datetime | None
+    expected_datetime: datetime | None
+    geocode_match: str
+    duplicate_of: int | None
+    reporter_count: int
+    outside_service_area: bool
+    media_url: str = ""
+    districts: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def service_request_id(self) -> str:
+        """The tracking number residents quote: the request id as text."""
+        return str(self.id)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a request landed: its point, how it was found, and its districts.
+
+    ``districts`` maps a layer version id to ``(district_id, boundary_case)``.
+    """
+
+    lon: float | None
+    lat: float | None
+    geocode_match: str = "none"
+    districts: dict[int, tuple[str | None, bool]] = field(default_factory=dict)
+    outside_service_area: bool = False
+
+
+@dataclass(frozen=True)
+class LayerVersion:
+    """One load of a boundary layer."""
+
+    id: int
+    layer: str
+    title: str
+    role: str
+    version: int
+    status: str
+    source_file: str
+    source_crs: str
+    checksum: str
+    feature_count: int
+    loaded_by: str
+    loaded_at: datetime
+    report: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk write did."""
+
+    stored: int = 0
+    updated: int = 0
+    unchanged: int = 0

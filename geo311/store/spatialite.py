@@ -1,0 +1,92 @@
+"""SpatiaLite: the embedded default store, a single file with no server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, select, text
+from sqlalchemy.sql.elements import ColumnElement
+
+from geo311.store import tables as t
+from geo311.store.sql import SQLStore
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class SpatiaLiteStore(SQLStore):
+    """Requests in a SQLite file with the SpatiaLite extension."""
+
+    dialect = "spatialite"
+    _version_sql = "SELECT spatialite_version()"
+
+    def _within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
+        minx, miny, maxx, maxy = box
+        # SpatiaLite does not use its R*Tree on its own: ask the index table directly.
+        index = text(
+            "SELECT pkid FROM idx_service_requests_geom "
+            "WHERE xmin <= :maxx AND xmax >= :minx AND ymin <= :maxy AND ymax >= :miny"
+        ).bindparams(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
+        return t.service_requests.c.id.in_(index.columns(pkid=t.service_requests.c.id.type))
+
+    def _bulk_insert_requests(self, conn: Connection, frame: pd.DataFrame) -> np.ndarray:
+        # SQLite serialises writers, so the next ids are ours for this transaction.
+        first = (conn.execute(select(t.service_requests.c.id).order_by(
+            t.service_requests.c.id.desc()).limit(1)).scalar() or 0) + 1
+        n = len(frame)
+        ids = np.arange(first, first + n, dtype=np.int64)
+        lon, lat = frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
+        located = ~(np.isnan(lon) | np.isnan(lat))
+        columns = {
+            "id": ids.tolist(),
+            "external_id": _nullable(frame["external_id"]),
+            "external_parent_id": _nullable(frame["external_parent_id"]),
+            **{c: frame[c].astype(str).tolist() for c in (
+                "source", "service_code", "status", "status_notes", "description", "address",
+                "zipcode", "geocode_match")},
+            "outside_service_area": frame["outside_service_area"].astype(bool).astype(int).tolist(),
+            **{c: _sqlite_times(frame[c]) for c in (
+                "requested_datetime", "updated_datetime", "closed_datetime")},
+            "lon": np.where(located, lon, 0.0).tolist(),
+            "lat": np.where(located, lat, 0.0).tolist(),
+            "located": located.astype(int).tolist(),
+        }
+        names = list(columns)
+        rows = list(zip(*columns.values(), strict=True))
+        sql = (
+            "INSERT INTO service_requests (id, external_id, external_parent_id, source, "
+            "service_code, status, status_notes, description, address, zipcode, geocode_match, "
+            "outside_service_area, requested_datetime, updated_datetime, closed_datetime, "
+            "media_url, reporter_count, geom) VALUES (" + ", ".join("?" * 15)
+            + ", '', 1, CASE WHEN ? THEN MakePoint(?, ?, 4326) END)"
+        )
+        order = names[:15] + ["located", "lon", "lat"]
+        pick = [names.index(c) for c in order]
+        raw = conn.connection.dbapi_connection
+        cur = raw.cursor()  # type: ignore[union-attr]
+        cur.executemany(sql, ([row[i] for i in pick] for row in rows))
+        cur.close()
+        return ids
+
+    def _bulk_insert_districts(self, conn: Connection, rows: pd.DataFrame) -> None:
+        raw = conn.connection.dbapi_connection
+        cur = raw.cursor()  # type: ignore[union-attr]
+        cur.executemany(
+            "INSERT INTO request_districts (request_id, layer_version_id, district_id, "
+            "boundary_case) VALUES (?, ?, ?, ?)",
+            zip(rows["request_id"].astype(int).tolist(),
+                rows["layer_version_id"].astype(int).tolist(),
+                _nullable(rows["district_id"]),
+                rows["boundary_case"].astype(bool).astype(int).tolist(), strict=True),
+        )
+        cur.close()
+
+
+def _nullable(values: pd.Series) -> list[object]:
+    return [None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
+            for v in values.tolist()]
+
+
+def _sqlite_times(values: pd.Series) -> list[str | None]:
+    times = pd.to_datetime(values, utc=True)
+    text_values = times.dt.strftime(_SQLITE_TIME)
+    return [None if pd.isna(v) else v for v in text_values.tolist()]

@@ -1,0 +1,192 @@
+"""The database schema, shared by SpatiaLite and PostGIS.
+
+Personal data sits in ``reporters`` only; public queries never join it.
+All times are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on both backends."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} reached the store")
+        value = value.astimezone(UTC)
+        if getattr(dialect, "name", "") == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+schema_info = Table(
+    "schema_info",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+services = Table(
+    "services",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("group", String(100), nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("keywords", Text, nullable=False, default=""),
+    Column("sla_days", Float),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+service_requests = Table(
+    "service_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("external_id", String(64), unique=True),
+    Column("external_parent_id", String(64)),
+    Column("source", String(100), nullable=False, default="web"),
+    Column("service_code", String(64), ForeignKey("services.code"), nullable=False),
+    Column("status", String(20), nullable=False, default="open"),
+    Column("status_notes", Text, nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("address", Text, nullable=False, default=""),
+    Column("zipcode", String(10), nullable=False, default=""),
+    Column("media_url", Text, nullable=False, default=""),
+    Column("geocode_match", String(20), nullable=False, default="none"),
+    Column("outside_service_area", Boolean, nullable=False, default=False),
+    Column("requested_datetime", UTCDateTime, nullable=False),
+    Column("updated_datetime", UTCDateTime, nullable=False),
+    Column("closed_datetime", UTCDateTime),
+    Column("expected_datetime", UTCDateTime),
+    Column("duplicate_of", Integer, ForeignKey("service_requests.id")),
+    Column("reporter_count", Integer, nullable=False, default=1),
+    Column("geom", Geometry("POINT", srid=4326, spatial_index=True)),
+    Index("ix_requests_service_requested", "service_code", "requested_datetime"),
+    Index("ix_requests_status", "status"),
+    Index("ix_requests_duplicate_of", "duplicate_of"),
+)
+
+reporters = Table(
+    "reporters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
+        nullable=False, index=True,
+    ),
+    Column("first_name", String(100), nullable=False, default=""),
+    Column("last_name", String(100), nullable=False, default=""),
+    Column("email", String(254), nullable=False, default=""),
+    Column("phone", String(40), nullable=False, default=""),
+    Column("device_id", String(200), nullable=False, default=""),
+    Column("account_id", String(200), nullable=False, default=""),
+    Column("created", UTCDateTime, nullable=False),
+)
+
+layers = Table(
+    "layers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("title", String(200), nullable=False, default=""),
+    Column("role", String(20), nullable=False, default="district"),
+    Column("description", Text, nullable=False, default=""),
+)
+
+layer_versions = Table(
+    "layer_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("layer_id", Integer, ForeignKey("layers.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(20), nullable=False, default="inactive"),
+    Column("source_file", Text, nullable=False, default=""),
+    Column("source_crs", String(200), nullable=False, default=""),
+    Column("checksum", String(64), nullable=False, default=""),
+    Column("id_field", String(100), nullable=False, default=""),
+    Column("name_field", String(100), nullable=False, default=""),
+    Column("feature_count", Integer, nullable=False, default=0),
+    Column("report", Text, nullable=False, default="{}"),
+    Column("loaded_by", String(100), nullable=False, default=""),
+    Column("loaded_at", UTCDateTime, nullable=False),
+    Column("activated_at", UTCDateTime),
+    UniqueConstraint("layer_id", "version", name="uq_layer_version"),
+)
+
+districts = Table(
+    "districts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "layer_version_id", Integer, ForeignKey("layer_versions.id", ondelete="CASCADE"),
+        nullable=False, index=True,
+    ),
+    Column("district_id", String(100), nullable=False),
+    Column("name", Text),
+    Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False),
+    UniqueConstraint("layer_version_id", "district_id", name="uq_district_in_version"),
+)
+
+request_districts = Table(
+    "request_districts",
+    metadata,
+    Column(
+        "request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "layer_version_id", Integer, ForeignKey("layer_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("district_id", String(100)),
+    Column("boundary_case", Boolean, nullable=False, default=False),
+    Index("ix_request_districts_version_district", "layer_version_id", "district_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(100), nullable=False, default="system"),
+    Column("action", String(60), nullable=False),
+    Column("entity", String(40), nullable=False),
+    Column("entity_id", String(100), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default="{}"),
+    Index("ix_audit_entity", "entity", "entity_id"),
+)

@@ -1,0 +1,109 @@
+"""Fixtures: real SpatiaLite and PostGIS stores, the Flask app, client and runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from geo311.config import PROJECT_ROOT, Settings
+from geo311.store import open_store
+from geo311.store import tables as t
+
+BACKENDS = ("spatialite", "postgis")
+SHAPEFILES = PROJECT_ROOT / "shapefiles"
+SAMPLES = SHAPEFILES / "requests"
+LEGACY_CSV = SAMPLES / "chicago_311_sanitation_code_complaints_2011_2013.csv.gz"
+SAMPLE_2021_CSV = SAMPLES / "chicago_311_all_types_2021-01-01_to_02_sample.csv.gz"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-all-backends", action="store_true",
+        help="fail (instead of skip) when SpatiaLite or PostGIS is not available",
+    )
+
+
+def _unavailable(request: pytest.FixtureRequest, why: str) -> None:
+    if request.config.getoption("--require-all-backends"):
+        pytest.fail(f"backend required but unavailable: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def spatialite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SpatiaLite file with the schema, copied for each test (initialising is slow)."""
+    path = tmp_path_factory.mktemp("template") / "geo311.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    store.init_schema()
+    store.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgis_url(request: pytest.FixtureRequest) -> str:
+    """The PostGIS test database, schema created afresh once per session."""
+    url = os.environ.get("GEO311_TEST_POSTGIS_URL", "")
+    if not url:
+        _unavailable(request, "GEO311_TEST_POSTGIS_URL is not set")
+    store = open_store(url)
+    try:
+        store.ping()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means unavailable
+        store.dispose()
+        _unavailable(request, f"PostGIS at {url} is unreachable: {exc}")
+    with store.engine.begin() as conn:
+        store._prepare_schema(conn)
+    t.metadata.drop_all(store.engine)
+    store.init_schema()
+    store.dispose()
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each backend, empty of data."""
+    if request.param == "spatialite":
+        template = request.getfixturevalue("spatialite_template")
+        path = tmp_path / "geo311.sqlite"
+        shutil.copy(template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgis_url")
+    store = open_store(url)
+    store.truncate_all()
+    store.dispose()
+    return url
+
+
+@pytest.fixture
+def store(backend_url: str):
+    store = open_store(backend_url)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def settings(backend_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=backend_url, instance_path=tmp_path / "instance")
+
+
+@pytest.fixture
+def app(settings: Settings):
+    from web import create_app
+
+    app = create_app(settings)
+    app.config.update(TESTING=True)
+    yield app
+    app.extensions["geo311"].store.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -1,0 +1,62 @@
+"""The Flask map server: adapts the geo311 core to HTTP, pages and maps."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from geo311.config import Settings
+from geo311.intake import Context
+from geo311.store import open_store
+from geo311.store.sql import SQLStore
+
+
+class Geo311:
+    """Per-app state: settings, the one store (engine) and the district context."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: SQLStore = open_store(settings.resolved_database_url)
+        self._context: Context | None = None
+        self._lock = threading.Lock()
+
+    def context(self) -> Context:
+        """The intake context, rebuilt when the active layer versions change."""
+        key = tuple(v.id for v in self.store.layer_versions(active_only=True))
+        with self._lock:
+            if self._context is None or self._context.key != key:
+                self._context = Context.from_store(
+                    self.store, service_area_layer=self.settings.service_area_layer,
+                    boundary_tolerance_m=self.settings.boundary_tolerance_m,
+                )
+            return self._context
+
+
+def state() -> Geo311:
+    """The geo311 state of the current app."""
+    return current_app.extensions["geo311"]  # type: ignore[no-any-return]
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app; settings come from ``GEO311_*`` variables unless given."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_prefixed_env("GEO311")
+    if settings is None:
+        settings = Settings.from_env(instance_path=Path(app.instance_path))
+    app.config["SECRET_KEY"] = settings.secret_key
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.extensions["geo311"] = Geo311(settings)
+
+    from web import errors, pages
+
+    errors.register(app)
+    app.register_blueprint(pages.bp)
+
+    @app.teardown_appcontext
+    def _noop(_exc: Any) -> None:
+        return None
+
+    return app

@@ -1,0 +1,200 @@
+"""The ``geo311`` command: each command is a few lines calling one core function."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+from flask.cli import FlaskGroup
+from tqdm import tqdm
+
+from geo311.config import PROJECT_ROOT
+from geo311.errors import Geo311Error
+from geo311.export import LAYER_FORMATS, REQUEST_FORMATS, export_layer, export_requests
+from geo311.imports import GEOCODE_MODES, import_file, read_mapping
+from geo311.layerdefs import read_layer_definitions
+from geo311.layers import describe_layer, load_definitions, load_layer
+from web import create_app, state
+
+#: The shipped request samples the demo imports, with their mapping.
+DEMO_IMPORTS = (
+    ("shapefiles/requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz",
+     "chicago-311-legacy"),
+    ("shapefiles/requests/chicago_311_all_types_2021-01-01_to_02_sample.csv.gz", "chicago-311"),
+)
+
+
+class _Geo311Group(FlaskGroup):
+    """Turns core errors into clean command-line errors."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Geo311Error as exc:
+            raise click.ClickException(exc.message) from exc
+
+
+@click.group(cls=_Geo311Group, create_app=create_app, add_version_option=False)
+@click.option("--verbose", "-v", is_flag=True, help="Log decisions (INFO).")
+def cli(verbose: bool) -> None:
+    """geo311: a GIS-centric 311 service (SpatiaLite by default, PostGIS in production)."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema."""
+    store = state().store
+    version = store.init_schema()
+    click.echo(f"schema version {version} ready at {store.engine.url.render_as_string()}")
+
+
+@cli.group()
+def layers() -> None:
+    """Boundary layers: load, list and show."""
+
+
+@layers.command("load")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", required=True, help="Layer name, e.g. wards_2023.")
+@click.option("--id-field", help="Field holding the district id (default: detected).")
+@click.option("--name-field", help="Field holding the district name.")
+@click.option("--crs", help="CRS of a file that declares none, e.g. EPSG:3435.")
+@click.option("--title", default="", help="Human title of the layer.")
+@click.option("--role", type=click.Choice(["district", "service_area"]), default="district")
+@click.option("--no-activate", is_flag=True, help="Store the version without using it.")
+@click.option("--force", is_flag=True, help="Activate even if some features were rejected.")
+def layers_load(path: Path, name: str, id_field: str | None, name_field: str | None,
+                crs: str | None, title: str, role: str, no_activate: bool, force: bool) -> None:
+    """Load a boundary file (shapefile folder/.shp/.zip, GeoJSON, GeoPackage, KML)."""
+    s = state()
+    s.store.init_schema()
+    result = load_layer(
+        s.store, path, name=name, title=title, role=role, id_field=id_field,
+        name_field=name_field, crs=crs, activate=not no_activate, force=force,
+        loaded_by="cli", max_unzipped_bytes=s.settings.max_unzipped_bytes,
+        boundary_tolerance_m=s.settings.boundary_tolerance_m,
+    )
+    v, report = result.version, result.report
+    click.echo(f"loaded {v.layer} version {v.version}: {v.feature_count} districts "
+               f"from {v.source_file} ({v.source_crs})")
+    for p in report.problems:
+        click.echo(f"  feature {p.feature} ({p.district_id}): {p.problem} -> {p.action}")
+    click.echo(f"  overlaps {report.overlap_count} ({report.overlap_area_m2:,.0f} m²), "
+               f"gaps {report.gap_count} ({report.gap_area_m2:,.0f} m²)")
+    if result.activated:
+        click.echo(f"  active; {result.reassigned} stored requests assigned")
+    elif not report.valid and not no_activate:
+        click.echo("  NOT activated: some features were rejected (fix the file or use --force)")
+    else:
+        click.echo("  stored inactive")
+
+
+@layers.command("list")
+def layers_list() -> None:
+    """List layers and their versions."""
+    for v in state().store.layer_versions():
+        click.echo(f"{v.layer:<24} v{v.version:<3} {v.status:<9} {v.role:<13} "
+                   f"{v.feature_count:>4} districts  {v.source_file}")
+
+
+@layers.command("show")
+@click.argument("name")
+@click.option("--version", "version", type=int, help="Version (default: active).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def layers_show(name: str, version: int | None, as_json: bool) -> None:
+    """Show a layer: features, extent, source CRS, validity, gaps and overlaps."""
+    info = describe_layer(state().store, name, version)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        if key != "problems":
+            click.echo(f"{key:<18} {value}")
+    for p in info["problems"]:
+        click.echo(f"problem            feature {p['feature']} ({p['district_id']}): "
+                   f"{p['problem']} -> {p['action']}")
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", "mapping_name", required=True,
+              help="Shipped mapping name (chicago-311-legacy, chicago-311) or a TOML file.")
+@click.option("--geocode", type=click.Choice(GEOCODE_MODES), default="never", show_default=True)
+@click.option("--dedup/--no-dedup", default=False, show_default=True)
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write rejected lines and reasons to this CSV.")
+def import_cmd(path: Path, mapping_name: str, geocode: str, dedup: bool,
+               rejects: Path | None) -> None:
+    """Import requests exported by a legacy CRM."""
+    s = state()
+    s.store.init_schema()
+    mapping = read_mapping(mapping_name)
+    with tqdm(desc=path.name, unit=" rows", disable=None) as bar:
+        summary = import_file(s.store, s.context(), path, mapping, geocode=geocode,
+                              dedup=dedup, progress=bar.update)
+    for line in summary.lines():
+        click.echo(line)
+    if rejects is not None:
+        with open(rejects, "w", encoding="utf-8") as fh:
+            fh.write("line,reason\n")
+            for line_no, reason in summary.rejected:
+                fh.write(f'{line_no},"{reason.replace(chr(34), chr(34) * 2)}"\n')
+
+
+@cli.group("export")
+def export() -> None:
+    """Export requests or layers as files."""
+
+
+@export.command("requests")
+@click.option("--format", "fmt", type=click.Choice(REQUEST_FORMATS), default="csv")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--include-private", is_flag=True,
+              help="Add reporters' personal data (staff only).")
+def export_requests_cmd(fmt: str, output: Path, include_private: bool) -> None:
+    """Export every request, one row each, with its district per active layer."""
+    n = export_requests(state().store, output, fmt, include_private=include_private)
+    click.echo(f"wrote {n} requests to {output}")
+
+
+@export.command("layer")
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(LAYER_FORMATS), default="shp")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--version", "version", type=int, help="Version (default: active).")
+def export_layer_cmd(name: str, fmt: str, output: Path, version: int | None) -> None:
+    """Export a boundary layer (shp is written as a .zip)."""
+    n = export_layer(state().store, name, output, fmt, version=version)
+    click.echo(f"wrote {n} districts of {name} to {output}")
+
+
+@cli.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Prepare the data and stop.")
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Set up the database, load the shipped layers and requests, and serve."""
+    s = state()
+    s.store.init_schema()
+    click.echo(f"database: {s.store.engine.url.render_as_string()}")
+    definitions = read_layer_definitions(s.settings.layers_path, PROJECT_ROOT)
+    for d, result in load_definitions(s.store, definitions, loaded_by="demo",
+                                      boundary_tolerance_m=s.settings.boundary_tolerance_m):
+        state_text = ("already loaded" if result is None else
+                      f"version {result.version.version}, "
+                      f"{'active' if result.activated else 'inactive'}")
+        click.echo(f"layer {d.name}: {state_text}")
+    for rel, mapping in DEMO_IMPORTS:
+        summary = import_file(s.store, s.context(), PROJECT_ROOT / rel, read_mapping(mapping))
+        click.echo(summary.lines()[0])
+        click.echo("  " + summary.lines()[1])
+    if no_serve:
+        return
+    from flask import current_app
+
+    click.echo(f"serving on http://{host}:{port}/")
+    current_app.run(host=host, port=port, debug=False, use_reloader=False)
