@@ -107,3 +107,41 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+def load_shipped(store, *names: str) -> None:
+    """Load shipped layers by name, as their TOML definitions say."""
+    from geo311.layerdefs import read_layer_definitions
+    from geo311.layers import load_layer
+
+    defs = {d.name: d for d in read_layer_definitions(PROJECT_ROOT / "layers", PROJECT_ROOT)}
+    for name in names:
+        d = defs[name]
+        load_layer(store, d.source, name=d.name, title=d.title, role=d.role,
+                   id_field=d.id_field, name_field=d.name_field, crs=d.crs, activate=True)
+
+
+@pytest.fixture
+def layered_store(store):
+    """A store with community areas (the service area) and wards 2015-2023 active."""
+    load_shipped(store, "community_areas", "wards_2015_2023")
+    return store
+
+
+@pytest.fixture
+def ctx(layered_store):
+    from geo311.intake import Context
+
+    return Context.from_store(layered_store)
+
+
+def csv_head(src: Path, dest: Path, rows: int) -> Path:
+    """The header and first ``rows`` data lines of a (gzipped) CSV."""
+    import gzip
+
+    with gzip.open(src, "rt", encoding="utf-8") as fh, open(dest, "w", encoding="utf-8") as out:
+        for i, line in enumerate(fh):
+            if i > rows:
+                break
+            out.write(line)
+    return dest

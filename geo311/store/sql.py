@@ -19,6 +19,7 @@ from geoalchemy2.shape import from_shape, to_shape
 from sqlalchemy import (
     Connection,
     Engine,
+    MetaData,
     and_,
     delete,
     func,
@@ -121,7 +122,11 @@ class SQLStore:
         """Create missing tables and indexes; return the schema version."""
         with self.engine.begin() as conn:
             self._prepare_schema(conn)
-        t.metadata.create_all(self.engine)
+        # A copy: GeoAlchemy2's SQLite DDL hooks edit the metadata they create from.
+        copy = MetaData()
+        for table in t.metadata.sorted_tables:
+            table.to_metadata(copy)
+        copy.create_all(self.engine)
         with self.engine.begin() as conn:
             found = conn.execute(
                 select(t.schema_info.c.value).where(t.schema_info.c.key == "version")
