@@ -16,12 +16,11 @@ from geo311.boundaries import LayerReport, checksum, read_layer
 from geo311.districts import DistrictIndex, DistrictLayer
 from geo311.errors import InvalidRequest
 from geo311.geocode import building_side
-from geo311.layerdefs import LayerDefinition
+from geo311.layerdefs import ROLES, LayerDefinition
 from geo311.model import OPEN, LayerVersion
 from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)
-ROLES = ("district", "service_area")
 
 
 @dataclass(frozen=True)
