@@ -277,7 +277,7 @@ def _parse_number(rows: _Rows, fld: str, column: str) -> np.ndarray:
         ((values != "") & numbers.isna()).to_numpy(),
         lambda i: f"{column} {values.iat[i]!r} is not a number",
     )
-    return numbers.to_numpy(dtype=float)
+    return numbers.to_numpy(dtype=float, copy=True)
 
 
 def prepare_chunk(

@@ -591,8 +591,8 @@ class SQLStore:
             sr.id.label("service_request_id"), sr.external_id, sr.service_code,
             sv.name.label("service_name"), sr.status, sr.status_notes, sr.description,
             sr.requested_datetime, sr.updated_datetime, sr.closed_datetime,
-            sr.expected_datetime, sr.address, func.ST_X(sr.geom).label("long"),
-            func.ST_Y(sr.geom).label("lat"), sr.geocode_match, sr.outside_service_area,
+            sr.expected_datetime, sr.address, func.ST_Y(sr.geom).label("lat"),
+            func.ST_X(sr.geom).label("long"), sr.geocode_match, sr.outside_service_area,
             sr.duplicate_of, sr.reporter_count,
         ]
         layer_names = [lv.layer for lv in self.layer_versions(active_only=True)]

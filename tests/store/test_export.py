@@ -1,0 +1,88 @@
+"""Exports: one row per request, a district column per active layer, no personal data."""
+
+import zipfile
+
+import pandas as pd
+import pyogrio
+import pytest
+
+from geo311.boundaries import read_layer
+from geo311.errors import InvalidRequest, NotFound
+from geo311.export import export_layer, export_requests
+from geo311.intake import submit
+from geo311.model import NewRequest, Reporter
+
+REQUIRED = ["service_request_id", "external_id", "service_code", "service_name", "status",
+            "requested_datetime", "closed_datetime", "address", "lat", "long",
+            "geocode_match", "duplicate_of"]
+SECRETS = ("Zed", "Quill", "zed@example.org", "773-555-0199", "device-42", "acct-42")
+
+
+@pytest.fixture
+def seeded(layered_store, ctx):
+    from geo311.model import Service
+
+    layered_store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation")])
+    for i in range(3):
+        submit(layered_store, ctx, NewRequest(
+            "SCB", lon=-87.6298, lat=41.8781 + i * 0.01, address=f"{100 + i} W MADISON ST",
+            description="bags in the alley",
+            reporter=Reporter("Zed", "Quill", "zed@example.org", "773-555-0199", "device-42",
+                              "acct-42")))
+    return layered_store
+
+
+def test_csv_has_contract_columns_and_no_personal_data(seeded, tmp_path):
+    out = tmp_path / "requests.csv"
+    assert export_requests(seeded, out, "csv") == 3
+    text = out.read_text()
+    for secret in SECRETS:
+        assert secret not in text
+    frame = pd.read_csv(out, dtype=str)
+    assert REQUIRED == [c for c in frame.columns if c in REQUIRED]
+    assert {"district_community_areas", "district_wards_2015_2023"} <= set(frame.columns)
+    assert frame["district_community_areas"].tolist() == ["32", "8", "8"]
+    assert frame["requested_datetime"].str.endswith("Z").all()
+
+
+def test_private_export_carries_reporters(seeded, tmp_path):
+    out = tmp_path / "private.csv"
+    export_requests(seeded, out, "csv", include_private=True)
+    frame = pd.read_csv(out, dtype=str)
+    assert (frame["reporter_email"] == "zed@example.org").all()
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg"])
+def test_spatial_formats_read_back(seeded, tmp_path, fmt):
+    out = tmp_path / f"requests.{fmt}"
+    export_requests(seeded, out, fmt)
+    back = pyogrio.read_dataframe(out)
+    assert len(back) == 3
+    assert back.crs.to_epsg() == 4326
+    assert back.geometry.y.round(4).tolist() == [41.8781, 41.8881, 41.8981]
+    assert not {"reporter_email", "reporter_first_name", "reporter_phone"} & set(back.columns)
+    assert "zed@example.org" not in back.to_string()
+
+
+def test_empty_export_is_an_error_and_writes_nothing(store, tmp_path):
+    out = tmp_path / "none.csv"
+    with pytest.raises(InvalidRequest, match="no requests"):
+        export_requests(store, out, "csv")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", ["shp", "geojson", "gpkg"])
+def test_layer_export_round_trips(layered_store, tmp_path, fmt):
+    out = tmp_path / f"wards.{'zip' if fmt == 'shp' else fmt}"
+    n = export_layer(layered_store, "wards_2015_2023", out, fmt)
+    assert n == 50
+    if fmt == "shp":
+        assert {".shp", ".shx", ".dbf", ".prj"} <= {
+            "." + name.rsplit(".", 1)[1] for name in zipfile.ZipFile(out).namelist()}
+    back = read_layer(out, id_field="district" if fmt == "shp" else "district_id")
+    assert sorted(back.features["district_id"], key=int) == [str(i) for i in range(1, 51)]
+
+
+def test_unknown_layer_export(layered_store, tmp_path):
+    with pytest.raises(NotFound, match="nope"):
+        export_layer(layered_store, "nope", tmp_path / "x.gpkg", "gpkg")

@@ -1,0 +1,74 @@
+"""The geo311 command, driven through Click's runner against real databases."""
+
+import zipfile
+
+import pandas as pd
+
+from tests.conftest import SAMPLE_2021_CSV, SHAPEFILES
+from web.cli import cli
+
+
+def run(runner, *args):
+    result = runner.invoke(cli, list(map(str, args)))
+    return result
+
+
+def test_init_db_and_layers(runner):
+    assert "schema version 1 ready" in run(runner, "init-db").output
+    out = run(runner, "layers", "load", SHAPEFILES / "community_areas", "--name",
+              "community_areas", "--id-field", "area_numbe", "--name-field", "community",
+              "--role", "service_area")
+    assert out.exit_code == 0, out.output
+    assert "loaded community_areas version 1: 77 districts" in out.output
+    listing = run(runner, "layers", "list").output
+    assert "community_areas" in listing and "active" in listing
+    shown = run(runner, "layers", "show", "community_areas").output
+    assert "feature_count      77" in shown and "EPSG:4326" in shown
+
+
+def test_layer_load_errors_are_clean(runner, tmp_path):
+    broken = tmp_path / "wards.zip"
+    with zipfile.ZipFile(broken, "w") as zf:
+        for part in ("shp", "shx", "prj"):
+            zf.write(SHAPEFILES / "wards_2023" / f"wards_2023.{part}", f"wards_2023.{part}")
+    out = run(runner, "layers", "load", broken, "--name", "wards")
+    assert out.exit_code == 1
+    assert "Error:" in out.output and ".dbf" in out.output
+    assert "Traceback" not in out.output
+
+
+def test_import_export_round_trip(runner, tmp_path):
+    run(runner, "layers", "load", SHAPEFILES / "community_areas", "--name", "community_areas",
+        "--id-field", "area_numbe", "--role", "service_area")
+    out = run(runner, "import", SAMPLE_2021_CSV, "--mapping", "chicago-311", "--dedup",
+              "--geocode", "missing")
+    assert out.exit_code == 0, out.output
+    assert "stored 5000, updated 0, unchanged 0, rejected 0" in out.output
+    assert "duplicate merging is not available yet" in out.output
+    assert "address geocoding is not available yet" in out.output
+    dest = tmp_path / "out.csv"
+    out = run(runner, "export", "requests", "--format", "csv", "--output", dest)
+    assert "wrote 5000 requests" in out.output
+    frame = pd.read_csv(dest, dtype=str)
+    assert frame["external_id"].str.startswith("SR21-").all()
+    assert "district_community_areas" in frame.columns
+    layer = run(runner, "export", "layer", "community_areas", "--format", "shp", "--output",
+                tmp_path / "ca.zip")
+    assert layer.exit_code == 0 and (tmp_path / "ca.zip").stat().st_size > 100_000
+
+
+def test_import_with_unknown_mapping_fails_cleanly(runner):
+    out = run(runner, "import", SAMPLE_2021_CSV, "--mapping", "nowhere")
+    assert out.exit_code == 1 and "nowhere" in out.output
+
+
+def test_demo_prepares_everything(runner, app):
+    """The README's first command, without serving."""
+    out = run(runner, "demo", "--no-serve")
+    assert out.exit_code == 0, out.output
+    store = app.extensions["geo311"].store
+    assert {v.layer for v in store.layer_versions(active_only=True)} == {
+        "community_areas", "wards_2015_2023", "police_districts_2012"}
+    assert store.count() > 60_000
+    again = run(runner, "demo", "--no-serve")
+    assert "already loaded" in again.output and "stored 0," in again.output

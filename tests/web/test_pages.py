@@ -1,0 +1,76 @@
+"""Pages and public JSON through the Flask test client, on both backends."""
+
+import pytest
+
+from geo311.intake import submit
+from geo311.model import NewRequest, Reporter, Service
+
+XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+
+
+@pytest.fixture
+def seeded(app):
+    from tests.conftest import load_shipped
+
+    store = app.extensions["geo311"].store
+    load_shipped(store, "community_areas", "wards_2015_2023")
+    store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation")])
+    r = submit(store, app.extensions["geo311"].context(), NewRequest(
+        "SCB", -87.6321, 41.8837, address="121 N LA SALLE ST", description=XSS,
+        reporter=Reporter("Zed", "Quill", "zed@example.org", "773-555-0199", "dev-9", "a-9")))
+    return r
+
+
+def test_map_page_uses_only_local_assets(client, seeded):
+    page = client.get("/")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    assert "/static/vendor/leaflet/leaflet.js" in body
+    assert "cdn" not in body.lower() and "https://" not in body
+    assert 'id="drawn">1<' in body
+    assert "<script>window.__xss" not in body
+    assert "zed@example.org" not in body
+
+
+def test_tracking_page_escapes_and_hides_personal_data(client, seeded):
+    page = client.get(f"/requests/{seeded.id}")
+    body = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in body
+    assert "<script>window.__xss" not in body
+    for secret in ("Zed", "Quill", "zed@example.org", "773-555-0199", "dev-9"):
+        assert secret not in body
+    assert "community_areas" in body and ">32<" in body
+
+
+def test_public_json_has_no_personal_fields(client, seeded):
+    data = client.get(f"/api/requests/{seeded.id}").get_json()
+    assert data["service_request_id"] == str(seeded.id)
+    assert set(data["districts"]) == {"community_areas", "wards_2015_2023"}
+    assert not {"email", "first_name", "last_name", "phone", "device_id"} & set(data)
+    assert "zed@example.org" not in str(data)
+
+
+def test_missing_request_is_404_in_both_forms(client, seeded):
+    page = client.get("/requests/99999")
+    assert page.status_code == 404 and "99999 does not exist" in page.get_data(as_text=True)
+    api = client.get("/api/requests/99999")
+    assert api.status_code == 404
+    assert api.get_json() == [{"code": 404, "description": "service request 99999 does not exist"}]
+
+
+def test_bad_query_value_is_a_clear_400(client, seeded):
+    page = client.get("/?limit=lots")
+    assert page.status_code == 400
+    assert "limit was &#39;lots&#39;" in page.get_data(as_text=True)
+
+
+def test_health_reports_backend(client, app):
+    data = client.get("/healthz").get_json()
+    assert data["backend"] == app.extensions["geo311"].store.dialect
+    assert data["status"] == "ok"
+
+
+def test_layers_page_lists_versions(client, seeded):
+    body = client.get("/layers").get_data(as_text=True)
+    assert "wards_2015_2023" in body and "EPSG:4326" in body
