@@ -50,29 +50,41 @@ def add_districts(m: folium.Map, features: gpd.GeoDataFrame, layer_title: str) -
         style_function=lambda _f: {"color": "#3182bd", "weight": 1.2, "fillOpacity": 0.03},
         tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
     ).add_to(m)
+    minx, miny, maxx, maxy = features.total_bounds
+    m.fit_bounds([(miny, minx), (maxy, maxx)])
 
 
 def add_requests(m: folium.Map, requests: Sequence[ServiceRequest]) -> int:
-    """Requests as canvas circle markers with escaped popups; returns how many were drawn."""
-    group = folium.FeatureGroup(name="requests")
-    drawn = 0
+    """Requests as one GeoJSON layer of canvas circles; returns how many were drawn.
+
+    Popup text is escaped here and travels as data (JSON), never as script source.
+    """
+    features = []
     for r in requests:
         if r.lon is None or r.lat is None:
             continue
         popup = (
-            f"<b>#{r.id}</b> {html.escape(r.service_name)}<br>"
-            f"{html.escape(r.address)}<br>{html.escape(r.status)}"
-            f" — {r.requested_datetime:%Y-%m-%d}<br>{html.escape(r.description[:200])}"
-            f"<br><a href='/requests/{r.id}'>details</a>"
+            f"<b>#{r.id}</b> {html.escape(r.service_name)}<br>{html.escape(r.address)}<br>"
+            f"{html.escape(r.status)} — {r.requested_datetime:%Y-%m-%d}<br>"
+            f"{html.escape(r.description[:200])}<br><a href='/requests/{r.id}'>details</a>"
         )
-        folium.CircleMarker(
-            location=(r.lat, r.lon), radius=4, weight=1,
-            color=STATUS_COLOURS.get(r.status, "#000"), fill=True, fill_opacity=0.7,
-            popup=folium.Popup(popup, max_width=300),
-        ).add_to(group)
-        drawn += 1
-    group.add_to(m)
-    return drawn
+        features.append({
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+            "properties": {"id": r.id, "status": r.status, "popup": popup},
+        })
+    if features:
+        folium.GeoJson(
+            {"type": "FeatureCollection", "features": features},
+            name="requests",
+            marker=folium.CircleMarker(radius=4, weight=1, fill=True, fill_opacity=0.7),
+            style_function=lambda f: {
+                "color": STATUS_COLOURS.get(f["properties"]["status"], "#000"),
+                "fillColor": STATUS_COLOURS.get(f["properties"]["status"], "#000"),
+            },
+            popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
+        ).add_to(m)
+    return len(features)
 
 
 def map_parts(m: folium.Map) -> MapParts:

@@ -57,6 +57,10 @@ def _spatialite_engine(url: str) -> Any:
             "this Python's sqlite3 cannot load extensions, so SpatiaLite cannot run: "
             "install the 'pysqlite3-binary' package"
         )
+    # GDAL (bundled in pyogrio's wheel) must be loaded before mod_spatialite brings in
+    # the system's PROJ, GEOS and SQLite: the other order crashes the process at exit.
+    import pyogrio  # noqa: F401
+
     os.environ.setdefault("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
     path = make_url(url).database
     if path and path != ":memory:":
