@@ -60,7 +60,8 @@ def postgis_url() -> str:
         return url
     admin = open_store("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname='geo311_bench'")).scalar():
+        exists = "SELECT 1 FROM pg_database WHERE datname='geo311_bench'"
+        if not conn.execute(text(exists)).scalar():
             conn.execute(text("CREATE DATABASE geo311_bench"))
     admin.dispose()
     return "postgresql+psycopg://postgres@127.0.0.1:5432/geo311_bench"
@@ -108,7 +109,8 @@ def reference_copy(store, source: Path) -> float:
         conn.execute(text("CREATE TABLE copy_reference (id text, status text, created date, "
                           "address text, geom geometry(Point, 4326))"))
         raw = conn.connection.dbapi_connection
-        with raw.cursor() as cur, cur.copy("COPY copy_reference FROM STDIN WITH (FORMAT csv)") as cp:
+        copy_sql = "COPY copy_reference FROM STDIN WITH (FORMAT csv)"
+        with raw.cursor() as cur, cur.copy(copy_sql) as cp:
             cp.write(buf.getvalue())
         conn.execute(text("CREATE INDEX ON copy_reference USING gist (geom)"))
         conn.execute(text("DROP TABLE copy_reference"))

@@ -25,6 +25,13 @@ LAYER_FORMATS = ("shp", "geojson", "gpkg")
 _DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile"}
 
 
+def _partial(path: Path) -> Path:
+    """A sibling to write first, so a failed export never leaves a half file at ``path``."""
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    partial.unlink(missing_ok=True)
+    return partial
+
+
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
     if fmt not in allowed:
         raise InvalidRequest(f"format was {fmt!r} but is expected to be in {list(allowed)}")
@@ -44,8 +51,7 @@ def export_requests(
     _check_format(fmt, REQUEST_FORMATS)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.unlink(missing_ok=True)
+    tmp = _partial(path)
     written = 0
     for frame in store.export_frames(include_private=include_private):
         frame = _as_text_times(frame)
@@ -82,8 +88,7 @@ def export_layer(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt != "shp":
-        tmp = path.with_name(path.name + ".partial")
-        tmp.unlink(missing_ok=True)
+        tmp = _partial(path)
         pyogrio.write_dataframe(features, tmp, driver=_DRIVERS[fmt], layer=name)
         tmp.replace(path)
         return len(features)
@@ -92,7 +97,7 @@ def export_layer(
         pyogrio.write_dataframe(features.rename(columns={"district_id": "district"}), shp,
                                 driver="ESRI Shapefile", encoding="UTF-8")
         target = path if path.suffix == ".zip" else path.with_suffix(".zip")
-        tmp = target.with_name(target.name + ".partial")
+        tmp = _partial(target)
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             for part in sorted(Path(folder).iterdir()):
                 zf.write(part, part.name)

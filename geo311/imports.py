@@ -19,14 +19,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
+from geo311.districts import assign_by_address
 from geo311.errors import InvalidRequest
-from geo311.geocode import building_side
 from geo311.intake import Context
 from geo311.model import CLOSED, OPEN, Service
 from geo311.store.sql import SQLStore, now_utc
@@ -404,18 +403,15 @@ def import_file(
         located = ~np.isnan(frame["lon"].to_numpy())
         summary.without_location += int((~located).sum())
         if len(frame):
-            side = building_side(frame["address"].tolist())
-            assigned = ctx.index.assign(frame["lon"].to_numpy(), frame["lat"].to_numpy(),
-                                        side=side)
+            assigned = assign_by_address(ctx.index, frame["lon"].to_numpy(),
+                                         frame["lat"].to_numpy(), frame["address"].tolist())
             for layer in ctx.index.layers:
                 a = assigned[layer.name]
                 districts[layer.version_id] = (a.district_id, a.boundary_case)
                 summary.unassigned[layer.name] += int((pd.isna(a.district_id) & located).sum())
                 summary.boundary_cases[layer.name] += int(np.asarray(a.boundary_case).sum())
             if ctx.service_area:
-                inside = ctx.index.contains(ctx.service_area, frame["lon"].to_numpy(),
-                                            frame["lat"].to_numpy())
-                outside = located & ~np.asarray(inside, dtype=bool)
+                outside = located & pd.isna(assigned[ctx.service_area].district_id)
                 frame["outside_service_area"] = outside
                 summary.outside_service_area += int(outside.sum())
         result = store.add_many(frame.drop(columns=["line", "service_name", "group"]),

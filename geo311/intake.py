@@ -9,11 +9,8 @@ import logging
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-from geo311.districts import DistrictIndex
+from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, OutsideServiceArea
-from geo311.geocode import building_side
 from geo311.model import NewRequest, Placement, ServiceRequest
 from geo311.store.sql import SQLStore
 
@@ -79,15 +76,13 @@ def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
 
 def place(ctx: Context, lon: float, lat: float, address: str = "") -> Placement:
     """Find the districts of one point, deciding edge cases from the side of the street."""
-    side = building_side([address])[0] if address else None
-    found = ctx.index.assign_one(lon, lat, side=None if side is None else (side[0], side[1]))
-    districts = {}
-    for layer in ctx.index.layers:
-        district_id, edge = found[layer.name]
-        districts[layer.version_id] = (district_id, edge)
-    outside = False
-    if ctx.service_area is not None:
-        outside = not bool(np.asarray(ctx.index.contains(ctx.service_area, [lon], [lat]))[0])
+    found = assign_by_address(ctx.index, [lon], [lat], [address], threads=1)
+    districts = {
+        layer.version_id: (found[layer.name].district_id[0],
+                           bool(found[layer.name].boundary_case[0]))
+        for layer in ctx.index.layers
+    }
+    outside = ctx.service_area is not None and found[ctx.service_area].district_id[0] is None
     return Placement(lon=lon, lat=lat, geocode_match="reported", districts=districts,
                      outside_service_area=outside)
 
@@ -102,7 +97,9 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
     --------
     >>> submit(store, ctx, NewRequest("SCB", lon=-87.65, lat=41.85))  # doctest: +SKIP
     """
-    store.service(new.service_code) if new.service_code else _no_service()
+    if not new.service_code:
+        raise InvalidRequest("service_code is required")
+    store.service(new.service_code)
     if len(new.description) > 4000:
         raise InvalidRequest(
             f"description has {len(new.description)} characters but at most 4000 are allowed"
@@ -117,7 +114,3 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
     stored = store.add(new, placement)
     LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
     return stored
-
-
-def _no_service() -> None:
-    raise InvalidRequest("service_code is required")

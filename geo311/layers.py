@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from geo311.boundaries import LayerReport, checksum, read_layer
-from geo311.districts import DistrictIndex, DistrictLayer
+from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
 from geo311.errors import InvalidRequest
-from geo311.geocode import building_side
 from geo311.layerdefs import ROLES, LayerDefinition
 from geo311.model import OPEN, LayerVersion
 from geo311.store.sql import SQLStore
@@ -90,8 +89,8 @@ def activate_version(
         covered = store.requests_assigned_to([v.id for v in earlier])
         keep = (points["status"] == OPEN) | ~points["id"].isin(covered)
         points = points[keep.to_numpy()]
-    assigned = index.assign(points["lon"].to_numpy(), points["lat"].to_numpy(),
-                            side=building_side(points["address"].tolist()))[name]
+    assigned = assign_by_address(index, points["lon"].to_numpy(), points["lat"].to_numpy(),
+                                 points["address"].tolist())[name]
     version_row = store.activate_layer_version(
         name, version, actor=actor,
         districts={"ids": points["id"].to_numpy(), "district_id": assigned.district_id,

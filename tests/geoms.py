@@ -1,7 +1,7 @@
 """Named shapes for tests, in lon/lat degrees near Chicago (compare shapely's tests/common.py).
 
-Distances in the names are metres; ``CM_LON`` and ``M_LAT`` convert them to degrees
-at ``MID_LAT`` with the same spherical Earth the code uses.
+Distances in the names are metres; ``M_LON``, ``CM_LON`` and ``M_LAT`` convert them to
+degrees at ``MID_LAT`` with the same spherical Earth the code uses.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ M_PER_DEG_LAT = math.radians(1.0) * EARTH_RADIUS_M
 
 #: Latitude of the middle of the named squares.
 MID_LAT = 41.805
-#: One metre of latitude, and one centimetre of longitude at ``MID_LAT``, in degrees.
+#: One metre of latitude, and one metre and one centimetre of longitude at ``MID_LAT``,
+#: in degrees.
 M_LAT = 1.0 / M_PER_DEG_LAT
-CM_LON = 0.01 / (M_PER_DEG_LAT * math.cos(math.radians(MID_LAT)))
+M_LON = 1.0 / (M_PER_DEG_LAT * math.cos(math.radians(MID_LAT)))
+CM_LON = M_LON / 100
 
 # Two districts sharing an edge (lon -87.69): squares of 0.01 deg, about 830 m x 1.1 km.
 EDGE_LON = -87.69

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, func, text
+from sqlalchemy import ARRAY, Connection, String, any_, bindparam, func, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo311.store import tables as t
@@ -34,6 +35,12 @@ class PostGISStore(SQLStore):
         names = ", ".join(tb.name for tb in t.metadata.sorted_tables if tb.name != "schema_info")
         with self.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+    _lookup_chunk = 200_000
+
+    def _one_of(self, column: Any, values: list[str]) -> ColumnElement[bool]:
+        """One array parameter instead of thousands of bound values."""
+        return column == any_(bindparam("wanted", values, type_=ARRAY(String)))  # type: ignore[no-any-return]
 
     def _within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
         return t.service_requests.c.geom.op("&&")(func.ST_MakeEnvelope(*box, 4326))

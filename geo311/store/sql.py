@@ -348,18 +348,25 @@ class SQLStore:
         wanted = [str(x) for x in external_ids.dropna().unique()]
         found: list[Any] = []
         sr = t.service_requests.c
-        for start in range(0, len(wanted), 5000):
-            chunk = wanted[start:start + 5000]
+        step = self._lookup_chunk
+        for start in range(0, len(wanted), step):
             found.extend(
                 conn.execute(
                     select(sr.id, sr.external_id, sr.status, sr.status_notes, sr.closed_datetime)
-                    .where(sr.external_id.in_(chunk))
+                    .where(self._one_of(sr.external_id, wanted[start:start + step]))
                 ).all()
             )
         existing = pd.DataFrame(
             found, columns=["id", "external_id", "status", "status_notes", "closed_datetime"]
         )
         return existing.set_index("external_id")
+
+    #: How many values one ``_one_of`` filter may carry.
+    _lookup_chunk = 5000
+
+    def _one_of(self, column: Any, values: list[str]) -> ColumnElement[bool]:
+        """``column`` is one of ``values`` (a bound parameter per value)."""
+        return column.in_(values)  # type: ignore[no-any-return]
 
     def _update_existing(
         self, conn: Connection, rows: pd.DataFrame, existing: pd.DataFrame

@@ -37,6 +37,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        """Refuse naive times; SQLite gets naive UTC, PostgreSQL aware UTC."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -47,6 +48,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        """Times come back aware, in UTC."""
         if value is None:
             return None
         if value.tzinfo is None:

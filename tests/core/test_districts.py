@@ -3,8 +3,6 @@ properties over random partitions, side-of-street decisions and real-data accura
 
 from __future__ import annotations
 
-import math
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -29,6 +27,7 @@ from geoms import (
     IN_WEST,
     ISLANDS,
     M_LAT,
+    M_LON,
     ON_EDGE,
     ON_HOLE_EDGE,
     ON_OUTER_EDGE,
@@ -52,7 +51,7 @@ from hypothesis import strategies as st
 from geo311.config import PROJECT_ROOT
 from geo311.districts import DistrictIndex, DistrictLayer
 from geo311.errors import InvalidRequest, LayerError, NotFound
-from geo311.geocode import AddressGrid, building_side
+from geo311.geocode import AddressGrid, building_side, toward_building
 
 SHAPEFILES = PROJECT_ROOT / "shapefiles"
 REQUESTS = SHAPEFILES / "requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz"
@@ -329,12 +328,6 @@ def real_index(real_layers):
     return DistrictIndex(real_layers)
 
 
-def metric(lon, lat, lat0):
-    """Local equirectangular metres, as the index measures tolerances."""
-    m = math.radians(1.0) * 6_371_008.8
-    return lon * m * math.cos(math.radians(lat0)), lat * m
-
-
 def test_real_layers_match_a_plain_point_in_polygon_test(real_layers, real_index):
     rng = np.random.default_rng(20261122)
     x = rng.uniform(-87.95, -87.52, 200_000)
@@ -370,7 +363,7 @@ def test_real_boundary_flags_match_distances_in_metres(real_layers, real_index):
     geoms = np.asarray(lay.geometries, dtype=object)
     v = shapely.get_coordinates(geoms)
     v = v[rng.integers(0, len(v), 20_000)]
-    x = v[:, 0] + rng.uniform(-40, 40, len(v)) * CM_LON * 100
+    x = v[:, 0] + rng.uniform(-40, 40, len(v)) * M_LON
     y = v[:, 1] + rng.uniform(-40, 40, len(v)) * M_LAT
     flag = real_index.assign(x, y)[lay.name].boundary_case
     # an independent measure: metres in UTM zone 16N
@@ -410,11 +403,12 @@ def test_side_of_street_closes_most_of_the_gap_with_the_citys_community_areas(re
         return float((got == city).mean())
 
     plain = agreement(None)
-    chicago = agreement(building_side(addresses))
+    side = agreement(building_side(addresses))
     flipped = agreement(building_side(addresses, AddressGrid(even_side_ns="E",
                                                              even_side_ew="S")))
-    # measured 2026-11-22: plain 0.9816, Chicago rule 0.9950, flipped rule 0.9693
+    toward = agreement(toward_building(addresses))
+    # measured 2026-11-22: plain 0.9816, side 0.9950, flipped side 0.9698, toward 0.9983
     assert plain >= 0.98
-    assert chicago >= 0.993
-    assert chicago - plain >= 0.01
-    assert flipped < plain  # the rule is real: the opposite parity makes things worse
+    assert side >= 0.993
+    assert toward >= 0.997
+    assert flipped < plain  # the parity rule is real: the opposite one does worse

@@ -10,7 +10,7 @@ import pytest
 
 from geo311.config import PROJECT_ROOT
 from geo311.errors import ConfigError
-from geo311.geocode import CHICAGO_GRID, AddressGrid, building_side
+from geo311.geocode import CHICAGO_GRID, AddressGrid, building_side, toward_building
 
 EAST, WEST, NORTH, SOUTH, UNKNOWN = (1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (0.0, 0.0)
 REQUESTS = (PROJECT_ROOT / "shapefiles/requests"
@@ -72,6 +72,35 @@ def test_other_grids_flip_the_sides():
 def test_a_grid_must_name_a_side_across_the_street(bad):
     with pytest.raises(ConfigError, match="expected to be"):
         AddressGrid(**bad)
+
+
+H = 0.5**0.5
+
+
+@pytest.mark.parametrize(("address", "expected"), [
+    # the 8700 block starts at 87th St and runs south: west side, south of 87th
+    ("8700 S KIMBARK AVE", (-H, -H)),
+    ("8701 S KIMBARK AVE", (H, -H)),
+    # 3999 W is the end of its block, just east of 4000 W
+    ("3999 W ADDISON ST", (H, -H)),
+    # 1800 W starts its block, west of 1800 W (even: north side)
+    ("1800 W GRANVILLE AVE", (-H, H)),
+    # cross streets may also fall on x50
+    ("2649 N CLARK ST", (H, -H)),
+    ("2650 N CLARK ST", (-H, H)),
+    (None, (0.0, 0.0)),
+    ("junk", (0.0, 0.0)),
+])
+def test_toward_building_leans_into_the_block(address, expected):
+    assert toward_building([address])[0] == pytest.approx(expected)
+
+
+def test_cross_street_spacing_is_part_of_the_grid():
+    every_100 = AddressGrid(cross_street_every=100)
+    assert every_100.into_block(2649, "N") == "N"
+    assert CHICAGO_GRID.into_block(2649, "N") == "S"
+    with pytest.raises(ConfigError, match="cross_street_every"):
+        AddressGrid(cross_street_every=0)
 
 
 def test_all_real_addresses_in_a_few_seconds():
