@@ -286,7 +286,7 @@ def assign_by_address(
     if not near.any():
         return first
     picks = np.flatnonzero(near)
-    side = toward_building([addresses[i] for i in picks])
+    side = toward_building([addresses[int(i)] for i in picks])
     second = index.assign(x[picks], y[picks], side=side, threads=threads)
     out = {}
     for name, a in first.items():

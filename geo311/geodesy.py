@@ -16,8 +16,8 @@ def haversine_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLi
     >>> round(float(haversine_m(-87.6, 41.8, -87.6, 41.801)), 1)
     111.2
     """
-    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(a, dtype=float))
-                              for a in (lon1, lat1, lon2, lat2))
-    a = (np.sin((lat2 - lat1) / 2) ** 2
-         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
+    x1, y1, x2, y2 = (np.radians(np.asarray(v, dtype=float))
+                      for v in (lon1, lat1, lon2, lat2))
+    a = (np.sin((y2 - y1) / 2) ** 2
+         + np.cos(y1) * np.cos(y2) * np.sin((x2 - x1) / 2) ** 2)
     return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0, 1))))

@@ -203,7 +203,7 @@ def read_rows(
             wanted.pop(f)
         positions = {f: header.index(c) for f, c in wanted.items()}
         width = len(header)
-        buffer: dict[str, list[str]] = {f: [] for f in positions}
+        kept: list[list[str]] = []
         lines: list[int] = []
         line_no = reader.line_num
         try:
@@ -215,17 +215,28 @@ def read_rows(
                     rejected.append((start_line, f"line {start_line}: has {len(row)} fields "
                                                  f"but the header has {width}"))
                     continue
-                for f, i in positions.items():
-                    buffer[f].append(row[i])
+                kept.append(row)
                 lines.append(start_line)
-                if len(lines) >= CHUNK_ROWS:
-                    yield pd.DataFrame({"line": lines, **buffer})
-                    buffer = {f: [] for f in positions}
-                    lines = []
+                if len(kept) >= CHUNK_ROWS:
+                    yield _chunk(kept, lines, positions)
+                    kept, lines = [], []
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"{path}: line {line_no + 1}: not valid CSV: {exc}") from exc
-        if lines:
-            yield pd.DataFrame({"line": lines, **buffer})
+        if kept:
+            yield _chunk(kept, lines, positions)
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in a (gzipped) file, to size a bulk load before reading it."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as raw:
+        return sum(block.count(b"\n") for block in iter(lambda: raw.read(1 << 20), b""))
+
+
+def _chunk(rows: list[list[str]], lines: list[int], positions: dict[str, int]) -> pd.DataFrame:
+    columns = list(zip(*rows, strict=True))
+    return pd.DataFrame({"line": lines, **{f: columns[i] for f, i in positions.items()}})
 
 
 def _slug(name: str) -> str:
@@ -239,18 +250,22 @@ class _Rows:
         self.raw = raw
         self.ok = np.ones(len(raw), dtype=bool)
         self.rejected = rejected
+        self._text: dict[str, pd.Series] = {}
 
     def reject(self, bad: np.ndarray, message: Callable[[int], str]) -> None:
         bad = bad & self.ok
         for i in np.flatnonzero(bad):
             line = int(self.raw["line"].iat[i])
-            self.rejected.append((line, f"line {line}: {message(i)}"))
+            self.rejected.append((line, f"line {line}: {message(int(i))}"))
         self.ok &= ~bad
 
     def text(self, name: str) -> pd.Series:
-        if name in self.raw:
-            return self.raw[name].fillna("").astype(str).str.strip()
-        return pd.Series([""] * len(self.raw), index=self.raw.index, dtype=object)
+        if name not in self._text:
+            if name in self.raw:
+                self._text[name] = self.raw[name].fillna("").astype(str).str.strip()
+            else:
+                self._text[name] = pd.Series("", index=self.raw.index, dtype=object)
+        return self._text[name]
 
 
 def _parse_times(rows: _Rows, fld: str, mapping: Mapping, column: str) -> pd.Series:
@@ -327,9 +342,10 @@ def prepare_chunk(
 
     name = rows.text("service_name")
     code = rows.text("service_code")
-    mapped_codes = name.map(lambda n: mapping.services.get(n, {}).get("code", ""))
-    code = code.where(code != "", mapped_codes)
-    code = code.where(code != "", name.map(_slug))
+    codes_by_name = {
+        n: mapping.services.get(n, {}).get("code", "") or _slug(n) for n in name.unique()
+    }
+    code = code.where(code != "", name.map(codes_by_name))
     rows.reject(((code == "") | (code == "UNKNOWN")).to_numpy(),
                 lambda i: "no service code or service name")
 
@@ -392,35 +408,13 @@ def import_file(
     transformer = (Transformer.from_crs(mapping.xy_crs, "EPSG:4326", always_xy=True)
                    if mapping.xy_crs else None)
     started = time.perf_counter()
-    for raw in read_rows(path, mapping, summary.rejected):
-        summary.rows_read += len(raw)
-        frame = prepare_chunk(raw, mapping, summary.rejected, transformer)
-        repeated = frame["external_id"].duplicated(keep="last").to_numpy()
-        summary.repeated_in_file += int(repeated.sum())
-        frame = frame[~repeated].reset_index(drop=True)
-        summary.services_created += store.ensure_services(_services_in(frame, mapping))
-        districts = {}
-        located = ~np.isnan(frame["lon"].to_numpy())
-        summary.without_location += int((~located).sum())
-        if len(frame):
-            assigned = assign_by_address(ctx.index, frame["lon"].to_numpy(),
-                                         frame["lat"].to_numpy(), frame["address"].tolist())
-            for layer in ctx.index.layers:
-                a = assigned[layer.name]
-                districts[layer.version_id] = (a.district_id, a.boundary_case)
-                summary.unassigned[layer.name] += int((pd.isna(a.district_id) & located).sum())
-                summary.boundary_cases[layer.name] += int(np.asarray(a.boundary_case).sum())
-            if ctx.service_area:
-                outside = located & pd.isna(assigned[ctx.service_area].district_id)
-                frame["outside_service_area"] = outside
-                summary.outside_service_area += int(outside.sum())
-        result = store.add_many(frame.drop(columns=["line", "service_name", "group"]),
-                                districts)
-        summary.stored += result.stored
-        summary.updated += result.updated
-        summary.unchanged += result.unchanged
-        if progress is not None:
-            progress(len(raw))
+    with store.bulk_load(_count_lines(path)):
+        for raw in read_rows(path, mapping, summary.rejected):
+            summary.rows_read += len(raw)
+            frame = prepare_chunk(raw, mapping, summary.rejected, transformer)
+            _store_chunk(store, ctx, frame, mapping, summary)
+            if progress is not None:
+                progress(len(raw))
     summary.rejected.sort()
     summary.seconds = time.perf_counter() - started
     LOGGER.info("imported %s: %s stored, %s updated, %s rejected", path, summary.stored,
@@ -430,6 +424,35 @@ def import_file(
         "updated": summary.updated, "rejected": len(summary.rejected),
     }, actor="import")
     return summary
+
+
+def _store_chunk(
+    store: SQLStore, ctx: Context, frame: pd.DataFrame, mapping: Mapping, summary: ImportSummary
+) -> None:
+    """Assign districts to one checked chunk and write it; counts go into ``summary``."""
+    repeated = frame["external_id"].duplicated(keep="last").to_numpy()
+    summary.repeated_in_file += int(repeated.sum())
+    frame = frame[~repeated].reset_index(drop=True)
+    summary.services_created += store.ensure_services(_services_in(frame, mapping))
+    located = ~np.isnan(frame["lon"].to_numpy())
+    summary.without_location += int((~located).sum())
+    districts = {}
+    if len(frame):
+        assigned = assign_by_address(ctx.index, frame["lon"].to_numpy(),
+                                     frame["lat"].to_numpy(), frame["address"].tolist())
+        for layer in ctx.index.layers:
+            a = assigned[layer.name]
+            districts[layer.version_id] = (a.district_id, a.boundary_case)
+            summary.unassigned[layer.name] += int((pd.isna(a.district_id) & located).sum())
+            summary.boundary_cases[layer.name] += int(np.asarray(a.boundary_case).sum())
+        if ctx.service_area:
+            outside = located & pd.isna(assigned[ctx.service_area].district_id)
+            frame["outside_service_area"] = outside
+            summary.outside_service_area += int(outside.sum())
+    result = store.add_many(frame.drop(columns=["line", "service_name", "group"]), districts)
+    summary.stored += result.stored
+    summary.updated += result.updated
+    summary.unchanged += result.unchanged
 
 
 def _services_in(frame: pd.DataFrame, mapping: Mapping) -> list[Service]:

@@ -52,7 +52,7 @@ class Context:
             area = service_area_layer
         else:
             roles = [v.layer for v in versions if v.role == "service_area"]
-            area = (roles or names or [None])[0]
+            area = next(iter(roles or names), None)
         return cls(index=index, service_area=area, key=tuple(v.id for v in versions))
 
 

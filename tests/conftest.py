@@ -10,7 +10,6 @@ import pytest
 
 from geo311.config import PROJECT_ROOT, Settings
 from geo311.store import open_store
-from geo311.store import tables as t
 
 BACKENDS = ("spatialite", "postgis")
 SHAPEFILES = PROJECT_ROOT / "shapefiles"
@@ -56,7 +55,7 @@ def postgis_url(request: pytest.FixtureRequest) -> str:
         _unavailable(request, f"PostGIS at {url} is unreachable: {exc}")
     with store.engine.begin() as conn:
         store._prepare_schema(conn)
-    t.metadata.drop_all(store.engine)
+    store.drop_schema()
     store.init_schema()
     store.dispose()
     return url

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, select, text
@@ -36,34 +38,29 @@ class SpatiaLiteStore(SQLStore):
         ids = np.arange(first, first + n, dtype=np.int64)
         lon, lat = frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
         located = ~(np.isnan(lon) | np.isnan(lat))
-        columns = {
-            "id": ids.tolist(),
-            "external_id": _nullable(frame["external_id"]),
-            "external_parent_id": _nullable(frame["external_parent_id"]),
-            **{c: frame[c].astype(str).tolist() for c in (
-                "source", "service_code", "status", "status_notes", "description", "address",
-                "zipcode", "geocode_match")},
-            "outside_service_area": frame["outside_service_area"].astype(bool).astype(int).tolist(),
-            **{c: _sqlite_times(frame[c]) for c in (
-                "requested_datetime", "updated_datetime", "closed_datetime")},
-            "lon": np.where(located, lon, 0.0).tolist(),
-            "lat": np.where(located, lat, 0.0).tolist(),
-            "located": located.astype(int).tolist(),
-        }
-        names = list(columns)
-        rows = list(zip(*columns.values(), strict=True))
+        text_columns = ("source", "service_code", "status", "status_notes", "description",
+                        "address", "zipcode", "geocode_match")
+        columns: list[list[Any]] = [
+            ids.tolist(),
+            _nullable(frame["external_id"]),
+            _nullable(frame["external_parent_id"]),
+            *[frame[c].astype(str).tolist() for c in text_columns],
+            frame["outside_service_area"].astype(bool).astype(int).tolist(),
+            *[_sqlite_times(frame[c]) for c in (
+                "requested_datetime", "updated_datetime", "closed_datetime")],
+            located.astype(int).tolist(),
+            np.where(located, lon, 0.0).tolist(),
+            np.where(located, lat, 0.0).tolist(),
+        ]
         sql = (
-            "INSERT INTO service_requests (id, external_id, external_parent_id, source, "
-            "service_code, status, status_notes, description, address, zipcode, geocode_match, "
-            "outside_service_area, requested_datetime, updated_datetime, closed_datetime, "
-            "media_url, reporter_count, geom) VALUES (" + ", ".join("?" * 15)
-            + ", '', 1, CASE WHEN ? THEN MakePoint(?, ?, 4326) END)"
+            "INSERT INTO service_requests (id, external_id, external_parent_id, "
+            + ", ".join(text_columns) + ", outside_service_area, requested_datetime, "
+            "updated_datetime, closed_datetime, media_url, reporter_count, geom) VALUES ("
+            + ", ".join("?" * 15) + ", '', 1, CASE WHEN ? THEN MakePoint(?, ?, 4326) END)"
         )
-        order = names[:15] + ["located", "lon", "lat"]
-        pick = [names.index(c) for c in order]
         raw = conn.connection.dbapi_connection
         cur = raw.cursor()  # type: ignore[union-attr]
-        cur.executemany(sql, ([row[i] for i in pick] for row in rows))
+        cur.executemany(sql, list(zip(*columns, strict=True)))
         cur.close()
         return ids
 
@@ -73,10 +70,10 @@ class SpatiaLiteStore(SQLStore):
         cur.executemany(
             "INSERT INTO request_districts (request_id, layer_version_id, district_id, "
             "boundary_case) VALUES (?, ?, ?, ?)",
-            zip(rows["request_id"].astype(int).tolist(),
+            list(zip(rows["request_id"].astype(int).tolist(),
                 rows["layer_version_id"].astype(int).tolist(),
                 _nullable(rows["district_id"]),
-                rows["boundary_case"].astype(bool).astype(int).tolist(), strict=True),
+                rows["boundary_case"].astype(bool).astype(int).tolist(), strict=True)),
         )
         cur.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,6 +114,11 @@ class SQLStore:
         """Insert ``request_id, layer_version_id, district_id, boundary_case`` rows."""
         conn.execute(insert(t.request_districts), rows.to_dict("records"))
 
+    @contextmanager
+    def bulk_load(self, expected_rows: int) -> Iterator[None]:
+        """Wrap a large import; a backend may suspend index upkeep while it runs."""
+        yield
+
     def _prepare_schema(self, conn: Connection) -> None:
         """Backend set-up needed before tables exist (extensions)."""
 
@@ -141,6 +147,14 @@ class SQLStore:
                     f"{t.SCHEMA_VERSION}: upgrade geo311"
                 )
         return t.SCHEMA_VERSION
+
+    def drop_schema(self) -> None:
+        """Drop every geo311 table and its data (tests and benchmarks only)."""
+        with self.engine.begin() as conn:
+            for table in reversed(t.metadata.sorted_tables):
+                conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}"{self._cascade}'))
+
+    _cascade = ""
 
     def schema_version(self) -> int | None:
         """The schema version stored in the database, or None when not initialised."""
@@ -741,7 +755,7 @@ class SQLStore:
     ) -> list[LayerVersion]:
         """Layer versions, by layer name then version."""
         lay, lv = t.layers.c, t.layer_versions.c
-        stmt = select(lv, lay.name.label("layer"), lay.title, lay.role).select_from(
+        stmt = select(*lv, lay.name.label("layer"), lay.title, lay.role).select_from(
             t.layer_versions.join(t.layers, lay.id == lv.layer_id)
         ).order_by(lay.id, lv.version)
         if name is not None:

@@ -160,3 +160,31 @@ def test_spatial_indexes_exist(store):
 
 def test_init_schema_is_repeatable(store):
     assert store.init_schema() == store.init_schema() == store.schema_version()
+
+
+def _catalogue_indexes(store):
+    with store.engine.connect() as conn:
+        if store.dialect == "postgis":
+            return sorted(conn.execute(text(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'service_requests' UNION ALL "
+                "SELECT conname FROM pg_constraint WHERE conrelid = 'service_requests'::regclass"
+            )).scalars())
+        return sorted(conn.execute(text(
+            "SELECT name FROM sqlite_master WHERE tbl_name = 'service_requests'"
+        )).scalars())
+
+
+def test_bulk_load_restores_indexes_and_keys_even_after_a_failure(catalogued):
+    before = _catalogue_indexes(catalogued)
+    catalogued.bulk_min_rows = 1
+    with pytest.raises(RuntimeError, match="boom"), catalogued.bulk_load(expected_rows=10):
+        if catalogued.dialect == "postgis":
+            assert len(_catalogue_indexes(catalogued)) < len(before)
+        raise RuntimeError("boom")
+    assert _catalogue_indexes(catalogued) == before
+    with catalogued.bulk_load(expected_rows=10):
+        r = _add(catalogued)
+    assert catalogued.near(LON, LAT, 5)[0][0].id == r.id
+    assert _catalogue_indexes(catalogued) == before
+    with pytest.raises(Exception):  # noqa: B017 - the foreign key on service_code is back
+        _add(catalogued, code="NOPE")
