@@ -18,11 +18,10 @@ from geo311.layerdefs import read_layer_definitions
 from geo311.layers import describe_layer, load_definitions, load_layer
 from web import create_app, state
 
-#: The shipped request samples the demo imports, with their mapping.
+#: The shipped request samples the demo imports (under GEO311_DATA_PATH), with their mapping.
 DEMO_IMPORTS = (
-    ("shapefiles/requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz",
-     "chicago-311-legacy"),
-    ("shapefiles/requests/chicago_311_all_types_2021-01-01_to_02_sample.csv.gz", "chicago-311"),
+    ("requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz", "chicago-311-legacy"),
+    ("requests/chicago_311_all_types_2021-01-01_to_02_sample.csv.gz", "chicago-311"),
 )
 
 
@@ -189,7 +188,8 @@ def demo(host: str, port: int, no_serve: bool) -> None:
                       f"{'active' if result.activated else 'inactive'}")
         click.echo(f"layer {d.name}: {state_text}")
     for rel, mapping in DEMO_IMPORTS:
-        summary = import_file(s.store, s.context(), PROJECT_ROOT / rel, read_mapping(mapping))
+        summary = import_file(s.store, s.context(), s.settings.data_path / rel,
+                              read_mapping(mapping))
         click.echo(summary.lines()[0])
         click.echo("  " + summary.lines()[1])
     if no_serve:
