@@ -35,8 +35,8 @@ class LoadResult:
 def load_layer(
     store: SQLStore, path: str | Path, *, name: str, title: str = "", role: str = "district",
     description: str = "", id_field: str | None = None, name_field: str | None = None,
-    crs: str | None = None, activate: bool = True, force: bool = False,
-    loaded_by: str = "system", max_unzipped_bytes: int = 500 * 1024 * 1024,
+    crs: str | None = None, layer: str | None = None, activate: bool = True,
+    force: bool = False, loaded_by: str = "system", max_unzipped_bytes: int = 500 * 1024 * 1024,
     boundary_tolerance_m: float = 15.0,
 ) -> LoadResult:
     """Read a boundary file and store it as the next version of layer ``name``.
@@ -55,7 +55,7 @@ def load_layer(
         raise InvalidRequest(
             f"layer name was {name!r} but is expected to be letters, digits, '_' or '-'"
         )
-    loaded = read_layer(path, id_field=id_field, name_field=name_field, crs=crs,
+    loaded = read_layer(path, id_field=id_field, name_field=name_field, crs=crs, layer=layer,
                         max_unzipped_bytes=max_unzipped_bytes)
     report = loaded.report
     version = store.add_layer_version(

@@ -62,18 +62,21 @@ def layers() -> None:
 @click.option("--id-field", help="Field holding the district id (default: detected).")
 @click.option("--name-field", help="Field holding the district name.")
 @click.option("--crs", help="CRS of a file that declares none, e.g. EPSG:3435.")
+@click.option("--layer", "source_layer",
+              help="Layer of a GeoPackage or KML, or shapefile of a folder or zip.")
 @click.option("--title", default="", help="Human title of the layer.")
 @click.option("--role", type=click.Choice(["district", "service_area"]), default="district")
 @click.option("--no-activate", is_flag=True, help="Store the version without using it.")
 @click.option("--force", is_flag=True, help="Activate even if some features were rejected.")
 def layers_load(path: Path, name: str, id_field: str | None, name_field: str | None,
-                crs: str | None, title: str, role: str, no_activate: bool, force: bool) -> None:
+                crs: str | None, source_layer: str | None, title: str, role: str,
+                no_activate: bool, force: bool) -> None:
     """Load a boundary file (shapefile folder/.shp/.zip, GeoJSON, GeoPackage, KML)."""
     s = state()
     s.store.init_schema()
     result = load_layer(
         s.store, path, name=name, title=title, role=role, id_field=id_field,
-        name_field=name_field, crs=crs, activate=not no_activate, force=force,
+        name_field=name_field, crs=crs, layer=source_layer, activate=not no_activate, force=force,
         loaded_by="cli", max_unzipped_bytes=s.settings.max_unzipped_bytes,
         boundary_tolerance_m=s.settings.boundary_tolerance_m,
     )

@@ -72,3 +72,17 @@ def test_demo_prepares_everything(runner, app):
     assert store.count() > 60_000
     again = run(runner, "demo", "--no-serve")
     assert "already loaded" in again.output and "stored 0," in again.output
+
+
+def test_layer_of_a_geopackage_is_chosen_with_layer(runner, tmp_path):
+    import geopandas as gpd
+
+    gpkg = tmp_path / "two.gpkg"
+    wards = gpd.read_file(SHAPEFILES / "wards_2023")
+    wards.to_file(gpkg, layer="final", driver="GPKG")
+    wards.head(3).to_file(gpkg, layer="draft", driver="GPKG")
+    refused = run(runner, "layers", "load", gpkg, "--name", "wards", "--id-field", "ward")
+    assert refused.exit_code == 1 and "--layer" in refused.output
+    out = run(runner, "layers", "load", gpkg, "--name", "wards", "--id-field", "ward",
+              "--layer", "draft")
+    assert out.exit_code == 0 and "3 districts" in out.output
