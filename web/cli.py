@@ -198,6 +198,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     if no_serve:
         return
     from flask import current_app
+    from werkzeug.serving import run_simple
 
-    click.echo(f"serving on http://{host}:{port}/")
-    current_app.run(host=host, port=port, debug=False, use_reloader=False)
+    click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)")
+    run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]

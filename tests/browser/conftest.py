@@ -31,17 +31,17 @@ def serve(tmp_path):
     """Start ``geo311 run`` on a free loopback port against a database URL."""
     procs = []
 
-    def start(database_url: str) -> str:
+    def start(database_url: str, command: str = "run", timeout_s: float = 60) -> str:
         port = _free_port()
         env = {**os.environ, "GEO311_DATABASE_URL": database_url,
                "GEO311_INSTANCE_PATH": str(tmp_path / "instance")}
         log = open(tmp_path / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
-            [sys.executable, "-m", "web", "run", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "web", command, "--host", "127.0.0.1", "--port", str(port)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append((proc, log))
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError((tmp_path / f"server-{port}.log").read_text())
@@ -51,7 +51,7 @@ def serve(tmp_path):
                         return base
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("server did not start in 60 s")
+        raise RuntimeError(f"server did not start in {timeout_s} s")
 
     yield start
     for proc, log in procs:
