@@ -18,6 +18,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from pyproj import Transformer
 
 from geo311.districts import assign_by_address
 from geo311.errors import InvalidRequest
-from geo311.intake import Context
+from geo311.intake import Context, regroup_duplicates
 from geo311.model import CLOSED, OPEN, Service
 from geo311.store.sql import SQLStore, now_utc
 
@@ -73,6 +74,8 @@ class ImportSummary:
     outside_service_area: int = 0
     without_location: int = 0
     services_created: list[str] = field(default_factory=list)
+    first_requested: datetime | None = None
+    duplicates: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -401,10 +404,6 @@ def import_file(
             f"--geocode {geocode}: address geocoding is not available yet; rows without "
             "coordinates were stored without a location (geocode_match 'none')"
         )
-    if dedup:
-        summary.notes.append(
-            "--dedup: duplicate merging is not available yet; no requests were merged"
-        )
     transformer = (Transformer.from_crs(mapping.xy_crs, "EPSG:4326", always_xy=True)
                    if mapping.xy_crs else None)
     started = time.perf_counter()
@@ -415,6 +414,12 @@ def import_file(
             _store_chunk(store, ctx, frame, mapping, summary)
             if progress is not None:
                 progress(len(raw))
+    if dedup and summary.first_requested is not None:  # after the indexes are back
+        _, summary.duplicates, changed = regroup_duplicates(
+            store, since=summary.first_requested, actor="import")
+        summary.notes.append(
+            f"duplicates: {summary.duplicates} requests since "
+            f"{summary.first_requested:%Y-%m-%d} are in a group ({changed} links changed)")
     summary.rejected.sort()
     summary.seconds = time.perf_counter() - started
     LOGGER.info("imported %s: %s stored, %s updated, %s rejected", path, summary.stored,
@@ -434,6 +439,10 @@ def _store_chunk(
     summary.repeated_in_file += int(repeated.sum())
     frame = frame[~repeated].reset_index(drop=True)
     summary.services_created += store.ensure_services(_services_in(frame, mapping))
+    if len(frame):
+        first = frame["requested_datetime"].min().to_pydatetime()
+        if summary.first_requested is None or first < summary.first_requested:
+            summary.first_requested = first
     located = ~np.isnan(frame["lon"].to_numpy())
     summary.without_location += int((~located).sum())
     districts = {}

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+import pandas as pd
+
+from geo311.dedup import Candidate, DuplicateRule, cluster_requests, find_duplicate
 from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, OutsideServiceArea
-from geo311.model import NewRequest, Placement, ServiceRequest
+from geo311.model import DuplicateSearch, NewRequest, Placement, Service, ServiceRequest
 from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)
@@ -99,7 +104,7 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
     """
     if not new.service_code:
         raise InvalidRequest("service_code is required")
-    store.service(new.service_code)
+    service = store.service(new.service_code)
     if len(new.description) > 4000:
         raise InvalidRequest(
             f"description has {len(new.description)} characters but at most 4000 are allowed"
@@ -111,6 +116,48 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
             f"the location lat {lat}, long {lon} is outside the service area "
             f"(layer {ctx.service_area!r})"
         )
-    stored = store.add(new, placement)
+    stored = store.add(new, placement, duplicates=duplicate_search(store, service, lon, lat))
     LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
     return stored
+
+
+def duplicate_search(store: SQLStore, service: Service, lon: float, lat: float) -> DuplicateSearch:
+    """How the store should look for an open request this new one repeats."""
+    rule = service.duplicate_rule or DuplicateRule()
+    codes: tuple[str, ...] = (service.code,)
+    if rule.scope == "group" and service.group:
+        codes = tuple(s.code for s in store.services() if s.group == service.group)
+
+    def decide(candidates: Sequence[Candidate], requested: datetime) -> tuple[int, float] | None:
+        return find_duplicate(lon, lat, service.code, service.group, requested, candidates, rule)
+
+    return DuplicateSearch(codes=codes, radius_m=rule.radius_m, window_days=rule.window_days,
+                           decide=decide)
+
+
+def regroup_duplicates(
+    store: SQLStore, *, since: datetime | None = None, actor: str = "system"
+) -> tuple[int, int, int]:
+    """Recluster stored requests in time order, as live intake would have grouped them.
+
+    With ``since``, requests before it keep their links and only serve as earlier
+    requests (within the longest window). Returns (requests, children, changed).
+    """
+    services = store.services()
+    rules = {s.code: s.duplicate_rule or DuplicateRule() for s in services}
+    groups = {s.code: s.group for s in services}
+    context_since = None
+    if since is not None:
+        longest = max((r.window_days for r in rules.values()), default=DuplicateRule().window_days)
+        context_since = since - timedelta(days=longest)
+    frame = store.duplicate_frame(since=context_since)
+    roots = cluster_requests(frame, rules, groups=groups)
+    keep = (frame["requested"] >= since).to_numpy() if since is not None else slice(None)
+    ids = frame["id"].to_numpy()[keep]
+    parents = [None if pd.isna(p) else int(p) for p in roots.to_numpy()[keep]]
+    changed = store.set_duplicate_groups(
+        ids, parents, actor=actor, detail={"since": since.isoformat() if since else None})
+    children = sum(p is not None for p in parents)
+    LOGGER.info("regrouped %s requests: %s duplicates, %s links changed", len(ids), children,
+                changed)
+    return len(ids), children, changed

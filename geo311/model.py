@@ -6,8 +6,11 @@ view can never carry a reporter by accident.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from geo311.dedup import Candidate, DuplicateRule
 
 OPEN = "open"
 CLOSED = "closed"
@@ -24,6 +27,7 @@ class Service:
     description: str = ""
     keywords: str = ""
     sla_days: float | None = None
+    duplicate_rule: DuplicateRule | None = None  # None: the default rule
 
 
 @dataclass(frozen=True)
@@ -132,3 +136,19 @@ class BulkResult:
     stored: int = 0
     updated: int = 0
     unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class DuplicateSearch:
+    """What the store looks up, under a lock, before a new request is stored.
+
+    ``decide(candidates, requested)`` gets the earlier requests of ``codes`` within
+    ``radius_m`` and ``window_days`` and the new request's time, and returns
+    ``(root_id, distance_m)`` or None. A live report's time is read after the lock
+    is taken, so time order and commit order agree.
+    """
+
+    codes: tuple[str, ...]
+    radius_m: float
+    window_days: float
+    decide: Callable[[Sequence[Candidate], datetime], tuple[int, float] | None]

@@ -144,3 +144,22 @@ def csv_head(src: Path, dest: Path, rows: int) -> Path:
                 break
             out.write(line)
     return dest
+
+
+@pytest.fixture
+def app_for(tmp_path):
+    """An app over an existing store's database."""
+    from web import create_app
+
+    made = []
+
+    def build(store):
+        url = store.engine.url.render_as_string(hide_password=False).split("?")[0]
+        app = create_app(Settings(database_url=url, instance_path=tmp_path / "instance"))
+        app.config.update(TESTING=True)
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        app.extensions["geo311"].store.dispose()

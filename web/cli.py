@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from geo311.config import PROJECT_ROOT
 from geo311.errors import Geo311Error
 from geo311.export import LAYER_FORMATS, REQUEST_FORMATS, export_layer, export_requests
 from geo311.imports import GEOCODE_MODES, import_file, read_mapping
+from geo311.intake import regroup_duplicates
 from geo311.layerdefs import read_layer_definitions
 from geo311.layers import describe_layer, load_definitions, load_layer
 from web import create_app, state
@@ -145,6 +147,52 @@ def import_cmd(path: Path, mapping_name: str, geocode: str, dedup: bool,
             fh.write("line,reason\n")
             for line_no, reason in summary.rejected:
                 fh.write(f'{line_no},"{reason.replace(chr(34), chr(34) * 2)}"\n')
+
+
+@cli.command("dedup")
+@click.option("--recompute", is_flag=True, required=True,
+              help="Recluster stored requests in time order with each service's rule.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Only requests from this date (earlier ones keep their groups).")
+def dedup_cmd(recompute: bool, since: datetime | None) -> None:
+    """Merge duplicate requests into groups, as live intake does."""
+    s = state()
+    when = since.replace(tzinfo=s.settings.zone) if since else None
+    total, children, changed = regroup_duplicates(s.store, since=when, actor="cli")
+    click.echo(f"{total} requests reclustered: {children} are duplicates in a group; "
+               f"{changed} links changed")
+
+
+@cli.group("groups")
+def groups() -> None:
+    """Staff corrections to duplicate groups (each one audited)."""
+
+
+@groups.command("unmerge")
+@click.argument("request_id", type=int)
+def groups_unmerge(request_id: int) -> None:
+    """Take a request out of its group."""
+    state().store.unmerge(request_id, actor="cli")
+    click.echo(f"request {request_id} is a group of its own")
+
+
+@groups.command("move")
+@click.argument("request_id", type=int)
+@click.option("--into", "into_id", type=int, required=True, help="A request of the group.")
+def groups_move(request_id: int, into_id: int) -> None:
+    """Move a request into the group of another."""
+    store = state().store
+    store.mark_duplicate(request_id, into_id, actor="cli")
+    click.echo(f"request {request_id} is now in group {store.get(request_id).duplicate_of}")
+
+
+@groups.command("merge")
+@click.argument("first_id", type=int)
+@click.argument("second_id", type=int)
+def groups_merge(first_id: int, second_id: int) -> None:
+    """Join the groups of two requests under the older one."""
+    root = state().store.merge_groups(first_id, second_id, actor="cli")
+    click.echo(f"groups merged into {root}")
 
 
 @cli.group("export")

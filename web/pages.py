@@ -10,6 +10,8 @@ from web import maps, state
 
 bp = Blueprint("pages", __name__)
 MAX_MAP_REQUESTS = 2000
+NEARBY_RADIUS_M = 250.0
+NEARBY_LIMIT = 5
 
 
 def _public(r: object) -> dict[str, object]:
@@ -68,6 +70,33 @@ def layer_list() -> str:
 def api_request(request_id: int) -> Response:
     """One request as public JSON."""
     return jsonify(_public(state().store.get(request_id)))
+
+
+@bp.get("/api/requests/nearby")
+def api_nearby() -> Response:
+    """Open requests of a service near a point, for the report form to offer before submitting."""
+    args = request.args
+    try:
+        lat, lon = float(args["lat"]), float(args["long"])
+        radius_m = float(args.get("radius_m", NEARBY_RADIUS_M))
+        limit = int(args.get("limit", NEARBY_LIMIT))
+    except KeyError as exc:
+        raise InvalidRequest(f"{exc.args[0]} is required") from exc
+    except ValueError as exc:
+        raise InvalidRequest(f"lat, long, radius_m and limit are expected to be numbers: {exc}") \
+            from exc
+    if not 0 < radius_m <= 2000 or not 0 < limit <= 50:
+        raise InvalidRequest(f"radius_m was {radius_m} and limit {limit} but are expected to "
+                             "be within (0, 2000] and (0, 50]")
+    code = args.get("service_code") or None
+    store = state().store
+    nearest: dict[int, float] = {}  # each group once, at its nearest member's distance
+    for r, d in store.near(lon, lat, radius_m, service_code=code, status="open", limit=500):
+        nearest.setdefault(r.duplicate_of or r.id, d)
+    picked = list(nearest)[:limit]
+    roots = {r.id: r for r in store.query(ids=picked, limit=limit)}
+    return jsonify([{**_public(roots[i]), "distance_m": round(nearest[i], 1)}
+                    for i in picked if i in roots])
 
 
 @bp.get("/healthz")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +51,12 @@ class PostGISStore(SQLStore):
     def _one_of(self, column: Any, values: list[str]) -> ColumnElement[bool]:
         """One array parameter instead of thousands of bound values."""
         return column == any_(bindparam("wanted", values, type_=ARRAY(String)))  # type: ignore[no-any-return]
+
+    def _lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
+        # One advisory lock per service, taken in a fixed order so two scopes never deadlock.
+        for code in sorted(codes):
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                         {"key": f"geo311.dedup.{code}"})
 
     def _within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
         return t.service_requests.c.geom.op("&&")(func.ST_MakeEnvelope(*box, 4326))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,10 @@ class SpatiaLiteStore(SQLStore):
 
     dialect = "spatialite"
     _version_sql = "SELECT spatialite_version()"
+
+    def _lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
+        # SQLite has one writer at a time: take the write lock before reading candidates.
+        conn.execute(text("UPDATE schema_info SET value = value WHERE key = 'version'"))
 
     def _within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
         minx, miny, maxx, maxy = box

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from geo311.dedup import Candidate, DuplicateRule
 from geo311.districts import DistrictLayer
 from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
@@ -39,6 +40,7 @@ from geo311.model import (
     OPEN,
     STATUSES,
     BulkResult,
+    DuplicateSearch,
     LayerVersion,
     NewRequest,
     Placement,
@@ -213,10 +215,7 @@ class SQLStore:
         with self.engine.begin() as conn:
             existing = set(conn.execute(select(t.services.c.code)).scalars())
             for s in services:
-                values = {
-                    "name": s.name, "group": s.group, "description": s.description,
-                    "keywords": s.keywords, "sla_days": s.sla_days,
-                }
+                values = _service_values(s)
                 if s.code in existing:
                     conn.execute(
                         update(t.services).where(t.services.c.code == s.code).values(**values)
@@ -235,12 +234,7 @@ class SQLStore:
             if new:
                 conn.execute(
                     insert(t.services),
-                    [
-                        {"code": s.code, "name": s.name, "group": s.group,
-                         "description": s.description, "keywords": s.keywords,
-                         "sla_days": s.sla_days, "active": True}
-                        for s in new
-                    ],
+                    [{"code": s.code, "active": True, **_service_values(s)} for s in new],
                 )
         return [s.code for s in new]
 
@@ -250,11 +244,7 @@ class SQLStore:
             rows = conn.execute(
                 select(t.services).where(t.services.c.active).order_by(t.services.c.code)
             ).mappings().all()
-        return [
-            Service(r["code"], r["name"], r["group"], r["description"], r["keywords"],
-                    r["sla_days"])
-            for r in rows
-        ]
+        return [_service_from_row(r) for r in rows]
 
     def service(self, code: str) -> Service:
         """One service by code; raise ``NotFound``."""
@@ -265,19 +255,34 @@ class SQLStore:
 
     # -- requests -----------------------------------------------------------------------
 
-    def add(self, new: NewRequest, placement: Placement) -> ServiceRequest:
+    def add(
+        self, new: NewRequest, placement: Placement, *, duplicates: DuplicateSearch | None = None
+    ) -> ServiceRequest:
         """Store one new request with its reporter and districts.
+
+        With ``duplicates``, the earlier requests nearby are read and the decision
+        made under a lock held to the commit, so two reports of the same problem
+        arriving together still end up in one group.
 
         Examples
         --------
         >>> store.add(NewRequest("SCB", -87.6, 41.8), Placement(-87.6, 41.8))  # doctest: +SKIP
         """
-        now = now_utc()
-        requested = new.requested_datetime or now
         geom = None
         if placement.lon is not None and placement.lat is not None:
             geom = from_shape(shapely.Point(placement.lon, placement.lat), srid=4326)
+        sr = t.service_requests.c
         with self.engine.begin() as conn:
+            parent: tuple[int, float] | None = None
+            point = (None if placement.lon is None or placement.lat is None
+                     else (placement.lon, placement.lat))
+            if duplicates is not None and point is not None:
+                self._lock_for_duplicates(conn, duplicates.codes)
+            now = now_utc()
+            requested = new.requested_datetime or now
+            if duplicates is not None and point is not None:
+                parent = duplicates.decide(
+                    self._candidates(conn, *point, duplicates, until=requested), requested)
             request_id = conn.execute(
                 insert(t.service_requests)
                 .values(
@@ -287,9 +292,9 @@ class SQLStore:
                     geocode_match=placement.geocode_match,
                     outside_service_area=placement.outside_service_area,
                     requested_datetime=requested, updated_datetime=now, reporter_count=1,
-                    geom=geom,
+                    duplicate_of=parent[0] if parent else None, geom=geom,
                 )
-                .returning(t.service_requests.c.id)
+                .returning(sr.id)
             ).scalar_one()
             if not new.reporter.is_empty():
                 conn.execute(
@@ -307,8 +312,35 @@ class SQLStore:
                     ],
                 )
             self._audit(conn, "created", "request", request_id, {"source": new.source})
+            if parent is not None:
+                conn.execute(update(t.service_requests).where(sr.id == parent[0])
+                             .values(reporter_count=sr.reporter_count + 1,
+                                     updated_datetime=now))
+                self._audit(conn, "merged", "request", request_id,
+                            {"into": parent[0], "distance_m": round(parent[1], 1)})
+                LOGGER.info("merged #%s into #%s, %.0f m", request_id, parent[0], parent[1])
         LOGGER.info("stored request #%s (%s)", request_id, new.service_code)
         return self.get(request_id)
+
+    def _lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
+        """Serialise duplicate decisions for these services until the commit."""
+        raise NotImplementedError
+
+    def _candidates(
+        self, conn: Connection, lon: float, lat: float, search: DuplicateSearch,
+        until: datetime,
+    ) -> list[Candidate]:
+        sr, sv = t.service_requests.c, t.services.c
+        rows = conn.execute(
+            select(sr.id, func.ST_X(sr.geom), func.ST_Y(sr.geom), sr.service_code, sv.group,
+                   sr.requested_datetime, sr.closed_datetime, sr.duplicate_of)
+            .select_from(t.service_requests.join(t.services, sv.code == sr.service_code))
+            .where(self._within_box(degree_box(lon, lat, search.radius_m)))
+            .where(sr.service_code.in_(list(search.codes)))
+            .where(sr.requested_datetime >= until - timedelta(days=search.window_days))
+            .where(sr.requested_datetime <= until)
+        ).all()
+        return [Candidate(*row) for row in rows]
 
     def add_many(
         self, frame: pd.DataFrame,
@@ -567,18 +599,127 @@ class SQLStore:
         return self.get(request_id)
 
     def mark_duplicate(self, child_id: int, parent_id: int, *, actor: str = "system") -> None:
-        """Link a request to the group of an earlier one; audited, reversible."""
+        """Move one request into the group of another (staff's "move"); audited, reversible.
+
+        A request that leads a group of its own cannot be moved alone: merge the groups.
+        """
         if child_id == parent_id:
             raise InvalidRequest(f"request {child_id} cannot be a duplicate of itself")
         child, parent = self.get(child_id), self.get(parent_id)
         root = parent.duplicate_of or parent.id
+        if root == child.id:
+            raise InvalidRequest(f"request {parent_id} is already in the group of {child_id}")
+        if child.duplicate_of is None and child.reporter_count > 1:
+            raise InvalidRequest(
+                f"request {child_id} leads a group of {child.reporter_count}; "
+                "merge the two groups instead"
+            )
         sr = t.service_requests.c
         with self.engine.begin() as conn:
             conn.execute(update(t.service_requests).where(sr.id == child.id)
                          .values(duplicate_of=root, updated_datetime=now_utc()))
-            conn.execute(update(t.service_requests).where(sr.id == root)
-                         .values(reporter_count=sr.reporter_count + child.reporter_count))
-            self._audit(conn, "merged", "request", child.id, {"into": root}, actor)
+            self._recount(conn, [root, child.duplicate_of])
+            self._audit(conn, "merged", "request", child.id,
+                        {"into": root, "from": child.duplicate_of}, actor)
+        LOGGER.info("moved #%s into group #%s", child.id, root)
+
+    def unmerge(self, child_id: int, *, actor: str = "system") -> None:
+        """Take a request out of its group: it becomes a group of its own; audited."""
+        child = self.get(child_id)
+        if child.duplicate_of is None:
+            raise InvalidRequest(f"request {child_id} is not a duplicate of another request")
+        sr = t.service_requests.c
+        with self.engine.begin() as conn:
+            conn.execute(update(t.service_requests).where(sr.id == child.id)
+                         .values(duplicate_of=None, updated_datetime=now_utc()))
+            self._recount(conn, [child.duplicate_of, child.id])
+            self._audit(conn, "unmerged", "request", child.id, {"from": child.duplicate_of},
+                        actor)
+        LOGGER.info("unmerged #%s from group #%s", child.id, child.duplicate_of)
+
+    def merge_groups(self, first_id: int, second_id: int, *, actor: str = "system") -> int:
+        """Join two groups under the older root; every member follows. Returns that root."""
+        a, b = self.get(first_id), self.get(second_id)
+        roots = sorted({a.duplicate_of or a.id, b.duplicate_of or b.id})
+        if len(roots) == 1:
+            raise InvalidRequest(f"requests {first_id} and {second_id} are in one group already")
+        heads = sorted((self.get(r) for r in roots), key=lambda r: (r.requested_datetime, r.id))
+        keep, fold = heads[0].id, heads[1].id
+        sr = t.service_requests.c
+        with self.engine.begin() as conn:
+            conn.execute(update(t.service_requests)
+                         .where((sr.id == fold) | (sr.duplicate_of == fold))
+                         .values(duplicate_of=keep, updated_datetime=now_utc()))
+            self._recount(conn, [keep, fold])
+            self._audit(conn, "groups_merged", "request", keep, {"folded": fold}, actor)
+        LOGGER.info("merged group #%s into #%s", fold, keep)
+        return keep
+
+    def _recount(self, conn: Connection, ids: Sequence[int | None]) -> None:
+        """Reporter count = the request itself plus the duplicates linked to it."""
+        sr = t.service_requests.c
+        child = t.service_requests.alias("child")
+        wanted = [i for i in ids if i is not None]
+        conn.execute(
+            update(t.service_requests).where(sr.id.in_(wanted)).values(
+                reporter_count=1 + select(func.count()).select_from(child)
+                .where(child.c.duplicate_of == sr.id).scalar_subquery()
+            )
+        )
+
+    def duplicate_frame(self, *, since: datetime | None = None) -> pd.DataFrame:
+        """Located requests for reclustering: id, lon, lat, service_code, requested, closed."""
+        sr = t.service_requests.c
+        stmt = select(
+            sr.id, func.ST_X(sr.geom), func.ST_Y(sr.geom), sr.service_code,
+            sr.requested_datetime, sr.closed_datetime,
+        ).where(sr.geom.isnot(None)).order_by(sr.id)
+        if since is not None:
+            stmt = stmt.where(sr.requested_datetime >= since)
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(stmt).all(), columns=[
+                "id", "lon", "lat", "service_code", "requested", "closed"])
+        frame["requested"] = pd.to_datetime(frame["requested"], utc=True)
+        frame["closed"] = pd.to_datetime(frame["closed"], utc=True)
+        return frame
+
+    def set_duplicate_groups(
+        self, ids: Sequence[int], duplicate_of: Sequence[int | None], *, actor: str = "system",
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Rewrite the group links of ``ids`` and the reporter counts of their roots.
+
+        One transaction and one audit entry; returns how many links changed.
+        """
+        links = pd.DataFrame({"id": np.asarray(ids, dtype=np.int64),
+                              "parent": pd.array(duplicate_of, dtype="Int64")})
+        sr = t.service_requests.c
+        with self.engine.begin() as conn:
+            before = pd.DataFrame(conn.execute(
+                select(sr.id, sr.duplicate_of).where(sr.duplicate_of.isnot(None))).all(),
+                columns=["id", "old"])
+            conn.execute(text("CREATE TEMPORARY TABLE dedup_links (id INTEGER PRIMARY KEY, "
+                              "parent INTEGER)"))
+            conn.execute(text("INSERT INTO dedup_links (id, parent) VALUES (:id, :parent)"),
+                         [{"id": int(i), "parent": None if pd.isna(p) else int(p)}
+                          for i, p in zip(links["id"], links["parent"], strict=True)])
+            conn.execute(text(
+                "UPDATE service_requests SET duplicate_of = (SELECT parent FROM dedup_links "
+                "WHERE dedup_links.id = service_requests.id) "
+                "WHERE id IN (SELECT id FROM dedup_links)"))
+            conn.execute(text(
+                "UPDATE service_requests SET reporter_count = 1 + (SELECT count(*) FROM "
+                "service_requests AS child WHERE child.duplicate_of = service_requests.id) "
+                "WHERE id IN (SELECT id FROM dedup_links) OR id IN "
+                "(SELECT parent FROM dedup_links WHERE parent IS NOT NULL)"))
+            conn.execute(text("DROP TABLE dedup_links"))
+            merged = links.merge(before, on="id", how="left")
+            changed = int((merged["parent"].astype("Float64").fillna(-1)
+                           != merged["old"].astype("Float64").fillna(-1)).sum())
+            self._audit(conn, "duplicates_recomputed", "request", "", {
+                "requests": len(links), "children": int(links["parent"].notna().sum()),
+                "changed": changed, **(detail or {})}, actor)
+        return changed
 
     def reporters_of(self, request_id: int) -> list[Reporter]:
         """Personal data of a request's reporters: for staff only."""
@@ -851,6 +992,27 @@ class SQLStore:
             return str(conn.execute(text(self._version_sql)).scalar())
 
     _version_sql = "SELECT 1"
+
+
+def _service_values(s: Service) -> dict[str, Any]:
+    rule = s.duplicate_rule
+    return {
+        "name": s.name, "group": s.group, "description": s.description,
+        "keywords": s.keywords, "sla_days": s.sla_days,
+        "dedup_radius_m": rule.radius_m if rule else None,
+        "dedup_window_days": rule.window_days if rule else None,
+        "dedup_scope": rule.scope if rule else None,
+        "dedup_only_open": rule.only_open if rule else None,
+    }
+
+
+def _service_from_row(r: Any) -> Service:
+    rule = None
+    if r["dedup_radius_m"] is not None:
+        rule = DuplicateRule(radius_m=r["dedup_radius_m"], window_days=r["dedup_window_days"],
+                             scope=r["dedup_scope"], only_open=bool(r["dedup_only_open"]))
+    return Service(r["code"], r["name"], r["group"], r["description"], r["keywords"],
+                   r["sla_days"], rule)
 
 
 def _reporter_values(reporter: Reporter) -> dict[str, str]:

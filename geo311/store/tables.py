@@ -73,6 +73,11 @@ services = Table(
     Column("keywords", Text, nullable=False, default=""),
     Column("sla_days", Float),
     Column("active", Boolean, nullable=False, default=True),
+    # Duplicate rule of the service; NULL columns take the default rule.
+    Column("dedup_radius_m", Float),
+    Column("dedup_window_days", Float),
+    Column("dedup_scope", String(20)),
+    Column("dedup_only_open", Boolean),
 )
 
 service_requests = Table(

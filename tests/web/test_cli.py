@@ -44,7 +44,7 @@ def test_import_export_round_trip(runner, tmp_path):
               "--geocode", "missing")
     assert out.exit_code == 0, out.output
     assert "stored 5000, updated 0, unchanged 0, rejected 0" in out.output
-    assert "duplicate merging is not available yet" in out.output
+    assert "duplicates: " in out.output and "since 2021-01-01 are in a group" in out.output
     assert "address geocoding is not available yet" in out.output
     dest = tmp_path / "out.csv"
     out = run(runner, "export", "requests", "--format", "csv", "--output", dest)
@@ -86,3 +86,29 @@ def test_layer_of_a_geopackage_is_chosen_with_layer(runner, tmp_path):
     out = run(runner, "layers", "load", gpkg, "--name", "wards", "--id-field", "ward",
               "--layer", "draft")
     assert out.exit_code == 0 and "3 districts" in out.output
+
+
+def test_dedup_recompute_and_group_corrections(runner, app, tmp_path):
+    import re
+
+    from tests.conftest import LEGACY_CSV, csv_head
+
+    run(runner, "layers", "load", SHAPEFILES / "community_areas", "--name", "community_areas",
+        "--id-field", "area_numbe", "--role", "service_area")
+    run(runner, "import", csv_head(LEGACY_CSV, tmp_path / "legacy.csv", 3000), "--mapping",
+        "chicago-311-legacy")
+    out = run(runner, "dedup", "--recompute")
+    assert out.exit_code == 0, out.output
+    found = re.search(r"(\d+) requests reclustered: (\d+) are duplicates in a group; "
+                      r"(\d+) links changed", out.output)
+    total, children, changed = map(int, found.groups())
+    assert total > 2900 and 0 < children < total and changed == children
+    assert "0 links changed" in run(runner, "dedup", "--recompute").output
+    store = app.extensions["geo311"].store
+    child = next(r for r in store.query(limit=5000) if r.duplicate_of is not None)
+    out = run(runner, "groups", "unmerge", child.id)
+    assert out.exit_code == 0 and store.get(child.id).duplicate_of is None
+    out = run(runner, "groups", "move", child.id, "--into", child.duplicate_of)
+    assert f"now in group {child.duplicate_of}" in out.output
+    refused = run(runner, "groups", "unmerge", child.duplicate_of)
+    assert refused.exit_code == 1 and "is not a duplicate" in refused.output
