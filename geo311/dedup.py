@@ -177,7 +177,7 @@ def find_duplicate(
         ok &= closed_us > new_us
     if not ok.any():
         return None
-    # Same argument order and array shapes as cluster_requests: identical distances.
+    # The same function and argument order as cluster_requests: equal distances.
     distance_m = haversine_m(np.full(len(same), new_lon), np.full(len(same), new_lat), lon, lat)
     ok &= distance_m <= rule.radius_m
     if not ok.any():
@@ -219,8 +219,8 @@ def match_requests(
     rows = _validated(frame)
     n = len(rows)
     ids = rows["id"].to_numpy(dtype=np.int64)
-    lon = rows["lon"].to_numpy(dtype=float)
-    lat = rows["lat"].to_numpy(dtype=float)
+    lon = rows["lon"].to_numpy(dtype=float, na_value=np.nan)
+    lat = rows["lat"].to_numpy(dtype=float, na_value=np.nan)
     requested_us = _column_us(rows["requested"], "requested")
     closed_us = (
         _column_us(rows["closed"], "closed", missing=_NEVER) if "closed" in rows
@@ -228,7 +228,7 @@ def match_requests(
     )
     codes, code_names = pd.factorize(rows["service_code"])
     # Time order, ties by id: a position in this order is what "earlier" means below.
-    order = np.lexsort((ids, requested_us))
+    order = _time_order(requested_us, ids)
     order = order[(np.isfinite(lon) & np.isfinite(lat))[order]]
     table = _Table.build(
         lon[order], lat[order], requested_us[order], closed_us[order], codes[order],
@@ -278,9 +278,10 @@ def cluster_requests(
     ``frame``, is the root id each duplicate joins and <NA> for roots. Rows
     without a point are never duplicates and never roots.
 
-    Each scope is cut into time slices one window long and searched with a
-    KD-tree per slice, so the work grows with the pairs close in both space
-    and time rather than with every pair close in space.
+    Each scope is cut into time slices at least one window long and searched
+    with a KD-tree per slice, so the work grows with the pairs close in both
+    space and time rather than with every pair close in space. Rows already
+    in ``(requested, id)`` order skip the sort.
 
     Examples
     --------
@@ -294,6 +295,14 @@ def cluster_requests(
     return match_requests(frame, rules, groups=groups, default=default)["duplicate_of"]
 
 
+def _time_order(t_us: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Positions in (time, id) order; a frame read in that order skips the sort."""
+    step = np.diff(t_us)
+    if np.all((step > 0) | ((step == 0) & (np.diff(ids) > 0))):
+        return np.arange(len(t_us))
+    return np.lexsort((ids, t_us))
+
+
 def _validated(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns cluster_requests needs, checked; say what arrived when they are wrong."""
     missing = [c for c in CLUSTER_COLUMNS if c not in frame.columns]
@@ -305,6 +314,8 @@ def _validated(frame: pd.DataFrame) -> pd.DataFrame:
     rows = frame[columns]
     if rows["id"].isna().any():
         raise InvalidRequest("requests frame has rows without an id")
+    if not pd.api.types.is_integer_dtype(rows["id"].dtype):
+        raise InvalidRequest(f"id had dtype {rows['id'].dtype} but is expected to be integers")
     if rows["id"].duplicated().any():
         repeated = rows["id"][rows["id"].duplicated()].unique()[:5].tolist()
         raise InvalidRequest(f"request ids were repeated ({repeated}) but are expected unique")
@@ -456,7 +467,7 @@ def _match_scope(table: _Table, members: np.ndarray, asking: np.ndarray) -> None
         if k and slice_of[starts[k - 1]] == slice_of[start] - 1:
             before = members[starts[k - 1]:start]
             first_t = table.t_us[here[0]]
-            before = before[table.t_us[before] > first_t - window_max]
+            before = before[table.t_us[before] >= first_t - window_max]
             if all_open:
                 before = before[table.closed_us[before] > first_t]
             if len(before):

@@ -242,6 +242,15 @@ def test_bulk_same_instant_orders_by_id():
     assert cluster_requests(frame, RULE).tolist() == [3, pd.NA, 3]
 
 
+def test_bulk_takes_nullable_columns():
+    frame = frame_of([(1, 0, 0, "SCB", 0, None), (2, 0, 0, "SCB", 1, None),
+                      (3, 0, 0, "SCB", 2, None)])
+    frame = frame.astype({"id": "Int64", "lon": "Float64", "lat": "Float64",
+                          "service_code": "string"})
+    frame.loc[1, "lon"] = pd.NA
+    assert cluster_requests(frame, RULE).tolist() == [pd.NA, pd.NA, 1]
+
+
 def test_bulk_without_closed_column_treats_all_as_open():
     frame = frame_of([(1, 0, 0, "SCB", 0, None), (2, 0, 0, "SCB", 1, None)]).drop(
         columns="closed")
@@ -256,6 +265,7 @@ def test_bulk_empty_frame():
 @pytest.mark.parametrize("change, message", [
     (lambda f: f.drop(columns="requested"), "lacks columns ['requested']"),
     (lambda f: f.assign(id=[1, 1]), "request ids were repeated ([1])"),
+    (lambda f: f.assign(id=["a", "b"]), "id had dtype"),
     (lambda f: f.assign(requested=f["requested"].dt.tz_localize(None)), "timezone-aware"),
     (lambda f: f.assign(requested=[f["requested"].iloc[0], pd.NaT]), "missing in 1 rows"),
 ])
@@ -344,6 +354,9 @@ def test_bulk_equals_live_in_time_order(scenario):
     # Small frames fit one time slice; force many so pairs across slices are tested too.
     with mock.patch.object(dedup, "_SLICE_ROWS", 0):
         assert by_id(frame, cluster_requests(frame, rules, groups=groups)) == expected
+    # Rows already in (requested, id) order take a path without sorting.
+    ordered = frame.sort_values(["requested", "id"])
+    assert by_id(ordered, cluster_requests(ordered, rules, groups=groups)) == expected
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
