@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
+from geo311.dedup import DuplicateRule
 from geo311.districts import assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.intake import Context, regroup_duplicates
@@ -51,6 +52,7 @@ class Mapping:
     columns: dict[str, str]
     status: dict[str, str]
     services: dict[str, dict[str, str]] = field(default_factory=dict)
+    duplicate_rules: dict[str, DuplicateRule] = field(default_factory=dict)
     timezone: str = "UTC"
     date_format: str = "ISO8601"
     xy_crs: str | None = None
@@ -156,9 +158,25 @@ def read_mapping(name_or_path: str | Path) -> Mapping:
         k: (v if isinstance(v, dict) else {"code": str(v)})
         for k, v in raw.get("services", {}).items()
     }
+    rules = {}
+    for service_name, extra in services.items():
+        if "dedup_radius_m" not in extra:
+            continue
+        try:
+            rules[service_name] = DuplicateRule(
+                radius_m=float(extra["dedup_radius_m"]),
+                window_days=float(extra.get("dedup_window_days", 30)),
+                scope=str(extra.get("dedup_scope", "service")),
+                only_open=bool(extra.get("dedup_only_open", True)),
+            )
+        except (TypeError, ValueError, InvalidRequest) as exc:
+            raise InvalidRequest(
+                f"mapping {path}: [services] {service_name!r} has a bad duplicate rule: {exc}"
+            ) from exc
     return Mapping(
         name=raw.get("name", path.stem), columns={k: v for k, v in columns.items() if v},
-        status=status, services=services, timezone=raw.get("timezone", "UTC"),
+        status=status, services=services, duplicate_rules=rules,
+        timezone=raw.get("timezone", "UTC"),
         date_format=raw.get("dates", {}).get("format", "ISO8601"),
         xy_crs=raw.get("coordinates", {}).get("xy_crs"), source=raw.get("source", path.stem),
         description=raw.get("description", ""),
@@ -472,5 +490,6 @@ def _services_in(frame: pd.DataFrame, mapping: Mapping) -> list[Service]:
         out.append(Service(
             code=row.service_code, name=row.service_name,
             group=extra.get("group", row.group or ""),
+            duplicate_rule=mapping.duplicate_rules.get(row.service_name),
         ))
     return out

@@ -122,3 +122,20 @@ def test_not_a_csv_is_refused(layered_store, ctx, tmp_path):
     src.write_bytes(gzip.compress(b"\x00\xff\xfe garbage"))
     with pytest.raises(InvalidRequest, match="x.csv"):
         import_file(layered_store, ctx, src, LEGACY)
+
+
+def test_import_with_dedup_uses_the_mappings_rule(layered_store, ctx, tmp_path):
+    src = csv_head(LEGACY_CSV, tmp_path / "legacy.csv", 4000)
+    summary = import_file(layered_store, ctx, src, LEGACY, dedup=True)
+    rule = layered_store.service("SCB").duplicate_rule
+    assert (rule.radius_m, rule.window_days, rule.only_open) == (0, 3, True)
+    requests = {r.id: r for r in layered_store.query(limit=5000)}
+    children = [r for r in requests.values() if r.duplicate_of is not None]
+    assert len(children) == summary.duplicates > 0
+    for child in children:
+        root = requests[child.duplicate_of]
+        assert (child.lon, child.lat) == (root.lon, root.lat)
+        assert root.requested_datetime <= child.requested_datetime
+    for root_id in {c.duplicate_of for c in children}:
+        members = sum(c.duplicate_of == root_id for c in children)
+        assert requests[root_id].reporter_count == 1 + members
