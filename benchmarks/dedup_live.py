@@ -45,7 +45,8 @@ def main() -> None:
         def decide(cands, requested, row=row):
             return find_duplicate(row.lon, row.lat, row.service_code, "", requested, cands, rule)
 
-        search = DuplicateSearch((row.service_code,), rule.radius_m, rule.window_days, decide)
+        search = DuplicateSearch((row.service_code,), rule.radius_m, rule.window_days, decide,
+                                 only_open=rule.only_open)
         started = time.perf_counter()
         with store.engine.connect() as conn:
             with conn.begin() as tx:

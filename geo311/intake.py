@@ -132,7 +132,7 @@ def duplicate_search(store: SQLStore, service: Service, lon: float, lat: float) 
         return find_duplicate(lon, lat, service.code, service.group, requested, candidates, rule)
 
     return DuplicateSearch(codes=codes, radius_m=rule.radius_m, window_days=rule.window_days,
-                           decide=decide)
+                           decide=decide, only_open=rule.only_open)
 
 
 def regroup_duplicates(

@@ -152,3 +152,4 @@ class DuplicateSearch:
     radius_m: float
     window_days: float
     decide: Callable[[Sequence[Candidate], datetime], tuple[int, float] | None]
+    only_open: bool = False  # True: requests closed by then cannot win, so skip them
