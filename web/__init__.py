@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, current_app
 
@@ -54,9 +53,5 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     errors.register(app)
     app.register_blueprint(pages.bp)
-
-    @app.teardown_appcontext
-    def _noop(_exc: Any) -> None:
-        return None
 
     return app
