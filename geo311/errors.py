@@ -46,9 +46,3 @@ class OutsideServiceArea(Geo311Error):
     status = 422
     code = "outside_service_area"
 
-
-class Unavailable(Geo311Error):
-    """A capability exists in the interface but is not built yet."""
-
-    status = 501
-    code = "not_implemented"

@@ -86,10 +86,6 @@ class ImportSummary:
         """Throughput of the whole import."""
         return self.rows_read / self.seconds if self.seconds else 0.0
 
-    def reasons(self) -> Counter[str]:
-        """Rejections grouped by reason (the line number dropped)."""
-        return Counter(re.sub(r"^line \d+: ", "", r) for _, r in self.rejected)
-
     def lines(self, max_rejects: int = 20) -> list[str]:
         """The summary as printable lines."""
         out = [
@@ -356,9 +352,9 @@ def prepare_chunk(
             lon[use_xy], lat[use_xy] = transformer.transform(x[use_xy], y[use_xy])
     zero = (lon == 0) & (lat == 0)
     lon[zero], lat[zero] = np.nan, np.nan
-    impossible = ~np.isnan(lon) & ~np.isnan(lat) & (
-        (np.abs(lon) > 180) | (np.abs(lat) > 90) | (np.isnan(lon) != np.isnan(lat)))
-    impossible |= np.isnan(lon) != np.isnan(lat)
+    one_missing = np.isnan(lon) != np.isnan(lat)
+    out_of_range = (np.abs(lon) > 180) | (np.abs(lat) > 90)  # False where NaN
+    impossible = one_missing | out_of_range
     rows.reject(impossible, lambda i: f"impossible coordinates lon={lon[i]!r}, lat={lat[i]!r}")
 
     name = rows.text("service_name")

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
 from geo311.errors import InvalidRequest
+from geo311.model import ServiceRequest
 from web import maps, state
 
 bp = Blueprint("pages", __name__)
@@ -14,10 +15,8 @@ NEARBY_RADIUS_M = 250.0
 NEARBY_LIMIT = 5
 
 
-def _public(r: object) -> dict[str, object]:
-    from geo311.model import ServiceRequest
-
-    assert isinstance(r, ServiceRequest)
+def _public(r: ServiceRequest) -> dict[str, object]:
+    """The fields of a request anyone may see."""
     return {
         "service_request_id": r.service_request_id, "external_id": r.external_id,
         "service_code": r.service_code, "service_name": r.service_name, "status": r.status,

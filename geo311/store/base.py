@@ -6,14 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from geo311.model import NewRequest, Placement, ServiceRequest
+from geo311.model import DuplicateSearch, NewRequest, Placement, ServiceRequest
 
 
 class RequestStore(Protocol):
     """What intake, maps and exports need from a database of requests."""
 
-    def add(self, new: NewRequest, placement: Placement) -> ServiceRequest:
-        """Store one new request with its reporter and districts."""
+    def add(
+        self, new: NewRequest, placement: Placement, *, duplicates: DuplicateSearch | None = None
+    ) -> ServiceRequest:
+        """Store one new request with its reporter and districts, merging duplicates."""
         ...
 
     def get(self, request_id: int) -> ServiceRequest:

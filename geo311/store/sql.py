@@ -22,7 +22,6 @@ from sqlalchemy import (
     DateTime,
     Engine,
     MetaData,
-    and_,
     delete,
     func,
     insert,
@@ -251,10 +250,13 @@ class SQLStore:
 
     def service(self, code: str) -> Service:
         """One service by code; raise ``NotFound``."""
-        for s in self.services():
-            if s.code == code:
-                return s
-        raise NotFound(f"service_code {code!r} is not in the service catalogue")
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.services).where(t.services.c.code == code).where(t.services.c.active)
+            ).mappings().first()
+        if row is None:
+            raise NotFound(f"service_code {code!r} is not in the service catalogue")
+        return _service_from_row(row)
 
     # -- requests -----------------------------------------------------------------------
 
@@ -884,18 +886,6 @@ class SQLStore:
             self._audit(conn, "layer_activated", "layer", name,
                         {"version": version, "replaced": previous}, actor)
         return self.layer_version(name, version)
-
-    def deactivate_layer(self, name: str, *, actor: str = "system") -> None:
-        """Take a layer out of use (its history stays)."""
-        lv = t.layer_versions.c
-        with self.engine.begin() as conn:
-            layer_id = conn.execute(select(t.layers.c.id).where(t.layers.c.name == name)).scalar()
-            if layer_id is None:
-                raise NotFound(f"layer {name!r} does not exist")
-            conn.execute(update(t.layer_versions)
-                         .where(and_(lv.layer_id == layer_id, lv.status == "active"))
-                         .values(status="inactive"))
-            self._audit(conn, "layer_deactivated", "layer", name, {}, actor)
 
     def layer_versions(
         self, name: str | None = None, *, active_only: bool = False
