@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
+from geoalchemy2 import Geometry
 from geoalchemy2.shape import from_shape, to_shape
 from sqlalchemy import (
     Connection,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     or_,
     select,
     text,
@@ -141,16 +143,61 @@ class SQLStore:
             found = conn.execute(
                 select(t.schema_info.c.value).where(t.schema_info.c.key == "version")
             ).scalar()
-            if found is None:
-                conn.execute(
-                    insert(t.schema_info).values(key="version", value=str(t.SCHEMA_VERSION))
-                )
-            elif int(found) > t.SCHEMA_VERSION:
+            if found is not None and int(found) > t.SCHEMA_VERSION:
                 raise InvalidRequest(
                     f"the database has schema version {found} but this geo311 knows only "
                     f"{t.SCHEMA_VERSION}: upgrade geo311"
                 )
+            added = self._add_missing_columns(conn)
+            if found is None:
+                conn.execute(
+                    insert(t.schema_info).values(key="version", value=str(t.SCHEMA_VERSION))
+                )
+            elif int(found) < t.SCHEMA_VERSION:
+                conn.execute(update(t.schema_info).where(t.schema_info.c.key == "version")
+                             .values(value=str(t.SCHEMA_VERSION)))
+            if added or (found is not None and int(found) < t.SCHEMA_VERSION):
+                self._audit(conn, "upgrade_schema", "schema", t.SCHEMA_VERSION,
+                            {"from": found, "added_columns": added})
         return t.SCHEMA_VERSION
+
+    def _add_missing_columns(self, conn: Connection) -> list[str]:
+        """Add the columns a newer geo311 declares to tables an older one created.
+
+        Schema changes are additive: new tables are created by ``create_all`` and
+        new columns, which are nullable or carry a scalar default, are added here,
+        so upgrading never rewrites or loses stored rows.
+        """
+        existing = inspect(conn)
+        tables = set(existing.get_table_names())
+        added = []
+        for table in t.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if isinstance(column.type, Geometry):
+                    raise InvalidRequest(
+                        f"cannot add geometry column {table.name}.{column.name} in place: "
+                        "export, re-create with init-db and re-import"
+                    )
+                ddl = f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" ' \
+                    f"{column.type.compile(dialect=conn.dialect)}"
+                default = getattr(column.default, "arg", None)
+                if isinstance(default, bool):
+                    ddl += f" DEFAULT {'TRUE' if default else 'FALSE'}"
+                elif isinstance(default, int | float):
+                    ddl += f" DEFAULT {default}"
+                elif isinstance(default, str):
+                    ddl += " DEFAULT '" + default.replace("'", "''") + "'"
+                if not column.nullable and default is not None:
+                    ddl += " NOT NULL"
+                conn.execute(text(ddl))
+                added.append(f"{table.name}.{column.name}")
+                LOGGER.info("schema upgrade: added column %s.%s", table.name, column.name)
+        return added
 
     def drop_schema(self) -> None:
         """Drop every geo311 table and its data (tests and benchmarks only)."""

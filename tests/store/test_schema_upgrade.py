@@ -1,0 +1,40 @@
+"""init-db upgrades a database an older geo311 created, keeping its rows."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData, Table, insert, select, text
+
+from geo311.store import open_store
+from geo311.store import tables as t
+
+
+def _older_schema(store, dropped: str) -> None:
+    """Re-create ``services`` without one column, as an older release had it."""
+    with store.engine.begin() as conn:
+        conn.execute(text(f'DROP TABLE "services"{store._cascade}'))
+    old = MetaData()
+    columns = [c._copy() for c in t.services.columns if c.name != dropped]
+    Table("services", old, *columns).create(store.engine)
+
+
+def test_init_db_adds_columns_an_older_release_lacked(backend_url):
+    store = open_store(backend_url)
+    try:
+        _older_schema(store, "dedup_only_open")
+        with store.engine.begin() as conn:
+            conn.execute(insert(t.services).values(code="SCB", name="Sanitation", group="",
+                                                   description="", keywords="", active=True))
+        store.init_schema()
+        with store.engine.connect() as conn:
+            row = conn.execute(select(t.services.c.code, t.services.c.dedup_only_open)).one()
+        assert row.code == "SCB"
+        assert row.dedup_only_open is None
+        assert store.service("SCB").name == "Sanitation"
+        entries = store.audit_entries("schema", t.SCHEMA_VERSION)
+        assert entries and "services.dedup_only_open" in str(entries[-1])
+        store.init_schema()  # nothing left to add: no second audit entry
+        assert len(store.audit_entries("schema", t.SCHEMA_VERSION)) == len(entries)
+    finally:
+        store.drop_schema()  # leave the shared PostGIS test database as other tests expect
+        store.init_schema()
+        store.dispose()
