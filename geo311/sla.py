@@ -117,7 +117,9 @@ class BusinessCalendar:
 
     def is_business_day(self, d: date) -> bool:
         """True for a working weekday that is not a holiday."""
-        return d.weekday() in self.workdays and d not in self.holidays(d.year)
+        # A 1 January on a Saturday is kept on 31 December of the year before.
+        return (d.weekday() in self.workdays and d not in self.holidays(d.year)
+                and d not in self.holidays(d.year + 1))
 
 
 @functools.lru_cache(maxsize=512)
