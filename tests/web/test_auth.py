@@ -31,7 +31,7 @@ def test_every_staff_route_refuses_anonymous_users(app, client):
     rules = staff_rules(app)
     urls = {u for u, _, _ in rules}
     assert {"/dispatch", "/kpi", "/dispatch/suggestions", "/api/dispatch/sla"} <= urls
-    for url, method, endpoint in rules:
+    for url, method, _endpoint in rules:
         r = client.open(url, method=method)
         if url.startswith("/api/") or method != "GET":
             assert r.status_code == 401, (url, method, r.status_code)
