@@ -329,10 +329,10 @@ class SlaState:
 def classify(request_id: int, service_code: str, due: datetime | None, paused: bool,
              target: Target | None, cal: BusinessCalendar, now: datetime) -> SlaState:
     """Breached, at risk (less than ``AT_RISK_SHARE`` of the target left), on track, paused."""
-    if target is None:
-        return SlaState(request_id, service_code, None, "none", None, None)
-    if paused or due is None:
+    if paused:
         return SlaState(request_id, service_code, due, "paused", None, None)
+    if target is None or due is None:  # no SLA, or no due time computed yet
+        return SlaState(request_id, service_code, due, "none", None, None)
     left = remaining_seconds(due, now, target.unit, cal)
     share = left / target.seconds
     state = "breached" if left <= 0 else "at_risk" if share < AT_RISK_SHARE else "on_track"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pandas as pd
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -110,14 +111,17 @@ def dispatch_map() -> str:
     version = store.layer_version(layer)
     unassigned = store.dispatch_frame(version.id)
     states = {st.request_id: st for st in sla.sla_board(store, states=("breached", "at_risk"))}
-    drawn_unassigned = maps.add_unassigned(m, unassigned.head(MAX_UNASSIGNED_ON_MAP))
+    most_urgent = unassigned.assign(due=pd.to_datetime(unassigned["expected"], utc=True)) \
+        .sort_values(["due", "id"], na_position="last", kind="stable")
+    drawn_unassigned = maps.add_unassigned(m, most_urgent.head(MAX_UNASSIGNED_ON_MAP))
     late = store.dispatch_frame(None, unassigned_only=False, ids=list(states)) if states else None
     drawn_late = maps.add_sla_states(m, late, states) if late is not None else 0
     maps.add_layer_control(m)
     loads = store.crew_loads()
     return render_template(
         "dispatch.html", parts=maps.map_parts(m), crews=crews, colours=colours, loads=loads,
-        layer=layer, day=day, orders=orders, drawn_stops=drawn_stops,
+        layer=layer, day=day, drawn_stops=drawn_stops, crew_names={c.id: c.name for c in crews},
+        orders=sorted(orders, key=lambda o: (o.crew_id, o.route_position or 10**6, o.id)),
         drawn_unassigned=drawn_unassigned, unassigned_total=len(unassigned),
         drawn_late=drawn_late, breached=sum(v.state == "breached" for v in states.values()),
         at_risk=sum(v.state == "at_risk" for v in states.values()),

@@ -148,6 +148,7 @@ def test_classify_breached_at_risk_on_track():
     late = classify(1, "X", due, False, target, CAL, now_late)
     assert late.state == "breached" and late.remaining_s < 0
     assert classify(1, "X", None, True, target, CAL, now_late).state == "paused"
+    assert classify(1, "X", None, False, target, CAL, now_late).state == "none"
 
 
 def test_targets_from_services_and_bad_values():
