@@ -169,6 +169,7 @@ def _csrf_exempt() -> bool:
 def init_app(app: Flask) -> None:
     """Install login, the staff-path guard, CSRF and cookie settings on ``app``."""
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked below, with the exemptions
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)  # a dispatcher's shift
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["REMEMBER_COOKIE_HTTPONLY"] = True
     if not app.config.get("SESSION_COOKIE_SAMESITE"):
