@@ -46,3 +46,24 @@ class OutsideServiceArea(Geo311Error):
     status = 422
     code = "outside_service_area"
 
+
+
+class Unauthorized(Geo311Error):
+    """No staff login, or a wrong name or password."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(Geo311Error):
+    """Logged in, but the role does not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class TooManyAttempts(Geo311Error):
+    """Too many failed logins from one address for one name: locked for a while."""
+
+    status = 429
+    code = "too_many_attempts"

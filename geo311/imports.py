@@ -30,6 +30,7 @@ from geo311.districts import assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.intake import Context, regroup_duplicates
 from geo311.model import CLOSED, OPEN, Service
+from geo311.sla import fill_expected
 from geo311.store.sql import SQLStore, now_utc
 
 LOGGER = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class ImportSummary:
     services_created: list[str] = field(default_factory=list)
     first_requested: datetime | None = None
     duplicates: int = 0
+    expected_set: int = 0  # requests given an SLA due time
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -428,6 +430,7 @@ def import_file(
             _store_chunk(store, ctx, frame, mapping, summary)
             if progress is not None:
                 progress(len(raw))
+    summary.expected_set = fill_expected(store)  # SLA due times of the new rows
     if dedup and summary.first_requested is not None:  # after the indexes are back
         _, summary.duplicates, changed = regroup_duplicates(
             store, since=summary.first_requested, actor="import")
@@ -487,5 +490,16 @@ def _services_in(frame: pd.DataFrame, mapping: Mapping) -> list[Service]:
             code=row.service_code, name=row.service_name,
             group=extra.get("group", row.group or ""),
             duplicate_rule=mapping.duplicate_rules.get(row.service_name),
+            sla_days=_number(extra.get("sla_days")), sla_hours=_number(extra.get("sla_hours")),
         ))
     return out
+
+
+def _number(value: object) -> float | None:
+    """A mapping's SLA amount as a number (None when absent)."""
+    if value is None:
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"SLA amount {value!r} in the mapping is not a number") from exc

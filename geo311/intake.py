@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -17,6 +17,7 @@ from geo311.dedup import Candidate, DuplicateRule, cluster_requests, find_duplic
 from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, OutsideServiceArea
 from geo311.model import DuplicateSearch, NewRequest, Placement, Service, ServiceRequest
+from geo311.sla import expected_for, target_for
 from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
             f"(layer {ctx.service_area!r})"
         )
     stored = store.add(new, placement, duplicates=duplicate_search(store, service, lon, lat))
+    if target_for(service) is not None:  # start the SLA clock from the stored request time
+        stored = replace(stored, expected_datetime=expected_for(store, stored.id))
     LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
     return stored
 

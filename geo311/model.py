@@ -28,6 +28,9 @@ class Service:
     keywords: str = ""
     sla_days: float | None = None
     duplicate_rule: DuplicateRule | None = None  # None: the default rule
+    sla_hours: float | None = None  # an SLA in hours instead of days
+    sla_clock: str = "business"  # "business": on the calendar; "24x7": every hour counts
+    sla_calendar: str = ""  # a shipped calendar name or a TOML path; "" = the default
 
 
 @dataclass(frozen=True)

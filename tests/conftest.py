@@ -100,7 +100,8 @@ def app(settings: Settings):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    """An anonymous client whose form posts carry a valid CSRF token, as a browser's would."""
+    return csrf_ready(app, app.test_client())
 
 
 @pytest.fixture
@@ -163,3 +164,42 @@ def app_for(tmp_path):
     yield build
     for app in made:
         app.extensions["geo311"].store.dispose()
+
+
+# --- dispatch: staff accounts -------------------------------------------------------
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def csrf_ready(app, client):
+    """Give ``client`` a session CSRF token and send it with every request (X-CSRFToken)."""
+    from flask import session
+    from flask_wtf.csrf import generate_csrf
+
+    with app.test_request_context():
+        token = generate_csrf()
+        raw = session["csrf_token"]
+    with client.session_transaction() as sess:
+        sess["csrf_token"] = raw
+    client.environ_base["HTTP_X_CSRFTOKEN"] = token
+    return client
+
+
+@pytest.fixture
+def staff_client(app):
+    """``staff_client(role)``: a test client logged in through /login as a new user of ``role``."""
+    from geo311.accounts import create_user
+
+    made = {}
+
+    def login(role: str = "admin", username: str | None = None):
+        name = username or f"{role}-user"
+        if name not in made:
+            create_user(app.extensions["geo311"].store, name, STAFF_PASSWORD, role)
+            made[name] = True
+        c = csrf_ready(app, app.test_client())
+        r = c.post("/login", data={"username": name, "password": STAFF_PASSWORD})
+        assert r.status_code == 302, r.get_data(as_text=True)
+        return c
+
+    return login

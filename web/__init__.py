@@ -49,9 +49,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.extensions["geo311"] = Geo311(settings)
 
-    from web import errors, pages
+    from web import auth, dispatch, errors, pages
 
     errors.register(app)
     app.register_blueprint(pages.bp)
+    auth.init_app(app)
+    app.register_blueprint(dispatch.bp)
 
     return app

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo311.dedup import Candidate, DuplicateRule
+from geo311.dispatch import ACTIVE_WORK_STATUSES, Crew, WorkOrder
 from geo311.districts import DistrictLayer
 from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
@@ -1036,6 +1037,425 @@ class SQLStore:
 
     _version_sql = "SELECT 1"
 
+    # --- dispatch: staff accounts, SLA clocks, crews and work orders -------------------
+
+    def add_user(self, username: str, password_hash: str, role: str, *,
+                 actor: str = "system") -> int:
+        """Create a staff account; raise ``InvalidRequest`` if the name is taken."""
+        u = t.users.c
+        with self.engine.begin() as conn:
+            if conn.execute(select(u.id).where(u.username == username)).first():
+                raise InvalidRequest(f"user {username!r} exists already")
+            user_id = conn.execute(insert(t.users).values(
+                username=username, password_hash=password_hash, role=role, active=True,
+                created=now_utc()).returning(u.id)).scalar_one()
+            self._audit(conn, "user_created", "user", username, {"role": role}, actor)
+        return int(user_id)
+
+    def user(self, username: str | None = None, *, user_id: int | None = None
+             ) -> dict[str, Any] | None:
+        """One account row (with its password hash) by name or id, or None."""
+        u = t.users.c
+        stmt = select(t.users).where(u.username == username if user_id is None
+                                     else u.id == int(user_id))
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return None if row is None else dict(row)
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every account (without password hashes), by name."""
+        u = t.users.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(u.id, u.username, u.role, u.active, u.created,
+                                       u.last_login).order_by(u.username)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def set_user_active(self, username: str, active: bool, *, actor: str = "system") -> None:
+        """Enable or disable an account; audited."""
+        u = t.users.c
+        with self.engine.begin() as conn:
+            done = conn.execute(update(t.users).where(u.username == username)
+                                .values(active=active)).rowcount
+            if not done:
+                raise NotFound(f"user {username!r} does not exist")
+            self._audit(conn, "user_enabled" if active else "user_disabled", "user", username,
+                        {}, actor)
+
+    def set_user_password(self, username: str, password_hash: str, *,
+                          actor: str = "system") -> None:
+        """Replace an account's password hash; audited (without the hash)."""
+        u = t.users.c
+        with self.engine.begin() as conn:
+            if not conn.execute(update(t.users).where(u.username == username)
+                                .values(password_hash=password_hash)).rowcount:
+                raise NotFound(f"user {username!r} does not exist")
+            self._audit(conn, "password_set", "user", username, {}, actor)
+
+    def record_login(self, username: str, address: str, ok: bool) -> None:
+        """Remember a login: success clears the failures of this name and address."""
+        u, lf = t.users.c, t.login_failures.c
+        now = now_utc()
+        with self.engine.begin() as conn:
+            if ok:
+                conn.execute(update(t.users).where(u.username == username)
+                             .values(last_login=now))
+                conn.execute(delete(t.login_failures).where(lf.username == username)
+                             .where(lf.address == address))
+                self._audit(conn, "login", "user", username, {"address": address}, username)
+            else:
+                conn.execute(insert(t.login_failures).values(username=username[:100],
+                                                             address=address[:64], at=now))
+
+    def login_failures_since(self, username: str, address: str, since: datetime
+                             ) -> list[datetime]:
+        """Times of failed logins of this name from this address since ``since``."""
+        lf = t.login_failures.c
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(lf.at).where(lf.username == username[:100]).where(
+                    lf.address == address[:64]).where(lf.at >= since).order_by(lf.at)
+            ).scalars())
+
+    def sla_rows(self, codes: Sequence[str], *, missing_only: bool = False,
+                 ids: Sequence[int] | None = None) -> list[tuple[int, str, datetime]]:
+        """Id, service code and request time of requests of these services."""
+        sr = t.service_requests.c
+        stmt = select(sr.id, sr.service_code, sr.requested_datetime).where(
+            sr.service_code.in_(list(codes))).order_by(sr.id)
+        if missing_only:
+            stmt = stmt.where(sr.expected_datetime.is_(None))
+        if ids is not None:
+            stmt = stmt.where(sr.id.in_([int(i) for i in ids]))
+        with self.engine.connect() as conn:
+            return [(int(a), str(b), c) for a, b, c in conn.execute(stmt).all()]
+
+    def set_expected_datetimes(self, ids: Sequence[int],
+                               values: Sequence[datetime | None]) -> None:
+        """Write due times (``expected_datetime``) of many requests in one transaction."""
+        sr = t.service_requests.c
+        with self.engine.begin() as conn:
+            for i, v in zip(ids, values, strict=True):
+                conn.execute(update(t.service_requests).where(sr.id == int(i))
+                             .values(expected_datetime=v))
+
+    def sla_pauses_of(self, ids: Sequence[int]
+                      ) -> dict[int, list[tuple[datetime, datetime | None]]]:
+        """Pauses of these requests, oldest first, as (started, ended or None)."""
+        p = t.sla_pauses.c
+        out: dict[int, list[tuple[datetime, datetime | None]]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 5000):
+                chunk = [int(i) for i in ids[start:start + 5000]]
+                for rid, s, e in conn.execute(
+                        select(p.request_id, p.started, p.ended)
+                        .where(p.request_id.in_(chunk)).order_by(p.id)):
+                    out.setdefault(int(rid), []).append((s, e))
+        return out
+
+    def start_sla_pause(self, request_id: int, reason: str, at: datetime, *,
+                        actor: str = "system") -> None:
+        """Open a pause of a request's clock; one at a time."""
+        p = t.sla_pauses.c
+        with self.engine.begin() as conn:
+            if conn.execute(select(p.id).where(p.request_id == request_id)
+                            .where(p.ended.is_(None))).first():
+                raise InvalidRequest(f"request {request_id} is paused already")
+            conn.execute(insert(t.sla_pauses).values(request_id=request_id, reason=reason,
+                                                     started=at, started_by=actor))
+            self._audit(conn, "sla_paused", "request", request_id, {"reason": reason}, actor)
+
+    def end_sla_pause(self, request_id: int, at: datetime, *, actor: str = "system") -> None:
+        """Close the open pause of a request's clock."""
+        p = t.sla_pauses.c
+        with self.engine.begin() as conn:
+            pause_id = conn.execute(select(p.id).where(p.request_id == request_id)
+                                    .where(p.ended.is_(None))).scalar()
+            if pause_id is None:
+                raise InvalidRequest(f"request {request_id} is not paused")
+            conn.execute(update(t.sla_pauses).where(p.id == pause_id)
+                         .values(ended=at, ended_by=actor))
+            self._audit(conn, "sla_resumed", "request", request_id, {}, actor)
+
+    def open_sla_rows(self) -> list[tuple[int, str, datetime | None, bool]]:
+        """Open group roots: id, service code, due time and whether paused now."""
+        sr, p = t.service_requests.c, t.sla_pauses.c
+        paused = select(p.request_id).where(p.ended.is_(None))
+        stmt = select(sr.id, sr.service_code, sr.expected_datetime,
+                      sr.id.in_(paused).label("paused")).where(sr.status == OPEN).where(
+            sr.duplicate_of.is_(None)).order_by(sr.id)
+        with self.engine.connect() as conn:
+            return [(int(a), str(b), c, bool(d)) for a, b, c, d in conn.execute(stmt).all()]
+
+    def add_crew(self, crew: Crew, *, actor: str = "system") -> Crew:
+        """Store a new crew; raise ``InvalidRequest`` if the name is taken."""
+        c = t.crews.c
+        with self.engine.begin() as conn:
+            if conn.execute(select(c.id).where(c.name == crew.name)).first():
+                raise InvalidRequest(f"crew {crew.name!r} exists already")
+            crew_id = conn.execute(insert(t.crews).values(
+                name=crew.name, service_groups=json.dumps(list(crew.service_groups)),
+                layer=crew.layer, districts=json.dumps(list(crew.districts)),
+                capacity_per_day=crew.capacity_per_day, calendar=crew.calendar,
+                depot_lon=crew.depot_lon, depot_lat=crew.depot_lat, active=True,
+                created=now_utc()).returning(c.id)).scalar_one()
+            self._audit(conn, "crew_created", "crew", crew_id,
+                        {"name": crew.name, "districts": list(crew.districts),
+                         "service_groups": list(crew.service_groups)}, actor)
+        return self.crew(int(crew_id))
+
+    def crews(self, *, active_only: bool = True) -> list[Crew]:
+        """Crews by id."""
+        stmt = select(t.crews).order_by(t.crews.c.id)
+        if active_only:
+            stmt = stmt.where(t.crews.c.active)
+        with self.engine.connect() as conn:
+            return [_crew_from_row(r) for r in conn.execute(stmt).mappings().all()]
+
+    def crew(self, key: int | str) -> Crew:
+        """One crew by id or name; raise ``NotFound``."""
+        c = t.crews.c
+        cond = c.id == key if isinstance(key, int) else c.name == key
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.crews).where(cond)).mappings().first()
+        if row is None:
+            raise NotFound(f"crew {key!r} does not exist")
+        return _crew_from_row(row)
+
+    def set_crew_active(self, crew_id: int, active: bool, *, actor: str = "system") -> None:
+        """Retire a crew (or bring it back); audited."""
+        with self.engine.begin() as conn:
+            conn.execute(update(t.crews).where(t.crews.c.id == crew_id).values(active=active))
+            self._audit(conn, "crew_enabled" if active else "crew_disabled", "crew", crew_id,
+                        {}, actor)
+
+    def add_work_order(self, crew_id: int, request_ids: Sequence[int], scheduled_date: str,
+                       *, actor: str = "system") -> WorkOrder:
+        """A work order for the groups of ``request_ids`` (open, not on another order)."""
+        sr, wr, wo = t.service_requests.c, t.work_order_requests.c, t.work_orders.c
+        if not request_ids:
+            raise InvalidRequest("a work order needs at least one request")
+        self.crew(int(crew_id))
+        now = now_utc()
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(sr.id, sr.status, sr.duplicate_of).where(
+                sr.id.in_([int(i) for i in request_ids]))).all()
+            missing = sorted(set(int(i) for i in request_ids) - {r.id for r in rows})
+            if missing:
+                raise NotFound(f"service requests {missing} do not exist")
+            roots = sorted({r.duplicate_of or r.id for r in rows})
+            states = dict(conn.execute(select(sr.id, sr.status).where(sr.id.in_(roots))).all())
+            closed = [i for i in roots if states.get(i) != OPEN]
+            if closed:
+                raise InvalidRequest(f"requests {closed} are not open")
+            taken = conn.execute(
+                select(wr.request_id, wr.work_order_id).select_from(
+                    t.work_order_requests.join(t.work_orders, wo.id == wr.work_order_id))
+                .where(wr.request_id.in_(roots)).where(wo.status.in_(ACTIVE_WORK_STATUSES))
+            ).all()
+            if taken:
+                raise InvalidRequest(
+                    "requests already on an open work order: "
+                    + ", ".join(f"#{r} (work order {w})" for r, w in taken))
+            order_id = conn.execute(insert(t.work_orders).values(
+                crew_id=int(crew_id), status="assigned", scheduled_date=scheduled_date,
+                created=now, created_by=actor, updated=now).returning(wo.id)).scalar_one()
+            conn.execute(insert(t.work_order_requests),
+                         [{"work_order_id": order_id, "request_id": r} for r in roots])
+            self._audit(conn, "created", "work_order", order_id,
+                        {"crew_id": int(crew_id), "requests": roots, "date": scheduled_date},
+                        actor)
+            for r in roots:
+                self._audit(conn, "assigned", "request", r,
+                            {"work_order": order_id, "crew_id": int(crew_id)}, actor)
+        return self.work_order(int(order_id))
+
+    def work_order(self, order_id: int) -> WorkOrder:
+        """One work order with its requests and notes; raise ``NotFound``."""
+        found = self.work_orders(ids=[int(order_id)])
+        if not found:
+            raise NotFound(f"work order {order_id} does not exist")
+        return found[0]
+
+    def work_orders(self, *, crew_id: int | None = None, status: Sequence[str] | None = None,
+                    scheduled_date: str | None = None, ids: Sequence[int] | None = None,
+                    limit: int = 5000) -> list[WorkOrder]:
+        """Work orders matching filters, by date then route position then id."""
+        wo, wr, wn = t.work_orders.c, t.work_order_requests.c, t.work_order_notes.c
+        stmt = select(t.work_orders).order_by(wo.scheduled_date, wo.route_position, wo.id)
+        if crew_id is not None:
+            stmt = stmt.where(wo.crew_id == int(crew_id))
+        if status is not None:
+            stmt = stmt.where(wo.status.in_(list(status)))
+        if scheduled_date is not None:
+            stmt = stmt.where(wo.scheduled_date == scheduled_date)
+        if ids is not None:
+            stmt = stmt.where(wo.id.in_([int(i) for i in ids]))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt.limit(limit)).mappings().all()
+            wanted = [r["id"] for r in rows]
+            reqs: dict[int, list[int]] = {}
+            notes: dict[int, list[tuple[datetime, str, str]]] = {}
+            for start in range(0, len(wanted), 5000):
+                chunk = wanted[start:start + 5000]
+                for w, r in conn.execute(select(wr.work_order_id, wr.request_id).where(
+                        wr.work_order_id.in_(chunk)).order_by(wr.request_id)):
+                    reqs.setdefault(w, []).append(int(r))
+                for w, at, author, body in conn.execute(
+                        select(wn.work_order_id, wn.at, wn.author, wn.text)
+                        .where(wn.work_order_id.in_(chunk)).order_by(wn.id)):
+                    notes.setdefault(w, []).append((at, author, body))
+        return [WorkOrder(
+            id=r["id"], crew_id=r["crew_id"], status=r["status"],
+            scheduled_date=r["scheduled_date"], route_position=r["route_position"],
+            request_ids=tuple(reqs.get(r["id"], [])), resolution=r["resolution"],
+            created=r["created"], created_by=r["created_by"], updated=r["updated"],
+            started=r["started"], finished=r["finished"],
+            notes=tuple(notes.get(r["id"], []))) for r in rows]
+
+    def set_work_order_status(self, order_id: int, status: str, *, resolution: str = "",
+                              actor: str = "system") -> WorkOrder:
+        """Move a work order on (assigned, in_progress, done, cancelled); audited."""
+        order = self.work_order(order_id)
+        now = now_utc()
+        values: dict[str, Any] = {"status": status, "updated": now}
+        if status == "in_progress" and order.started is None:
+            values["started"] = now
+        if status in ("done", "cancelled"):
+            values["finished"] = now
+            values["resolution"] = resolution
+        with self.engine.begin() as conn:
+            conn.execute(update(t.work_orders).where(t.work_orders.c.id == order.id)
+                         .values(**values))
+            self._audit(conn, "status", "work_order", order.id,
+                        {"from": order.status, "to": status, "resolution": resolution}, actor)
+        return self.work_order(order.id)
+
+    def reassign_work_order(self, order_id: int, crew_id: int, *, scheduled_date: str | None
+                            = None, actor: str = "system") -> WorkOrder:
+        """Give a work order to another crew (the dispatcher's override); audited."""
+        order = self.work_order(order_id)
+        self.crew(int(crew_id))
+        values: dict[str, Any] = {"crew_id": int(crew_id), "updated": now_utc(),
+                                  "route_position": None}
+        if scheduled_date:
+            values["scheduled_date"] = scheduled_date
+        with self.engine.begin() as conn:
+            conn.execute(update(t.work_orders).where(t.work_orders.c.id == order.id)
+                         .values(**values))
+            self._audit(conn, "reassigned", "work_order", order.id,
+                        {"from_crew": order.crew_id, "to_crew": int(crew_id),
+                         "date": values.get("scheduled_date", order.scheduled_date)}, actor)
+        return self.work_order(order.id)
+
+    def add_work_order_note(self, order_id: int, body: str, *, author: str) -> None:
+        """Append a note to a work order; audited."""
+        order = self.work_order(order_id)
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.work_order_notes).values(
+                work_order_id=order.id, at=now_utc(), author=author, text=body))
+            conn.execute(update(t.work_orders).where(t.work_orders.c.id == order.id)
+                         .values(updated=now_utc()))
+            self._audit(conn, "note", "work_order", order.id, {"length": len(body)}, author)
+
+    def set_route_positions(self, positions: dict[int, int], *, actor: str = "system") -> None:
+        """Store the visiting order of work orders (one crew's day); audited."""
+        wo = t.work_orders.c
+        with self.engine.begin() as conn:
+            for order_id, pos in positions.items():
+                conn.execute(update(t.work_orders).where(wo.id == int(order_id))
+                             .values(route_position=int(pos)))
+            self._audit(conn, "route_ordered", "work_order", "",
+                        {"positions": {str(k): v for k, v in positions.items()}}, actor)
+
+    def group_members(self, roots: Sequence[int]) -> list[int]:
+        """Open requests of these groups: the roots and their duplicates, by id."""
+        sr = t.service_requests.c
+        wanted = [int(r) for r in roots]
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(
+                select(sr.id).where(sr.id.in_(wanted) | sr.duplicate_of.in_(wanted))
+                .where(sr.status == OPEN).order_by(sr.id)).scalars()]
+
+    def crew_loads(self) -> dict[int, int]:
+        """Stops on open work orders (assigned or in progress), per crew id."""
+        wo, wr = t.work_orders.c, t.work_order_requests.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(wo.crew_id, func.count()).select_from(
+                    t.work_orders.join(t.work_order_requests, wr.work_order_id == wo.id))
+                .where(wo.status.in_(ACTIVE_WORK_STATUSES)).group_by(wo.crew_id)).all()
+        return {int(c): int(n) for c, n in rows}
+
+    def dispatch_frame(self, layer_version_id: int | None, *, district: str | None = None,
+                       unassigned_only: bool = True,
+                       ids: Sequence[int] | None = None) -> pd.DataFrame:
+        """Open located group roots with service group, due time, pause and district.
+
+        Columns: id, service_code, group, lon, lat, requested, expected, paused,
+        district_id (in ``layer_version_id``), work_order_id (None when unassigned).
+        """
+        sr, sv, rd = t.service_requests.c, t.services.c, t.request_districts.c
+        wo, wr, p = t.work_orders.c, t.work_order_requests.c, t.sla_pauses.c
+        active_orders = (select(wr.request_id, wr.work_order_id)
+                         .select_from(t.work_order_requests.join(
+                             t.work_orders, wo.id == wr.work_order_id))
+                         .where(wo.status.in_(ACTIVE_WORK_STATUSES)).subquery())
+        joined = t.service_requests.join(t.services, sv.code == sr.service_code).outerjoin(
+            active_orders, active_orders.c.request_id == sr.id)
+        district_col: Any = None
+        if layer_version_id is not None:
+            joined = joined.outerjoin(t.request_districts, (rd.request_id == sr.id)
+                                      & (rd.layer_version_id == layer_version_id))
+            district_col = rd.district_id
+        paused = select(p.request_id).where(p.ended.is_(None))
+        stmt = select(
+            sr.id, sr.service_code, sv.group, func.ST_X(sr.geom), func.ST_Y(sr.geom),
+            sr.requested_datetime, sr.expected_datetime, sr.id.in_(paused),
+            district_col if district_col is not None else text("NULL"),
+            active_orders.c.work_order_id,
+        ).select_from(joined).where(sr.status == OPEN).where(sr.duplicate_of.is_(None)).where(
+            sr.geom.isnot(None)).order_by(sr.id)
+        if unassigned_only:
+            stmt = stmt.where(active_orders.c.work_order_id.is_(None))
+        if district is not None and district_col is not None:
+            stmt = stmt.where(district_col == district)
+        if ids is not None:
+            stmt = stmt.where(sr.id.in_([int(i) for i in ids]))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        frame = _frame(rows, ["id", "service_code", "group", "lon", "lat", "requested",
+                              "expected", "paused", "district_id", "work_order_id"])
+        frame["paused"] = frame["paused"].astype(bool)
+        return frame
+
+    def kpi_frame(self, layer_version_id: int | None, *, start: datetime | None = None,
+                  end: datetime | None = None) -> pd.DataFrame:
+        """Group roots (``duplicate_of`` NULL) for KPIs: service, district and times."""
+        sr, sv, rd = t.service_requests.c, t.services.c, t.request_districts.c
+        joined = t.service_requests.join(t.services, sv.code == sr.service_code)
+        district_col: Any = text("NULL")
+        if layer_version_id is not None:
+            joined = joined.outerjoin(t.request_districts, (rd.request_id == sr.id)
+                                      & (rd.layer_version_id == layer_version_id))
+            district_col = rd.district_id
+        stmt = select(
+            sr.service_code, sv.name, district_col, sr.status,
+            type_coerce(sr.requested_datetime, DateTime()),
+            type_coerce(sr.closed_datetime, DateTime()),
+            type_coerce(sr.expected_datetime, DateTime()),
+        ).select_from(joined).where(sr.duplicate_of.is_(None))
+        if start is not None:
+            stmt = stmt.where(sr.requested_datetime >= start)
+        if end is not None:
+            stmt = stmt.where(sr.requested_datetime < end)
+        with self.engine.connect() as conn:
+            frame = _frame(conn.execute(stmt).all(), ["service_code", "service_name",
+                                                      "district_id", "status", "requested",
+                                                      "closed", "expected"])
+        for col in ("requested", "closed", "expected"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        return frame
+
 
 def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     """Rows to a frame column-wise (pandas probes every Row object otherwise: 10x slower)."""
@@ -1053,6 +1473,8 @@ def _service_values(s: Service) -> dict[str, Any]:
         "dedup_window_days": rule.window_days if rule else None,
         "dedup_scope": rule.scope if rule else None,
         "dedup_only_open": rule.only_open if rule else None,
+        "sla_hours": s.sla_hours, "sla_clock": s.sla_clock or None,
+        "sla_calendar": s.sla_calendar or None,
     }
 
 
@@ -1062,7 +1484,8 @@ def _service_from_row(r: Any) -> Service:
         rule = DuplicateRule(radius_m=r["dedup_radius_m"], window_days=r["dedup_window_days"],
                              scope=r["dedup_scope"], only_open=bool(r["dedup_only_open"]))
     return Service(r["code"], r["name"], r["group"], r["description"], r["keywords"],
-                   r["sla_days"], rule)
+                   r["sla_days"], rule, sla_hours=r["sla_hours"],
+                   sla_clock=r["sla_clock"] or "business", sla_calendar=r["sla_calendar"] or "")
 
 
 def _reporter_values(reporter: Reporter) -> dict[str, str]:
@@ -1071,6 +1494,13 @@ def _reporter_values(reporter: Reporter) -> dict[str, str]:
         "email": reporter.email, "phone": reporter.phone, "device_id": reporter.device_id,
         "account_id": reporter.account_id,
     }
+
+
+def _crew_from_row(r: Any) -> Crew:
+    return Crew(id=r["id"], name=r["name"], service_groups=tuple(json.loads(r["service_groups"])),
+                layer=r["layer"], districts=tuple(json.loads(r["districts"])),
+                capacity_per_day=r["capacity_per_day"], calendar=r["calendar"],
+                depot_lon=r["depot_lon"], depot_lat=r["depot_lat"], active=bool(r["active"]))
 
 
 def _as_multipolygon(geom: Any) -> Any:

@@ -78,6 +78,11 @@ services = Table(
     Column("dedup_window_days", Float),
     Column("dedup_scope", String(20)),
     Column("dedup_only_open", Boolean),
+    # SLA: sla_days or sla_hours, counted on a business calendar ("business") or the
+    # clock ("24x7"); the calendar is a shipped name or a TOML path (default: chicago).
+    Column("sla_hours", Float),
+    Column("sla_clock", String(20)),
+    Column("sla_calendar", String(200)),
 )
 
 service_requests = Table(
@@ -193,4 +198,98 @@ audit_log = Table(
     Column("entity_id", String(100), nullable=False, default=""),
     Column("detail", Text, nullable=False, default="{}"),
     Index("ix_audit_entity", "entity", "entity_id"),
+)
+
+# --- dispatch: staff accounts, SLA pauses, crews and work orders ---------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(300), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created", UTCDateTime, nullable=False),
+    Column("last_login", UTCDateTime),
+)
+
+# Failed logins, per username and client address, for throttling.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False),
+    Column("address", String(64), nullable=False, default=""),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_login_failures_user_address", "username", "address", "at"),
+)
+
+# Stretches of time during which a request's SLA clock stood still (waiting for the
+# resident, on hold); ``ended`` NULL means the clock is stopped now.
+sla_pauses = Table(
+    "sla_pauses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("reason", String(40), nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("ended", UTCDateTime),
+    Column("started_by", String(100), nullable=False, default="system"),
+    Column("ended_by", String(100)),
+)
+
+crews = Table(
+    "crews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("service_groups", Text, nullable=False, default="[]"),  # JSON list
+    Column("layer", String(100), nullable=False),  # the dispatch layer of its districts
+    Column("districts", Text, nullable=False, default="[]"),  # JSON list of district ids
+    Column("capacity_per_day", Integer, nullable=False, default=8),
+    Column("calendar", String(100), nullable=False, default="chicago"),
+    Column("depot_lon", Float),
+    Column("depot_lat", Float),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created", UTCDateTime, nullable=False),
+)
+
+work_orders = Table(
+    "work_orders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("crew_id", Integer, ForeignKey("crews.id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False, default="assigned"),
+    Column("scheduled_date", String(10), nullable=False),  # local date, YYYY-MM-DD
+    Column("route_position", Integer),
+    Column("resolution", Text, nullable=False, default=""),
+    Column("created", UTCDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False, default="system"),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("started", UTCDateTime),
+    Column("finished", UTCDateTime),
+    Index("ix_work_orders_crew_date", "crew_id", "scheduled_date"),
+)
+
+# The stops of a work order: group roots (a duplicate group is one stop).
+work_order_requests = Table(
+    "work_order_requests",
+    metadata,
+    Column("work_order_id", Integer, ForeignKey("work_orders.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("request_id", Integer, ForeignKey("service_requests.id"), primary_key=True,
+           index=True),
+)
+
+work_order_notes = Table(
+    "work_order_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("work_order_id", Integer, ForeignKey("work_orders.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("author", String(100), nullable=False),
+    Column("text", Text, nullable=False),
 )

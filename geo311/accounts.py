@@ -1,0 +1,113 @@
+"""Staff accounts: roles, hashed passwords (scrypt) and login throttling."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from geo311.errors import InvalidRequest, TooManyAttempts, Unauthorized
+
+if TYPE_CHECKING:
+    from geo311.store.sql import SQLStore
+
+LOGGER = logging.getLogger(__name__)
+
+#: Staff roles; ``admin`` may do everything.
+ROLES = ("dispatcher", "planner", "gis", "admin")
+MIN_PASSWORD_LENGTH = 10
+#: Failed logins of one name from one address allowed within the window before a lockout.
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+#: Checked against when the name is unknown, so both cases take as long.
+_DUMMY_HASH = generate_password_hash("not a password", method="scrypt")
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    """A logged-in member of staff."""
+
+    id: int
+    username: str
+    role: str
+    active: bool = True
+
+    def may(self, *roles: str) -> bool:
+        """True when the user has one of ``roles`` (admin has them all)."""
+        return self.role == "admin" or self.role in roles
+
+
+def check_password(password: str) -> None:
+    """Refuse passwords that are too short or too long."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidRequest(
+            f"the password has {len(password)} characters but at least "
+            f"{MIN_PASSWORD_LENGTH} are required")
+    if len(password) > 1024:
+        raise InvalidRequest("the password is longer than 1024 characters")
+
+
+def create_user(store: SQLStore, username: str, password: str, role: str, *,
+                actor: str = "system") -> StaffUser:
+    """Add a staff account with a scrypt-hashed password.
+
+    Examples
+    --------
+    >>> create_user(store, "ada", "correct horse battery", "dispatcher")  # doctest: +SKIP
+    """
+    username = username.strip()
+    if not username or len(username) > 100 or not username.isprintable():
+        raise InvalidRequest(f"user name {username!r} is expected to be 1-100 printable "
+                             "characters")
+    if role not in ROLES:
+        raise InvalidRequest(f"role was {role!r} but is expected to be in {ROLES}")
+    check_password(password)
+    user_id = store.add_user(username, generate_password_hash(password, method="scrypt"),
+                             role, actor=actor)
+    LOGGER.info("created user %s (%s)", username, role)
+    return StaffUser(user_id, username, role)
+
+
+def set_password(store: SQLStore, username: str, password: str, *,
+                 actor: str = "system") -> None:
+    """Replace a user's password."""
+    check_password(password)
+    store.set_user_password(username, generate_password_hash(password, method="scrypt"),
+                            actor=actor)
+
+
+def load_user(store: SQLStore, user_id: int) -> StaffUser | None:
+    """An active account by id (for the session), or None."""
+    row = store.user(user_id=user_id)
+    if row is None or not row["active"]:
+        return None
+    return StaffUser(row["id"], row["username"], row["role"], bool(row["active"]))
+
+
+def authenticate(store: SQLStore, username: str, password: str, address: str, *,
+                 now: datetime | None = None) -> StaffUser:
+    """Check a login; raise ``Unauthorized`` or, after repeated failures, ``TooManyAttempts``.
+
+    Failures count per user name and client address: after ``MAX_FAILURES`` within
+    ``FAILURE_WINDOW`` every attempt is refused, without checking the password, until
+    the oldest of them is ``FAILURE_WINDOW`` old.
+    """
+    now = now or datetime.now(UTC)
+    username = username.strip()[:100]
+    recent = store.login_failures_since(username, address, now - FAILURE_WINDOW)
+    if len(recent) >= MAX_FAILURES:
+        until = recent[-MAX_FAILURES] + FAILURE_WINDOW
+        wait = int((until - now).total_seconds() // 60) + 1
+        raise TooManyAttempts(f"too many failed logins; try again in {wait} minutes")
+    row = store.user(username)
+    ok = check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password)
+    if row is None or not ok or not row["active"]:
+        store.record_login(username, address, ok=False)
+        LOGGER.info("failed login for %r from %s", username, address)
+        raise Unauthorized("wrong user name or password")
+    store.record_login(username, address, ok=True)
+    return StaffUser(row["id"], row["username"], row["role"], True)
+
