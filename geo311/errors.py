@@ -46,3 +46,21 @@ class OutsideServiceArea(Geo311Error):
     status = 422
     code = "outside_service_area"
 
+
+
+class Forbidden(Geo311Error):
+    """A client without a valid key asked for something that needs one."""
+
+    status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(Geo311Error):
+    """A client sent more than its share; ``retry_after_s`` says when to try again."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

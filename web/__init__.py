@@ -53,5 +53,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     errors.register(app)
     app.register_blueprint(pages.bp)
+    from web import open311
+
+    app.register_blueprint(open311.bp)
 
     return app

@@ -78,6 +78,8 @@ services = Table(
     Column("dedup_window_days", Float),
     Column("dedup_scope", String(20)),
     Column("dedup_only_open", Boolean),
+    Column("agency", String(200), nullable=False, default=""),
+    Column("attributes", Text, nullable=False, default="[]"),  # JSON list of questions
 )
 
 service_requests = Table(
@@ -103,6 +105,7 @@ service_requests = Table(
     Column("duplicate_of", Integer, ForeignKey("service_requests.id")),
     Column("reporter_count", Integer, nullable=False, default=1),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True)),
+    Column("attributes", Text),  # JSON answers to the service's questions
     Index("ix_requests_service_requested", "service_code", "requested_datetime"),
     Index("ix_requests_status", "status"),
     Index("ix_requests_duplicate_of", "duplicate_of"),
@@ -193,4 +196,30 @@ audit_log = Table(
     Column("entity_id", String(100), nullable=False, default=""),
     Column("detail", Text, nullable=False, default="{}"),
     Index("ix_audit_entity", "entity", "entity_id"),
+)
+
+
+# --- API clients: keys and idempotent submissions ---
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key
+    Column("created", UTCDateTime, nullable=False),
+    Column("revoked", UTCDateTime),
+)
+
+# One row per (key, client's own id): the unique constraint makes a retried submission
+# find the request the first one stored, even when both arrive together.
+client_submissions = Table(
+    "client_submissions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("api_key_id", Integer, ForeignKey("api_keys.id"), nullable=False),
+    Column("client_request_id", String(200), nullable=False),
+    Column("request_id", Integer),
+    Column("created", UTCDateTime, nullable=False),
+    UniqueConstraint("api_key_id", "client_request_id", name="uq_client_submission"),
 )
