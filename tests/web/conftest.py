@@ -45,3 +45,49 @@ def city(app, tmp_path):
                       NewRequest(code, lon=at[0], lat=at[1], **kw))
 
     return SimpleNamespace(store=store, key=key, report=report)
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """Start ``python -m web run`` on a free loopback port against a database URL."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from geo311.config import PROJECT_ROOT
+
+    procs = []
+
+    def start(database_url: str, timeout_s: float = 60, **env_extra: str) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        env = {**os.environ, "GEO311_DATABASE_URL": database_url,
+               "GEO311_INSTANCE_PATH": str(tmp_path / "instance"), **env_extra}
+        log_path = tmp_path / f"server-{port}.log"
+        log = open(log_path, "w")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "web", "run", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append((proc, log))
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(log_path.read_text())
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return base
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not start in {timeout_s} s")
+
+    yield start
+    for proc, log in procs:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
