@@ -92,3 +92,11 @@ def test_bad_catalogue_is_refused_with_a_precise_message(tmp_path, body, message
 def test_unknown_catalogue_name_lists_the_shipped_ones():
     with pytest.raises(InvalidRequest, match="chicago"):
         read_catalogue("atlantis")
+
+
+def test_readme_catalogue_example_loads(tmp_path):
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    example = readme.split("A city's own file:\n\n```toml\n", 1)[1].split("```", 1)[0]
+    (s,) = read_catalogue(write(tmp_path, example))
+    assert s.code == "PH" and s.attributes[0].values[1] == ("bike", "Bike lane")
+    assert s.duplicate_rule.radius_m == 25
