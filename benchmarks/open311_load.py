@@ -76,6 +76,8 @@ def resampled_recent_csv(rows: int, dest: Path, seed: int = 17) -> Path:
     for col in ("Creation_Date", "Completion_Date"):
         moved = pd.to_datetime(pick[col], errors="coerce") + shift
         pick[col] = moved.dt.strftime("%Y-%m-%d").fillna("")
+    # A live city's rows arrive in time order, and so does the table's heap.
+    pick = pick.sort_values("Creation_Date", kind="stable")
     pick.to_csv(dest, index=False)
     return dest
 
@@ -155,13 +157,14 @@ def run(calls: list[tuple[str, str, dict | None]], concurrency: int) -> tuple[np
 def report(name: str, ms: np.ndarray, wall: float, statuses: list[int],
            reference: np.ndarray | None = None) -> None:
     ok = sum(200 <= s < 300 for s in statuses)
+    failed = {s: statuses.count(s) for s in set(statuses) if not 200 <= s < 300}
     line = (f"{name:<26} n={len(ms):>5}  p50 {np.percentile(ms, 50):6.1f} ms  "
             f"p95 {np.percentile(ms, 95):6.1f}  p99 {np.percentile(ms, 99):6.1f}  "
             f"max {ms.max():6.1f}  {len(ms) / wall:6.0f} req/s  ok {ok}/{len(ms)}")
     if reference is not None:
         line += (f"  p50 {np.percentile(ms, 50) / np.percentile(reference, 50):.1f}x "
                  f"/healthz")
-    print(line)
+    print(line + (f"  failed {failed}" if failed else ""))
 
 
 def main() -> None:
@@ -191,12 +194,17 @@ def main() -> None:
     try:
         v2 = base + "/open311/v2"
         natures = ["garbage_in_yard", "garbage_in_alley", "overflowing_carts", "other"]
-        points = frame.iloc[rng.integers(0, len(frame), args.posts)]
-        same_spot = rng.random(args.posts) < 0.3  # some land on a stored point: duplicates
+        recent_open = recent[recent["closed"].isna()]
+        pool = recent_open if len(recent_open) else recent
+        same_spot = rng.random(args.posts) < 0.3  # some repeat an open request: duplicates
+        exact = pool.iloc[rng.integers(0, len(pool), args.posts)][["lon", "lat"]].to_numpy()
+        anywhere = frame.iloc[rng.integers(0, len(frame), args.posts)][["lon", "lat"]].to_numpy()
+        points = np.where(same_spot[:, None], exact, anywhere)
         posts = []
-        for (_, p), exact in zip(points.iterrows(), same_spot, strict=True):
-            lon = p.lon if exact else p.lon + rng.uniform(-0.0006, 0.0006)
-            lat = p.lat if exact else p.lat + rng.uniform(-0.00045, 0.00045)
+        for (lon, lat), on_spot in zip(points, same_spot, strict=True):
+            if not on_spot:
+                lon += rng.uniform(-0.0006, 0.0006)
+                lat += rng.uniform(-0.00045, 0.00045)
             posts.append(("POST", f"{v2}/requests.json", {
                 "api_key": key, "service_code": "SCB", "lat": f"{lat:.7f}",
                 "long": f"{lon:.7f}", "description": "Bench report",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from geo311 import open311
 from geo311.errors import Forbidden, InvalidRequest, NotFound, TooManyRequests
 from geo311.intake import submit
+from geo311.model import Service
 from geo311.store.clients import (
     ApiKey,
     catalogue_changed,
@@ -79,6 +81,40 @@ def _limiter() -> SlidingWindow:
             raise InvalidRequest(f"GEO311_OPEN311_POST_LIMIT was {text!r} but is expected "
                                  "as COUNT/SECONDS, e.g. 60/60") from exc
         found = app.extensions["open311_limiter"] = SlidingWindow(int(count), seconds)
+    return found  # type: ignore[no-any-return]
+
+
+class Catalogue:
+    """The service catalogue as this process last read it, re-read every ``ttl_s`` seconds.
+
+    Used to check a POST's answers and to name agencies; a code it does not hold is
+    looked up in the store, so a newly loaded service is usable at once.
+    """
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._services: dict[str, Service] = {}
+        self._read = -math.inf
+        self._lock = threading.Lock()
+
+    def services(self) -> dict[str, Service]:
+        """Every active service by code."""
+        with self._lock:
+            if time.monotonic() - self._read > self.ttl_s:
+                self._services = {sv.code: sv for sv in state().store.services()}
+                self._read = time.monotonic()
+            return self._services
+
+    def service(self, code: str) -> Service:
+        """One service; raise ``NotFound`` when the store has no such active service."""
+        found = self.services().get(code)
+        return found if found is not None else state().store.service(code)
+
+
+def _catalogue() -> Catalogue:
+    found = current_app.extensions.get("open311_catalogue")
+    if found is None:
+        found = current_app.extensions["open311_catalogue"] = Catalogue()
     return found  # type: ignore[no-any-return]
 
 
@@ -153,7 +189,8 @@ def requests_list(fmt: str) -> Response:
 
 def _records(fmt: str, found: list[Any], extensions: bool) -> Response:
     s = state()
-    agencies = {sv.code: sv.agency for sv in s.store.services()} if extensions else {}
+    agencies = ({code: sv.agency for code, sv in _catalogue().services().items()}
+                if extensions else {})
     return _respond(fmt, "requests", [
         open311.request_record(r, s.settings.zone, extensions=extensions,
                                agency=agencies.get(r.service_code, ""))
@@ -203,7 +240,7 @@ def requests_create(fmt: str) -> Response:
     if not code:
         raise InvalidRequest("service_code was not provided")
     s = state()
-    service = s.store.service(code)
+    service = _catalogue().service(code)
     new = open311.parse_submission(params, service)
     client_id = next((v for v in params.get("client_request_id", []) if v), "")
     if client_id and not extensions:

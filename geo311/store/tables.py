@@ -109,6 +109,8 @@ service_requests = Table(
     Index("ix_requests_service_requested", "service_code", "requested_datetime"),
     Index("ix_requests_status", "status"),
     Index("ix_requests_duplicate_of", "duplicate_of"),
+    # Time windows (Open311's default 90 days) ANDed with the spatial index for bboxes.
+    Index("ix_requests_requested", "requested_datetime"),
 )
 
 reporters = Table(
