@@ -176,6 +176,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--box-m", type=float, default=500.0, help="bbox side in metres")
+    parser.add_argument("--page-size", type=int, default=0,
+                        help="GET page_size (default: none, so up to 1,000 per response)")
     args = parser.parse_args()
     url = bench_url()
     if not args.skip_load:
@@ -187,7 +189,8 @@ def main() -> None:
     key = create_api_key(store, f"bench-{time.time_ns()}")
     store.dispose()
     print(f"{stored:,} requests stored ({len(recent):,} in the last 90 days); gunicorn "
-          f"{args.workers} workers, {args.concurrency} client threads, loopback, 2 shared cores")
+          f"{args.workers} workers, {args.concurrency} client threads, loopback, 2 shared "
+          f"cores; load average before: {os.getloadavg()[0]:.1f}")
 
     rng = np.random.default_rng(3)
     proc, base = serve(url, args.workers)
@@ -216,7 +219,9 @@ def main() -> None:
         for _, c in centres.iterrows():
             dlon = dlat / np.cos(np.radians(c.lat))
             bbox = f"{c.lon - dlon:.6f},{c.lat - dlat:.6f},{c.lon + dlon:.6f},{c.lat + dlat:.6f}"
-            gets.append(("GET", f"{v2}/requests.json?extensions=true&bbox={bbox}", None))
+            paging = f"&page_size={args.page_size}" if args.page_size else ""
+            gets.append(("GET", f"{v2}/requests.json?extensions=true&bbox={bbox}{paging}",
+                         None))
         health = [("GET", base + "/healthz", None)] * max(args.gets, args.posts)
 
         run(health[:200] + gets[:100], args.concurrency)  # warm up both workers
@@ -225,7 +230,9 @@ def main() -> None:
         post_ms, post_wall, post_status = run(posts, args.concurrency)
         report("POST requests.json", post_ms, post_wall, post_status, ref)
         get_ms, get_wall, get_status = run(gets, args.concurrency)
-        report(f"GET requests bbox {args.box_m:g} m", get_ms, get_wall, get_status, ref)
+        label = f"GET bbox {args.box_m:g} m" + (f" page {args.page_size}" if args.page_size
+                                                  else "")
+        report(label, get_ms, get_wall, get_status, ref)
         sizes = [len(requests.get(u).json()) for _, u, _ in gets[:200]]
         print(f"  bbox results: mean {np.mean(sizes):.1f} requests, max {max(sizes)}")
         store = open_store(url)
