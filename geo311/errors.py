@@ -56,7 +56,7 @@ class Unauthorized(Geo311Error):
 
 
 class Forbidden(Geo311Error):
-    """Logged in, but the role does not allow this."""
+    """Logged in without the role this needs, or an API client without a valid key."""
 
     status = 403
     code = "forbidden"
@@ -67,3 +67,14 @@ class TooManyAttempts(Geo311Error):
 
     status = 429
     code = "too_many_attempts"
+
+
+class TooManyRequests(Geo311Error):
+    """A client sent more than its share; ``retry_after_s`` says when to try again."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

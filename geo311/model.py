@@ -9,12 +9,50 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from geo311.dedup import Candidate, DuplicateRule
 
 OPEN = "open"
 CLOSED = "closed"
 STATUSES = (OPEN, CLOSED)
+
+
+#: The kinds of answer a service's question can take.
+DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A question the city asks about one service, with its allowed answers.
+
+    ``values`` holds ``(key, name)`` pairs for list datatypes. ``variable`` False
+    marks text shown to the resident, not a question.
+    """
+
+    code: str
+    datatype: str
+    description: str
+    required: bool = False
+    variable: bool = True
+    order: int = 1
+    datatype_description: str = ""
+    values: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for storage (JSON)."""
+        return {"code": self.code, "datatype": self.datatype, "description": self.description,
+                "required": self.required, "variable": self.variable, "order": self.order,
+                "datatype_description": self.datatype_description,
+                "values": [list(v) for v in self.values]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Attribute:
+        """The inverse of ``as_dict``."""
+        return cls(code=d["code"], datatype=d["datatype"], description=d["description"],
+                   required=bool(d["required"]), variable=bool(d["variable"]),
+                   order=int(d["order"]), datatype_description=d["datatype_description"],
+                   values=tuple((str(k), str(n)) for k, n in d["values"]))
 
 
 @dataclass(frozen=True)
@@ -31,6 +69,8 @@ class Service:
     sla_hours: float | None = None  # an SLA in hours instead of days
     sla_clock: str = "business"  # "business": on the calendar; "24x7": every hour counts
     sla_calendar: str = ""  # a shipped calendar name or a TOML path; "" = the default
+    agency: str = ""  # the department responsible
+    attributes: tuple[Attribute, ...] = ()  # questions asked when reporting
 
 
 @dataclass(frozen=True)
@@ -66,6 +106,10 @@ class NewRequest:
     media_url: str = ""
     external_id: str | None = None
     source: str = "web"
+    address_id: int | None = None
+    #: Answers to the service's questions: attribute code -> values (several for a
+    #: multi-value list).
+    attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,6 +136,7 @@ class ServiceRequest:
     outside_service_area: bool
     media_url: str = ""
     districts: dict[str, str | None] = field(default_factory=dict)
+    zipcode: str = ""
 
     @property
     def service_request_id(self) -> str:

@@ -49,11 +49,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.extensions["geo311"] = Geo311(settings)
 
-    from web import auth, dispatch, errors, pages
+    from web import auth, dispatch, errors, open311, pages
 
     errors.register(app)
     app.register_blueprint(pages.bp)
     auth.init_app(app)
     app.register_blueprint(dispatch.bp)
+    app.register_blueprint(open311.bp)
 
     return app

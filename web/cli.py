@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup
 from tqdm import tqdm
 
 from geo311.accounts import ROLES, create_user, set_password
+from geo311.catalogue import load_catalogue, read_catalogue
 from geo311.config import PROJECT_ROOT
 from geo311.dispatch import (
     WORK_STATUSES,
@@ -36,6 +37,7 @@ from geo311.sla import as_dict as sla_as_dict
 from geo311.sla import pause as sla_pause
 from geo311.sla import resume as sla_resume
 from geo311.sla import target_for as sla_target
+from geo311.store.clients import api_keys, create_api_key, revoke_api_key
 from web import create_app, state
 
 #: The shipped request samples the demo imports (under GEO311_DATA_PATH), with their mapping.
@@ -256,6 +258,9 @@ def demo(host: str, port: int, no_serve: bool) -> None:
                       f"version {result.version.version}, "
                       f"{'active' if result.activated else 'inactive'}")
         click.echo(f"layer {d.name}: {state_text}")
+    added, updated = load_catalogue(s.store, read_catalogue("chicago"), source="chicago",
+                                    actor="demo")
+    click.echo(f"service catalogue chicago: {added} services added, {updated} updated")
     for rel, mapping in DEMO_IMPORTS:
         summary = import_file(s.store, s.context(), s.settings.data_path / rel,
                               read_mapping(mapping))
@@ -509,3 +514,61 @@ def dispatch_route(crew: str, day: str | None) -> None:
     for o in orders:
         click.echo(f"{o.route_position or '-':>3}. work order {o.id} requests "
                    f"{list(o.request_ids)}")
+# --- service catalogue and API keys ---
+
+
+@cli.group("services")
+def services_group() -> None:
+    """The service catalogue: load a city's file, list what is offered."""
+
+
+@services_group.command("load")
+@click.argument("path")
+def services_load(path: str) -> None:
+    """Check and load a catalogue (TOML or JSON file, or a shipped name: chicago)."""
+    s = state()
+    s.store.init_schema()
+    services = read_catalogue(path)
+    added, updated = load_catalogue(s.store, services, source=str(path), actor="cli")
+    click.echo(f"loaded {len(services)} services from {path}: {added} added, {updated} updated")
+
+
+@services_group.command("list")
+def services_list() -> None:
+    """List the active services."""
+    for sv in state().store.services():
+        sla = f"{sv.sla_days:g} d" if sv.sla_days else "-"
+        click.echo(f"{sv.code:<10} {sv.name[:44]:<44} {sv.group[:22]:<22} SLA {sla:<6} "
+                   f"{len(sv.attributes)} questions")
+
+
+@cli.group("api-keys")
+def api_keys_group() -> None:
+    """API keys for clients that POST requests (only a hash is stored)."""
+
+
+@api_keys_group.command("create")
+@click.argument("name")
+def api_keys_create(name: str) -> None:
+    """Make a key; it is printed once, alone on the last line."""
+    s = state()
+    s.store.init_schema()
+    key = create_api_key(s.store, name, actor="cli")
+    click.echo(f"API key {name!r} created; store it now, it cannot be shown again:")
+    click.echo(key)
+
+
+@api_keys_group.command("revoke")
+@click.argument("name")
+def api_keys_revoke(name: str) -> None:
+    """Refuse a key from now on."""
+    revoke_api_key(state().store, name, actor="cli")
+    click.echo(f"API key {name!r} revoked")
+
+
+@api_keys_group.command("list")
+def api_keys_list() -> None:
+    """List keys by name with their state (never the keys)."""
+    for k in api_keys(state().store):
+        when = f"revoked {k.revoked:%Y-%m-%d %H:%M}" if k.revoked else "active"
+        click.echo(f"{k.name:<30} created {k.created:%Y-%m-%d %H:%M}  {when}")

@@ -1,4 +1,4 @@
-"""The one place errors are rendered: JSON for the API, HTML for pages."""
+"""The one place errors are rendered: JSON for the API, XML or JSON for Open311, HTML for pages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import logging
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from geo311.errors import Geo311Error
+from geo311 import open311
+from geo311.errors import Geo311Error, TooManyRequests
 
 LOGGER = logging.getLogger(__name__)
 
@@ -17,7 +18,22 @@ def _wants_json() -> bool:
             or request.accept_mimetypes.best == "application/json")
 
 
+def _open311(status: int, message: str) -> tuple[Response, int]:
+    """GeoReport v2 errors: 404 missing, 403 key, 429 rate limit, 400 for anything else."""
+    if status not in (403, 404, 429):
+        status = 400
+    document = open311.errors_document(status, message)
+    if request.path.endswith(".xml"):
+        body: bytes | str = open311.to_xml("errors", document)
+        mimetype = open311.FORMATS["xml"]
+    else:
+        body, mimetype = open311.to_json(document), open311.FORMATS["json"]
+    return Response(body, status=status, content_type=mimetype), status
+
+
 def _render(status: int, code: str, message: str) -> tuple[Response | str, int]:
+    if request.path.startswith("/open311/"):
+        return _open311(status, message)
     if _wants_json():
         return jsonify([{"code": status, "description": message}]), status
     return render_template("error.html", status=status, code=code, message=message), status
@@ -28,7 +44,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Geo311Error)
     def _domain(exc: Geo311Error) -> tuple[Response | str, int]:
-        return _render(exc.status, exc.code, exc.message)
+        body, status = _render(exc.status, exc.code, exc.message)
+        if isinstance(exc, TooManyRequests) and isinstance(body, Response):
+            body.headers["Retry-After"] = str(exc.retry_after_s)
+        return body, status
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response | str, int]:

@@ -44,6 +44,7 @@ from geo311.model import (
     CLOSED,
     OPEN,
     STATUSES,
+    Attribute,
     BulkResult,
     DuplicateSearch,
     LayerVersion,
@@ -73,6 +74,7 @@ _PUBLIC_COLUMNS = [
     t.service_requests.c.status_notes,
     t.service_requests.c.description,
     t.service_requests.c.address,
+    t.service_requests.c.zipcode,
     t.service_requests.c.media_url,
     func.ST_X(t.service_requests.c.geom).label("lon"),
     func.ST_Y(t.service_requests.c.geom).label("lat"),
@@ -346,6 +348,8 @@ class SQLStore:
                     outside_service_area=placement.outside_service_area,
                     requested_datetime=requested, updated_datetime=now, reporter_count=1,
                     duplicate_of=parent[0] if parent else None, geom=geom,
+                    attributes=json.dumps({k: list(v) for k, v in new.attributes.items()})
+                    if new.attributes else None,
                 )
                 .returning(sr.id)
             ).scalar_one()
@@ -520,7 +524,7 @@ class SQLStore:
                 expected_datetime=r.expected_datetime, geocode_match=r.geocode_match,
                 duplicate_of=r.duplicate_of, reporter_count=r.reporter_count,
                 outside_service_area=bool(r.outside_service_area), media_url=r.media_url,
-                districts=names.get(r.id, {}),
+                districts=names.get(r.id, {}), zipcode=r.zipcode,
             )
             for r in rows
         ]
@@ -1475,6 +1479,7 @@ def _service_values(s: Service) -> dict[str, Any]:
         "dedup_only_open": rule.only_open if rule else None,
         "sla_hours": s.sla_hours, "sla_clock": s.sla_clock or None,
         "sla_calendar": s.sla_calendar or None,
+        "agency": s.agency, "attributes": json.dumps([a.as_dict() for a in s.attributes]),
     }
 
 
@@ -1485,7 +1490,9 @@ def _service_from_row(r: Any) -> Service:
                              scope=r["dedup_scope"], only_open=bool(r["dedup_only_open"]))
     return Service(r["code"], r["name"], r["group"], r["description"], r["keywords"],
                    r["sla_days"], rule, sla_hours=r["sla_hours"],
-                   sla_clock=r["sla_clock"] or "business", sla_calendar=r["sla_calendar"] or "")
+                   sla_clock=r["sla_clock"] or "business", sla_calendar=r["sla_calendar"] or "",
+                   agency=r["agency"],
+                   attributes=tuple(Attribute.from_dict(a) for a in json.loads(r["attributes"])))
 
 
 def _reporter_values(reporter: Reporter) -> dict[str, str]:

@@ -83,6 +83,8 @@ services = Table(
     Column("sla_hours", Float),
     Column("sla_clock", String(20)),
     Column("sla_calendar", String(200)),
+    Column("agency", String(200), nullable=False, default=""),
+    Column("attributes", Text, nullable=False, default="[]"),  # JSON list of questions
 )
 
 service_requests = Table(
@@ -108,9 +110,12 @@ service_requests = Table(
     Column("duplicate_of", Integer, ForeignKey("service_requests.id")),
     Column("reporter_count", Integer, nullable=False, default=1),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True)),
+    Column("attributes", Text),  # JSON answers to the service's questions
     Index("ix_requests_service_requested", "service_code", "requested_datetime"),
     Index("ix_requests_status", "status"),
     Index("ix_requests_duplicate_of", "duplicate_of"),
+    # Time windows (Open311's default 90 days) ANDed with the spatial index for bboxes.
+    Index("ix_requests_requested", "requested_datetime"),
 )
 
 reporters = Table(
@@ -292,4 +297,29 @@ work_order_notes = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("author", String(100), nullable=False),
     Column("text", Text, nullable=False),
+)
+
+# --- API clients: keys and idempotent submissions ---
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key
+    Column("created", UTCDateTime, nullable=False),
+    Column("revoked", UTCDateTime),
+)
+
+# One row per (key, client's own id): the unique constraint makes a retried submission
+# find the request the first one stored, even when both arrive together.
+client_submissions = Table(
+    "client_submissions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("api_key_id", Integer, ForeignKey("api_keys.id"), nullable=False),
+    Column("client_request_id", String(200), nullable=False),
+    Column("request_id", Integer),
+    Column("created", UTCDateTime, nullable=False),
+    UniqueConstraint("api_key_id", "client_request_id", name="uq_client_submission"),
 )

@@ -1,0 +1,589 @@
+"""Open311 GeoReport v2: parameters in, response documents out, as plain data.
+
+The specification is http://wiki.open311.org/GeoReport_v2 with Service Discovery
+(http://wiki.open311.org/Service_Discovery). This module reads and checks what clients
+send, builds the documents they get (lists and dicts), and writes them as XML or JSON.
+It knows nothing of HTTP; ``web/open311.py`` adapts it.
+
+geo311 is strict by default: the 90-day window, the 1,000-request cap, the
+``status`` filter and the no-HTML rule for descriptions are enforced. Extensions
+(paging, spatial and update-time filters, districts, duplicates, SLA times) are
+given only to a client that asks with ``extensions=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+from urllib.parse import urlsplit
+from xml.etree import ElementTree as ET
+
+from geo311.errors import InvalidRequest
+from geo311.model import Attribute, NewRequest, Reporter, Service, ServiceRequest
+
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+BULK_SPECIFICATION = "http://wiki.open311.org/GeoReport_Bulk_v1"
+FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
+MAX_WINDOW = timedelta(days=90)
+MAX_REQUESTS = 1000
+MAX_DESCRIPTION = 4000
+#: Query parameters that only mean something with ``extensions=true``.
+EXTENSION_PARAMETERS = ("page", "page_size", "bbox", "lat", "long", "radius",
+                        "updated_after", "updated_before")
+#: What ``extensions=true`` adds, as announced in discovery.
+EXTENSIONS = {
+    "page": "GET requests: page number, from 1 (with page_size)",
+    "page_size": f"GET requests: requests per page, 1 to {MAX_REQUESTS} (default {MAX_REQUESTS})",
+    "bbox": "GET requests: min_long,min_lat,max_long,max_lat (WGS84)",
+    "lat,long,radius": "GET requests: within radius metres (at most 5000) of lat/long",
+    "updated_after": "GET requests: updated_datetime on or after (w3 format)",
+    "updated_before": "GET requests: updated_datetime on or before (w3 format)",
+    "status_notes": "requests: the status notes",
+    "agency_responsible": "requests: the department responsible for the service",
+    "expected_datetime": "requests: when the service level agreement expects it handled",
+    "extended_attributes.duplicate": "requests: true when it repeats an earlier open request",
+    "extended_attributes.parent_service_request_id": "requests: the request it repeats",
+    "extended_attributes.reporter_count": "requests: how many reports the request gathers",
+    "extended_attributes.districts": "requests: the district of every active boundary layer",
+    "client_request_id": "POST requests: the client's own id; the same id with the same "
+                         "api_key returns the first request instead of making another",
+}
+MAX_RADIUS_M = 5000.0
+
+# Element names for the members of each list, so XML follows the specification.
+_ITEM = {"services": "service", "attributes": "attribute", "values": "value",
+         "service_requests": "request", "endpoints": "endpoint", "formats": "format",
+         "errors": "error", "districts": "district", "extensions": "extension"}
+_HTML = re.compile(r"<\s*/?\s*[A-Za-z!?][^>]*>|&[A-Za-z]+;|&#\d+;|javascript:", re.IGNORECASE)
+_REPORTER_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 40,
+                    "device_id": 200, "account_id": 200}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ATTRIBUTE_KEY = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
+
+
+# -- dates ---------------------------------------------------------------------------------
+
+def format_datetime(value: datetime | None, zone: tzinfo) -> str | None:
+    """A W3C date-time in the city's time zone, with its offset (None stays None).
+
+    Examples
+    --------
+    >>> from zoneinfo import ZoneInfo
+    >>> format_datetime(datetime(2021, 1, 1, 6, tzinfo=UTC), ZoneInfo("America/Chicago"))
+    '2021-01-01T00:00:00-06:00'
+    """
+    if value is None:
+        return None
+    return value.astimezone(zone).replace(microsecond=0).isoformat()
+
+
+def parse_datetime(text: str, name: str, zone: tzinfo) -> datetime:
+    """Read a W3C date or date-time; a time must carry its zone (``Z`` or ``±HH:MM``).
+
+    A bare date (``2021-01-01``) is midnight in the city's time zone.
+    """
+    text = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            return datetime.combine(date.fromisoformat(text), time(), zone)
+        except ValueError as exc:
+            raise InvalidRequest(f"{name} was {text!r}, which is not a date") from exc
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})",
+                        text):
+        raise InvalidRequest(
+            f"{name} was {text!r} but is expected in w3 format with a time zone, "
+            "e.g. 2010-01-01T00:00:00Z or 2010-01-01T00:00:00-06:00")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} was {text!r}, which is not a date-time") from exc
+
+
+# -- parameters ----------------------------------------------------------------------------
+
+Params = Mapping[str, Sequence[str]]
+
+
+def _one(params: Params, name: str) -> str:
+    """A parameter's value; empty means absent ("Optional Arguments" in the spec)."""
+    values = [v for v in params.get(name, []) if v.strip() != ""]
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} was given {len(values)} times but is expected once")
+    return values[0].strip() if values else ""
+
+
+def _csv(params: Params, name: str) -> list[str]:
+    """A parameter that may be comma delimited and repeated."""
+    return [p.strip() for v in params.get(name, []) for p in v.split(",") if p.strip()]
+
+
+def wants_extensions(params: Params) -> bool:
+    """True when the client asked for extensions (``extensions=true``)."""
+    value = _one(params, "extensions").lower()
+    if value not in ("", "true", "false"):
+        raise InvalidRequest(f"extensions was {value!r} but is expected to be true or false")
+    return value == "true"
+
+
+@dataclass(frozen=True)
+class RequestQuery:
+    """A checked GET requests query."""
+
+    ids: tuple[int, ...] | None = None  # overrides everything else
+    service_codes: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    extensions: bool = False
+    page: int = 1
+    page_size: int = MAX_REQUESTS
+    bbox: tuple[float, float, float, float] | None = None
+    near: tuple[float, float, float] | None = None  # lon, lat, radius_m
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+
+
+def parse_request_query(params: Params, now: datetime, zone: tzinfo) -> RequestQuery:
+    """Check GET requests parameters as the specification and the extensions define them.
+
+    ``service_request_id`` overrides every other argument. Without dates the window is
+    the last 90 days; with one date it extends 90 days from it; two dates may not be
+    more than 90 days apart.
+
+    Examples
+    --------
+    >>> q = parse_request_query({"status": ["open"]}, now, zone)  # doctest: +SKIP
+    """
+    extensions = wants_extensions(params)
+    ids_text = _csv(params, "service_request_id")
+    if ids_text:
+        bad = [i for i in ids_text if not re.fullmatch(r"\d{1,18}", i)]
+        if bad:
+            raise InvalidRequest(f"service_request_id {bad} are not request ids (numbers)")
+        if len(ids_text) > MAX_REQUESTS:
+            raise InvalidRequest(f"service_request_id lists {len(ids_text)} ids but at most "
+                                 f"{MAX_REQUESTS} are returned")
+        return RequestQuery(ids=tuple(dict.fromkeys(int(i) for i in ids_text)),
+                            extensions=extensions)
+    if not extensions:
+        used = [p for p in EXTENSION_PARAMETERS if _one(params, p) if p not in ("lat", "long")]
+        if _one(params, "lat") or _one(params, "long"):
+            used.append("lat/long")
+        if used:
+            raise InvalidRequest(f"{used} are extensions of GeoReport v2: add extensions=true")
+    statuses = tuple(dict.fromkeys(_csv(params, "status")))
+    bad = [s for s in statuses if s not in ("open", "closed")]
+    if bad:
+        raise InvalidRequest(f"status was {bad} but is expected to be open and/or closed")
+    if len(statuses) == 2:
+        statuses = ()
+    start_text, end_text = _one(params, "start_date"), _one(params, "end_date")
+    start = parse_datetime(start_text, "start_date", zone) if start_text else None
+    end = parse_datetime(end_text, "end_date", zone) if end_text else None
+    if start is None and end is None:
+        start, end = now - MAX_WINDOW, now
+    elif start is None:
+        assert end is not None
+        start = end - MAX_WINDOW
+    elif end is None:
+        end = start + MAX_WINDOW
+    if end < start:
+        raise InvalidRequest(f"end_date {end_text} is before start_date {start_text}")
+    if end - start > MAX_WINDOW:
+        raise InvalidRequest(
+            f"start_date {start_text} and end_date {end_text} are {(end - start).days} days "
+            "apart but may not span more than 90 days")
+    query = RequestQuery(service_codes=tuple(dict.fromkeys(_csv(params, "service_code"))),
+                         statuses=statuses, start=start, end=end, extensions=extensions)
+    if not extensions:
+        return query
+    page = _integer(params, "page", 1, 1, 10**9)
+    page_size = _integer(params, "page_size", MAX_REQUESTS, 1, MAX_REQUESTS)
+    bbox = _bbox(_one(params, "bbox")) if _one(params, "bbox") else None
+    near = _near(params)
+    after, before = _one(params, "updated_after"), _one(params, "updated_before")
+    return RequestQuery(
+        service_codes=query.service_codes, statuses=statuses, start=start, end=end,
+        extensions=True, page=page, page_size=page_size, bbox=bbox, near=near,
+        updated_after=parse_datetime(after, "updated_after", zone) if after else None,
+        updated_before=parse_datetime(before, "updated_before", zone) if before else None)
+
+
+def _integer(params: Params, name: str, default: int, low: int, high: int) -> int:
+    text = _one(params, name)
+    if not text:
+        return default
+    if not re.fullmatch(r"\d+", text) or not low <= int(text) <= high:
+        raise InvalidRequest(f"{name} was {text!r} but is expected to be a whole number "
+                             f"from {low} to {high}")
+    return int(text)
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} was {text!r} but is expected to be a number") from exc
+    if not math.isfinite(value):
+        raise InvalidRequest(f"{name} was {text!r} but is expected to be a finite number")
+    return value
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise InvalidRequest(f"bbox was {text!r} but is expected to be "
+                             "min_long,min_lat,max_long,max_lat")
+    x0, y0, x1, y1 = (_number(p, "bbox") for p in parts)
+    if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+        raise InvalidRequest(f"bbox was {text!r}: expected min_long < max_long within ±180 "
+                             "and min_lat < max_lat within ±90")
+    return x0, y0, x1, y1
+
+
+def _near(params: Params) -> tuple[float, float, float] | None:
+    lat, lon, radius = _one(params, "lat"), _one(params, "long"), _one(params, "radius")
+    if not (lat or lon or radius):
+        return None
+    if not (lat and lon and radius):
+        raise InvalidRequest("lat, long and radius go together (radius in metres)")
+    lat_f, lon_f, r = _number(lat, "lat"), _number(lon, "long"), _number(radius, "radius")
+    if abs(lat_f) > 90 or abs(lon_f) > 180:
+        raise InvalidRequest(f"lat {lat} and long {lon} are not a place on Earth")
+    if not 0 < r <= MAX_RADIUS_M:
+        raise InvalidRequest(f"radius was {radius!r} but is expected to be metres in "
+                             f"(0, {MAX_RADIUS_M:.0f}]")
+    return lon_f, lat_f, r
+
+
+# -- submissions ----------------------------------------------------------------------------
+
+def parse_submission(form: Params, service: Service, *, source: str = "open311") -> NewRequest:
+    """A POST service request as a ``NewRequest``: location, answers, reporter, checked.
+
+    The location is ``lat`` and ``long``, or ``address_string``, or ``address_id``.
+    ``description`` may have line breaks but no HTML and at most 4,000 characters.
+    """
+    lat, lon = _one(form, "lat"), _one(form, "long")
+    address, address_id = _one(form, "address_string"), _one(form, "address_id")
+    if bool(lat) != bool(lon):
+        raise InvalidRequest("lat and long must both be sent")
+    if not (lat or address or address_id):
+        raise InvalidRequest("a location is required: lat and long, address_string or "
+                             "address_id")
+    if address_id and not re.fullmatch(r"\d{1,18}", address_id):
+        raise InvalidRequest(f"address_id was {address_id!r} but is expected to be a number")
+    description = _one(form, "description")
+    check_description(description)
+    media_url = _one(form, "media_url")
+    if media_url:
+        check_media_url(media_url)
+    if len(address) > 500:
+        raise InvalidRequest(f"address_string has {len(address)} characters; at most 500")
+    return NewRequest(
+        service_code=service.code,
+        lon=_number(lon, "long") if lon else None, lat=_number(lat, "lat") if lat else None,
+        address=address, address_id=int(address_id) if address_id else None,
+        description=description, media_url=media_url, reporter=parse_reporter(form),
+        attributes=check_answers(service, parse_answers(form)), source=source)
+
+
+def check_description(text: str) -> None:
+    """Refuse descriptions with HTML or code, or over 4,000 characters."""
+    if len(text) > MAX_DESCRIPTION:
+        raise InvalidRequest(f"description has {len(text)} characters but at most "
+                             f"{MAX_DESCRIPTION} are allowed")
+    if _NOT_XML.search(text):
+        raise InvalidRequest("description contains control characters")
+    found = _HTML.search(text)
+    if found:
+        raise InvalidRequest(f"description may not contain HTML or code; found "
+                             f"{found.group(0)[:40]!r}")
+
+
+def check_media_url(url: str) -> None:
+    """Accept only absolute http(s) URLs with a host."""
+    parts = urlsplit(url)
+    if len(url) > 2000 or parts.scheme.lower() not in ("http", "https") or not parts.netloc \
+            or any(c.isspace() for c in url):
+        raise InvalidRequest(f"media_url was {url[:100]!r} but is expected to be an http(s) "
+                             "URL of at most 2000 characters")
+
+
+def parse_reporter(form: Params) -> Reporter:
+    """The submitter's personal data, length-checked; stored, never shown publicly."""
+    values = {}
+    for name, limit in _REPORTER_LIMITS.items():
+        value = _one(form, name)
+        if len(value) > limit:
+            raise InvalidRequest(f"{name} has {len(value)} characters but at most {limit}")
+        values[name] = value
+    if values["email"] and not _EMAIL.match(values["email"]):
+        raise InvalidRequest("email is not an email address")
+    return Reporter(**values)
+
+
+def parse_answers(form: Params) -> dict[str, list[str]]:
+    """``attribute[code]=v`` and ``attribute[code][]=v1&attribute[code][]=v2`` as lists."""
+    answers: dict[str, list[str]] = {}
+    for key, values in form.items():
+        found = _ATTRIBUTE_KEY.match(key)
+        if found:
+            answers.setdefault(found.group(1), []).extend(v for v in values if v != "")
+        elif key.startswith("attribute"):
+            raise InvalidRequest(f"{key!r} is expected as attribute[code] or attribute[code][]")
+    return answers
+
+
+def check_answers(service: Service, answers: Mapping[str, Sequence[str]]
+                  ) -> dict[str, tuple[str, ...]]:
+    """Validate answers against the service definition; every problem is named.
+
+    Examples
+    --------
+    >>> check_answers(service, {"nature": ["garbage_in_yard"]})  # doctest: +SKIP
+    {'nature': ('garbage_in_yard',)}
+    """
+    known = {a.code: a for a in service.attributes}
+    problems = []
+    unknown = sorted(set(answers) - set(known))
+    if unknown:
+        problems.append(f"service {service.code} has no attributes {unknown} "
+                        f"(it has {sorted(known)})")
+    out: dict[str, tuple[str, ...]] = {}
+    for code, attribute in known.items():
+        values = [v.strip() for v in answers.get(code, []) if v.strip()]
+        if not values:
+            if attribute.required:
+                problems.append(f"attribute[{code}] is required: {attribute.description}")
+            continue
+        if not attribute.variable:
+            problems.append(f"attribute[{code}] is information, not a question")
+            continue
+        problem = _check_answer(attribute, values)
+        if problem:
+            problems.append(problem)
+        else:
+            out[code] = tuple(values)
+    if problems:
+        raise InvalidRequest("; ".join(problems))
+    return out
+
+
+def _check_answer(a: Attribute, values: list[str]) -> str | None:
+    if a.datatype != "multivaluelist" and len(values) > 1:
+        return f"attribute[{a.code}] takes one value, got {len(values)}"
+    if any(len(v) > MAX_DESCRIPTION for v in values):
+        return f"attribute[{a.code}] is longer than {MAX_DESCRIPTION} characters"
+    value = values[0]
+    if a.datatype == "string" and ("\n" in value or "\r" in value):
+        return f"attribute[{a.code}] is a string and may not contain line breaks"
+    if a.datatype == "number":
+        try:
+            if not math.isfinite(float(value)):
+                raise ValueError(value)
+        except ValueError:
+            return f"attribute[{a.code}] was {value!r} but is expected to be a number"
+    if a.datatype == "datetime":
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return f"attribute[{a.code}] was {value!r} but is expected to be an ISO 8601 date"
+    if a.datatype in ("singlevaluelist", "multivaluelist"):
+        keys = [k for k, _ in a.values]
+        bad = [v for v in values if v not in keys]
+        if bad:
+            return f"attribute[{a.code}] was {bad} but is expected to be in {keys}"
+        if len(set(values)) != len(values):
+            return f"attribute[{a.code}] repeats a value"
+    return None
+
+
+# -- documents ------------------------------------------------------------------------------
+
+def service_list(services: Sequence[Service]) -> list[dict[str, Any]]:
+    """GET services: every service with its metadata flag and type (all realtime)."""
+    return [
+        {"service_code": s.code, "service_name": s.name, "description": s.description,
+         "metadata": bool(s.attributes), "type": "realtime", "keywords": s.keywords,
+         "group": s.group}
+        for s in services
+    ]
+
+
+def service_definition(service: Service) -> dict[str, Any]:
+    """GET service definition: the service's questions in order."""
+    return {
+        "service_code": service.code,
+        "attributes": [
+            {"variable": a.variable, "code": a.code, "datatype": a.datatype,
+             "required": a.required, "datatype_description": a.datatype_description or None,
+             "order": a.order, "description": a.description,
+             **({"values": [{"key": k, "name": n} for k, n in a.values]}
+                if a.values else {})}
+            for a in sorted(service.attributes, key=lambda a: a.order)
+        ],
+    }
+
+
+def request_record(r: ServiceRequest, zone: tzinfo, *, extensions: bool = False,
+                   agency: str = "") -> dict[str, Any]:
+    """One request as GET requests returns it (public fields only, never the reporter)."""
+    record: dict[str, Any] = {
+        "service_request_id": r.service_request_id, "status": r.status,
+    }
+    if extensions:
+        record["status_notes"] = r.status_notes or None
+    record.update({
+        "service_name": r.service_name, "service_code": r.service_code,
+        "description": r.description or None,
+    })
+    if extensions:
+        record["agency_responsible"] = agency or None
+    record.update({
+        "requested_datetime": format_datetime(r.requested_datetime, zone),
+        "updated_datetime": format_datetime(r.updated_datetime, zone),
+    })
+    if extensions:
+        record["expected_datetime"] = format_datetime(r.expected_datetime, zone)
+    record.update({
+        "address": r.address or None, "zipcode": r.zipcode or None,
+        "lat": r.lat, "long": r.lon, "media_url": r.media_url or None,
+    })
+    if extensions:
+        record["extended_attributes"] = {
+            "duplicate": r.duplicate_of is not None,
+            "parent_service_request_id": (None if r.duplicate_of is None
+                                          else str(r.duplicate_of)),
+            "reporter_count": r.reporter_count,
+            "districts": [{"layer": layer, "id": district}
+                          for layer, district in sorted(r.districts.items())],
+        }
+    return record
+
+
+def post_response(stored: ServiceRequest, service: Service, *, extensions: bool = False
+                  ) -> list[dict[str, Any]]:
+    """POST requests: the new id, and a notice saying whether it joined an earlier request."""
+    if stored.duplicate_of is not None:
+        notice = (f"This problem is already reported as request {stored.duplicate_of}; "
+                  f"your report {stored.id} was added to it. Follow request "
+                  f"{stored.duplicate_of} for progress.")
+    elif service.sla_days:
+        days = math.ceil(service.sla_days)
+        notice = (f"{service.agency or 'The city'} expects to handle this within "
+                  f"{days} day{'s' if days != 1 else ''}.")
+    else:
+        notice = None
+    record: dict[str, Any] = {"service_request_id": stored.service_request_id,
+                              "service_notice": notice, "account_id": None}
+    if extensions:
+        record["extended_attributes"] = {
+            "duplicate": stored.duplicate_of is not None,
+            "parent_service_request_id": (None if stored.duplicate_of is None
+                                          else str(stored.duplicate_of)),
+        }
+    return [record]
+
+
+def discovery(base_url: str, *, changeset: datetime | None, contact: str, key_service: str,
+              zone: tzinfo) -> dict[str, Any]:
+    """Service Discovery: where the v2 and bulk endpoints are and what they speak."""
+    stamp = format_datetime(changeset or datetime(2021, 1, 1, tzinfo=UTC), zone)
+    return {
+        "changeset": stamp, "contact": contact, "key_service": key_service,
+        "endpoints": [
+            {"specification": SPECIFICATION, "url": f"{base_url}/open311/v2",
+             "changeset": stamp, "type": "production",
+             "formats": ["text/xml", "application/json"],
+             "extensions": [{"name": k, "description": v} for k, v in EXTENSIONS.items()]},
+            {"specification": BULK_SPECIFICATION, "url": f"{base_url}/open311/bulk",
+             "changeset": stamp, "type": "production",
+             "formats": ["text/csv", "application/json"]},
+        ],
+    }
+
+
+def errors_document(status: int, description: str) -> list[dict[str, Any]]:
+    """The error list the specification defines."""
+    return [{"code": status, "description": description}]
+
+
+#: Columns of the GeoReport Bulk export, in order.
+BULK_FIELDS = ("service_request_id", "requested_datetime", "updated_datetime", "closed_date",
+               "status_description", "status_notes", "service_name", "description",
+               "agency_responsible", "address", "lat", "long")
+
+
+def bulk_record(row: Mapping[str, Any], zone: tzinfo, agency: str) -> dict[str, Any]:
+    """One GeoReport Bulk record from a public export row."""
+
+    def stamp(v: Any) -> str | None:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        try:
+            return format_datetime(v.to_pydatetime() if hasattr(v, "to_pydatetime") else v,
+                                   zone)
+        except (TypeError, ValueError):  # NaT
+            return None
+
+    def number(v: Any) -> float | None:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+    return {
+        "service_request_id": str(row["service_request_id"]),
+        "requested_datetime": stamp(row["requested_datetime"]),
+        "updated_datetime": stamp(row["updated_datetime"]),
+        "closed_date": stamp(row["closed_datetime"]),
+        "status_description": row["status"], "status_notes": row["status_notes"] or None,
+        "service_name": row["service_name"], "description": row["description"] or None,
+        "agency_responsible": agency or None, "address": row["address"] or None,
+        "lat": number(row["lat"]), "long": number(row["long"]),
+    }
+
+
+# -- serialisation --------------------------------------------------------------------------
+
+def to_json(document: Any) -> str:
+    """JSON as the specification shows it (UTF-8 text, top-level array or object)."""
+    return json.dumps(document, ensure_ascii=False)
+
+
+def to_xml(root: str, document: Any) -> bytes:
+    """XML with the declaration, no namespace, list members named as the specification does.
+
+    Examples
+    --------
+    >>> to_xml("services", [{"service_code": "SCB"}])[:38]
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    """
+    element = ET.Element(root)
+    _fill(element, root, document)
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(element, encoding="utf-8")
+
+
+def _fill(element: ET.Element, name: str, value: Any) -> None:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _fill(ET.SubElement(element, key), key, child)
+    elif isinstance(value, list | tuple):
+        item = _ITEM.get(name, "item")
+        for child in value:
+            _fill(ET.SubElement(element, item), item, child)
+    elif isinstance(value, bool):
+        element.text = "true" if value else "false"
+    elif value is None:
+        pass
+    elif isinstance(value, float):
+        element.text = repr(value)
+    else:
+        element.text = _NOT_XML.sub("\ufffd", str(value))
+
+
+# Characters XML 1.0 cannot carry (imported text may hold them).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -1,0 +1,217 @@
+"""API clients: hashed keys, idempotent submissions, and the answers stored with requests.
+
+Only a SHA-256 of each key is stored. A key is 32 random bytes (256 bits), so a fast
+hash is enough: nobody can guess a key from its hash by trying candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from geo311.errors import InvalidRequest, NotFound
+from geo311.geodesy import haversine_m
+from geo311.model import ServiceRequest
+from geo311.store import tables as t
+from geo311.store.sql import SQLStore, degree_box, now_utc
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A named key as staff see it (never the key itself)."""
+
+    id: int
+    name: str
+    created: datetime
+    revoked: datetime | None
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_api_key(store: SQLStore, name: str, *, actor: str = "system") -> str:
+    """Make a new key named ``name`` and return it; only its hash is kept.
+
+    Examples
+    --------
+    >>> key = create_api_key(store, "seeclickfix")  # doctest: +SKIP
+    """
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidRequest(f"key name {name!r} must have 1 to 100 characters")
+    key = secrets.token_urlsafe(32)
+    k = t.api_keys.c
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(insert(t.api_keys).values(name=name, key_hash=hash_key(key),
+                                                   created=now_utc()))
+            store._audit(conn, "api_key_created", "api_key", name, {}, actor)
+    except IntegrityError as exc:
+        with store.engine.connect() as conn:
+            exists = conn.execute(select(k.id).where(k.name == name)).first()
+        if exists:
+            raise InvalidRequest(f"an API key named {name!r} exists already") from exc
+        raise
+    return key
+
+
+def revoke_api_key(store: SQLStore, name: str, *, actor: str = "system") -> None:
+    """Refuse a key from now on; audited."""
+    k = t.api_keys.c
+    with store.engine.begin() as conn:
+        done = conn.execute(update(t.api_keys).where(k.name == name).where(k.revoked.is_(None))
+                            .values(revoked=now_utc())).rowcount
+        if not done:
+            found = conn.execute(select(k.revoked).where(k.name == name)).first()
+            if found is None:
+                raise NotFound(f"no API key is named {name!r}")
+            raise InvalidRequest(f"the API key {name!r} was revoked on {found[0].isoformat()}")
+        store._audit(conn, "api_key_revoked", "api_key", name, {}, actor)
+
+
+def api_keys(store: SQLStore) -> list[ApiKey]:
+    """Every key, by name."""
+    k = t.api_keys.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(k.id, k.name, k.created, k.revoked).order_by(k.name)).all()
+    return [ApiKey(*r) for r in rows]
+
+
+def find_api_key(store: SQLStore, key: str) -> ApiKey | None:
+    """The live (not revoked) key matching ``key``, or None."""
+    if not key:
+        return None
+    k = t.api_keys.c
+    with store.engine.connect() as conn:
+        row = conn.execute(select(k.id, k.name, k.created, k.revoked)
+                           .where(k.key_hash == hash_key(key))).first()
+    if row is None or row.revoked is not None:
+        return None
+    return ApiKey(*row)
+
+
+def claim_submission(store: SQLStore, api_key_id: int, client_request_id: str,
+                     *, wait_s: float = 10.0) -> int | None:
+    """Claim a client's idempotency key; return the request it already made, or None.
+
+    None means this caller holds the claim and must store the request, then call
+    ``settle_submission`` (or ``release_submission`` if it failed). When another
+    caller holds an unsettled claim, wait for it (up to ``wait_s``).
+    """
+    cs = t.client_submissions.c
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(insert(t.client_submissions).values(
+                api_key_id=api_key_id, client_request_id=client_request_id, created=now_utc()))
+        return None
+    except IntegrityError:
+        pass
+    deadline = time.monotonic() + wait_s
+    while True:
+        with store.engine.connect() as conn:
+            row = conn.execute(select(cs.request_id).where(cs.api_key_id == api_key_id)
+                               .where(cs.client_request_id == client_request_id)).first()
+        if row is None:  # the other attempt failed and let go: try again
+            return claim_submission(store, api_key_id, client_request_id,
+                                    wait_s=max(0.0, deadline - time.monotonic()))
+        if row.request_id is not None:
+            return int(row.request_id)
+        if time.monotonic() > deadline:
+            raise InvalidRequest(
+                f"client_request_id {client_request_id!r} is still being processed; retry")
+        time.sleep(0.05)
+
+
+def settle_submission(store: SQLStore, api_key_id: int, client_request_id: str,
+                      request_id: int) -> None:
+    """Record which request a claimed idempotency key produced."""
+    cs = t.client_submissions.c
+    with store.engine.begin() as conn:
+        conn.execute(update(t.client_submissions).where(cs.api_key_id == api_key_id)
+                     .where(cs.client_request_id == client_request_id)
+                     .values(request_id=request_id))
+
+
+def release_submission(store: SQLStore, api_key_id: int, client_request_id: str) -> None:
+    """Give a claim up after the request could not be stored, so a retry can succeed."""
+    cs = t.client_submissions.c
+    with store.engine.begin() as conn:
+        conn.execute(delete(t.client_submissions).where(cs.api_key_id == api_key_id)
+                     .where(cs.client_request_id == client_request_id)
+                     .where(cs.request_id.is_(None)))
+
+
+def request_answers(store: SQLStore, request_id: int) -> dict[str, list[str]]:
+    """The answers given to the service's questions when the request was made (staff)."""
+    sr = t.service_requests.c
+    with store.engine.connect() as conn:
+        row = conn.execute(select(sr.attributes).where(sr.id == int(request_id))).first()
+    if row is None:
+        raise NotFound(f"service request {request_id} does not exist")
+    return dict(json.loads(row[0])) if row[0] else {}
+
+
+def catalogue_changed(store: SQLStore) -> datetime | None:
+    """When the service catalogue was last loaded, from the audit log."""
+    a = t.audit_log.c
+    with store.engine.connect() as conn:
+        return conn.execute(  # type: ignore[no-any-return]
+            select(func.max(a.at)).where(a.entity == "service")).scalar()
+
+
+def find_requests(
+    store: SQLStore, *, ids: Sequence[int] | None = None, service_codes: Sequence[str] = (),
+    statuses: Sequence[str] = (), start: datetime | None = None, end: datetime | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    near: tuple[float, float, float] | None = None, updated_after: datetime | None = None,
+    updated_before: datetime | None = None, limit: int = 1000, offset: int = 0,
+) -> list[ServiceRequest]:
+    """Public requests matching every filter given, newest first (ids alone override all).
+
+    ``near`` is ``(lon, lat, radius_m)``, decided in metres after the index narrows to a
+    box, so both backends agree.
+    """
+    sr = t.service_requests.c
+    stmt = store._public_select()
+    if ids is not None:
+        stmt = stmt.where(sr.id.in_([int(i) for i in ids]))
+    else:
+        if service_codes:
+            stmt = stmt.where(sr.service_code.in_(list(service_codes)))
+        if statuses:
+            stmt = stmt.where(sr.status.in_(list(statuses)))
+        if start is not None:
+            stmt = stmt.where(sr.requested_datetime >= start)
+        if end is not None:
+            stmt = stmt.where(sr.requested_datetime <= end)
+        if updated_after is not None:
+            stmt = stmt.where(sr.updated_datetime >= updated_after)
+        if updated_before is not None:
+            stmt = stmt.where(sr.updated_datetime <= updated_before)
+        if bbox is not None:
+            stmt = stmt.where(store._within_box(bbox))
+        if near is not None:
+            stmt = stmt.where(store._within_box(degree_box(*near)))
+    stmt = stmt.order_by(sr.requested_datetime.desc(), sr.id.desc())
+    with store.engine.connect() as conn:
+        if near is None or ids is not None:
+            rows = conn.execute(stmt.limit(limit).offset(offset)).all()
+        else:
+            rows = conn.execute(stmt).all()
+            if rows:
+                dist = haversine_m(near[0], near[1], np.array([r.lon for r in rows]),
+                                   np.array([r.lat for r in rows]))
+                rows = [r for r, d in zip(rows, dist, strict=True) if d <= near[2]]
+            rows = rows[offset:offset + limit]
+        return store._to_requests(conn, rows)

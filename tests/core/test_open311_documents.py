@@ -1,0 +1,96 @@
+"""Open311 parameters and documents, without a database or HTTP."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from geo311 import open311
+from geo311.catalogue import read_catalogue
+from geo311.errors import InvalidRequest
+
+ZONE = ZoneInfo("America/Chicago")
+NOW = datetime(2021, 6, 1, 12, tzinfo=UTC)
+SERVICES = {s.code: s for s in read_catalogue("chicago")}
+
+
+def q(**params):
+    return open311.parse_request_query({k: [v] for k, v in params.items()}, NOW, ZONE)
+
+
+def test_default_window_is_the_last_90_days():
+    query = q()
+    assert (query.start, query.end) == (NOW - timedelta(days=90), NOW)
+
+
+def test_one_date_opens_a_90_day_window_from_it():
+    assert q(start_date="2021-01-01T00:00:00Z").end == datetime(2021, 4, 1, tzinfo=UTC)
+    assert q(end_date="2021-04-01T00:00:00Z").start == datetime(2021, 1, 1, tzinfo=UTC)
+
+
+def test_a_bare_date_is_midnight_in_the_city():
+    assert q(start_date="2021-01-01").start.isoformat() == "2021-01-01T00:00:00-06:00"
+
+
+def test_exactly_90_days_is_allowed_and_one_second_more_is_not():
+    q(start_date="2021-01-01T00:00:00Z", end_date="2021-04-01T00:00:00Z")
+    with pytest.raises(InvalidRequest, match="90 days"):
+        q(start_date="2021-01-01T00:00:00Z", end_date="2021-04-01T00:00:01Z")
+
+
+def test_ids_override_and_are_deduplicated():
+    query = q(service_request_id="7,7, 9", status="bogus-but-ignored")
+    assert query.ids == (7, 9)
+
+
+def test_both_statuses_mean_no_status_filter():
+    assert q(status="open,closed").statuses == ()
+    assert open311.parse_request_query({"status": ["open", "closed"]}, NOW, ZONE).statuses == ()
+
+
+def test_repeated_single_parameter_is_refused():
+    with pytest.raises(InvalidRequest, match="once"):
+        open311.parse_request_query({"start_date": ["2021-01-01", "2021-01-02"]}, NOW, ZONE)
+
+
+def test_format_datetime_uses_the_city_offset():
+    assert open311.format_datetime(datetime(2021, 7, 1, 17, tzinfo=UTC), ZONE) == \
+        "2021-07-01T12:00:00-05:00"
+
+
+def test_answers_check_every_datatype():
+    ska = SERVICES["SKA"]
+    ok = open311.check_answers(ska, {"days_parked": ["4.5"], "plate": ["AB 123"],
+                                     "last_moved": ["2021-01-01"]})
+    assert ok == {"days_parked": ("4.5",), "plate": ("AB 123",), "last_moved": ("2021-01-01",)}
+    with pytest.raises(InvalidRequest, match="days_parked.*number"):
+        open311.check_answers(ska, {"days_parked": ["nan"]})
+    graf = SERVICES["GRAF"]
+    assert open311.check_answers(graf, {"surface": ["wood"], "where": ["garage", "fence"]}
+                                 )["where"] == ("garage", "fence")
+    with pytest.raises(InvalidRequest, match="repeats"):
+        open311.check_answers(graf, {"surface": ["wood"], "where": ["garage", "garage"]})
+
+
+def test_several_problems_are_reported_together():
+    with pytest.raises(InvalidRequest) as err:
+        open311.check_answers(SERVICES["GRAF"], {"where": ["moon"], "colour": ["red"]})
+    text = err.value.message
+    assert "surface] is required" in text and "moon" in text and "colour" in text
+
+
+def test_xml_lists_use_the_spec_element_names():
+    doc = open311.service_definition(SERVICES["GRAF"])
+    root = ET.fromstring(open311.to_xml("service_definition", doc))
+    assert [c.tag for c in root] == ["service_code", "attributes"]
+    assert {c.tag for c in root.find("attributes")} == {"attribute"}
+    assert {c.tag for c in root.find("attributes/attribute/values")} == {"value"}
+
+
+def test_xml_escapes_markup_and_drops_characters_xml_cannot_carry():
+    body = open311.to_xml("service_requests", [{"description": "<b>&\x07"}])
+    assert b"&lt;b&gt;&amp;" in body
+    assert ET.fromstring(body).find("request/description").text == "<b>&\ufffd"

@@ -1,0 +1,93 @@
+"""Open311 fixtures: a city with a service area, the shipped catalogue and an API key."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from shapely import box
+from shapely.geometry import mapping
+
+from geo311.catalogue import load_catalogue, read_catalogue
+from geo311.intake import submit
+from geo311.layers import load_layer
+from geo311.model import NewRequest
+from geo311.store.clients import create_api_key
+
+#: Two halves of a box around Chicago, split at lon -87.69: the service area.
+WEST = box(-87.95, 41.64, -87.69, 42.03)
+EAST = box(-87.69, 41.64, -87.52, 42.03)
+LOOP = (-87.6321, 41.8837)  # east half
+PILSEN = (-87.6700, 41.8560)  # east half, about 4.6 km from LOOP
+AUSTIN = (-87.7650, 41.8940)  # west half
+OUTSIDE = (-88.3000, 41.7600)  # Aurora, outside the city
+
+
+def write_city(path):
+    features = [{"type": "Feature", "properties": {"id": name, "name": name.title()},
+                 "geometry": mapping(geom)} for name, geom in (("west", WEST), ("east", EAST))]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+@pytest.fixture
+def city(app, tmp_path):
+    """The app's store with a two-district service area, the Chicago catalogue and a key."""
+    store = app.extensions["geo311"].store
+    load_layer(store, write_city(tmp_path / "city.geojson"), name="city", role="service_area",
+               id_field="id", name_field="name", activate=True)
+    load_catalogue(store, read_catalogue("chicago"), source="chicago")
+    key = create_api_key(store, "tests")
+
+    def report(code="SDR", at=LOOP, **kw):
+        return submit(store, app.extensions["geo311"].context(),
+                      NewRequest(code, lon=at[0], lat=at[1], **kw))
+
+    return SimpleNamespace(store=store, key=key, report=report)
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """Start ``python -m web run`` on a free loopback port against a database URL."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from geo311.config import PROJECT_ROOT
+
+    procs = []
+
+    def start(database_url: str, timeout_s: float = 60, **env_extra: str) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        env = {**os.environ, "GEO311_DATABASE_URL": database_url,
+               "GEO311_INSTANCE_PATH": str(tmp_path / "instance"), **env_extra}
+        log_path = tmp_path / f"server-{port}.log"
+        log = open(log_path, "w")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "web", "run", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append((proc, log))
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(log_path.read_text())
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return base
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"server did not start in {timeout_s} s")
+
+    yield start
+    for proc, log in procs:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()

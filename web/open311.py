@@ -1,0 +1,311 @@
+"""Open311 GeoReport v2 over HTTP: ``/open311/v2/``, discovery and the bulk export.
+
+Views read parameters, call ``geo311.open311`` and ``geo311.intake``, and write the
+document in the format the URL ends with. Errors are rendered by ``web/errors.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+from flask import Blueprint, Response, current_app, request, stream_with_context
+
+from geo311 import open311
+from geo311.errors import Forbidden, InvalidRequest, NotFound, TooManyRequests
+from geo311.intake import submit
+from geo311.model import Service
+from geo311.store.clients import (
+    ApiKey,
+    catalogue_changed,
+    claim_submission,
+    find_api_key,
+    find_requests,
+    release_submission,
+    settle_submission,
+)
+from geo311.store.sql import now_utc
+from web import state
+
+bp = Blueprint("open311", __name__, url_prefix="/open311")
+
+FMT = "<any(xml, json):fmt>"
+_ROOTS = {"services": "services", "definition": "service_definition",
+          "requests": "service_requests", "discovery": "discovery"}
+
+
+class SlidingWindow:
+    """At most ``limit`` events per key in any ``window_s`` seconds, in this process.
+
+    Each worker process counts on its own, so with N workers a key may send up to N
+    times the limit; a shared counter (Redis, the database) would be needed for an
+    exact limit across processes.
+    """
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._events: dict[int, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: int) -> None:
+        """Count one event for ``key``; raise ``TooManyRequests`` over the limit."""
+        now = time.monotonic()
+        with self._lock:
+            events = self._events.setdefault(key, deque())
+            while events and events[0] <= now - self.window_s:
+                events.popleft()
+            if len(events) >= self.limit:
+                wait = max(1, int(events[0] + self.window_s - now + 0.999))
+                raise TooManyRequests(
+                    f"this api_key sent {len(events)} requests in {self.window_s:g} s; "
+                    f"the limit is {self.limit}: retry in {wait} s", retry_after_s=wait)
+            events.append(now)
+
+
+def _limiter() -> SlidingWindow:
+    app = current_app
+    found = app.extensions.get("open311_limiter")
+    if found is None:
+        text = str(app.config.get("OPEN311_POST_LIMIT", "60/60"))
+        try:
+            count, seconds = (float(p) for p in text.split("/"))
+        except ValueError as exc:
+            raise InvalidRequest(f"GEO311_OPEN311_POST_LIMIT was {text!r} but is expected "
+                                 "as COUNT/SECONDS, e.g. 60/60") from exc
+        found = app.extensions["open311_limiter"] = SlidingWindow(int(count), seconds)
+    return found  # type: ignore[no-any-return]
+
+
+class Catalogue:
+    """The service catalogue as this process last read it, re-read every ``ttl_s`` seconds.
+
+    Used to check a POST's answers and to name agencies; a code it does not hold is
+    looked up in the store, so a newly loaded service is usable at once.
+    """
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._services: dict[str, Service] = {}
+        self._read = -math.inf
+        self._lock = threading.Lock()
+
+    def services(self) -> dict[str, Service]:
+        """Every active service by code."""
+        with self._lock:
+            if time.monotonic() - self._read > self.ttl_s:
+                self._services = {sv.code: sv for sv in state().store.services()}
+                self._read = time.monotonic()
+            return self._services
+
+    def service(self, code: str) -> Service:
+        """One service; raise ``NotFound`` when the store has no such active service."""
+        found = self.services().get(code)
+        return found if found is not None else state().store.service(code)
+
+
+def _catalogue() -> Catalogue:
+    found = current_app.extensions.get("open311_catalogue")
+    if found is None:
+        found = current_app.extensions["open311_catalogue"] = Catalogue()
+    return found  # type: ignore[no-any-return]
+
+
+def _params() -> dict[str, list[str]]:
+    """Query string and form together, every value kept."""
+    merged = request.args.to_dict(flat=False)
+    for key, values in request.form.to_dict(flat=False).items():
+        merged.setdefault(key, []).extend(values)
+    return merged
+
+
+def _check_jurisdiction(params: dict[str, list[str]]) -> None:
+    wanted = str(current_app.config.get("OPEN311_JURISDICTION_ID", ""))
+    given = next((v for v in params.get("jurisdiction_id", []) if v), "")
+    if wanted and given and given != wanted:
+        raise NotFound(f"jurisdiction_id {given!r} was not found; this endpoint serves "
+                       f"{wanted!r}")
+
+
+def _respond(fmt: str, kind: str, document: Any, status: int = 200) -> Response:
+    if fmt == "xml":
+        body: bytes | str = open311.to_xml(_ROOTS[kind], document)
+    else:
+        body = open311.to_json(document)
+    return Response(body, status=status, content_type=open311.FORMATS[fmt])
+
+
+@bp.get(f"/discovery.{FMT}")
+def discovery(fmt: str) -> Response:
+    """Service Discovery: endpoints, formats, contact, how to get a key, extensions."""
+    s = state()
+    config = current_app.config
+    document = open311.discovery(
+        request.host_url.rstrip("/"), changeset=catalogue_changed(s.store),
+        contact=str(config.get("OPEN311_CONTACT",
+                               "Ask the city's 311 service for help with this API.")),
+        key_service=str(config.get(
+            "OPEN311_KEY_SERVICE",
+            "Ask the city's 311 administrators for an API key (they issue one with "
+            "`geo311 api-keys create NAME`). Reading needs no key; POST needs one.")),
+        zone=s.settings.zone)
+    return _respond(fmt, "discovery", document)
+
+
+@bp.get(f"/v2/services.{FMT}")
+def services(fmt: str) -> Response:
+    """GET Service List."""
+    _check_jurisdiction(_params())
+    return _respond(fmt, "services", open311.service_list(state().store.services()))
+
+
+@bp.get(f"/v2/services/<code>.{FMT}")
+def service_definition(code: str, fmt: str) -> Response:
+    """GET Service Definition."""
+    _check_jurisdiction(_params())
+    return _respond(fmt, "definition", open311.service_definition(state().store.service(code)))
+
+
+@bp.get(f"/v2/requests.{FMT}")
+def requests_list(fmt: str) -> Response:
+    """GET Service Requests (the extensions need ``extensions=true``)."""
+    params = _params()
+    _check_jurisdiction(params)
+    s = state()
+    q = open311.parse_request_query(params, now_utc(), s.settings.zone)
+    found = find_requests(
+        s.store, ids=q.ids, service_codes=q.service_codes, statuses=q.statuses, start=q.start,
+        end=q.end, bbox=q.bbox, near=q.near, updated_after=q.updated_after,
+        updated_before=q.updated_before, limit=q.page_size, offset=(q.page - 1) * q.page_size)
+    return _records(fmt, found, q.extensions)
+
+
+def _records(fmt: str, found: list[Any], extensions: bool) -> Response:
+    s = state()
+    agencies = ({code: sv.agency for code, sv in _catalogue().services().items()}
+                if extensions else {})
+    return _respond(fmt, "requests", [
+        open311.request_record(r, s.settings.zone, extensions=extensions,
+                               agency=agencies.get(r.service_code, ""))
+        for r in found])
+
+
+@bp.get(f"/v2/requests/<request_id>.{FMT}")
+def request_one(request_id: str, fmt: str) -> Response:
+    """GET Service Request: a list of one."""
+    params = _params()
+    _check_jurisdiction(params)
+    if not request_id.isdigit():
+        raise NotFound(f"service request {request_id!r} does not exist")
+    found = state().store.get(int(request_id))
+    return _records(fmt, [found], open311.wants_extensions(params))
+
+
+@bp.get(f"/v2/tokens/<token>.{FMT}")
+def token(token: str, fmt: str) -> Response:
+    """GET service_request_id from a token: every service is realtime, so none exist."""
+    raise NotFound(f"token {token!r} was not found: every service here is realtime and "
+                   "returns its service_request_id at once")
+
+
+def _api_key(params: dict[str, list[str]]) -> ApiKey:
+    given = next((v for v in params.get("api_key", []) if v), "")
+    if not given:
+        raise Forbidden("api_key is missing: POST requests needs an API key")
+    key = find_api_key(state().store, given)
+    if key is None:
+        raise Forbidden("api_key is invalid or revoked -- can't proceed with create_request")
+    return key
+
+
+@bp.post(f"/v2/requests.{FMT}")
+def requests_create(fmt: str) -> Response:
+    """POST Service Request (form-encoded; needs an api_key)."""
+    if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise InvalidRequest(f"POST requests is expected as application/x-www-form-urlencoded"
+                             f", not {request.mimetype or 'no content type'}")
+    params = _params()
+    key = _api_key(params)
+    _limiter().check(key.id)
+    _check_jurisdiction(params)
+    extensions = open311.wants_extensions(params)
+    code = next((v for v in params.get("service_code", []) if v), "")
+    if not code:
+        raise InvalidRequest("service_code was not provided")
+    s = state()
+    service = _catalogue().service(code)
+    new = open311.parse_submission(params, service)
+    client_id = next((v for v in params.get("client_request_id", []) if v), "")
+    if client_id and not extensions:
+        raise InvalidRequest("client_request_id is an extension of GeoReport v2: "
+                             "add extensions=true")
+    if len(client_id) > 200:
+        raise InvalidRequest("client_request_id has more than 200 characters")
+    if client_id:
+        earlier = claim_submission(s.store, key.id, client_id)
+        if earlier is not None:
+            return _respond(fmt, "requests", open311.post_response(
+                s.store.get(earlier), service, extensions=extensions))
+    try:
+        stored = submit(s.store, s.context(), new)
+    except BaseException:
+        if client_id:
+            release_submission(s.store, key.id, client_id)
+        raise
+    if client_id:
+        settle_submission(s.store, key.id, client_id, stored.id)
+    return _respond(fmt, "requests", open311.post_response(stored, service,
+                                                           extensions=extensions))
+
+
+@bp.get("/bulk/requests.<any(csv, json):fmt>")
+def bulk(fmt: str) -> Response:
+    """GeoReport Bulk export of every request (public fields), optionally by date."""
+    params = _params()
+    s = state()
+    zone = s.settings.zone
+    start_text = next((v for v in params.get("start_date", []) if v), "")
+    end_text = next((v for v in params.get("end_date", []) if v), "")
+    start = open311.parse_datetime(start_text, "start_date", zone) if start_text else None
+    end = open311.parse_datetime(end_text, "end_date", zone) if end_text else None
+    agencies = {sv.code: sv.agency for sv in s.store.services()}
+
+    def records() -> Iterator[dict[str, Any]]:
+        for frame in s.store.export_frames(include_private=False):
+            requested = pd.to_datetime(frame["requested_datetime"], utc=True)
+            keep = pd.Series(True, index=frame.index)
+            if start is not None:
+                keep &= requested >= start
+            if end is not None:
+                keep &= requested <= end
+            for row in frame[keep.to_numpy()].to_dict("records"):
+                yield open311.bulk_record(row, zone, agencies.get(row["service_code"], ""))
+
+    def as_csv() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=open311.BULK_FIELDS, lineterminator="\r\n")
+        writer.writeheader()
+        for i, record in enumerate(records()):
+            writer.writerow(record)
+            if i % 1000 == 999:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue()
+
+    def as_json() -> Iterator[str]:
+        yield "["
+        for i, record in enumerate(records()):
+            yield ("," if i else "") + json.dumps(record, ensure_ascii=False)
+        yield "]"
+
+    body = as_csv() if fmt == "csv" else as_json()
+    mimetype = "text/csv; charset=utf-8" if fmt == "csv" else open311.FORMATS["json"]
+    return Response(stream_with_context(body), content_type=mimetype)
