@@ -63,6 +63,7 @@ class NewRequest:
     media_url: str = ""
     external_id: str | None = None
     source: str = "web"
+    address_id: int | None = None
 
 
 @dataclass(frozen=True)
