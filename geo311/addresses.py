@@ -193,7 +193,8 @@ def _token_features(token: str) -> dict[str, object]:
 
 @lru_cache(maxsize=1 << 17)
 def _parse_cached(cleaned: str) -> ParsedAddress:
-    tokens = usaddress.tokenize(cleaned)
+    # usaddress's tokenizer drops a lone "/" or "@"; both join an intersection.
+    tokens = usaddress.tokenize(cleaned.replace(" / ", " & ").replace(" @ ", " & "))
     if all(tok.strip(",").isdigit() for tok in tokens):
         return ParsedAddress("none", reason=f"{cleaned[:20]!r} is a number, not an address")
     split = [i for i, tok in enumerate(tokens) if tok.strip(",") in INTERSECTION_WORDS]

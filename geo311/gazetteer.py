@@ -148,16 +148,17 @@ def read_osm(path: Path) -> pd.DataFrame:
 
 
 def _osm_street(tags: dict[str | None, str | None]) -> str:
-    """A street name in normal form from OSM tags (TIGER tags when present)."""
-    base = tags.get("tiger:name_base")
-    if base:
-        parts = (tags.get("tiger:name_direction_prefix") or "", base,
-                 tags.get("tiger:name_type") or "")
-        text = " ".join(p for p in parts if p)
-    else:
-        text = tags.get("name") or ""
-    parsed = parse_address(text)
-    return parsed.street.label if parsed.kind == "street" and parsed.street else ""
+    """A street name in normal form from OSM tags (the name, else the TIGER tags)."""
+    parsed = parse_address(tags.get("name") or "")
+    if parsed.kind == "street" and parsed.street and parsed.street.pre_dir:
+        return parsed.street.label
+    parts = (tags.get("tiger:name_direction_prefix") or "", tags.get("tiger:name_base") or "",
+             tags.get("tiger:name_type") or "")
+    tiger = parse_address(" ".join(p for p in parts if p))
+    for candidate in (tiger, parsed):
+        if candidate.kind == "street" and candidate.street:
+            return candidate.street.label
+    return ""
 
 
 def _points(table: pd.DataFrame, chosen: dict[str, str], path: Path) -> pd.DataFrame:

@@ -210,6 +210,7 @@ class Geocoder:
         for key in self._streets:
             complete[key[:2]].append(key)
         ids = points["id"].tolist() if "id" in points else [None] * len(points)
+        texts = points["address"].tolist() if "address" in points else [None] * len(points)
         numbers = pd.to_numeric(points["house_number"], errors="coerce").to_numpy()
         lon = points["lon"].to_numpy(dtype=float)
         lat = points["lat"].to_numpy(dtype=float)
@@ -234,6 +235,10 @@ class Geocoder:
             key = (s.pre_dir, s.name_key, s.suffix)
             self._street(s)
             rows[key].setdefault(int(numbers[i]), (lon[i], lat[i], ids[i]))
+            if isinstance(texts[i], str) and texts[i]:
+                # The reference's own spelling ("3424 S STATE") is an exact match too.
+                self._exact.setdefault(" ".join(texts[i].upper().split()), (
+                    lon[i], lat[i], ids[i], f"{int(numbers[i])} {s.label}"))
         for key, by_number in rows.items():
             data = self._streets[key]
             order = sorted(by_number)
@@ -245,7 +250,7 @@ class Geocoder:
                 data.parity[parity] = (nums, [(by_number[n][0], by_number[n][1]) for n in nums])
             label = data.street.label
             for n, (x, y, pid) in by_number.items():
-                self._exact.setdefault(f"{n} {label}", (x, y, pid, label))
+                self._exact.setdefault(f"{n} {label}", (x, y, pid, f"{n} {label}"))
             self._shape_points[key].extend(data.xy)
 
     def _finish(self) -> None:
@@ -338,8 +343,7 @@ class Geocoder:
         if isinstance(text, str):
             hit = self._exact.get(" ".join(text.upper().split()))
             if hit is not None:
-                return Geocode(hit[0], hit[1], "exact", 1.0, "",
-                               " ".join(text.upper().split()), hit[2])
+                return Geocode(hit[0], hit[1], "exact", 1.0, "", hit[3], hit[2])
         parsed = parse_address(text)
         return self.geocode_parsed(parsed)
 

@@ -1034,10 +1034,11 @@ class SQLStore:
         ap, si, sc = t.address_points.c, t.street_intersections.c, t.street_centerlines.c
         with self.engine.connect() as conn:
             points = _frame(conn.execute(select(
-                ap.id, ap.house_number, ap.pre_dir, ap.street_name, ap.suffix, ap.zipcode,
-                func.ST_X(ap.geom), func.ST_Y(ap.geom), ap.source).order_by(ap.id)).all(),
-                ["id", "house_number", "pre_dir", "street_name", "suffix", "zipcode", "lon",
-                 "lat", "source"])
+                ap.id, ap.address, ap.house_number, ap.pre_dir, ap.street_name, ap.suffix,
+                ap.zipcode, func.ST_X(ap.geom), func.ST_Y(ap.geom), ap.source)
+                .order_by(ap.id)).all(),
+                ["id", "address", "house_number", "pre_dir", "street_name", "suffix",
+                 "zipcode", "lon", "lat", "source"])
             crossings = _frame(conn.execute(select(
                 si.street_1, si.street_2, si.zipcode, func.ST_X(si.geom), func.ST_Y(si.geom))
                 .order_by(si.id)).all(), ["street_1", "street_2", "zipcode", "lon", "lat"])
