@@ -459,7 +459,8 @@ def geocode_chunk(geocoder: Geocoder, frame: pd.DataFrame, mode: str,
 
     With ``always`` a row the geocoder cannot place keeps its source coordinates.
     """
-    lon, lat = frame["lon"].to_numpy(), frame["lat"].to_numpy()
+    lon = frame["lon"].to_numpy(dtype=float, copy=True)
+    lat = frame["lat"].to_numpy(dtype=float, copy=True)
     has_address = (frame["address"] != "").to_numpy()
     todo = has_address & (np.isnan(lon) if mode == "missing" else True)
     if not todo.any():
@@ -469,7 +470,7 @@ def geocode_chunk(geocoder: Geocoder, frame: pd.DataFrame, mode: str,
     rows = np.flatnonzero(todo)
     lon[rows[ok]] = found["lon"].to_numpy()[ok]
     lat[rows[ok]] = found["lat"].to_numpy()[ok]
-    match = frame["geocode_match"].to_numpy(dtype=object)
+    match = frame["geocode_match"].to_numpy(dtype=object, copy=True)
     match[rows[ok]] = found["match"].to_numpy(dtype=object)[ok]
     frame["lon"], frame["lat"], frame["geocode_match"] = lon, lat, match
     matches.update(found["match"][ok])
