@@ -356,17 +356,25 @@ def learn_addresses(store: SQLStore, *, since: datetime | None = None,
     if since is not None:
         # Keep what earlier requests taught: learn from all of them, newest window included.
         trusted = pd.concat([store.trusted_addresses(), trusted]).drop_duplicates()
+    return store.replace_reference("points", learned_points(trusted), LEARNED_SOURCE,
+                                   actor=actor)
+
+
+def learned_points(trusted: pd.DataFrame) -> pd.DataFrame:
+    """One address point per distinct address of ``address, zipcode, lon, lat`` rows.
+
+    The point is the median of the rows' points; addresses written differently that
+    read the same (``4853 S WOOD``, ``4853 S Wood St``) are one address.
+    """
     if trusted.empty:
-        return store.replace_reference("points", pd.DataFrame(columns=list(POINT_COLUMNS)),
-                                       LEARNED_SOURCE, actor=actor)
+        return pd.DataFrame(columns=list(POINT_COLUMNS))
     grouped = trusted.groupby("address", sort=False).agg(
         lon=("lon", "median"), lat=("lat", "median"), zipcode=("zipcode", "first"))
     points = normal_points(grouped.index.tolist(), grouped["lon"].to_numpy(float),
                            grouped["lat"].to_numpy(float), grouped["zipcode"].tolist())
-    points = points.groupby("address", sort=False, as_index=False).agg(
+    return points.groupby("address", sort=False, as_index=False).agg(
         {**{c: "first" for c in POINT_COLUMNS if c not in ("address", "lon", "lat")},
          "lon": "median", "lat": "median"})
-    return store.replace_reference("points", points, LEARNED_SOURCE, actor=actor)
 
 
 _GEOCODERS: dict[str, tuple[tuple[int, ...], Geocoder]] = {}

@@ -151,6 +151,7 @@ class Geocoder:
         self._exact: dict[str, tuple[float, float, int | None, str]] = {}
         self._crossings: dict[frozenset[StreetKey], tuple[float, float]] = {}
         self._calibration: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._streets_read: dict[tuple[str, int, int], Street] = {}
         points = _frame_or_empty(points, ("house_number", "pre_dir", "street_name", "suffix",
                                           "lon", "lat"))
         intersections = _frame_or_empty(intersections, ("street_1", "street_2", "lon", "lat"))
@@ -177,8 +178,8 @@ class Geocoder:
         names = pd.unique(pd.concat([intersections["street_1"], intersections["street_2"],
                                      centerlines["street"]]).astype(str))
         parsed = {n: _street_of(n) for n in names}
-        lon = intersections["lon"].to_numpy(dtype=float)
-        lat = intersections["lat"].to_numpy(dtype=float)
+        lon = intersections["lon"].to_numpy(dtype=float).tolist()
+        lat = intersections["lat"].to_numpy(dtype=float).tolist()
         for i, (a, b) in enumerate(zip(intersections["street_1"].astype(str),
                                        intersections["street_2"].astype(str), strict=True)):
             sa, sb = parsed[a], parsed[b]
@@ -212,14 +213,15 @@ class Geocoder:
         ids = points["id"].tolist() if "id" in points else [None] * len(points)
         texts = points["address"].tolist() if "address" in points else [None] * len(points)
         numbers = pd.to_numeric(points["house_number"], errors="coerce").to_numpy()
-        lon = points["lon"].to_numpy(dtype=float)
-        lat = points["lat"].to_numpy(dtype=float)
+        lon = points["lon"].to_numpy(dtype=float).tolist()
+        lat = points["lat"].to_numpy(dtype=float).tolist()
         street_cache: dict[tuple[str, str, str], Street | None] = {}
         rows: dict[StreetKey, dict[int, tuple[float, float, int | None]]] = defaultdict(dict)
         for i, (pre, name, suffix) in enumerate(zip(
                 points["pre_dir"].fillna("").astype(str), points["street_name"].astype(str),
                 points["suffix"].fillna("").astype(str), strict=True)):
-            if not (math.isfinite(numbers[i]) and math.isfinite(lon[i]) and math.isfinite(lat[i])):
+            if not (math.isfinite(numbers[i]) and math.isfinite(lon[i])
+                    and math.isfinite(lat[i])):
                 continue
             s = street_cache.get((pre, name, suffix), ...)  # type: ignore[arg-type]
             if s is ...:
@@ -332,6 +334,11 @@ class Geocoder:
 
     # -- public API -------------------------------------------------------------------
 
+    def clear_caches(self) -> None:
+        """Forget every cached answer and reading (for benchmarks and memory)."""
+        self.geocode.cache_clear()  # type: ignore[attr-defined]
+        self._streets_read.clear()
+
     @property
     def size(self) -> dict[str, int]:
         """How much the geocoder knows: streets, address points, intersections."""
@@ -344,7 +351,23 @@ class Geocoder:
             hit = self._exact.get(" ".join(text.upper().split()))
             if hit is not None:
                 return Geocode(hit[0], hit[1], "exact", 1.0, "", hit[3], hit[2])
-        parsed = parse_address(text)
+        cleaned, reason = clean_text(text)
+        if reason:
+            return _none(reason)
+        # "4853 S WOOD" after "4851 S WOOD": usaddress sees a number only through its
+        # length and trailing zeros, so with those equal the street part is tagged the
+        # same and its reading is reused (kept only for a plain number + street).
+        head, _, rest = cleaned.partition(" ")
+        memo = (rest, len(head), len(head) - len(head.rstrip("0")))
+        street = self._streets_read.get(memo) if head.isdigit() and len(head) <= 5 else None
+        if street is not None:
+            parsed = ParsedAddress("address", street=street, number=int(head), number_text=head)
+        else:
+            parsed = parse_address(cleaned)
+            if (parsed.kind == "address" and parsed.number_text == head and parsed.street
+                    and not (parsed.unit or parsed.zipcode or parsed.place or parsed.state
+                             or parsed.half) and len(self._streets_read) < 200_000):
+                self._streets_read[memo] = parsed.street
         return self.geocode_parsed(parsed)
 
     def geocode_many(self, texts: Sequence[object]) -> pd.DataFrame:
@@ -620,9 +643,12 @@ class Geocoder:
                 return None, f"{label}: no known address on the street to anchor the grid on"
             bins, coords = cal
             signed = sign * number
-            if not bins[0] <= signed <= bins[-1]:
-                return None, f"house number {number} is beyond the city's numbered grid"
-            a = float(np.interp(signed, bins, coords))
+            # Beyond the calibrated numbers, the grid's own spacing carries on.
+            end = 0 if signed < bins[0] else -1 if signed > bins[-1] else None
+            if end is None:
+                a = float(np.interp(signed, bins, coords))
+            else:
+                a = float(coords[end] + (signed - bins[end]) * per_number / metres_per_deg)
             gap = 800
         lo, hi = data.shape_a[0], data.shape_a[-1]
         reach = GRID_REACH_M / metres_per_deg

@@ -66,7 +66,7 @@ def test_interpolation_between_held_out_points(references):
     held = points.sample(300, random_state=7)
     def keys(frame):
         return list(zip(frame["house_number"], frame["pre_dir"],
-                        frame["street_name"].str.replace(" ", "")))
+                        frame["street_name"].str.replace(" ", ""), strict=False))
 
     same = pd.Series(keys(points), index=points.index).isin(set(keys(held)))
     geocoder = Geocoder(points[~same], crossings)
@@ -122,7 +122,7 @@ def test_grid_fallback_is_anchored_on_the_cross_street(geocoder, references):
     # 7100 S is 71st Street on Chicago's grid: a N-S street without address points
     # must be placed near its intersection with W 71ST ST.
     points, crossings, _ = references
-    known = set(zip(points["pre_dir"], points["street_name"]))
+    known = set(zip(points["pre_dir"], points["street_name"], strict=False))
     rows = crossings[(crossings["street_2"] == "W 71ST ST") & crossings["street_1"].str.startswith("S ")]
     checked = 0
     for row in rows.itertuples():

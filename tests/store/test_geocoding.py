@@ -10,8 +10,8 @@ from geo311.gazetteer import LEARNED_SOURCE, geocoder_for, learn_addresses
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Service
-from tests.conftest import LEGACY_CSV, csv_head
 from tests import references
+from tests.conftest import LEGACY_CSV, csv_head
 from tests.references import load_subset
 
 LEGACY = read_mapping("chicago-311-legacy")
