@@ -1054,9 +1054,14 @@ class SQLStore:
 
     def reference_key(self) -> tuple[int, ...]:
         """Changes whenever a reference layer is loaded or replaced (for cache rebuilds)."""
+        a = t.audit_log.c
         with self.engine.connect() as conn:
-            return tuple(int(conn.execute(select(func.max(table.c.id))).scalar() or 0)
-                         for table in self._REFERENCE_TABLES.values())
+            # Every load is audited: the last audit id changes even when a reload
+            # leaves the same ids behind (SQLite reuses the highest deleted ids).
+            loads = conn.execute(select(func.max(a.id)).where(a.entity == "geocoding")).scalar()
+            return (int(loads or 0), *(
+                int(conn.execute(select(func.max(table.c.id))).scalar() or 0)
+                for table in self._REFERENCE_TABLES.values()))
 
     def reference_sources(self) -> list[tuple[str, str, int]]:
         """(kind, source, rows) of every stored reference source."""

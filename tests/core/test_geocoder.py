@@ -198,3 +198,41 @@ def test_suggest(geocoder):
     streets = geocoder.suggest("W FULLERT", 3)
     assert streets and streets[0].address.startswith("W FULLERTON")
     assert geocoder.suggest("", 5) == [] and geocoder.suggest("x" * 10_000, 5) == []
+
+
+def test_reused_street_readings_give_the_parser_s_answer(geocoder):
+    from geo311.addresses import parse_address
+    from tests.conftest import LEGACY_CSV
+
+    addresses = pd.read_csv(LEGACY_CSV, usecols=["Street_Address"], dtype=str,
+                            nrows=6000)["Street_Address"].tolist()
+    geocoder.clear_caches()
+    fast = geocoder.geocode_many(addresses)
+    for i, text in enumerate(addresses):
+        slow = geocoder.geocode_parsed(parse_address(text))
+        if fast["match"][i] == "exact" and fast["score"][i] == 1.0:
+            continue                     # the reference's own spelling: no parsing at all
+        assert (fast["match"][i], fast["address"][i]) == (slow.match, slow.address), text
+
+
+def test_held_out_year_lands_within_100_m(references):
+    """Learn 2011-2012 requests, geocode 2013 ones ignoring their points (no leakage)."""
+    from geo311.gazetteer import learned_points
+    from tests.conftest import LEGACY_CSV
+
+    frame = pd.read_csv(LEGACY_CSV, dtype=str, keep_default_na=False,
+                        usecols=["Creation_Date", "Street_Address", "ZIP_Code", "Longitude",
+                                 "Latitude"])
+    frame = frame[frame["Latitude"] != ""]
+    frame["lon"], frame["lat"] = frame["Longitude"].astype(float), frame["Latitude"].astype(float)
+    history = frame[frame["Creation_Date"] < "2013-01-01"]
+    later = frame[frame["Creation_Date"] >= "2013-01-01"].sample(1500, random_state=11)
+    learned = learned_points(history.rename(columns={"Street_Address": "address",
+                                                     "ZIP_Code": "zipcode"}))
+    points, crossings, _ = references
+    geocoder = Geocoder(pd.concat([learned, points]), crossings)
+    found = geocoder.geocode_many(later["Street_Address"].tolist())
+    err = [metres(x, y, x0, y0) if not np.isnan(x) else np.inf for x, y, x0, y0 in zip(
+        found["lon"], found["lat"], later["lon"], later["lat"], strict=True)]
+    assert np.mean(np.array(err) <= 100) >= 0.95
+    assert np.median(err) < 10

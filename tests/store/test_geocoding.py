@@ -54,6 +54,14 @@ def test_geocoder_over_the_store(store):
     assert again is geocoder and same_key == key                   # cached until a change
     store.replace_reference("points", frames["points"].head(3), "more")
     assert geocoder_for(store)[0] is not geocoder
+    # A reload of the same size (same ids on SQLite) is still seen.
+    store.replace_reference("points", frames["points"].head(3), "points-subset")
+    moved = frames["points"].head(3).assign(lon=frames["points"]["lon"].head(3) + 0.01)
+    store.replace_reference("points", moved.head(0), "more")
+    before = geocoder_for(store)[0].geocode(moved["address"].iloc[0])
+    store.replace_reference("points", moved, "points-subset")
+    after = geocoder_for(store)[0].geocode(moved["address"].iloc[0])
+    assert after.lon == pytest.approx(before.lon + 0.01)
 
 
 def test_learn_from_imported_history(layered_store, ctx, tmp_path):
