@@ -237,9 +237,10 @@ class Geocoder:
             key = (s.pre_dir, s.name_key, s.suffix)
             self._street(s)
             rows[key].setdefault(int(numbers[i]), (lon[i], lat[i], ids[i]))
-            if isinstance(texts[i], str) and texts[i]:
+            spelling = texts[i]
+            if isinstance(spelling, str) and spelling:
                 # The reference's own spelling ("3424 S STATE") is an exact match too.
-                self._exact.setdefault(" ".join(texts[i].upper().split()), (
+                self._exact.setdefault(" ".join(spelling.upper().split()), (
                     lon[i], lat[i], ids[i], f"{int(numbers[i])} {s.label}"))
         for key, by_number in rows.items():
             data = self._streets[key]

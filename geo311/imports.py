@@ -431,10 +431,11 @@ def import_file(
             if progress is not None:
                 progress(len(raw))
     if geocode != "never":
+        kinds = ", ".join(f"{m} {n}" for m, n in matches.most_common())
         summary.notes.append(
-            f"--geocode {geocode}: {sum(matches.values())} addresses geocoded ("
-            + ", ".join(f"{m} {n}" for m, n in matches.most_common()) + f"); "
-            f"{sum(failures.values())} could not be placed")
+            f"--geocode {geocode}: {sum(matches.values())} addresses geocoded"
+            + (f" ({kinds})" if kinds else "")
+            + f"; {sum(failures.values())} could not be placed")
         summary.notes += [f"  not placed ({n}): {why}" for why, n in failures.most_common(5)]
     if dedup and summary.first_requested is not None:  # after the indexes are back
         _, summary.duplicates, changed = regroup_duplicates(
