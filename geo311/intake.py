@@ -10,15 +10,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from geo311.dedup import Candidate, DuplicateRule, cluster_requests, find_duplicate
 from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
-from geo311.geocoder import Geocoder
+from geo311.geocoder import Geocode, Geocoder
 from geo311.model import DuplicateSearch, NewRequest, Placement, Service, ServiceRequest
 from geo311.store.sql import SQLStore
+
+if TYPE_CHECKING:
+    from geo311.remote import RemoteGeocoder
 
 LOGGER = logging.getLogger(__name__)
 
@@ -37,15 +41,19 @@ class Context:
     key: tuple[int, ...]
     geocoder: Geocoder | None = None
     reference_key: tuple[int, ...] = ()
+    remote: RemoteGeocoder | None = None
 
     @classmethod
     def from_store(
-        cls, store: SQLStore, *, service_area_layer: str = "", boundary_tolerance_m: float = 15.0
+        cls, store: SQLStore, *, service_area_layer: str = "", boundary_tolerance_m: float = 15.0,
+        remote_geocoder: str = "",
     ) -> Context:
         """Index every active layer of ``store``; pick the service-area layer.
 
         The service area is ``service_area_layer`` if given, else the active layer
-        whose role is ``service_area``, else the first active layer loaded.
+        whose role is ``service_area``, else the first active layer loaded. The
+        geocoder is built over the store's reference layers; ``remote_geocoder``
+        ("nominatim" or "census", default off) adds a web fallback.
         """
         versions = store.layer_versions(active_only=True)
         layers = store.active_district_layers()
@@ -65,8 +73,13 @@ class Context:
         from geo311.gazetteer import geocoder_for
 
         geocoder, reference_key = geocoder_for(store)
+        remote = None
+        if remote_geocoder:
+            from geo311.remote import RemoteGeocoder
+
+            remote = RemoteGeocoder(remote_geocoder, extent=geocoder.extent)
         return cls(index=index, service_area=area, key=tuple(v.id for v in versions),
-                   geocoder=geocoder, reference_key=reference_key)
+                   geocoder=geocoder, reference_key=reference_key, remote=remote)
 
 
 def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
@@ -151,7 +164,7 @@ def locate(store: SQLStore, ctx: Context,
     if new.address.strip():
         if ctx.geocoder is None:
             raise InvalidRequest("address geocoding is not set up: give lat and long")
-        found = ctx.geocoder.geocode(new.address)
+        found = geocode_address(ctx, new.address)
         if not found.found or found.lon is None or found.lat is None:
             raise InvalidRequest(f"the address {new.address[:200]!r} cannot be located: "
                                  f"{found.reason}")
@@ -160,6 +173,19 @@ def locate(store: SQLStore, ctx: Context,
         return found.lon, found.lat, found.match, new
     lon, lat = check_location(new.lon, new.lat)
     return lon, lat, "reported", new
+
+
+def geocode_address(ctx: Context, text: str) -> Geocode:
+    """Geocode offline; ask the remote fallback (if switched on) only when that fails."""
+    if ctx.geocoder is None:
+        raise InvalidRequest("address geocoding is not set up: give lat and long")
+    found = ctx.geocoder.geocode(text)
+    if found.found or ctx.remote is None or not found.address:
+        return found
+    remote = ctx.remote.geocode(text)
+    if remote.found:
+        return remote
+    return Geocode(None, None, "none", 0.0, f"{found.reason}; {remote.reason}", found.address)
 
 
 def duplicate_search(store: SQLStore, service: Service, lon: float, lat: float) -> DuplicateSearch:

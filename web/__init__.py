@@ -32,6 +32,7 @@ class Geo311:
                 self._context = Context.from_store(
                     self.store, service_area_layer=self.settings.service_area_layer,
                     boundary_tolerance_m=self.settings.boundary_tolerance_m,
+                    remote_geocoder=self.settings.remote_geocoder,
                 )
             return self._context
 

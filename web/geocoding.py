@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from geo311.errors import InvalidRequest
 from geo311.geocoder import Geocoder
+from geo311.intake import geocode_address
 from web import state
 
 bp = Blueprint("geocoding", __name__)
@@ -30,7 +31,8 @@ def _query() -> str:
 @bp.get("/api/geocode")
 def geocode() -> Response:
     """One result for ``q``: lat, long, match, score, reason, address ("none" if not found)."""
-    g = _geocoder().geocode(_query())
+    _geocoder()
+    g = geocode_address(state().context(), _query())
     return jsonify({"lat": g.lat, "long": g.lon, "match": g.match, "score": g.score,
                     "reason": g.reason, "address": g.address, "address_id": g.address_id})
 

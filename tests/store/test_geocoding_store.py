@@ -159,3 +159,10 @@ def test_import_geocode_missing(layered_store, ctx, tmp_path):
     close = sum(metres(r.lon, r.lat, *truth[r.external_id]) <= 100 for r in located)
     assert len(located) > 0.95 * len(stored)
     assert close > 0.85 * len(stored)
+
+
+def test_context_has_no_remote_geocoder_unless_asked(geo_store):
+    ctx = Context.from_store(geo_store)
+    assert ctx.remote is None and ctx.geocoder is not None
+    with pytest.raises(Exception, match="GEO311_REMOTE_GEOCODER was 'bing'"):
+        Context.from_store(geo_store, remote_geocoder="bing")
