@@ -345,19 +345,22 @@ def learn_addresses(store: SQLStore, *, since: datetime | None = None,
 
     Imported history carries the City's own geocodes (``geocode_match`` ``source``);
     each distinct address becomes one point at the median of its requests' points,
-    replacing what was learned before. Returns the number of points learned.
+    replacing what was learned before. With ``since``, only requests from then on are
+    read and their addresses are added to (or replace) the points learned before.
+    Returns the number of learned points stored.
 
     Examples
     --------
     >>> learn_addresses(store)  # doctest: +SKIP
     26287
     """
-    trusted = store.trusted_addresses(since=since)
+    points = learned_points(store.trusted_addresses(since=since))
     if since is not None:
-        # Keep what earlier requests taught: learn from all of them, newest window included.
-        trusted = pd.concat([store.trusted_addresses(), trusted]).drop_duplicates()
-    return store.replace_reference("points", learned_points(trusted), LEARNED_SOURCE,
-                                   actor=actor)
+        known = store.reference_frames()["points"]
+        known = known[known["source"] == LEARNED_SOURCE][list(POINT_COLUMNS)]
+        points = pd.concat([points, known], ignore_index=True).drop_duplicates(
+            "address", keep="first")
+    return store.replace_reference("points", points, LEARNED_SOURCE, actor=actor)
 
 
 def learned_points(trusted: pd.DataFrame) -> pd.DataFrame:

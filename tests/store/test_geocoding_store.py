@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from geo311.errors import InvalidRequest
-from geo311.gazetteer import LEARNED_SOURCE, geocoder_for, learn_addresses
+from geo311.gazetteer import LEARNED_SOURCE, POINT_COLUMNS, geocoder_for, learn_addresses
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Service
@@ -80,6 +80,11 @@ def test_learn_from_imported_history(layered_store, ctx, tmp_path):
                                              float(row.Latitude)) < 1
     assert hits >= 95
     assert learn_addresses(layered_store, since=pd.Timestamp("2030-01-01", tz="UTC")) == n
+    layered_store.replace_reference("points", pd.DataFrame(columns=list(POINT_COLUMNS)),
+                                    LEARNED_SOURCE)
+    recent = learn_addresses(layered_store, since=pd.Timestamp("2011-02-01", tz="UTC"))
+    assert 0 < recent < n                                          # only the later requests
+    assert learn_addresses(layered_store, since=pd.Timestamp("2011-01-01", tz="UTC")) > recent
 
 
 @pytest.fixture
