@@ -67,8 +67,8 @@ class Street:
 
     @property
     def name_key(self) -> str:
-        """The name without spaces, so LA SALLE and LASALLE compare equal."""
-        return self.name.replace(" ", "")
+        """The name without spaces or periods: LA SALLE, LASALLE; ST. LAWRENCE, ST LAWRENCE."""
+        return self.name.replace(" ", "").replace(".", "")
 
 
 @dataclass(frozen=True)
@@ -110,12 +110,16 @@ def clean_text(text: object) -> tuple[str, str]:
     if len(text) > MAX_ADDRESS_CHARS:
         return "", (f"the address has {len(text)} characters but at most "
                     f"{MAX_ADDRESS_CHARS} are accepted")
-    folded = unicodedata.normalize("NFKD", text)
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    bad = sorted({c for c in folded if ord(c) > 126 or (ord(c) < 32 and c not in "\t\n")})
-    if bad:
-        shown = "".join(bad[:5])
-        return "", f"the address has characters no street address uses: {shown!r}"
+    folded = text
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFKD", text)
+        folded = "".join(c for c in folded if not unicodedata.combining(c))
+    if not (folded.isascii() and folded.isprintable()):
+        bad = sorted({c for c in folded
+                      if ord(c) > 126 or (ord(c) < 32 and c not in "\t\n\r")})
+        if bad:
+            shown = "".join(bad[:5])
+            return "", f"the address has characters no street address uses: {shown!r}"
     folded = " ".join(folded.replace(",", " , ").split()).strip(" ,")
     if not folded:
         return "", "the address is empty"
@@ -148,6 +152,33 @@ def parse_address(text: object) -> ParsedAddress:
     if reason:
         return ParsedAddress("none", reason=reason)
     return _parse_cached(cleaned)
+
+
+#: The house number put before a bare street name so usaddress reads it in context.
+_CONTEXT_NUMBER = "1234"
+
+
+def parse_street(text: object) -> Street | None:
+    """Read a street name alone (``W WEST END AVE``) into normal form, or None.
+
+    usaddress is trained on whole addresses and misreads a bare name that starts with a
+    directional word, so the name is read after a house number, as in an address.
+
+    Examples
+    --------
+    >>> parse_street("W WEST END AV").label
+    'W WEST END AVE'
+    >>> parse_street("S SOUTH CHICAGO AVENUE").label
+    'S SOUTH CHICAGO AVE'
+    """
+    cleaned, reason = clean_text(text)
+    if reason:
+        return None
+    parsed = _parse_cached(f"{_CONTEXT_NUMBER} {cleaned}")
+    if parsed.kind == "address" and parsed.number_text == _CONTEXT_NUMBER:
+        return parsed.street
+    alone = _parse_cached(cleaned)
+    return alone.street if alone.kind == "street" else None
 
 
 def label_tokens(text: str) -> list[tuple[str, str]]:
@@ -236,8 +267,8 @@ def _parse_cached(cleaned: str) -> ParsedAddress:
 
 
 def _intersection(first: list[str], second: list[str]) -> ParsedAddress:
-    a = _street(_tag(" ".join(first)), "")
-    b = _street(_tag(" ".join(second)), "")
+    a = parse_street(" ".join(first))
+    b = parse_street(" ".join(second))
     if a is None or b is None:
         return ParsedAddress("none", reason=f"{' '.join(first + ['&'] + second)[:60]!r} does "
                                             "not read as two street names")

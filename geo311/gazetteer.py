@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo311.addresses import parse_address
+from geo311.addresses import parse_address, parse_street
 from geo311.errors import InvalidRequest
 from geo311.geocode import CHICAGO_GRID, AddressGrid
 from geo311.geocoder import Geocoder
@@ -149,15 +149,15 @@ def read_osm(path: Path) -> pd.DataFrame:
 
 def _osm_street(tags: dict[str | None, str | None]) -> str:
     """A street name in normal form from OSM tags (the name, else the TIGER tags)."""
-    parsed = parse_address(tags.get("name") or "")
-    if parsed.kind == "street" and parsed.street and parsed.street.pre_dir:
-        return parsed.street.label
+    named = parse_street(tags.get("name") or "")
+    if named is not None and named.pre_dir:
+        return named.label
     parts = (tags.get("tiger:name_direction_prefix") or "", tags.get("tiger:name_base") or "",
              tags.get("tiger:name_type") or "")
-    tiger = parse_address(" ".join(p for p in parts if p))
-    for candidate in (tiger, parsed):
-        if candidate.kind == "street" and candidate.street:
-            return candidate.street.label
+    tiger = parse_street(" ".join(p for p in parts if p))
+    for candidate in (tiger, named):
+        if candidate is not None:
+            return candidate.label
     return ""
 
 
@@ -202,8 +202,8 @@ def _intersections(table: pd.DataFrame, chosen: dict[str, str], path: Path) -> p
 
     def normal(name: str) -> str:
         if name not in labels:
-            parsed = parse_address(name)
-            labels[name] = parsed.street.label if parsed.kind == "street" and parsed.street else ""
+            street = parse_street(name)
+            labels[name] = street.label if street is not None else ""
         return labels[name]
 
     frame = pd.DataFrame({
@@ -230,8 +230,8 @@ def _centerlines(table: pd.DataFrame, chosen: dict[str, str], path: Path) -> pd.
     street = lower.get(street.lower(), street)
     names: dict[str, str] = {}
     for v in table[street].fillna("").astype(str).unique():
-        parsed = parse_address(v)
-        names[v] = parsed.street.label if parsed.kind == "street" and parsed.street else ""
+        street_name = parse_street(v)
+        names[v] = street_name.label if street_name is not None else ""
 
     def numbers(name: str) -> pd.Series:
         col = lower.get(name.lower())

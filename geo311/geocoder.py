@@ -25,7 +25,7 @@ import shapely
 from rapidfuzz import fuzz, process
 from scipy.spatial import cKDTree
 
-from geo311.addresses import ParsedAddress, Street, clean_text, parse_address
+from geo311.addresses import ParsedAddress, Street, clean_text, parse_address, parse_street
 from geo311.geocode import CHICAGO_GRID, AddressGrid
 
 LOGGER = logging.getLogger(__name__)
@@ -710,10 +710,7 @@ class Geocoder:
 
 def _street_of(text: str) -> Street | None:
     """A reference layer's street name in normal form (None if unreadable)."""
-    parsed = parse_address(text)
-    if parsed.kind == "street":
-        return parsed.street
-    return None
+    return parse_street(text)
 
 
 def _frame_or_empty(frame: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame:
