@@ -25,7 +25,14 @@ import shapely
 from rapidfuzz import fuzz, process
 from scipy.spatial import cKDTree
 
-from geo311.addresses import ParsedAddress, Street, clean_text, parse_address, parse_street
+from geo311.addresses import (
+    INTERSECTION_WORDS,
+    ParsedAddress,
+    Street,
+    clean_text,
+    parse_address,
+    parse_street,
+)
 from geo311.geocode import CHICAGO_GRID, AddressGrid
 
 LOGGER = logging.getLogger(__name__)
@@ -152,6 +159,8 @@ class Geocoder:
         self._crossings: dict[frozenset[StreetKey], tuple[float, float]] = {}
         self._calibration: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._streets_read: dict[tuple[str, int, int], Street] = {}
+        self._crossing_list: dict[StreetKey, list[tuple[StreetKey, float, float]]] = (
+            defaultdict(list))
         points = _frame_or_empty(points, ("house_number", "pre_dir", "street_name", "suffix",
                                           "lon", "lat"))
         intersections = _frame_or_empty(intersections, ("street_1", "street_2", "lon", "lat"))
@@ -189,6 +198,8 @@ class Geocoder:
             key_a = (sa.pre_dir, sa.name_key, sa.suffix)
             key_b = (sb.pre_dir, sb.name_key, sb.suffix)
             self._crossings.setdefault(frozenset((key_a, key_b)), (lon[i], lat[i]))
+            self._crossing_list[key_a].append((key_b, lon[i], lat[i]))
+            self._crossing_list[key_b].append((key_a, lon[i], lat[i]))
             self._shape_points[key_a].append((lon[i], lat[i]))
             self._shape_points[key_b].append((lon[i], lat[i]))
             del ka, kb
@@ -449,7 +460,8 @@ class Geocoder:
         """Complete a partly typed address into up to ``limit`` placed addresses.
 
         ``"4853 s wo"`` suggests ``4853 S WOOD ST`` (and other streets starting so);
-        a typo in the street name is matched within bounds.
+        a typo in the street name is matched within bounds; ``"fullerton & pul"``
+        suggests the intersections of Fullerton with streets starting with PUL.
 
         Examples
         --------
@@ -461,6 +473,10 @@ class Geocoder:
         if reason or len(cleaned) < 2:
             return []
         words = cleaned.split()
+        joins = [i for i, w in enumerate(words) if w in INTERSECTION_WORDS]
+        if joins and 0 < joins[0] < len(words) - 1:
+            return self._suggest_crossings(" ".join(words[:joins[0]]),
+                                           " ".join(words[joins[0] + 1:]), limit)
         number = int(words[0]) if words[0].isdigit() and len(words[0]) <= 5 else None
         rest = " ".join(words[1:] if number is not None else words)
         out: list[Suggestion] = []
@@ -490,6 +506,22 @@ class Geocoder:
         for s in out:
             unique.setdefault(s.address, s)
         return list(unique.values())[:limit]
+
+    def _suggest_crossings(self, first: str, prefix: str, limit: int) -> list[Suggestion]:
+        street = parse_street(first)
+        if street is None:
+            return []
+        cands, _ = self._resolve(street)
+        out: dict[str, Suggestion] = {}
+        for data, factor, _ in cands:
+            key = (data.street.pre_dir, data.street.name_key, data.street.suffix)
+            for other, x, y in self._crossing_list.get(key, []):
+                label = self._streets[other].street.label
+                if label.startswith(prefix) or label.split(" ", 1)[-1].startswith(prefix):
+                    text = f"{data.street.label} & {label}"
+                    out.setdefault(text, Suggestion(text, x, y, "intersection",
+                                                    round(0.95 * factor, 3)))
+        return sorted(out.values(), key=lambda s: s.address)[:limit]
 
     # -- the cascade --------------------------------------------------------------------
 

@@ -198,6 +198,12 @@ def test_suggest(geocoder):
     streets = geocoder.suggest("W FULLERT", 3)
     assert streets and streets[0].address.startswith("W FULLERTON")
     assert geocoder.suggest("", 5) == [] and geocoder.suggest("x" * 10_000, 5) == []
+    crossings = geocoder.suggest("fullerton and pul", 5)
+    assert [s.address for s in crossings] == ["W FULLERTON AVE & N PULASKI RD"]
+    assert crossings[0].match == "intersection"
+    exact = geocoder.geocode("W FULLERTON AVE & N PULASKI RD")
+    assert (crossings[0].lon, crossings[0].lat) == (exact.lon, exact.lat)
+    assert geocoder.suggest("qqqq & pul", 5) == []
 
 
 def test_reused_street_readings_give_the_parser_s_answer(geocoder):
