@@ -10,6 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geo311.errors import ConfigError
 
+#: Remote geocoders a city may switch on as a fallback (``geo311.remote``).
+REMOTE_GEOCODERS = ("nominatim", "census")
+
 #: Root of a source checkout: shipped layers, shapefiles and samples live here.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +35,7 @@ class Settings:
     max_unzipped_bytes: int = 500 * 1024 * 1024
     tile_url: str = ""
     secret_key: str = "dev"
+    remote_geocoder: str = ""  # off; "nominatim" or "census" (optional, needs the network)
 
     def __post_init__(self) -> None:
         try:
@@ -41,6 +45,11 @@ class Settings:
                 f"GEO311_TIMEZONE was {self.timezone!r} but is expected to be an IANA "
                 "time zone such as 'America/Chicago'"
             ) from exc
+        if self.remote_geocoder not in ("", *REMOTE_GEOCODERS):
+            raise ConfigError(
+                f"GEO311_REMOTE_GEOCODER was {self.remote_geocoder!r} but is expected to be "
+                f"empty (off) or one of {REMOTE_GEOCODERS}"
+            )
         if self.boundary_tolerance_m < 0:
             raise ConfigError(
                 f"GEO311_BOUNDARY_TOLERANCE_M was {self.boundary_tolerance_m} "

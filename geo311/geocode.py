@@ -40,12 +40,13 @@ class AddressGrid:
     ST``); ``even_side_ew`` is the side ("N" or "S") of even numbers on streets
     numbered east–west (E or W pre-directional). Cross streets may fall on every
     multiple of ``cross_street_every`` (Chicago: 800 numbers a mile, streets every
-    1/8 or 1/16 mile).
+    1/8 or 1/16 mile). ``numbers_per_mile`` scales the grid fallback of the geocoder.
     """
 
     even_side_ns: str = "W"
     even_side_ew: str = "N"
     cross_street_every: int = 50
+    numbers_per_mile: int = 800
 
     def __post_init__(self) -> None:
         if self.even_side_ns not in ("E", "W"):

@@ -28,6 +28,7 @@ from pyproj import Transformer
 from geo311.dedup import DuplicateRule
 from geo311.districts import assign_by_address
 from geo311.errors import InvalidRequest
+from geo311.geocoder import Geocoder
 from geo311.intake import Context, regroup_duplicates
 from geo311.model import CLOSED, OPEN, Service
 from geo311.sla import fill_expected
@@ -415,11 +416,10 @@ def import_file(
         raise InvalidRequest(f"geocode was {geocode!r} but is expected to be in {GEOCODE_MODES}")
     path = Path(path)
     summary = ImportSummary(path=str(path))
-    if geocode != "never":
-        summary.notes.append(
-            f"--geocode {geocode}: address geocoding is not available yet; rows without "
-            "coordinates were stored without a location (geocode_match 'none')"
-        )
+    if geocode != "never" and ctx.geocoder is None:
+        raise InvalidRequest(f"--geocode {geocode} needs a geocoder; the context has none")
+    matches: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
     transformer = (Transformer.from_crs(mapping.xy_crs, "EPSG:4326", always_xy=True)
                    if mapping.xy_crs else None)
     started = time.perf_counter()
@@ -427,10 +427,19 @@ def import_file(
         for raw in read_rows(path, mapping, summary.rejected):
             summary.rows_read += len(raw)
             frame = prepare_chunk(raw, mapping, summary.rejected, transformer)
+            if geocode != "never" and ctx.geocoder is not None:
+                geocode_chunk(ctx.geocoder, frame, geocode, matches, failures)
             _store_chunk(store, ctx, frame, mapping, summary)
             if progress is not None:
                 progress(len(raw))
     summary.expected_set = fill_expected(store)  # SLA due times of the new rows
+    if geocode != "never":
+        kinds = ", ".join(f"{m} {n}" for m, n in matches.most_common())
+        summary.notes.append(
+            f"--geocode {geocode}: {sum(matches.values())} addresses geocoded"
+            + (f" ({kinds})" if kinds else "")
+            + f"; {sum(failures.values())} could not be placed")
+        summary.notes += [f"  not placed ({n}): {why}" for why, n in failures.most_common(5)]
     if dedup and summary.first_requested is not None:  # after the indexes are back
         _, summary.duplicates, changed = regroup_duplicates(
             store, since=summary.first_requested, actor="import")
@@ -446,6 +455,30 @@ def import_file(
         "updated": summary.updated, "rejected": len(summary.rejected),
     }, actor="import")
     return summary
+
+
+def geocode_chunk(geocoder: Geocoder, frame: pd.DataFrame, mode: str,
+                  matches: Counter[str], failures: Counter[str]) -> None:
+    """Geocode a checked chunk's addresses in place (``missing``: rows without a point).
+
+    With ``always`` a row the geocoder cannot place keeps its source coordinates.
+    """
+    lon = frame["lon"].to_numpy(dtype=float, copy=True)
+    lat = frame["lat"].to_numpy(dtype=float, copy=True)
+    has_address = (frame["address"] != "").to_numpy()
+    todo = has_address & (np.isnan(lon) if mode == "missing" else True)
+    if not todo.any():
+        return
+    found = geocoder.geocode_many(frame["address"].to_numpy()[todo].tolist())
+    ok = (found["match"] != "none").to_numpy()
+    rows = np.flatnonzero(todo)
+    lon[rows[ok]] = found["lon"].to_numpy()[ok]
+    lat[rows[ok]] = found["lat"].to_numpy()[ok]
+    match = frame["geocode_match"].to_numpy(dtype=object, copy=True)
+    match[rows[ok]] = found["match"].to_numpy(dtype=object)[ok]
+    frame["lon"], frame["lat"], frame["geocode_match"] = lon, lat, match
+    matches.update(found["match"][ok])
+    failures.update(found["reason"][~ok])
 
 
 def _store_chunk(

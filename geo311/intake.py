@@ -10,39 +10,51 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from geo311.dedup import Candidate, DuplicateRule, cluster_requests, find_duplicate
 from geo311.districts import DistrictIndex, assign_by_address
-from geo311.errors import InvalidRequest, OutsideServiceArea
+from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
+from geo311.geocoder import Geocode, Geocoder
 from geo311.model import DuplicateSearch, NewRequest, Placement, Service, ServiceRequest
 from geo311.sla import expected_for, target_for
 from geo311.store.sql import SQLStore
+
+if TYPE_CHECKING:
+    from geo311.remote import RemoteGeocoder
 
 LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Context:
-    """What intake needs besides the store: the district index and the service area.
+    """What intake needs besides the store: districts, service area and geocoder.
 
     Build it with ``Context.from_store``; rebuild when a layer is activated
-    (``key`` tells whether the active versions changed).
+    (``key`` tells whether the active versions changed) or a geocoding reference is
+    loaded (``reference_key``).
     """
 
     index: DistrictIndex
     service_area: str | None
     key: tuple[int, ...]
+    geocoder: Geocoder | None = None
+    reference_key: tuple[int, ...] = ()
+    remote: RemoteGeocoder | None = None
 
     @classmethod
     def from_store(
-        cls, store: SQLStore, *, service_area_layer: str = "", boundary_tolerance_m: float = 15.0
+        cls, store: SQLStore, *, service_area_layer: str = "", boundary_tolerance_m: float = 15.0,
+        remote_geocoder: str = "",
     ) -> Context:
         """Index every active layer of ``store``; pick the service-area layer.
 
         The service area is ``service_area_layer`` if given, else the active layer
-        whose role is ``service_area``, else the first active layer loaded.
+        whose role is ``service_area``, else the first active layer loaded. The
+        geocoder is built over the store's reference layers; ``remote_geocoder``
+        ("nominatim" or "census", default off) adds a web fallback.
         """
         versions = store.layer_versions(active_only=True)
         layers = store.active_district_layers()
@@ -59,14 +71,23 @@ class Context:
         else:
             roles = [v.layer for v in versions if v.role == "service_area"]
             area = next(iter(roles or names), None)
-        return cls(index=index, service_area=area, key=tuple(v.id for v in versions))
+        from geo311.gazetteer import geocoder_for
+
+        geocoder, reference_key = geocoder_for(store)
+        remote = None
+        if remote_geocoder:
+            from geo311.remote import RemoteGeocoder
+
+            remote = RemoteGeocoder(remote_geocoder, extent=geocoder.extent)
+        return cls(index=index, service_area=area, key=tuple(v.id for v in versions),
+                   geocoder=geocoder, reference_key=reference_key, remote=remote)
 
 
 def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
     """Validate a lon/lat pair, saying what arrived when it is wrong."""
     if lon is None or lat is None:
         raise InvalidRequest(
-            "a location is required: give lat and long (address geocoding is not available yet)"
+            "a location is required: give lat and long, an address or an address_id"
         )
     try:
         lon_f, lat_f = float(lon), float(lat)
@@ -80,7 +101,8 @@ def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
     return lon_f, lat_f
 
 
-def place(ctx: Context, lon: float, lat: float, address: str = "") -> Placement:
+def place(ctx: Context, lon: float, lat: float, address: str = "",
+          match: str = "reported") -> Placement:
     """Find the districts of one point, deciding edge cases from the side of the street."""
     found = assign_by_address(ctx.index, [lon], [lat], [address], threads=1)
     districts = {
@@ -89,7 +111,7 @@ def place(ctx: Context, lon: float, lat: float, address: str = "") -> Placement:
         for layer in ctx.index.layers
     }
     outside = ctx.service_area is not None and found[ctx.service_area].district_id[0] is None
-    return Placement(lon=lon, lat=lat, geocode_match="reported", districts=districts,
+    return Placement(lon=lon, lat=lat, geocode_match=match, districts=districts,
                      outside_service_area=outside)
 
 
@@ -110,8 +132,8 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
         raise InvalidRequest(
             f"description has {len(new.description)} characters but at most 4000 are allowed"
         )
-    lon, lat = check_location(new.lon, new.lat)
-    placement = place(ctx, lon, lat, new.address)
+    lon, lat, match, new = locate(store, ctx, new)
+    placement = place(ctx, lon, lat, new.address, match)
     if placement.outside_service_area:
         raise OutsideServiceArea(
             f"the location lat {lat}, long {lon} is outside the service area "
@@ -122,6 +144,51 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
         stored = replace(stored, expected_datetime=expected_for(store, stored.id))
     LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
     return stored
+
+
+def locate(store: SQLStore, ctx: Context,
+           new: NewRequest) -> tuple[float, float, str, NewRequest]:
+    """Where a report is: its lon/lat, else its ``address_id``, else its geocoded address.
+
+    Returns lon, lat, the match type for ``geocode_match`` and the request with its
+    address filled in from an address point. Raises ``InvalidRequest`` with the
+    geocoder's reason when the address cannot be placed.
+    """
+    if new.lon is not None or new.lat is not None:
+        lon, lat = check_location(new.lon, new.lat)
+        return lon, lat, "reported", new
+    if new.address_id is not None:
+        try:
+            address, lon, lat = store.address_point(int(new.address_id))
+        except (NotFound, TypeError, ValueError) as exc:
+            raise InvalidRequest(f"address_id {new.address_id!r} is not a stored address "
+                                 "point") from exc
+        return lon, lat, "exact", replace(new, address=new.address or address)
+    if new.address.strip():
+        if ctx.geocoder is None:
+            raise InvalidRequest("address geocoding is not set up: give lat and long")
+        found = geocode_address(ctx, new.address)
+        if not found.found or found.lon is None or found.lat is None:
+            raise InvalidRequest(f"the address {new.address[:200]!r} cannot be located: "
+                                 f"{found.reason}")
+        LOGGER.info("geocoded %r to %.6f, %.6f (%s, score %.2f)", found.address, found.lon,
+                    found.lat, found.match, found.score)
+        return found.lon, found.lat, found.match, new
+    lon, lat = check_location(new.lon, new.lat)
+    return lon, lat, "reported", new
+
+
+def geocode_address(ctx: Context, text: str) -> Geocode:
+    """Geocode offline; ask the remote fallback (if switched on) only when that fails."""
+    if ctx.geocoder is None:
+        raise InvalidRequest("address geocoding is not set up: give lat and long")
+    found = ctx.geocoder.geocode(text)
+    if found.found or ctx.remote is None or not found.address:
+        return found
+    remote = ctx.remote.geocode(text)
+    if remote.found:
+        return remote
+    return Geocode(None, None, "none", 0.0, f"{found.reason}; {remote.reason}", found.address)
 
 
 def duplicate_search(store: SQLStore, service: Service, lon: float, lat: float) -> DuplicateSearch:

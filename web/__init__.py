@@ -23,13 +23,16 @@ class Geo311:
         self._lock = threading.Lock()
 
     def context(self) -> Context:
-        """The intake context, rebuilt when the active layer versions change."""
+        """The intake context, rebuilt when active layers or geocoding references change."""
         key = tuple(v.id for v in self.store.layer_versions(active_only=True))
+        reference_key = self.store.reference_key()
         with self._lock:
-            if self._context is None or self._context.key != key:
+            if (self._context is None or self._context.key != key
+                    or self._context.reference_key != reference_key):
                 self._context = Context.from_store(
                     self.store, service_area_layer=self.settings.service_area_layer,
                     boundary_tolerance_m=self.settings.boundary_tolerance_m,
+                    remote_geocoder=self.settings.remote_geocoder,
                 )
             return self._context
 
@@ -49,12 +52,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.extensions["geo311"] = Geo311(settings)
 
-    from web import auth, dispatch, errors, open311, pages
+    from web import auth, dispatch, errors, geocoding, open311, pages
 
     errors.register(app)
     app.register_blueprint(pages.bp)
     auth.init_app(app)
     app.register_blueprint(dispatch.bp)
     app.register_blueprint(open311.bp)
+    app.register_blueprint(geocoding.bp)
 
     return app

@@ -28,6 +28,7 @@ from geo311.dispatch import (
 from geo311.dispatch import accept as accept_suggestions
 from geo311.errors import Geo311Error
 from geo311.export import LAYER_FORMATS, REQUEST_FORMATS, export_layer, export_requests
+from geo311.gazetteer import KINDS, geocode_csv, learn_addresses, read_reference
 from geo311.imports import GEOCODE_MODES, import_file, read_mapping
 from geo311.intake import regroup_duplicates
 from geo311.layerdefs import read_layer_definitions
@@ -38,6 +39,7 @@ from geo311.sla import pause as sla_pause
 from geo311.sla import resume as sla_resume
 from geo311.sla import target_for as sla_target
 from geo311.store.clients import api_keys, create_api_key, revoke_api_key
+from geo311.store.sql import SQLStore
 from web import create_app, state
 
 #: The shipped request samples the demo imports (under GEO311_DATA_PATH), with their mapping.
@@ -261,11 +263,15 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     added, updated = load_catalogue(s.store, read_catalogue("chicago"), source="chicago",
                                     actor="demo")
     click.echo(f"service catalogue chicago: {added} services added, {updated} updated")
+    for line in load_demo_references(s.store, s.settings.data_path):
+        click.echo(line)
     for rel, mapping in DEMO_IMPORTS:
         summary = import_file(s.store, s.context(), s.settings.data_path / rel,
                               read_mapping(mapping))
         click.echo(summary.lines()[0])
         click.echo("  " + summary.lines()[1])
+    click.echo(f"geocoding: learned {learn_addresses(s.store, actor='demo')} address points "
+               "from the imported history")
     if no_serve:
         return
     from flask import current_app
@@ -572,3 +578,91 @@ def api_keys_list() -> None:
     for k in api_keys(state().store):
         when = f"revoked {k.revoked:%Y-%m-%d %H:%M}" if k.revoked else "active"
         click.echo(f"{k.name:<30} created {k.created:%Y-%m-%d %H:%M}  {when}")
+# --- geocoding: reference layers and batch geocoding ---------------------------------
+
+#: The shipped geocoding references the demo loads (under GEO311_DATA_PATH).
+DEMO_REFERENCES = (
+    "geocoding/chicago_address_points_food_inspections_business_licenses.csv.gz",
+    "geocoding/chicago_street_intersections.csv.gz",
+    "geocoding/chicago_osm_hermosa_avondale_2012.osm.gz",
+)
+_COLUMN_ROLES = ("address", "number", "street", "pre_dir", "zip", "lon", "lat", "street_1",
+                 "street_2")
+
+
+@cli.group("addresses")
+def addresses() -> None:
+    """Geocoding references: address points, intersections, centrelines, OSM."""
+
+
+@addresses.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(KINDS), help="What the file holds (default: detected).")
+@click.option("--source", default="", help="Name kept on every row (default: the file name).")
+@click.option("--address-column", help="Full address column (points).")
+@click.option("--number-column", help="House number column (points).")
+@click.option("--street-column", help="Street name column (points, centrelines).")
+@click.option("--pre-dir-column", help="Street pre-direction column (points).")
+@click.option("--zip-column", help="ZIP code column.")
+@click.option("--lon-column", help="Longitude column (default: detected, else the geometry).")
+@click.option("--lat-column", help="Latitude column.")
+@click.option("--street-1-column", help="First street column (intersections).")
+@click.option("--street-2-column", help="Second street column (intersections).")
+def addresses_load(path: Path, kind: str | None, source: str, **columns: str | None) -> None:
+    """Load a reference file; reloading a source replaces its rows."""
+    s = state()
+    s.store.init_schema()
+    chosen = {role: columns.get(f"{role}_column") or "" for role in _COLUMN_ROLES}
+    kind, frame = read_reference(path, kind, chosen)
+    table = "centerlines" if kind == "osm" else kind
+    n = s.store.replace_reference(table, frame, source or path.name, actor="cli")
+    click.echo(f"loaded {n} {kind} from {path.name} (source {source or path.name!r})")
+
+
+@addresses.command("learn")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Only requests from this date.")
+def addresses_learn(since: datetime | None) -> None:
+    """Learn address points from stored requests with trusted coordinates."""
+    s = state()
+    when = since.replace(tzinfo=s.settings.zone) if since else None
+    n = learn_addresses(s.store, since=when, actor="cli")
+    click.echo(f"learned {n} address points from stored requests")
+
+
+@addresses.command("list")
+def addresses_list() -> None:
+    """List the stored reference sources."""
+    for kind, source, n in state().store.reference_sources():
+        click.echo(f"{kind:<14} {n:>7}  {source}")
+
+
+@cli.command("geocode")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--address-column", required=True, help="Column holding the addresses.")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def geocode_cmd(path: Path, address_column: str, output: Path) -> None:
+    """Geocode a CSV: every input column plus lat, long and the geocode's match, score, reason."""
+    geocoder = state().context().geocoder
+    if geocoder is None:
+        raise click.ClickException("no geocoder: load references with 'geo311 addresses load'")
+    counts = geocode_csv(geocoder, path, output, address_column)
+    total = sum(counts.values())
+    click.echo(f"wrote {total} rows to {output}: "
+               + ", ".join(f"{m} {n}" for m, n in sorted(counts.items())))
+
+
+def load_demo_references(store: SQLStore, data_path: Path) -> list[str]:
+    """Load the shipped geocoding references not loaded yet; one line per file."""
+    loaded = {source for _, source, _ in store.reference_sources()}
+    lines = []
+    for rel in DEMO_REFERENCES:
+        path = data_path / rel
+        if path.name in loaded:
+            lines.append(f"geocoding {path.name}: already loaded")
+            continue
+        kind, frame = read_reference(path)
+        n = store.replace_reference("centerlines" if kind == "osm" else kind, frame, path.name,
+                                    actor="demo")
+        lines.append(f"geocoding {path.name}: {n} {kind}")
+    return lines

@@ -323,3 +323,49 @@ client_submissions = Table(
     Column("created", UTCDateTime, nullable=False),
     UniqueConstraint("api_key_id", "client_request_id", name="uq_client_submission"),
 )
+
+# --- geocoding: reference layers GIS staff load (and addresses learned from requests) ---
+# Every row keeps its source (a file name, or "requests" for learned points); loading a
+# source again replaces its rows.
+
+address_points = Table(
+    "address_points",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address", String(200), nullable=False),
+    Column("house_number", Integer, nullable=False),
+    Column("pre_dir", String(2), nullable=False, default=""),
+    Column("street_name", String(100), nullable=False),
+    Column("suffix", String(10), nullable=False, default=""),
+    Column("zipcode", String(10), nullable=False, default=""),
+    Column("source", String(200), nullable=False),
+    Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
+    Index("ix_address_points_address", "address"),
+    Index("ix_address_points_source", "source"),
+)
+
+street_intersections = Table(
+    "street_intersections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("street_1", String(100), nullable=False),
+    Column("street_2", String(100), nullable=False),
+    Column("zipcode", String(10), nullable=False, default=""),
+    Column("source", String(200), nullable=False),
+    Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
+    Index("ix_street_intersections_source", "source"),
+)
+
+street_centerlines = Table(
+    "street_centerlines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("street", String(100), nullable=False),
+    Column("l_from", Integer),
+    Column("l_to", Integer),
+    Column("r_from", Integer),
+    Column("r_to", Integer),
+    Column("source", String(200), nullable=False),
+    Column("geom", Geometry("LINESTRING", srid=4326, spatial_index=True), nullable=False),
+    Index("ix_street_centerlines_source", "source"),
+)

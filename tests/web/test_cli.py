@@ -45,7 +45,7 @@ def test_import_export_round_trip(runner, tmp_path):
     assert out.exit_code == 0, out.output
     assert "stored 5000, updated 0, unchanged 0, rejected 0" in out.output
     assert "duplicates: " in out.output and "since 2021-01-01 are in a group" in out.output
-    assert "address geocoding is not available yet" in out.output
+    assert "--geocode missing: 0 addresses geocoded; 0 could not be placed" in out.output
     dest = tmp_path / "out.csv"
     out = run(runner, "export", "requests", "--format", "csv", "--output", dest)
     assert "wrote 5000 requests" in out.output
