@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -78,6 +81,8 @@ services = Table(
     Column("dedup_window_days", Float),
     Column("dedup_scope", String(20)),
     Column("dedup_only_open", Boolean),
+    # Maps: a sensitive service's locations are shown only as an H3 cell centre.
+    Column("sensitive", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 service_requests = Table(
@@ -103,6 +108,11 @@ service_requests = Table(
     Column("duplicate_of", Integer, ForeignKey("service_requests.id")),
     Column("reporter_count", Integer, nullable=False, default=1),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True)),
+    # Maps: the point's H3 cell at resolution 15, filled by the hotspot store methods;
+    # coarser cells are bit operations on it, so aggregation runs in SQL.
+    Column("h3_cell", BigInteger),
+    Index("ix_requests_h3_missing", "id", postgresql_where=text("h3_cell IS NULL"),
+          sqlite_where=text("h3_cell IS NULL")),
     Index("ix_requests_service_requested", "service_code", "requested_datetime"),
     Index("ix_requests_status", "status"),
     Index("ix_requests_duplicate_of", "duplicate_of"),
