@@ -53,5 +53,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     errors.register(app)
     app.register_blueprint(pages.bp)
+    from web import hotspots
+
+    app.register_blueprint(hotspots.bp)
 
     return app

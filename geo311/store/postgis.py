@@ -140,6 +140,16 @@ class PostGISStore(SQLStore):
                 conn.execute(text("ANALYZE service_requests"))
 
 
+    # --- hotspots and maps ---
+
+    def _write_h3_cells(self, conn: Connection, ids: np.ndarray, cells: np.ndarray) -> None:
+        """One UPDATE joined to two array parameters, not a statement per row."""
+        conn.execute(text(
+            "UPDATE service_requests SET h3_cell = v.cell FROM "
+            "(SELECT unnest(CAST(:ids AS bigint[])) AS id, "
+            "unnest(CAST(:cells AS bigint[])) AS cell) AS v WHERE service_requests.id = v.id"
+        ), {"ids": ids.tolist(), "cells": cells.tolist()})
+
 def point_ewkb_hex(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
     """Hex EWKB of SRID 4326 points, built in numpy (NaN coordinates give NULL).
 
