@@ -31,6 +31,9 @@ STORED_RESOLUTION = 15
 RESOLUTIONS = (7, 8, 9, 10)
 #: Confidence levels reported, as (level, alpha) from the strictest.
 CONFIDENCE = ((99, 0.01), (95, 0.05), (90, 0.10))
+#: Sensitive services' locations are shown as the centre of their cell at this level
+#: (edge about 170 m).
+MASK_RESOLUTION = 9
 EMERGING_LABELS = ("new", "intensifying", "persistent", "diminishing")
 
 
@@ -96,11 +99,20 @@ def parent_cells(cells: np.ndarray, resolution: int) -> np.ndarray:
 
 def cell_centres(cells: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
     """Centre ``lon, lat`` arrays of cells (the masked location of sensitive requests)."""
-    pairs = [h3.cell_to_latlng(int(c)) for c in cells]
+    pairs = [h3.cell_to_latlng(int(c)) if c else (np.nan, np.nan) for c in cells]
     if not pairs:
         return np.empty(0), np.empty(0)
     lat, lon = np.array(pairs, dtype=float).T
     return lon, lat
+
+
+def snap_to_cell_centres(lon: Sequence[float] | np.ndarray, lat: Sequence[float] | np.ndarray,
+                         resolution: int = MASK_RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
+    """Replace points by the centre of their H3 cell: how sensitive locations are shown.
+
+    Every point of a cell gets the same centre, so the exact point cannot be recovered.
+    """
+    return cell_centres(cells_of(lon, lat, resolution))
 
 
 def cell_boundaries(cells: Iterable[int]) -> list[list[tuple[float, float]]]:
