@@ -44,7 +44,8 @@
                           fillOpacity: 0.05, interactive: false}).addTo(here);
     latInput.value = lat.toFixed(6);
     lonInput.value = lon.toFixed(6);
-    const url = "/api/requests/around?lat=" + lat + "&long=" + lon + "&radius_m=" + radius;
+    const url = "/api/requests/around?lat=" + latInput.value + "&long=" + lonInput.value +
+      "&radius_m=" + radius;
     const response = await fetch(url);
     const found = response.ok ? await response.json() : [];
     around.clearLayers();
@@ -75,7 +76,14 @@
     const found = await response.json();
     found.forEach(r => {
       const item = el("li");
-      item.append(popup(r), el("span", " — " + Math.round(r.distance_m) + " m away"));
+      const same = el("button", "Same problem: add my report to #" + r.service_request_id,
+                      {type: "button", class: "join"});
+      same.addEventListener("click", () => {  // report at the known spot: intake joins it
+        latInput.value = r.lat;
+        lonInput.value = r.long;
+        document.getElementById("report").requestSubmit();
+      });
+      item.append(popup(r), el("span", " — " + Math.round(r.distance_m) + " m away "), same);
       suggestionList.append(item);
     });
     suggestions.hidden = found.length === 0;
