@@ -221,6 +221,39 @@ def count_cells(cells: np.ndarray, weights: np.ndarray,
     return CellCounts(summed.index.to_numpy(np.int64), summed.to_numpy(float))
 
 
+def filter_parents(frame: pd.DataFrame, where: RequestFilter) -> np.ndarray:
+    """Mask of the parent requests ``where`` keeps, in a frame of ``SQLStore.hotspot_rows``.
+
+    District filters need the database (``SQLStore.hotspot_counts``).
+    """
+    if where.district_id is not None:
+        raise InvalidRequest("a district filter is applied by the store, not in memory")
+    keep = frame["parent"].to_numpy(dtype=bool).copy()
+    if where.service_codes:
+        keep &= frame["service_code"].isin(where.service_codes).to_numpy()
+    if where.status is not None:
+        keep &= (frame["status"] == where.status).to_numpy()
+    requested = frame["requested"].to_numpy(dtype=float)
+    if where.start is not None:
+        keep &= requested >= where.start.timestamp()
+    if where.end is not None:
+        keep &= requested < where.end.timestamp()
+    return keep
+
+
+def cell_counts_of(frame: pd.DataFrame, keep: np.ndarray, resolution: int) -> pd.DataFrame:
+    """Requests and reporters per cell at ``resolution`` among the kept rows.
+
+    The same frame as ``SQLStore.hotspot_counts`` returns: ``cell, requests, reporters``.
+    """
+    cells = parent_cells(frame["cell"].to_numpy(dtype=np.int64)[keep], resolution)
+    reporters = frame["reporters"].to_numpy(dtype=np.int64)[keep]
+    grouped = pd.DataFrame({"cell": cells, "reporters": reporters}).groupby("cell", sort=True)
+    out = grouped["reporters"].agg(["size", "sum"]).reset_index()
+    out.columns = ["cell", "requests", "reporters"]
+    return out.astype({"cell": np.int64, "requests": np.int64, "reporters": np.int64})
+
+
 def hotspot_cells(counts: CellCounts, *, k: int = 1) -> pd.DataFrame:
     """Gi* z-score, p-value and FDR-corrected confidence of every cell.
 

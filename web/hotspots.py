@@ -6,16 +6,17 @@ import csv
 import io
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import shapely
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, g, render_template, request
 
 from geo311.errors import InvalidRequest
 from geo311.hotspots import (
@@ -23,10 +24,13 @@ from geo311.hotspots import (
     EMERGING_LABELS,
     RESOLUTIONS,
     RequestFilter,
+    cell_counts_of,
     cells_covering,
     count_cells,
     emerging_hotspots,
+    filter_parents,
     hotspot_cells,
+    parent_cells,
 )
 from geo311.model import STATUSES
 from web import maps, state
@@ -86,8 +90,123 @@ class _Cache:
         return value
 
 
+class _Requests:
+    """Each located request's map columns, kept in memory and caught up from the audit log.
+
+    A map view then filters and counts a million rows in numpy instead of scanning them
+    in the database. Catching up reads only the requests named by new audit entries or
+    updated since the last catch-up (less a margin for late commits); a bulk change
+    (an audit entry on requests without an id) reloads everything.
+    """
+
+    MARGIN_S = 30.0
+    MAX_ENTRIES = 5000
+
+    def __init__(self) -> None:
+        self.frame: pd.DataFrame | None = None
+        self.marker = -1
+        self.synced = 0.0
+        self.loads = 0
+        self._lock = threading.Lock()
+
+    def get(self, store: Any, marker: int) -> pd.DataFrame:
+        with self._lock:
+            if self.frame is not None and marker == self.marker:
+                return self.frame
+            started = time.time()
+            entries = [] if self.frame is None else store.audit_since(self.marker,
+                                                                     self.MAX_ENTRIES + 1)
+            bulk = self.frame is None or len(entries) > self.MAX_ENTRIES or any(
+                e["entity"] == "request" and not e["entity_id"] for e in entries)
+            if bulk:
+                self.frame = _categorised(store.hotspot_rows())
+                self.loads += 1
+            else:
+                since = datetime.fromtimestamp(self.synced - self.MARGIN_S, UTC)
+                changed = store.hotspot_rows(since=since, ids=sorted(_named_requests(entries)))
+                self.frame = _upsert(self.frame, changed)
+            self.marker, self.synced = marker, started
+            return self.frame
+
+
+def _named_requests(entries: list[dict[str, Any]]) -> set[int]:
+    """Ids of requests an audit entry changed: its own and any group it names."""
+    ids: set[int] = set()
+    for e in entries:
+        if e["entity"] != "request":
+            continue
+        values = [e["entity_id"], *[e["detail"].get(k) for k in ("into", "from", "folded")]]
+        for v in values:
+            for x in v if isinstance(v, list) else [v]:
+                if x is not None and str(x).isdigit():
+                    ids.add(int(x))
+    return ids
+
+
+def _categorised(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({"service_code": "category", "status": "category"})
+
+
+def _upsert(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
+    """The frame with changed rows replaced and new rows appended."""
+    if changed.empty:
+        return frame
+    at = pd.Index(frame["id"]).get_indexer(changed["id"])
+    old = at >= 0
+    if old.all():
+        frame = frame.copy()
+    else:
+        frame = pd.concat([frame.astype({"service_code": object, "status": object}),
+                           changed[~old]], ignore_index=True)
+        frame = _categorised(frame)
+        at = pd.Index(frame["id"]).get_indexer(changed["id"])
+    for column in ("cell", "reporters", "requested", "parent", "updated"):
+        frame[column] = frame[column].to_numpy(copy=True)
+        frame.loc[at, column] = changed[column].to_numpy()
+    for column in ("service_code", "status"):
+        values = frame[column].astype(object).to_numpy(copy=True)
+        values[at] = changed[column].to_numpy(dtype=object)
+        frame[column] = pd.Categorical(values)
+    return frame
+
+
+def _requests_in_memory() -> pd.DataFrame:
+    holder = current_app.extensions.setdefault("geo311.hotspot_rows", _Requests())
+    return holder.get(state().store, _last_change())  # type: ignore[no-any-return]
+
+
+def _counts(q: HotspotQuery, resolution: int | None = None) -> pd.DataFrame:
+    """Requests and reporters per cell for a view: in memory, or in SQL for a district."""
+    res = q.resolution if resolution is None else resolution
+    if q.where.district_id is not None:
+        return state().store.hotspot_counts(res, q.where)  # type: ignore[no-any-return]
+    frame = _requests_in_memory()
+    return cell_counts_of(frame, filter_parents(frame, q.where), res)
+
+
 def _cache() -> _Cache:
     return current_app.extensions.setdefault("geo311.hotspots", _Cache())  # type: ignore[no-any-return]
+
+
+def _per_request(name: str, build: Callable[[], Any]) -> Any:
+    """Read something from the store once per HTTP request."""
+    memo = g.setdefault("geo311_hotspots", {})
+    if name not in memo:
+        memo[name] = build()
+    return memo[name]
+
+
+def _services() -> list[Any]:
+    return _per_request("services", state().store.services)  # type: ignore[no-any-return]
+
+
+def _active_layers() -> list[Any]:
+    return _per_request(  # type: ignore[no-any-return]
+        "layers", lambda: state().store.layer_versions(active_only=True))
+
+
+def _last_change() -> int:
+    return _per_request("change", state().store.last_change)  # type: ignore[no-any-return]
 
 
 def _day(value: str, name: str) -> date:
@@ -113,7 +232,7 @@ def parse_query(args: dict[str, str]) -> HotspotQuery:
         raise InvalidRequest(f"res was {resolution} but is expected to be in {list(RESOLUTIONS)}")
     if not 2 <= weeks <= 260:
         raise InvalidRequest(f"weeks was {weeks} but is expected to be within [2, 260]")
-    services = s.store.services()
+    services = _services()
     codes: tuple[str, ...] = ()
     if "service" in args:
         if args["service"] not in {x.code for x in services}:
@@ -137,7 +256,7 @@ def parse_query(args: dict[str, str]) -> HotspotQuery:
         raise InvalidRequest(f"start {args['start']} is after end {args['end']}")
     version_id = None
     if "layer" in args:
-        active = {v.layer: v for v in s.store.layer_versions(active_only=True)}
+        active = {v.layer: v for v in _active_layers()}
         if args["layer"] not in active:
             raise InvalidRequest(f"layer was {args['layer']!r} but the active layers are "
                                  f"{sorted(active)}")
@@ -159,7 +278,7 @@ def parse_query(args: dict[str, str]) -> HotspotQuery:
 def _study_cells(resolution: int) -> np.ndarray:
     """Cells covering the service area (zeros count in Gi*); cached per layer version."""
     s = state()
-    active = s.store.layer_versions(active_only=True)
+    active = _active_layers()
     wanted = s.settings.service_area_layer
     picked = ([v for v in active if v.layer == wanted] or
               [v for v in active if v.role == "service_area"] or active)
@@ -185,10 +304,9 @@ def _drawn(cells: pd.DataFrame) -> pd.DataFrame:
 
 def hotspot_result(q: HotspotQuery) -> pd.DataFrame:
     """Every cell of the view with counts, z, p and confidence (cached until data change)."""
-    s = state()
 
     def build() -> pd.DataFrame:
-        found = s.store.hotspot_counts(q.resolution, q.where)
+        found = _counts(q)
         counts = count_cells(found["cell"].to_numpy(), found["reporters"].to_numpy(),
                              _study_cells(q.resolution))
         result = hotspot_cells(counts)
@@ -197,7 +315,7 @@ def hotspot_result(q: HotspotQuery) -> pd.DataFrame:
         result["reporters"] = result.pop("count").astype(int)
         return _drawn(result)
 
-    key = ("hot", s.store.last_change(), q.resolution, q.key())
+    key = ("hot", _last_change(), q.resolution, q.key())
     return _cache().get(key, build)  # type: ignore[no-any-return]
 
 
@@ -210,7 +328,7 @@ def district_result(q: HotspotQuery) -> tuple[Any, pd.DataFrame] | None:
     features = _cache().get(("districts", vid), lambda: _simplified(s.store.layer_features(
         q.layer)))
     where = RequestFilter(**{**q.where.__dict__, "district_id": None})
-    summary = _cache().get(("summary", s.store.last_change(), vid, q.key()),
+    summary = _cache().get(("summary", _last_change(), vid, q.key()),
                            lambda: s.store.district_summary(vid, where))
     return features, summary
 
@@ -222,12 +340,11 @@ def _simplified(features: Any) -> Any:
 
 
 def _options() -> dict[str, Any]:
-    s = state()
-    services = s.store.services()
+    services = _services()
     return {
         "services": services,
         "groups": sorted({x.group for x in services if x.group}),
-        "layers": [v for v in s.store.layer_versions(active_only=True)],
+        "layers": _active_layers(),
         "resolutions": RESOLUTIONS, "statuses": STATUSES, "metrics": CHOROPLETH_METRICS,
         "confidence": CONFIDENCE,
     }
@@ -249,7 +366,7 @@ def hotspots_page() -> str:
         maps.add_hexagons(m, cells)
         return maps.map_parts(m)
 
-    parts = _cache().get(("page", s.store.last_change(), q.key()), build)
+    parts = _cache().get(("page", _last_change(), q.key()), build)
     hot = int((cells["confidence"] > 0).sum())
     cold = int((cells["confidence"] < 0).sum())
     return render_template("hotspots.html", parts=parts, q=q, drawn=len(cells), hot=hot,
@@ -320,7 +437,16 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
 
     def build() -> pd.DataFrame:
         where = RequestFilter(**{**q.where.__dict__, "start": origin, "end": end})
-        weekly = s.store.hotspot_weekly(q.resolution, where, origin)
+        if where.district_id is not None:
+            weekly = s.store.hotspot_weekly(q.resolution, where, origin)
+        else:
+            frame = _requests_in_memory()
+            keep = filter_parents(frame, where)
+            weekly = pd.DataFrame({
+                "cell": parent_cells(frame["cell"].to_numpy(np.int64)[keep], q.resolution),
+                "week": ((frame["requested"].to_numpy(float)[keep] - origin.timestamp())
+                         // 604800).astype(np.int64),
+                "reporters": frame["reporters"].to_numpy(np.int64)[keep]})
         out = emerging_hotspots(weekly["cell"].to_numpy(), weekly["week"].to_numpy(),
                                 weekly["reporters"].to_numpy(), _study_cells(q.resolution),
                                 n_bins=weeks)
@@ -329,7 +455,7 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
             shown = shown.sort_values(["label", "count"], ascending=False).head(MAX_FEATURES)
         return shown.sort_values("cell")
 
-    key = ("emerging", s.store.last_change(), q.resolution, q.key())
+    key = ("emerging", _last_change(), q.resolution, q.key())
     return _cache().get(key, build), origin, end  # type: ignore[no-any-return]
 
 

@@ -113,6 +113,12 @@ service_requests = Table(
     Column("h3_cell", BigInteger),
     Index("ix_requests_h3_missing", "id", postgresql_where=text("h3_cell IS NULL"),
           sqlite_where=text("h3_cell IS NULL")),
+    Index("ix_requests_updated", "updated_datetime"),  # maps catch up on changes
+    # Hotspot counts read parents' cells from this index alone (an index-only scan).
+    Index("ix_requests_hotspots", "h3_cell",
+          postgresql_include=["reporter_count", "service_code", "status", "requested_datetime",
+                              "id"],
+          postgresql_where=text("duplicate_of IS NULL"), sqlite_where=text("duplicate_of IS NULL")),
     Index("ix_requests_service_requested", "service_code", "requested_datetime"),
     Index("ix_requests_status", "status"),
     Index("ix_requests_duplicate_of", "duplicate_of"),

@@ -213,3 +213,31 @@ def test_report_form_refuses_bad_input_and_stores_nothing(client, real):
     assert outside.status_code == 422 and "outside the service area" in outside.get_data(as_text=True)
     assert 'value="40.0"' in outside.get_data(as_text=True)  # the form keeps what was typed
     assert real.count() == count
+
+
+def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
+    from geo311.hotspots import RequestFilter, cell_counts_of, filter_parents
+    from web.hotspots import _requests_in_memory
+
+    def both(where):
+        with app.test_request_context("/hotspots"):
+            frame = _requests_in_memory()
+            memory = cell_counts_of(frame, filter_parents(frame, where), 9)
+        return memory, real.hotspot_counts(9, where)
+
+    code = _parents(real)["service_code"].value_counts().index[0]
+    filters = [RequestFilter(), RequestFilter(service_codes=(code,)), RequestFilter(status="open")]
+    client.get("/hotspots")  # loads the rows once
+    ctx = app.extensions["geo311"].context()
+    new = submit(real, ctx, NewRequest(code, -87.6301, 41.8801, description="new"))
+    again = submit(real, ctx, NewRequest(code, -87.6301, 41.8801, description="again"))
+    parents = _parents(real)
+    a, b = (int(x) for x in parents["service_request_id"].iloc[:2])
+    real.mark_duplicate(b, a)
+    real.set_status(new.id, "closed")
+    real.unmerge(again.id) if again.duplicate_of else None
+    for where in filters:
+        memory, sql = both(where)
+        pd.testing.assert_frame_equal(memory.reset_index(drop=True), sql.sort_values("cell")
+                                      .reset_index(drop=True))
+    assert app.extensions["geo311.hotspot_rows"].loads == 1  # caught up, never reloaded
