@@ -245,10 +245,22 @@ def cell_counts_of(frame: pd.DataFrame, keep: np.ndarray, resolution: int) -> pd
     """Requests and reporters per cell at ``resolution`` among the kept rows.
 
     The same frame as ``SQLStore.hotspot_counts`` returns: ``cell, requests, reporters``.
+    A frame sorted by cell is summed in one pass (a parent's children are contiguous
+    in H3 order); any other is grouped.
     """
-    cells = parent_cells(frame["cell"].to_numpy(dtype=np.int64)[keep], resolution)
-    reporters = frame["reporters"].to_numpy(dtype=np.int64)[keep]
-    grouped = pd.DataFrame({"cell": cells, "reporters": reporters}).groupby("cell", sort=True)
+    fine = frame["cell"].to_numpy(dtype=np.int64)
+    reporters = frame["reporters"].to_numpy(dtype=np.int64)
+    keep = np.asarray(keep, dtype=bool)
+    if len(fine) > 1 and bool(np.all(fine[1:] >= fine[:-1])):
+        parents = parent_cells(fine, resolution)
+        starts = np.flatnonzero(np.r_[True, parents[1:] != parents[:-1]])
+        requests = np.add.reduceat(keep.astype(np.int64), starts)
+        summed = np.add.reduceat(np.where(keep, reporters, 0), starts)
+        found = requests > 0
+        return pd.DataFrame({"cell": parents[starts][found], "requests": requests[found],
+                             "reporters": summed[found]})
+    grouped = pd.DataFrame({"cell": parent_cells(fine[keep], resolution),
+                            "reporters": reporters[keep]}).groupby("cell", sort=True)
     out = grouped["reporters"].agg(["size", "sum"]).reset_index()
     out.columns = ["cell", "requests", "reporters"]
     return out.astype({"cell": np.int64, "requests": np.int64, "reporters": np.int64})

@@ -94,39 +94,41 @@ class _Requests:
     """Each located request's map columns, kept in memory and caught up from the audit log.
 
     A map view then filters and counts a million rows in numpy instead of scanning them
-    in the database. Catching up reads only the requests named by new audit entries or
-    updated since the last catch-up (less a margin for late commits); a bulk change
-    (an audit entry on requests without an id) reloads everything.
+    in the database. The bulk is sorted by cell, so counting is one pass; requests that
+    arrive later wait in a small tail until it grows. Catching up reads only the requests
+    named by new audit entries or updated since the last catch-up (less a margin for late
+    commits); a bulk change (an audit entry on requests without an id) reloads everything.
     """
 
     MARGIN_S = 30.0
     MAX_ENTRIES = 5000
+    MAX_TAIL = 20_000
 
     def __init__(self) -> None:
-        self.frame: pd.DataFrame | None = None
+        self.parts: list[pd.DataFrame] = []
         self.marker = -1
         self.synced = 0.0
         self.loads = 0
         self._lock = threading.Lock()
 
-    def get(self, store: Any, marker: int) -> pd.DataFrame:
+    def get(self, store: Any, marker: int) -> list[pd.DataFrame]:
         with self._lock:
-            if self.frame is not None and marker == self.marker:
-                return self.frame
+            if self.parts and marker == self.marker:
+                return self.parts
             started = time.time()
-            entries = [] if self.frame is None else store.audit_since(self.marker,
-                                                                     self.MAX_ENTRIES + 1)
-            bulk = self.frame is None or len(entries) > self.MAX_ENTRIES or any(
-                e["entity"] == "request" and not e["entity_id"] for e in entries)
-            if bulk:
-                self.frame = _categorised(store.hotspot_rows())
+            entries = [] if not self.parts else store.audit_since(self.marker,
+                                                                  self.MAX_ENTRIES + 1)
+            if not self.parts or len(entries) > self.MAX_ENTRIES or any(
+                    e["entity"] == "request" and not e["entity_id"] for e in entries):
+                rows = _sorted(store.hotspot_rows())
+                self.parts = [rows, rows[:0]]
                 self.loads += 1
             else:
                 since = datetime.fromtimestamp(self.synced - self.MARGIN_S, UTC)
                 changed = store.hotspot_rows(since=since, ids=sorted(_named_requests(entries)))
-                self.frame = _upsert(self.frame, changed)
+                self.parts = _caught_up(self.parts, changed, self.MAX_TAIL)
             self.marker, self.synced = marker, started
-            return self.frame
+            return self.parts
 
 
 def _named_requests(entries: list[dict[str, Any]]) -> set[int]:
@@ -143,34 +145,46 @@ def _named_requests(entries: list[dict[str, Any]]) -> set[int]:
     return ids
 
 
-def _categorised(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.astype({"service_code": "category", "status": "category"})
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.sort_values("cell", kind="stable", ignore_index=True)
+    return frame.astype({"service_code": object, "status": object})
 
 
-def _upsert(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
-    """The frame with changed rows replaced and new rows appended."""
+def _caught_up(parts: list[pd.DataFrame], changed: pd.DataFrame,
+               max_tail: int) -> list[pd.DataFrame]:
+    """Replace changed rows where they are; new ones join the tail (bulk re-sorted if needed)."""
     if changed.empty:
-        return frame
-    at = pd.Index(frame["id"]).get_indexer(changed["id"])
-    old = at >= 0
-    if old.all():
-        frame = frame.copy()
-    else:
-        frame = pd.concat([frame.astype({"service_code": object, "status": object}),
-                           changed[~old]], ignore_index=True)
-        frame = _categorised(frame)
-        at = pd.Index(frame["id"]).get_indexer(changed["id"])
-    for column in ("cell", "reporters", "requested", "parent", "updated"):
-        frame[column] = frame[column].to_numpy(copy=True)
-        frame.loc[at, column] = changed[column].to_numpy()
-    for column in ("service_code", "status"):
-        values = frame[column].astype(object).to_numpy(copy=True)
-        values[at] = changed[column].to_numpy(dtype=object)
-        frame[column] = pd.Categorical(values)
-    return frame
+        return parts
+    bulk, tail = parts
+    columns = list(changed.columns)
+    left = np.ones(len(changed), dtype=bool)
+    resort = False
+    for i, part in enumerate((bulk, tail)):
+        at = pd.Index(part["id"]).get_indexer(changed["id"])
+        hit = at >= 0
+        if not hit.any():
+            continue
+        part = part.copy()
+        if i == 0 and (part["cell"].to_numpy()[at[hit]] != changed["cell"].to_numpy()[hit]).any():
+            resort = True  # a request moved: its row is no longer in cell order
+        for column in columns:
+            values = part[column].to_numpy(copy=True)
+            values[at[hit]] = changed[column].to_numpy()[hit]
+            part[column] = values
+        left &= ~hit
+        if i == 0:
+            bulk = part
+        else:
+            tail = part
+    if left.any():
+        tail = pd.concat([tail, changed[left].astype({"service_code": object,
+                                                       "status": object})], ignore_index=True)
+    if resort or len(tail) > max_tail:
+        bulk, tail = _sorted(pd.concat([bulk, tail], ignore_index=True)), tail[:0]
+    return [bulk, tail]
 
 
-def _requests_in_memory() -> pd.DataFrame:
+def _requests_in_memory() -> list[pd.DataFrame]:
     holder = current_app.extensions.setdefault("geo311.hotspot_rows", _Requests())
     return holder.get(state().store, _last_change())  # type: ignore[no-any-return]
 
@@ -180,8 +194,12 @@ def _counts(q: HotspotQuery, resolution: int | None = None) -> pd.DataFrame:
     res = q.resolution if resolution is None else resolution
     if q.where.district_id is not None:
         return state().store.hotspot_counts(res, q.where)  # type: ignore[no-any-return]
-    frame = _requests_in_memory()
-    return cell_counts_of(frame, filter_parents(frame, q.where), res)
+    counts = [cell_counts_of(part, filter_parents(part, q.where), res)
+              for part in _requests_in_memory() if len(part)]
+    if not counts:
+        return pd.DataFrame({"cell": [], "requests": [], "reporters": []}, dtype=np.int64)
+    both = pd.concat(counts, ignore_index=True)
+    return both.groupby("cell", as_index=False, sort=True)[["requests", "reporters"]].sum()
 
 
 def _cache() -> _Cache:
@@ -350,27 +368,37 @@ def _options() -> dict[str, Any]:
     }
 
 
-@bp.get("/hotspots")
-def hotspots_page() -> str:
-    """Planner hotspot map: H3 cells coloured by FDR-corrected Gi* significance."""
-    q = parse_query(request.args.to_dict())
+def _base_parts(q: HotspotQuery, districts: tuple[Any, pd.DataFrame] | None) -> maps.MapParts:
+    """The folium part of a page: an empty map, or the district choropleth (cached)."""
     s = state()
-    cells = hotspot_result(q)
-    districts = district_result(q)
 
     def build() -> maps.MapParts:
         m = maps.base_map(s.settings.tile_url)
         if districts is not None:
             maps.add_choropleth(m, districts[0], districts[1], q.metric,
                                 CHOROPLETH_METRICS[q.metric])
-        maps.add_hexagons(m, cells)
         return maps.map_parts(m)
 
-    parts = _cache().get(("page", _last_change(), q.key()), build)
+    if districts is None:
+        return _cache().get(("base", s.settings.tile_url), build)  # type: ignore[no-any-return]
+    return _cache().get(("choropleth", _last_change(), q.key()), build)  # type: ignore[no-any-return]
+
+
+@bp.get("/hotspots")
+def hotspots_page() -> str:
+    """Planner hotspot map: H3 cells coloured by FDR-corrected Gi* significance."""
+    q = parse_query(request.args.to_dict())
+    cells = hotspot_result(q)
+    districts = district_result(q)
+    data = _cache().get(("hexjson", _last_change(), q.key()),
+                        lambda: maps.script_json(maps.hexagon_features(cells)))
+    style = maps.script_json({"key": "c", "plain": 0, "name": "hotspots (Gi*)",
+                              "colours": {str(k): v for k, v in maps.CONFIDENCE_COLOURS.items()}})
     hot = int((cells["confidence"] > 0).sum())
     cold = int((cells["confidence"] < 0).sum())
-    return render_template("hotspots.html", parts=parts, q=q, drawn=len(cells), hot=hot,
-                           cold=cold, reporters=int(cells["reporters"].sum()),
+    return render_template("hotspots.html", parts=_base_parts(q, districts), cell_data=data,
+                           cell_style=style, q=q, drawn=len(cells), hot=hot, cold=cold,
+                           reporters=int(cells["reporters"].sum()),
                            districts=None if districts is None else districts[1],
                            export_args=q.args, colours=maps.CONFIDENCE_COLOURS, **_options())
 
@@ -440,13 +468,15 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
         if where.district_id is not None:
             weekly = s.store.hotspot_weekly(q.resolution, where, origin)
         else:
-            frame = _requests_in_memory()
-            keep = filter_parents(frame, where)
-            weekly = pd.DataFrame({
-                "cell": parent_cells(frame["cell"].to_numpy(np.int64)[keep], q.resolution),
-                "week": ((frame["requested"].to_numpy(float)[keep] - origin.timestamp())
-                         // 604800).astype(np.int64),
-                "reporters": frame["reporters"].to_numpy(np.int64)[keep]})
+            pieces = []
+            for frame in _requests_in_memory():
+                keep = filter_parents(frame, where)
+                pieces.append(pd.DataFrame({
+                    "cell": parent_cells(frame["cell"].to_numpy(np.int64)[keep], q.resolution),
+                    "week": ((frame["requested"].to_numpy(float)[keep] - origin.timestamp())
+                             // 604800).astype(np.int64),
+                    "reporters": frame["reporters"].to_numpy(np.int64)[keep]}))
+            weekly = pd.concat(pieces, ignore_index=True)
         out = emerging_hotspots(weekly["cell"].to_numpy(), weekly["week"].to_numpy(),
                                 weekly["reporters"].to_numpy(), _study_cells(q.resolution),
                                 n_bins=weeks)
@@ -463,11 +493,12 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
 def emerging_page() -> str:
     """Emerging hotspots: each cell's Gi* trend over weekly bins, labelled."""
     q = parse_query(request.args.to_dict())
-    s = state()
     cells, origin, end = emerging_result(q)
-    m = maps.base_map(s.settings.tile_url)
-    maps.add_emerging(m, cells)
     counts = {label: int((cells["label"] == label).sum()) for label in EMERGING_LABELS}
-    return render_template("emerging.html", parts=maps.map_parts(m), q=q, drawn=len(cells),
-                           counts=counts, origin=origin, end=end, labels=EMERGING_LABELS,
+    style = maps.script_json({"key": "l", "plain": "", "name": "emerging hotspots",
+                              "colours": maps.EMERGING_COLOURS})
+    return render_template("emerging.html", parts=_base_parts(q, None),
+                           cell_data=maps.script_json(maps.emerging_features(cells)),
+                           cell_style=style, q=q, drawn=len(cells), counts=counts,
+                           origin=origin, end=end, labels=EMERGING_LABELS,
                            colours=maps.EMERGING_COLOURS, **_options())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,64 +135,51 @@ def _compact(features: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return {"type": "FeatureCollection", "name": name, "features": features}
 
 
-def add_hexagons(m: folium.Map, cells: Any) -> int:
-    """H3 cells as one GeoJSON layer coloured by Gi* class; returns how many were drawn.
+def hexagon_features(cells: Any) -> dict[str, Any]:
+    """H3 cells as GeoJSON with Gi* class ``c``, reporters ``r`` and tooltip ``tip``.
 
-    Properties carry numbers and fixed words only; the tooltip is built here.
+    The tooltip is built here from numbers and fixed words only.
     """
     features = []
     for c, ring, n, r, z, conf in zip(
-        cells["cell"], hexagon_rings(cells["cell"]), cells["requests"], cells["reporters"],
-        cells["z"], cells["confidence"], strict=True,
+        cells["cell"].tolist(), hexagon_rings(cells["cell"]), cells["requests"].tolist(),
+        cells["reporters"].tolist(), cells["z"].tolist(), cells["confidence"].tolist(),
+        strict=True,
     ):
-        level = int(conf)
         features.append({
             "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
             "properties": {
-                "c": level, "r": int(r),
-                "tip": f"{int(r)} reporters, {int(n)} requests<br>Gi* z = {float(z):.2f}, "
-                       f"{confidence_label(level)}<br>cell {int(c):x}",
+                "c": int(conf), "r": int(r),
+                "tip": f"{int(r)} reporters, {int(n)} requests<br>Gi* z = {z:.2f}, "
+                       f"{confidence_label(int(conf))}<br>cell {int(c):x}",
             },
         })
-    if features:
-        folium.GeoJson(
-            _compact(features, "hexagons"), name="hotspots (Gi*)",
-            style_function=lambda f: {
-                "fillColor": CONFIDENCE_COLOURS[f["properties"]["c"]], "color": "#555",
-                "weight": 0.3, "fillOpacity": 0.25 if f["properties"]["c"] == 0 else 0.7,
-            },
-            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
-        ).add_to(m)
-    return len(features)
+    return _compact(features, "hexagons")
 
 
-def add_emerging(m: folium.Map, cells: Any) -> int:
-    """Cells labelled by their hot-spot trend; returns how many were drawn."""
+def emerging_features(cells: Any) -> dict[str, Any]:
+    """Cells with their emerging-hotspot label (``l``) and a tooltip (``tip``)."""
     features = []
     for ring, n, label, hot, tz, cz in zip(
-        hexagon_rings(cells["cell"]), cells["count"], cells["label"], cells["hot_bins"],
-        cells["trend_z"], cells["count_trend_z"], strict=True,
+        hexagon_rings(cells["cell"]), cells["count"].tolist(), cells["label"].tolist(),
+        cells["hot_bins"].tolist(), cells["trend_z"].tolist(), cells["count_trend_z"].tolist(),
+        strict=True,
     ):
         features.append({
             "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
             "properties": {
                 "l": str(label),
                 "tip": f"{html.escape(str(label) or 'no pattern')}: {int(n)} reporters, "
-                       f"hot in {int(hot)} weeks<br>trend of Gi* z: {float(tz):+.2f}, "
-                       f"of counts: {float(cz):+.2f}",
+                       f"hot in {int(hot)} weeks<br>trend of Gi* z: {tz:+.2f}, "
+                       f"of counts: {cz:+.2f}",
             },
         })
-    if features:
-        folium.GeoJson(
-            _compact(features, "emerging"), name="emerging hotspots",
-            style_function=lambda f: {
-                "fillColor": EMERGING_COLOURS.get(f["properties"]["l"], "#bdbdbd"),
-                "color": "#555", "weight": 0.3,
-                "fillOpacity": 0.2 if not f["properties"]["l"] else 0.75,
-            },
-            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
-        ).add_to(m)
-    return len(features)
+    return _compact(features, "emerging")
+
+
+def script_json(data: Any) -> str:
+    """JSON safe to place inside a ``<script type="application/json">`` element."""
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
 
 
 def choropleth_values(summary: Any, metric: str) -> dict[str, float | None]:

@@ -1165,18 +1165,17 @@ class SQLStore:
         stmt = select(sr.id, sr.h3_cell, sr.reporter_count, sr.service_code, sr.status,
                       self._epoch_s(sr.requested_datetime), sr.duplicate_of.is_(None),
                       self._epoch_s(sr.updated_datetime)).where(sr.h3_cell != 0)
-        if since is not None or ids:
-            stmt = stmt.where(or_(
-                sr.updated_datetime >= (since or now_utc()),
-                sr.id.in_([int(i) for i in ids]),
-            ))
         columns = ["id", "cell", "reporters", "service_code", "status", "requested", "parent",
                    "updated"]
         if since is None and not ids:
             frame = self._read_all(stmt, columns)
-        else:
+        else:  # two index lookups (an OR of both would scan the table)
             with self.engine.connect() as conn:
-                frame = _frame(conn.execute(stmt).all(), columns)
+                rows = list(conn.execute(stmt.where(sr.updated_datetime >= (since or now_utc())))
+                            .all())
+                if ids:
+                    rows += conn.execute(stmt.where(sr.id.in_([int(i) for i in ids]))).all()
+            frame = _frame(rows, columns).drop_duplicates("id")
         return frame.astype({"id": np.int64, "cell": np.int64, "reporters": np.int64,
                              "requested": float, "parent": bool, "updated": float})
 

@@ -165,3 +165,24 @@ def test_emerging_labels_follow_their_definitions():
     quiet = [c for c in study if c not in set(_disk(centre, 2) + _disk(far[0], 2)
                                               + _disk(far[12], 2) + _disk(far[24], 2))]
     assert sum(label[c] != "" for c in quiet) <= 3
+
+
+def test_cell_counts_sorted_one_pass_equals_grouping(chicago):
+    from geo311.hotspots import RequestFilter, cell_counts_of, filter_parents
+
+    lon, lat, created = chicago
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({
+        "id": np.arange(len(lon)), "cell": cells_of(lon, lat, 15),
+        "reporters": rng.integers(1, 4, len(lon)), "service_code": "SCB",
+        "status": np.where(rng.random(len(lon)) < 0.3, "open", "closed"),
+        "requested": pd.to_datetime(created).astype("int64").to_numpy() / 1e9,
+        "parent": rng.random(len(lon)) < 0.9,
+    })
+    keep = filter_parents(frame, RequestFilter(status="open"))
+    assert keep.sum() == ((frame["status"] == "open") & frame["parent"]).sum()
+    shuffled = cell_counts_of(frame, keep, 8)
+    order = np.argsort(frame["cell"].to_numpy(), kind="stable")
+    in_order = cell_counts_of(frame.iloc[order].reset_index(drop=True), keep[order], 8)
+    pd.testing.assert_frame_equal(shuffled, in_order)
+    assert shuffled["reporters"].sum() == frame["reporters"][keep].sum()
