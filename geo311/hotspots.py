@@ -221,19 +221,31 @@ def count_cells(cells: np.ndarray, weights: np.ndarray,
     return CellCounts(summed.index.to_numpy(np.int64), summed.to_numpy(float))
 
 
-def filter_parents(frame: pd.DataFrame, where: RequestFilter) -> np.ndarray:
+def filter_parents(frame: pd.DataFrame, where: RequestFilter,
+                   vocabulary: dict[str, int] | None = None) -> np.ndarray:
     """Mask of the parent requests ``where`` keeps, in a frame of ``SQLStore.hotspot_rows``.
 
-    District filters need the database (``SQLStore.hotspot_counts``).
+    With ``vocabulary`` (service code to number), the frame is in its compact form:
+    ``service`` holds those numbers and ``open`` is a boolean, instead of the
+    ``service_code`` and ``status`` texts. District filters need the database
+    (``SQLStore.hotspot_counts``).
     """
     if where.district_id is not None:
         raise InvalidRequest("a district filter is applied by the store, not in memory")
-    keep = frame["parent"].to_numpy(dtype=bool).copy()
+    keep = np.asarray(frame["parent"], dtype=bool).copy()
     if where.service_codes:
-        keep &= frame["service_code"].isin(where.service_codes).to_numpy()
+        if vocabulary is None:
+            keep &= frame["service_code"].isin(where.service_codes).to_numpy()
+        else:
+            wanted = [vocabulary[c] for c in where.service_codes if c in vocabulary]
+            keep &= np.isin(np.asarray(frame["service"]), np.asarray(wanted, dtype=np.int32))
     if where.status is not None:
-        keep &= (frame["status"] == where.status).to_numpy()
-    requested = frame["requested"].to_numpy(dtype=float)
+        if vocabulary is None:
+            keep &= (frame["status"] == where.status).to_numpy()
+        else:
+            is_open = np.asarray(frame["open"], dtype=bool)
+            keep &= is_open if where.status == "open" else ~is_open
+    requested = np.asarray(frame["requested"], dtype=float)
     if where.start is not None:
         keep &= requested >= where.start.timestamp()
     if where.end is not None:

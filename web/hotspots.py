@@ -94,10 +94,12 @@ class _Requests:
     """Each located request's map columns, kept in memory and caught up from the audit log.
 
     A map view then filters and counts a million rows in numpy instead of scanning them
-    in the database. The bulk is sorted by cell, so counting is one pass; requests that
-    arrive later wait in a small tail until it grows. Catching up reads only the requests
-    named by new audit entries or updated since the last catch-up (less a margin for late
-    commits); a bulk change (an audit entry on requests without an id) reloads everything.
+    in the database. Rows are compact (numbers only: a service is its number in
+    ``vocabulary``, a status whether it is open). The bulk is sorted by cell, so counting
+    is one pass; requests that arrive later wait in a small tail until it grows.
+    Catching up reads only the requests named by new audit entries or updated since the
+    last catch-up (less a margin for late commits); a bulk change (an audit entry on
+    requests without an id) reloads everything.
     """
 
     MARGIN_S = 30.0
@@ -106,29 +108,44 @@ class _Requests:
 
     def __init__(self) -> None:
         self.parts: list[pd.DataFrame] = []
+        self.vocabulary: dict[str, int] = {}
         self.marker = -1
         self.synced = 0.0
         self.loads = 0
         self._lock = threading.Lock()
 
-    def get(self, store: Any, marker: int) -> list[pd.DataFrame]:
+    def get(self, store: Any, marker: int) -> tuple[list[pd.DataFrame], dict[str, int]]:
         with self._lock:
             if self.parts and marker == self.marker:
-                return self.parts
+                return self.parts, self.vocabulary
             started = time.time()
             entries = [] if not self.parts else store.audit_since(self.marker,
                                                                   self.MAX_ENTRIES + 1)
             if not self.parts or len(entries) > self.MAX_ENTRIES or any(
                     e["entity"] == "request" and not e["entity_id"] for e in entries):
-                rows = _sorted(store.hotspot_rows())
+                self.vocabulary = {}
+                rows = self._compact(store.hotspot_rows())
+                rows = rows.sort_values("cell", kind="stable", ignore_index=True)
                 self.parts = [rows, rows[:0]]
                 self.loads += 1
             else:
                 since = datetime.fromtimestamp(self.synced - self.MARGIN_S, UTC)
                 changed = store.hotspot_rows(since=since, ids=sorted(_named_requests(entries)))
-                self.parts = _caught_up(self.parts, changed, self.MAX_TAIL)
+                self.parts = _caught_up(self.parts, self._compact(changed), self.MAX_TAIL)
             self.marker, self.synced = marker, started
-            return self.parts
+            return self.parts, self.vocabulary
+
+    def _compact(self, rows: pd.DataFrame) -> pd.DataFrame:
+        for code in pd.unique(rows["service_code"]):
+            self.vocabulary.setdefault(str(code), len(self.vocabulary))
+        return pd.DataFrame({
+            "id": rows["id"].to_numpy(np.int64), "cell": rows["cell"].to_numpy(np.int64),
+            "reporters": rows["reporters"].to_numpy(np.int64),
+            "service": rows["service_code"].map(self.vocabulary).to_numpy(np.int32),
+            "open": (rows["status"] == "open").to_numpy(bool),
+            "requested": rows["requested"].to_numpy(float),
+            "parent": rows["parent"].to_numpy(bool),
+        })
 
 
 def _named_requests(entries: list[dict[str, Any]]) -> set[int]:
@@ -145,46 +162,44 @@ def _named_requests(entries: list[dict[str, Any]]) -> set[int]:
     return ids
 
 
-def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.sort_values("cell", kind="stable", ignore_index=True)
-    return frame.astype({"service_code": object, "status": object})
-
-
 def _caught_up(parts: list[pd.DataFrame], changed: pd.DataFrame,
                max_tail: int) -> list[pd.DataFrame]:
-    """Replace changed rows where they are; new ones join the tail (bulk re-sorted if needed)."""
+    """Replace changed rows where they are; new ones join the tail (bulk re-sorted if needed).
+
+    Parts are replaced, never edited, so a view reading the old ones is unaffected.
+    """
     if changed.empty:
         return parts
     bulk, tail = parts
-    columns = list(changed.columns)
     left = np.ones(len(changed), dtype=bool)
     resort = False
+    out = []
     for i, part in enumerate((bulk, tail)):
-        at = pd.Index(part["id"]).get_indexer(changed["id"])
-        hit = at >= 0
-        if not hit.any():
+        at = np.flatnonzero(np.isin(part["id"].to_numpy(), changed["id"].to_numpy()))
+        if not len(at):
+            out.append(part)
             continue
-        part = part.copy()
-        if i == 0 and (part["cell"].to_numpy()[at[hit]] != changed["cell"].to_numpy()[hit]).any():
+        src = pd.Index(changed["id"]).get_indexer(part["id"].to_numpy()[at])
+        if i == 0 and (part["cell"].to_numpy()[at] != changed["cell"].to_numpy()[src]).any():
             resort = True  # a request moved: its row is no longer in cell order
-        for column in columns:
+        columns = {}
+        for column in part.columns:
             values = part[column].to_numpy(copy=True)
-            values[at[hit]] = changed[column].to_numpy()[hit]
-            part[column] = values
-        left &= ~hit
-        if i == 0:
-            bulk = part
-        else:
-            tail = part
+            values[at] = changed[column].to_numpy()[src]
+            columns[column] = values
+        out.append(pd.DataFrame(columns))
+        left[src] = False
+    bulk, tail = out
     if left.any():
-        tail = pd.concat([tail, changed[left].astype({"service_code": object,
-                                                       "status": object})], ignore_index=True)
+        tail = pd.concat([tail, changed[left]], ignore_index=True)
     if resort or len(tail) > max_tail:
-        bulk, tail = _sorted(pd.concat([bulk, tail], ignore_index=True)), tail[:0]
+        bulk = pd.concat([bulk, tail], ignore_index=True).sort_values(
+            "cell", kind="stable", ignore_index=True)
+        tail = bulk[:0]
     return [bulk, tail]
 
 
-def _requests_in_memory() -> list[pd.DataFrame]:
+def _requests_in_memory() -> tuple[list[pd.DataFrame], dict[str, int]]:
     holder = current_app.extensions.setdefault("geo311.hotspot_rows", _Requests())
     return holder.get(state().store, _last_change())  # type: ignore[no-any-return]
 
@@ -194,8 +209,9 @@ def _counts(q: HotspotQuery, resolution: int | None = None) -> pd.DataFrame:
     res = q.resolution if resolution is None else resolution
     if q.where.district_id is not None:
         return state().store.hotspot_counts(res, q.where)  # type: ignore[no-any-return]
-    counts = [cell_counts_of(part, filter_parents(part, q.where), res)
-              for part in _requests_in_memory() if len(part)]
+    parts, vocabulary = _requests_in_memory()
+    counts = [cell_counts_of(part, filter_parents(part, q.where, vocabulary), res)
+              for part in parts if len(part)]
     if not counts:
         return pd.DataFrame({"cell": [], "requests": [], "reporters": []}, dtype=np.int64)
     both = pd.concat(counts, ignore_index=True)
@@ -469,8 +485,9 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
             weekly = s.store.hotspot_weekly(q.resolution, where, origin)
         else:
             pieces = []
-            for frame in _requests_in_memory():
-                keep = filter_parents(frame, where)
+            parts, vocabulary = _requests_in_memory()
+            for frame in parts:
+                keep = filter_parents(frame, where, vocabulary)
                 pieces.append(pd.DataFrame({
                     "cell": parent_cells(frame["cell"].to_numpy(np.int64)[keep], q.resolution),
                     "week": ((frame["requested"].to_numpy(float)[keep] - origin.timestamp())

@@ -221,8 +221,9 @@ def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
 
     def both(where):
         with app.test_request_context("/hotspots"):
-            parts = _requests_in_memory()
-            memory = pd.concat([cell_counts_of(p, filter_parents(p, where), 9) for p in parts])
+            parts, vocabulary = _requests_in_memory()
+            memory = pd.concat([cell_counts_of(p, filter_parents(p, where, vocabulary), 9)
+                                for p in parts])
             memory = memory.groupby("cell", as_index=False)[["requests", "reporters"]].sum()
         return memory, real.hotspot_counts(9, where)
 
