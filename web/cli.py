@@ -250,3 +250,15 @@ def demo(host: str, port: int, no_serve: bool) -> None:
 
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)")
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+
+
+# --- maps (hotspots, citizen map) ---
+
+
+@cli.command("sensitive")
+@click.argument("service_code")
+@click.option("--off", is_flag=True, help="Show the service's exact locations again.")
+def sensitive(service_code: str, off: bool) -> None:
+    """Mark a service as sensitive: public maps show its locations only approximately."""
+    state().store.set_service_sensitive(service_code, not off, actor="cli")
+    click.echo(f"{service_code}: {'exact locations public' if off else 'locations masked'}")

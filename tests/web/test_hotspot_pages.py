@@ -243,3 +243,21 @@ def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
         pd.testing.assert_frame_equal(memory.reset_index(drop=True), sql.sort_values("cell")
                                       .reset_index(drop=True))
     assert app.extensions["geo311.hotspot_rows"].loads == 1  # caught up, never reloaded
+
+
+def test_sensitive_command_masks_a_service(runner, app):
+    from tests.web.test_cli import run
+
+    store = app.extensions["geo311"].store
+    from geo311.model import Service
+
+    store.upsert_services([Service("RAT", "Rodent baiting", "Sanitation")])
+    out = run(runner, "sensitive", "RAT")
+    assert out.exit_code == 0 and "locations masked" in out.output
+    assert store.sensitive_service_codes() == {"RAT"}
+    assert run(runner, "sensitive", "RAT", "--off").exit_code == 0
+    assert store.sensitive_service_codes() == set()
+    missing = run(runner, "sensitive", "NOPE")
+    assert missing.exit_code != 0 and "'NOPE' is not in the service catalogue" in missing.output
+    assert [e["action"] for e in store.audit_entries("service", "RAT")] == [
+        "service_sensitive", "service_sensitive"]
