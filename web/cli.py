@@ -666,3 +666,13 @@ def load_demo_references(store: SQLStore, data_path: Path) -> list[str]:
                                     actor="demo")
         lines.append(f"geocoding {path.name}: {n} {kind}")
     return lines
+# --- maps (hotspots, citizen map) ---
+
+
+@cli.command("sensitive")
+@click.argument("service_code")
+@click.option("--off", is_flag=True, help="Show the service's exact locations again.")
+def sensitive(service_code: str, off: bool) -> None:
+    """Mark a service as sensitive: public maps show its locations only approximately."""
+    state().store.set_service_sensitive(service_code, not off, actor="cli")
+    click.echo(f"{service_code}: {'exact locations public' if off else 'locations masked'}")

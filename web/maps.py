@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import folium
 import geopandas as gpd
+import numpy as np
 from flask import url_for
 
+from geo311.hotspots import cell_boundaries, cell_centres
 from geo311.model import ServiceRequest
 
 CHICAGO_CENTRE = (41.8358, -87.6877)  # lat, lon as Leaflet wants them
@@ -216,3 +220,139 @@ def add_sla_states(m: folium.Map, frame: object, states: dict[int, object]) -> i
 def add_layer_control(m: folium.Map) -> None:
     """A switch for each layer of the map."""
     folium.LayerControl(collapsed=True).add_to(m)
+# --- hotspot maps ---
+
+#: Fill colours of Gi* classes: hot (red) and cold (blue) at 99/95/90 %, and none.
+CONFIDENCE_COLOURS = {
+    99: "#b2182b", 95: "#ef8a62", 90: "#fddbc7", 0: "#bdbdbd",
+    -90: "#d1e5f0", -95: "#67a9cf", -99: "#2166ac",
+}
+EMERGING_COLOURS = {
+    "new": "#fd8d3c", "intensifying": "#bd0026", "persistent": "#fc4e2a",
+    "diminishing": "#fed976", "": "#bdbdbd",
+}
+CHOROPLETH_COLOURS = ("#f1eef6", "#bdc9e1", "#74a9cf", "#2b8cbe", "#045a8d")
+
+
+def confidence_label(level: int) -> str:
+    """Words for a signed confidence level: "hot 99%", "cold 90%", "not significant"."""
+    if level == 0:
+        return "not significant"
+    return f"{'hot' if level > 0 else 'cold'} {abs(level)}%"
+
+
+def hexagon_rings(cells: Sequence[int] | Any) -> list[list[tuple[float, float]]]:
+    """Closed lon/lat rings of H3 cells."""
+    return cell_boundaries(cells)
+
+
+def cell_centre_columns(cells: Sequence[int] | Any) -> tuple[Any, Any]:
+    """Centre lon and lat arrays of H3 cells."""
+    return cell_centres(cells)
+
+
+def _compact(features: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "name": name, "features": features}
+
+
+def hexagon_features(cells: Any) -> dict[str, Any]:
+    """H3 cells as GeoJSON with Gi* class ``c``, reporters ``r`` and tooltip ``tip``.
+
+    The tooltip is built here from numbers and fixed words only.
+    """
+    features = []
+    for c, ring, n, r, z, conf in zip(
+        cells["cell"].tolist(), hexagon_rings(cells["cell"]), cells["requests"].tolist(),
+        cells["reporters"].tolist(), cells["z"].tolist(), cells["confidence"].tolist(),
+        strict=True,
+    ):
+        features.append({
+            "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {
+                "c": int(conf), "r": int(r),
+                "tip": f"{int(r)} reporters, {int(n)} requests<br>Gi* z = {z:.2f}, "
+                       f"{confidence_label(int(conf))}<br>cell {int(c):x}",
+            },
+        })
+    return _compact(features, "hexagons")
+
+
+def emerging_features(cells: Any) -> dict[str, Any]:
+    """Cells with their emerging-hotspot label (``l``) and a tooltip (``tip``)."""
+    features = []
+    for ring, n, label, hot, tz, cz in zip(
+        hexagon_rings(cells["cell"]), cells["count"].tolist(), cells["label"].tolist(),
+        cells["hot_bins"].tolist(), cells["trend_z"].tolist(), cells["count_trend_z"].tolist(),
+        strict=True,
+    ):
+        features.append({
+            "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {
+                "l": str(label),
+                "tip": f"{html.escape(str(label) or 'no pattern')}: {int(n)} reporters, "
+                       f"hot in {int(hot)} weeks<br>trend of Gi* z: {tz:+.2f}, "
+                       f"of counts: {cz:+.2f}",
+            },
+        })
+    return _compact(features, "emerging")
+
+
+def script_json(data: Any) -> str:
+    """JSON safe to place inside a ``<script type="application/json">`` element."""
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def choropleth_values(summary: Any, metric: str) -> dict[str, float | None]:
+    """Each district's value of a choropleth metric (None where it does not exist)."""
+    out: dict[str, float | None] = {}
+    for row in summary.itertuples(index=False):
+        if metric == "median_days":
+            value = None if row.median_hours_to_close is None or row.median_hours_to_close != \
+                row.median_hours_to_close else row.median_hours_to_close / 24.0
+        elif metric == "sla_share":
+            value = row.sla_met / row.sla_due if row.sla_due else None
+        else:
+            value = float(getattr(row, metric))
+        out[str(row.district_id)] = value
+    return out
+
+
+def add_choropleth(m: folium.Map, features: gpd.GeoDataFrame, summary: Any, metric: str,
+                   title: str) -> list[float]:
+    """Districts shaded by a metric in five quantile classes; returns the class breaks.
+
+    District names are escaped here: they come from uploaded layers.
+    """
+    values = choropleth_values(summary, metric)
+    present = sorted(v for v in values.values() if v is not None)
+    breaks = list(np.quantile(present, [0.2, 0.4, 0.6, 0.8])) if present else []
+    by_id = summary.set_index(summary["district_id"].astype(str))
+    shown = features.copy()
+    colours, tips = [], []
+    for d, n in zip(shown["district_id"], shown["name"], strict=True):
+        v = values.get(str(d))
+        colours.append("#ffffff" if v is None else
+                       CHOROPLETH_COLOURS[int(np.searchsorted(breaks, v, side="right"))])
+        name = html.escape(f"{d}" + (f" — {n}" if n else ""))
+        if str(d) in by_id.index:
+            row = by_id.loc[str(d)]
+            median = row["median_hours_to_close"]
+            sla = (f"{row['sla_met'] / row['sla_due']:.0%} of {int(row['sla_due'])}"
+                   if row["sla_due"] else "no SLA data")
+            tips.append(f"{name}<br>{int(row['requests'])} requests, {int(row['reporters'])} "
+                        f"reporters<br>median to close: "
+                        f"{'—' if median is None or median != median else f'{median / 24:.1f} d'}"
+                        f"<br>SLA: {sla}")
+        else:
+            tips.append(f"{name}<br>no requests")
+    shown["fill"] = colours
+    shown["tip"] = tips
+    folium.GeoJson(
+        shown[["fill", "tip", "geometry"]].to_json(), name=html.escape(f"districts: {title}"),
+        style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#3182bd",
+                                  "weight": 1, "fillOpacity": 0.55},
+        tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+    ).add_to(m)
+    minx, miny, maxx, maxy = features.total_bounds
+    m.fit_bounds([(miny, minx), (maxy, maxx)])
+    return [float(b) for b in breaks]

@@ -1,22 +1,46 @@
-"""Public pages and the small public JSON API of the foundation."""
+"""Public pages and the small public JSON API: citizen map, report form, tracking page."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from dataclasses import replace
+
+from flask import Blueprint, current_app, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
-from geo311.errors import InvalidRequest
-from geo311.model import ServiceRequest
+from geo311.errors import Geo311Error, InvalidRequest
+from geo311.geodesy import haversine_m
+from geo311.hotspots import snap_to_cell_centres
+from geo311.intake import submit
+from geo311.model import NewRequest, Reporter, ServiceRequest
 from web import maps, state
 
 bp = Blueprint("pages", __name__)
 MAX_MAP_REQUESTS = 2000
 NEARBY_RADIUS_M = 250.0
 NEARBY_LIMIT = 5
+#: The citizen map's "open requests around here": default radius and most points drawn.
+AROUND_RADIUS_M = 400.0
+AROUND_MAX = 5000
+WITHHELD = "withheld: the location of this service is shown only approximately"
 
 
-def _public(r: ServiceRequest) -> dict[str, object]:
+def masked(r: ServiceRequest, sensitive: set[str]) -> ServiceRequest:
+    """A request as the public may see it: sensitive services snapped to an H3 cell centre.
+
+    Their address and description are withheld too, since either may name the place.
+    """
+    if r.service_code not in sensitive:
+        return r
+    lon, lat = r.lon, r.lat
+    if lon is not None and lat is not None:
+        xs, ys = snap_to_cell_centres([lon], [lat])
+        lon, lat = round(float(xs[0]), 6), round(float(ys[0]), 6)
+    return replace(r, lon=lon, lat=lat, address="", description="")
+
+
+def _public(r: ServiceRequest, sensitive: set[str]) -> dict[str, object]:
     """The fields of a request anyone may see."""
+    r = masked(r, sensitive)
     return {
         "service_request_id": r.service_request_id, "external_id": r.external_id,
         "service_code": r.service_code, "service_name": r.service_name, "status": r.status,
@@ -26,12 +50,11 @@ def _public(r: ServiceRequest) -> dict[str, object]:
         "closed_datetime": r.closed_datetime.isoformat() if r.closed_datetime else None,
         "geocode_match": r.geocode_match, "duplicate_of": r.duplicate_of,
         "reporter_count": r.reporter_count, "districts": r.districts,
+        "location_masked": r.service_code in sensitive,
     }
 
 
-@bp.get("/")
-def index() -> str:
-    """Citizen map: district outlines and the most recent requests."""
+def _index(status_code: int = 200, **extra: object) -> tuple[str, int]:
     s = state()
     try:
         limit = min(int(request.args.get("limit", 500)), MAX_MAP_REQUESTS)
@@ -44,10 +67,47 @@ def index() -> str:
     if ctx.service_area:
         version = s.store.layer_version(ctx.service_area)
         maps.add_districts(m, s.store.layer_features(ctx.service_area), version.title)
-    recent = s.store.query(status=status, limit=limit)
+    sensitive = s.store.sensitive_service_codes()
+    recent = [masked(r, sensitive) for r in s.store.query(status=status, limit=limit)]
     drawn = maps.add_requests(m, recent)
     return render_template("index.html", parts=maps.map_parts(m), drawn=drawn,
-                           total=s.store.count(), status=status or "any")
+                           total=s.store.count(), status=status or "any",
+                           services=s.store.services(), radius_m=AROUND_RADIUS_M,
+                           geocode_available=any(rule.rule == "/api/geocode" for rule in
+                                                 current_app.url_map.iter_rules()),
+                           form=extra.pop("form", {}), **extra), status_code
+
+
+@bp.get("/")
+def index() -> tuple[str, int]:
+    """Citizen map: recent requests, open requests around a clicked point, the report form."""
+    return _index()
+
+
+@bp.post("/report")
+def report() -> tuple[str, int]:
+    """Take a resident's report through intake; say so when it joins an existing one."""
+    form = request.form
+    try:
+        lat = float(form.get("lat", "")) if form.get("lat") else None
+        lon = float(form.get("long", "")) if form.get("long") else None
+    except ValueError:
+        return _index(400, error=f"lat {form.get('lat')!r} and long {form.get('long')!r} are "
+                                 "expected to be numbers: click the map to place the report",
+                      form=form)
+    new = NewRequest(
+        service_code=form.get("service_code", ""), lon=lon, lat=lat,
+        address=form.get("address", "")[:500], description=form.get("description", ""),
+        reporter=Reporter(first_name=form.get("name", "")[:100],
+                          email=form.get("email", "")[:254]),
+    )
+    s = state()
+    try:
+        stored = submit(s.store, s.context(), new)
+    except Geo311Error as exc:
+        return _index(exc.status, error=exc.message, form=form)
+    parent = s.store.get(stored.duplicate_of) if stored.duplicate_of else None
+    return render_template("reported.html", r=stored, parent=parent), 200
 
 
 @bp.get("/requests/<int:request_id>")
@@ -55,8 +115,10 @@ def tracking(request_id: int) -> str:
     """Tracking page: status and history of one request, without personal data."""
     s = state()
     r = s.store.get(request_id)
+    sensitive = s.store.sensitive_service_codes()
     history = [e for e in s.store.audit_entries("request", request_id)]
-    return render_template("request.html", r=r, history=history)
+    return render_template("request.html", r=masked(r, sensitive), history=history,
+                           withheld=WITHHELD if r.service_code in sensitive else "")
 
 
 @bp.get("/layers")
@@ -68,34 +130,65 @@ def layer_list() -> str:
 @bp.get("/api/requests/<int:request_id>")
 def api_request(request_id: int) -> Response:
     """One request as public JSON."""
-    return jsonify(_public(state().store.get(request_id)))
+    store = state().store
+    return jsonify(_public(store.get(request_id), store.sensitive_service_codes()))
 
 
-@bp.get("/api/requests/nearby")
-def api_nearby() -> Response:
-    """Open requests of a service near a point, for the report form to offer before submitting."""
+def _point_args(default_radius_m: float, max_radius_m: float, default_limit: int,
+                max_limit: int) -> tuple[float, float, float, int]:
     args = request.args
     try:
         lat, lon = float(args["lat"]), float(args["long"])
-        radius_m = float(args.get("radius_m", NEARBY_RADIUS_M))
-        limit = int(args.get("limit", NEARBY_LIMIT))
+        radius_m = float(args.get("radius_m", default_radius_m))
+        limit = int(args.get("limit", default_limit))
     except KeyError as exc:
         raise InvalidRequest(f"{exc.args[0]} is required") from exc
     except ValueError as exc:
         raise InvalidRequest(f"lat, long, radius_m and limit are expected to be numbers: {exc}") \
             from exc
-    if not 0 < radius_m <= 2000 or not 0 < limit <= 50:
+    if not 0 < radius_m <= max_radius_m or not 0 < limit <= max_limit:
         raise InvalidRequest(f"radius_m was {radius_m} and limit {limit} but are expected to "
-                             "be within (0, 2000] and (0, 50]")
-    code = args.get("service_code") or None
+                             f"be within (0, {max_radius_m:g}] and (0, {max_limit}]")
+    return lon, lat, radius_m, limit
+
+
+@bp.get("/api/requests/nearby")
+def api_nearby() -> Response:
+    """Open requests of a service near a point, for the report form to offer before submitting."""
+    lon, lat, radius_m, limit = _point_args(NEARBY_RADIUS_M, 2000, NEARBY_LIMIT, 50)
+    code = request.args.get("service_code") or None
     store = state().store
     nearest: dict[int, float] = {}  # each group once, at its nearest member's distance
     for r, d in store.near(lon, lat, radius_m, service_code=code, status="open", limit=500):
         nearest.setdefault(r.duplicate_of or r.id, d)
     picked = list(nearest)[:limit]
     roots = {r.id: r for r in store.query(ids=picked, limit=limit)}
-    return jsonify([{**_public(roots[i]), "distance_m": round(nearest[i], 1)}
+    sensitive = store.sensitive_service_codes()
+    return jsonify([{**_public(roots[i], sensitive), "distance_m": round(nearest[i], 1)}
                     for i in picked if i in roots])
+
+
+@bp.get("/api/requests/around")
+def api_around() -> Response:
+    """Open requests (one per group) within a radius of a point, for the citizen map.
+
+    Sensitive services are matched on their masked location, so moving the search
+    circle cannot narrow down where they really are.
+    """
+    lon, lat, radius_m, limit = _point_args(AROUND_RADIUS_M, 3000, AROUND_MAX, AROUND_MAX)
+    store = state().store
+    sensitive = store.sensitive_service_codes()
+    margin_m = 250.0 if sensitive else 0.0  # a masked point is within ~200 m of the real one
+    out = []
+    for r, _d in store.near(lon, lat, radius_m + margin_m, status="open", limit=100_000):
+        if r.duplicate_of is not None:
+            continue
+        shown = _public(r, sensitive)
+        distance = float(haversine_m(lon, lat, shown["long"], shown["lat"]))
+        if distance <= radius_m:
+            out.append({**shown, "distance_m": round(distance, 1)})
+    out.sort(key=lambda x: (x["distance_m"], int(str(x["service_request_id"]))))
+    return jsonify(out[:limit])
 
 
 @bp.get("/healthz")

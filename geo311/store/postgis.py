@@ -140,6 +140,36 @@ class PostGISStore(SQLStore):
                 conn.execute(text("ANALYZE service_requests"))
 
 
+    # --- hotspots and maps ---
+
+    def _read_all(self, stmt: Any, columns: list[str]) -> pd.DataFrame:
+        """COPY the result out as CSV and parse it with Arrow: ten times faster than rows."""
+        sql = str(stmt.compile(dialect=self.engine.dialect,
+                               compile_kwargs={"literal_binds": True}))
+        buffer = io.BytesIO()
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            with raw.cursor() as cur:  # type: ignore[union-attr]
+                with cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+                    for block in copy:
+                        buffer.write(block)
+        if not buffer.tell():
+            return pd.DataFrame({c: [] for c in columns})
+        buffer.seek(0)
+        table = pa_csv.read_csv(
+            buffer, read_options=pa_csv.ReadOptions(column_names=columns),
+            convert_options=pa_csv.ConvertOptions(true_values=["t"], false_values=["f"],
+                                                  strings_can_be_null=False))
+        return table.to_pandas()
+
+    def _write_h3_cells(self, conn: Connection, ids: np.ndarray, cells: np.ndarray) -> None:
+        """One UPDATE joined to two array parameters, not a statement per row."""
+        conn.execute(text(
+            "UPDATE service_requests SET h3_cell = v.cell FROM "
+            "(SELECT unnest(CAST(:ids AS bigint[])) AS id, "
+            "unnest(CAST(:cells AS bigint[])) AS cell) AS v WHERE service_requests.id = v.id"
+        ), {"ids": ids.tolist(), "cells": cells.tolist()})
+
 def point_ewkb_hex(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
     """Hex EWKB of SRID 4326 points, built in numpy (NaN coordinates give NULL).
 

@@ -22,11 +22,15 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Float,
     MetaData,
+    bindparam,
+    case,
     delete,
     func,
     insert,
     inspect,
+    literal_column,
     or_,
     select,
     text,
@@ -40,6 +44,7 @@ from geo311.dispatch import ACTIVE_WORK_STATUSES, Crew, WorkOrder
 from geo311.districts import DistrictLayer
 from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
+from geo311.hotspots import STORED_RESOLUTION, RequestFilter, cells_of, parent_bits
 from geo311.model import (
     CLOSED,
     OPEN,
@@ -1564,6 +1569,218 @@ class SQLStore:
             stmt = stmt.where(sr.requested_datetime >= since)
         with self.engine.connect() as conn:
             return _frame(conn.execute(stmt).all(), ["address", "zipcode", "lon", "lat"])
+    # --- hotspots and maps ---
+
+    def fill_h3_cells(self, chunk_rows: int = 200_000) -> int:
+        """Store the resolution-15 H3 cell of requests that lack one; return how many.
+
+        Requests without a location get 0, so a partial index keeps finding the
+        missing ones cheap (a page view after a new report fills just that one).
+        """
+        sr = t.service_requests.c
+        filled = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(sr.id, func.ST_X(sr.geom), func.ST_Y(sr.geom))
+                    .where(sr.h3_cell.is_(None)).order_by(sr.id).limit(chunk_rows)
+                ).all()
+            if not rows:
+                return filled
+            frame = _frame(rows, ["id", "lon", "lat"])
+            cells = cells_of(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float),
+                             STORED_RESOLUTION)
+            with self.engine.begin() as conn:
+                self._write_h3_cells(conn, frame["id"].to_numpy(np.int64), cells)
+            filled += len(frame)
+            LOGGER.info("stored H3 cells of %s requests", filled)
+
+    def _write_h3_cells(self, conn: Connection, ids: np.ndarray, cells: np.ndarray) -> None:
+        conn.execute(
+            update(t.service_requests)
+            .where(t.service_requests.c.id == bindparam("rid"))
+            .values(h3_cell=bindparam("cell")),
+            [{"rid": int(i), "cell": int(c)} for i, c in zip(ids, cells, strict=True)],
+        )
+
+    def _filtered_parents(self, stmt: Any, where: RequestFilter) -> Any:
+        """Restrict a statement on ``service_requests`` to the parents ``where`` keeps."""
+        sr, rd = t.service_requests.c, t.request_districts.c
+        stmt = stmt.where(sr.duplicate_of.is_(None))
+        if where.service_codes:
+            stmt = stmt.where(sr.service_code.in_(list(where.service_codes)))
+        if where.status is not None:
+            if where.status not in STATUSES:
+                raise InvalidRequest(
+                    f"status was {where.status!r} but is expected to be in {STATUSES}")
+            stmt = stmt.where(sr.status == where.status)
+        if where.start is not None:
+            stmt = stmt.where(sr.requested_datetime >= where.start)
+        if where.end is not None:
+            stmt = stmt.where(sr.requested_datetime < where.end)
+        if where.district_id is not None and where.layer_version_id is not None:
+            stmt = stmt.where(sr.id.in_(
+                select(rd.request_id).where(rd.layer_version_id == where.layer_version_id)
+                .where(rd.district_id == where.district_id)))
+        return stmt
+
+    def _parent_cell(self, resolution: int) -> Any:
+        keep, set_ = parent_bits(resolution)
+        return t.service_requests.c.h3_cell.op("&")(literal_column(str(keep))).op("|")(
+            literal_column(str(set_)))
+
+    def _epoch_s(self, column: Any) -> Any:
+        """Seconds since 1970 of a stored time, in SQL."""
+        if self.engine.dialect.name == "sqlite":
+            return (func.julianday(column) - 2440587.5) * 86400.0
+        return func.extract("epoch", column)
+
+    def hotspot_counts(self, resolution: int, where: RequestFilter) -> pd.DataFrame:
+        """Parent requests and their reporters per H3 cell at ``resolution``, in SQL.
+
+        Returns ``cell, requests, reporters``; children never count, their reporters
+        are in their parent's ``reporter_count``.
+        """
+        self.fill_h3_cells()
+        sr = t.service_requests.c
+        cell = self._parent_cell(resolution).label("cell")
+        stmt = self._filtered_parents(
+            select(cell, func.count().label("requests"),
+                   func.sum(sr.reporter_count).label("reporters"))
+            .where(sr.h3_cell != 0), where).group_by(cell)
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # A one-pass scan: compiling it to machine code costs more than it saves.
+                conn.execute(text("SET LOCAL jit = off"))
+            frame = _frame(conn.execute(stmt).all(), ["cell", "requests", "reporters"])
+        return frame.astype({"cell": np.int64, "requests": np.int64, "reporters": np.int64})
+
+    def hotspot_weekly(
+        self, resolution: int, where: RequestFilter, origin: datetime
+    ) -> pd.DataFrame:
+        """Reporters per H3 cell and week since ``origin``: ``cell, week, reporters``."""
+        self.fill_h3_cells()
+        sr = t.service_requests.c
+        cell = self._parent_cell(resolution).label("cell")
+        seconds = self._epoch_s(sr.requested_datetime) - origin.timestamp()
+        week = type_coerce(func.floor(seconds / 604800.0), Float).label("week")
+        stmt = self._filtered_parents(
+            select(cell, week, func.sum(sr.reporter_count).label("reporters"))
+            .where(sr.h3_cell != 0).where(sr.requested_datetime >= origin), where,
+        ).group_by(cell, week)
+        with self.engine.connect() as conn:
+            frame = _frame(conn.execute(stmt).all(), ["cell", "week", "reporters"])
+        return frame.astype({"cell": np.int64, "week": np.int64, "reporters": np.int64})
+
+    def district_summary(self, layer_version_id: int, where: RequestFilter) -> pd.DataFrame:
+        """Per district of a layer version: volume, median hours to close, SLA share.
+
+        Returns ``district_id, requests, reporters, median_hours_to_close, sla_due,
+        sla_met`` (SLA columns count parents that have an expected time and are
+        closed or overdue now). The median comes from an hourly histogram in SQL.
+        """
+        sr, rd = t.service_requests.c, t.request_districts.c
+        join = t.service_requests.join(t.request_districts, rd.request_id == sr.id)
+        on_layer = rd.layer_version_id == layer_version_id
+        now = now_utc()
+        due = or_(sr.closed_datetime.isnot(None), sr.expected_datetime < now)
+        met = sr.closed_datetime <= sr.expected_datetime
+        hours = type_coerce(func.floor(
+            (self._epoch_s(sr.closed_datetime) - self._epoch_s(sr.requested_datetime))
+            / 3600.0), Float).label("hours")
+        stmt = self._filtered_parents(
+            select(rd.district_id, hours, func.count(), func.sum(sr.reporter_count),
+                   func.sum(case((sr.expected_datetime.isnot(None) & due, 1), else_=0)),
+                   func.sum(case((sr.expected_datetime.isnot(None) & met, 1), else_=0)))
+            .select_from(join).where(on_layer).where(rd.district_id.isnot(None)), where,
+        ).group_by(rd.district_id, hours)
+        with self.engine.connect() as conn:
+            hist = _frame(conn.execute(stmt).all(), ["district_id", "hours", "requests",
+                                                     "reporters", "sla_due", "sla_met"])
+        counts = hist.groupby("district_id", as_index=False)[
+            ["requests", "reporters", "sla_due", "sla_met"]].sum()
+        medians: dict[str, float] = {}
+        for district, part in hist[hist["hours"].notna()].groupby("district_id"):
+            part = part.sort_values("hours")
+            cum = part["requests"].to_numpy(float).cumsum()
+            at = int(np.searchsorted(cum, cum[-1] / 2.0))
+            medians[str(district)] = float(part["hours"].to_numpy(float)[at])
+        counts["median_hours_to_close"] = [medians.get(str(d)) for d in counts["district_id"]]
+        return counts.astype({"requests": np.int64, "reporters": np.int64,
+                              "sla_due": np.int64, "sla_met": np.int64})
+
+    def last_change(self) -> int:
+        """Id of the newest audit entry (0 when none).
+
+        Every change to requests is audited, so cached map results stay exact while
+        this does not move.
+        """
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(t.audit_log.c.id))).scalar() or 0)
+
+    def latest_requested(self) -> datetime | None:
+        """When the newest request was made (None in an empty store)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(t.service_requests.c.requested_datetime)
+                .order_by(t.service_requests.c.requested_datetime.desc()).limit(1)).scalar()
+        return found  # type: ignore[no-any-return]
+
+    def hotspot_rows(
+        self, *, since: datetime | None = None, ids: Sequence[int] = ()
+    ) -> pd.DataFrame:
+        """What in-memory hotspot maps need of each located request, parents and children.
+
+        ``id, cell`` (H3, resolution 15) ``, reporters, service_code, status, requested``
+        (seconds since 1970) ``, parent`` (not a duplicate) ``, updated``. With ``since``
+        or ``ids``, only requests updated since then or with those ids.
+        """
+        self.fill_h3_cells()
+        sr = t.service_requests.c
+        stmt = select(sr.id, sr.h3_cell, sr.reporter_count, sr.service_code, sr.status,
+                      self._epoch_s(sr.requested_datetime), sr.duplicate_of.is_(None),
+                      self._epoch_s(sr.updated_datetime)).where(sr.h3_cell != 0)
+        columns = ["id", "cell", "reporters", "service_code", "status", "requested", "parent",
+                   "updated"]
+        if since is None and not ids:
+            frame = self._read_all(stmt, columns)
+        else:  # two index lookups (an OR of both would scan the table)
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(stmt.where(sr.updated_datetime >= (since or now_utc())))
+                            .all())
+                if ids:
+                    rows += conn.execute(stmt.where(sr.id.in_([int(i) for i in ids]))).all()
+            frame = _frame(rows, columns).drop_duplicates("id")
+        return frame.astype({"id": np.int64, "cell": np.int64, "reporters": np.int64,
+                             "requested": float, "parent": bool, "updated": float})
+
+    def _read_all(self, stmt: Any, columns: list[str]) -> pd.DataFrame:
+        """Run a large read (a backend may stream it faster than row by row)."""
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(stmt).all(), columns)
+
+    def audit_since(self, after_id: int, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Audit entries newer than ``after_id``, oldest first (at most ``limit``)."""
+        a = t.audit_log.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(a.id, a.action, a.entity, a.entity_id, a.detail)
+                .where(a.id > after_id).order_by(a.id).limit(limit)).mappings().all()
+        return [{**r, "detail": json.loads(r["detail"])} for r in rows]
+
+    def sensitive_service_codes(self) -> set[str]:
+        """Codes of services whose locations maps show only as an H3 cell centre."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(
+                select(t.services.c.code).where(t.services.c.sensitive)).scalars())
+
+    def set_service_sensitive(self, code: str, sensitive: bool, *, actor: str = "system") -> None:
+        """Mark a service as sensitive (or not); audited."""
+        self.service(code)
+        with self.engine.begin() as conn:
+            conn.execute(update(t.services).where(t.services.c.code == code)
+                         .values(sensitive=sensitive))
+            self._audit(conn, "service_sensitive", "service", code, {"to": sensitive}, actor)
 
 
 def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:

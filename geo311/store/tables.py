@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -85,6 +88,8 @@ services = Table(
     Column("sla_calendar", String(200)),
     Column("agency", String(200), nullable=False, default=""),
     Column("attributes", Text, nullable=False, default="[]"),  # JSON list of questions
+    # Maps: a sensitive service's locations are shown only as an H3 cell centre.
+    Column("sensitive", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 service_requests = Table(
@@ -111,6 +116,17 @@ service_requests = Table(
     Column("reporter_count", Integer, nullable=False, default=1),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True)),
     Column("attributes", Text),  # JSON answers to the service's questions
+    # Maps: the point's H3 cell at resolution 15, filled by the hotspot store methods;
+    # coarser cells are bit operations on it, so aggregation runs in SQL.
+    Column("h3_cell", BigInteger),
+    Index("ix_requests_h3_missing", "id", postgresql_where=text("h3_cell IS NULL"),
+          sqlite_where=text("h3_cell IS NULL")),
+    Index("ix_requests_updated", "updated_datetime"),  # maps catch up on changes
+    # Hotspot counts read parents' cells from this index alone (an index-only scan).
+    Index("ix_requests_hotspots", "h3_cell",
+          postgresql_include=["reporter_count", "service_code", "status", "requested_datetime",
+                              "id"],
+          postgresql_where=text("duplicate_of IS NULL"), sqlite_where=text("duplicate_of IS NULL")),
     Index("ix_requests_service_requested", "service_code", "requested_datetime"),
     Index("ix_requests_status", "status"),
     Index("ix_requests_duplicate_of", "duplicate_of"),

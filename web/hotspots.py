@@ -1,0 +1,521 @@
+"""Planner maps: H3 hotspots with Gi* significance, district choropleth, emerging hotspots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+from flask import Blueprint, Response, current_app, g, render_template, request
+
+from geo311.errors import InvalidRequest
+from geo311.hotspots import (
+    CONFIDENCE,
+    EMERGING_LABELS,
+    RESOLUTIONS,
+    RequestFilter,
+    cell_counts_of,
+    cells_covering,
+    count_cells,
+    emerging_hotspots,
+    filter_parents,
+    hotspot_cells,
+    parent_cells,
+)
+from geo311.model import STATUSES
+from web import maps, state
+
+bp = Blueprint("hotspots", __name__)
+
+#: At most this many hexagons or districts go to the browser per layer.
+MAX_FEATURES = 5000
+DEFAULT_RESOLUTION = 8
+DEFAULT_WEEKS = 26
+CHOROPLETH_METRICS = {
+    "reporters": "reporters", "requests": "requests",
+    "median_days": "median days to close", "sla_share": "share closed within SLA",
+}
+
+
+@dataclass(frozen=True)
+class HotspotQuery:
+    """A planner's view: filters, resolution, district layer and choropleth metric."""
+
+    where: RequestFilter
+    resolution: int
+    service: str = ""
+    group: str = ""
+    start: str = ""
+    end: str = ""
+    status: str = ""
+    layer: str = ""
+    district: str = ""
+    metric: str = "reporters"
+    weeks: int = DEFAULT_WEEKS
+    args: dict[str, str] = field(default_factory=dict)
+
+    def key(self) -> Hashable:
+        """What a cached result depends on, besides the data."""
+        return tuple(sorted(self.args.items()))
+
+
+class _Cache:
+    """Results keyed by the view and the last audited change: exact while nothing changes."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+class _Requests:
+    """Each located request's map columns, kept in memory and caught up from the audit log.
+
+    A map view then filters and counts a million rows in numpy instead of scanning them
+    in the database. Rows are compact (numbers only: a service is its number in
+    ``vocabulary``, a status whether it is open). The bulk is sorted by cell, so counting
+    is one pass; requests that arrive later wait in a small tail until it grows.
+    Catching up reads only the requests named by new audit entries or updated since the
+    last catch-up (less a margin for late commits); a bulk change (an audit entry on
+    requests without an id) reloads everything.
+    """
+
+    MARGIN_S = 30.0
+    MAX_ENTRIES = 5000
+    MAX_TAIL = 20_000
+
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+        self.vocabulary: dict[str, int] = {}
+        self.marker = -1
+        self.synced = 0.0
+        self.loads = 0
+        self._lock = threading.Lock()
+
+    def get(self, store: Any, marker: int) -> tuple[list[pd.DataFrame], dict[str, int]]:
+        with self._lock:
+            if self.parts and marker == self.marker:
+                return self.parts, self.vocabulary
+            started = time.time()
+            entries = [] if not self.parts else store.audit_since(self.marker,
+                                                                  self.MAX_ENTRIES + 1)
+            if not self.parts or len(entries) > self.MAX_ENTRIES or any(
+                    e["entity"] == "request" and not e["entity_id"] for e in entries):
+                self.vocabulary = {}
+                rows = self._compact(store.hotspot_rows())
+                rows = rows.sort_values("cell", kind="stable", ignore_index=True)
+                self.parts = [rows, rows[:0]]
+                self.loads += 1
+            else:
+                since = datetime.fromtimestamp(self.synced - self.MARGIN_S, UTC)
+                changed = store.hotspot_rows(since=since, ids=sorted(_named_requests(entries)))
+                self.parts = _caught_up(self.parts, self._compact(changed), self.MAX_TAIL)
+            self.marker, self.synced = marker, started
+            return self.parts, self.vocabulary
+
+    def _compact(self, rows: pd.DataFrame) -> pd.DataFrame:
+        for code in pd.unique(rows["service_code"]):
+            self.vocabulary.setdefault(str(code), len(self.vocabulary))
+        return pd.DataFrame({
+            "id": rows["id"].to_numpy(np.int64), "cell": rows["cell"].to_numpy(np.int64),
+            "reporters": rows["reporters"].to_numpy(np.int64),
+            "service": rows["service_code"].map(self.vocabulary).to_numpy(np.int32),
+            "open": (rows["status"] == "open").to_numpy(bool),
+            "requested": rows["requested"].to_numpy(float),
+            "parent": rows["parent"].to_numpy(bool),
+        })
+
+
+def _named_requests(entries: list[dict[str, Any]]) -> set[int]:
+    """Ids of requests an audit entry changed: its own and any group it names."""
+    ids: set[int] = set()
+    for e in entries:
+        if e["entity"] != "request":
+            continue
+        values = [e["entity_id"], *[e["detail"].get(k) for k in ("into", "from", "folded")]]
+        for v in values:
+            for x in v if isinstance(v, list) else [v]:
+                if x is not None and str(x).isdigit():
+                    ids.add(int(x))
+    return ids
+
+
+def _caught_up(parts: list[pd.DataFrame], changed: pd.DataFrame,
+               max_tail: int) -> list[pd.DataFrame]:
+    """Replace changed rows where they are; new ones join the tail (bulk re-sorted if needed).
+
+    Parts are replaced, never edited, so a view reading the old ones is unaffected.
+    """
+    if changed.empty:
+        return parts
+    bulk, tail = parts
+    left = np.ones(len(changed), dtype=bool)
+    resort = False
+    out = []
+    for i, part in enumerate((bulk, tail)):
+        at = np.flatnonzero(np.isin(part["id"].to_numpy(), changed["id"].to_numpy()))
+        if not len(at):
+            out.append(part)
+            continue
+        src = pd.Index(changed["id"]).get_indexer(part["id"].to_numpy()[at])
+        if i == 0 and (part["cell"].to_numpy()[at] != changed["cell"].to_numpy()[src]).any():
+            resort = True  # a request moved: its row is no longer in cell order
+        columns = {}
+        for column in part.columns:
+            values = part[column].to_numpy(copy=True)
+            values[at] = changed[column].to_numpy()[src]
+            columns[column] = values
+        out.append(pd.DataFrame(columns))
+        left[src] = False
+    bulk, tail = out
+    if left.any():
+        tail = pd.concat([tail, changed[left]], ignore_index=True)
+    if resort or len(tail) > max_tail:
+        bulk = pd.concat([bulk, tail], ignore_index=True).sort_values(
+            "cell", kind="stable", ignore_index=True)
+        tail = bulk[:0]
+    return [bulk, tail]
+
+
+def _requests_in_memory() -> tuple[list[pd.DataFrame], dict[str, int]]:
+    holder = current_app.extensions.setdefault("geo311.hotspot_rows", _Requests())
+    return holder.get(state().store, _last_change())  # type: ignore[no-any-return]
+
+
+def _counts(q: HotspotQuery, resolution: int | None = None) -> pd.DataFrame:
+    """Requests and reporters per cell for a view: in memory, or in SQL for a district."""
+    res = q.resolution if resolution is None else resolution
+    if q.where.district_id is not None:
+        return state().store.hotspot_counts(res, q.where)  # type: ignore[no-any-return]
+    parts, vocabulary = _requests_in_memory()
+    counts = [cell_counts_of(part, filter_parents(part, q.where, vocabulary), res)
+              for part in parts if len(part)]
+    if not counts:
+        return pd.DataFrame({"cell": [], "requests": [], "reporters": []}, dtype=np.int64)
+    both = pd.concat(counts, ignore_index=True)
+    return both.groupby("cell", as_index=False, sort=True)[["requests", "reporters"]].sum()
+
+
+def _cache() -> _Cache:
+    return current_app.extensions.setdefault("geo311.hotspots", _Cache())  # type: ignore[no-any-return]
+
+
+def _per_request(name: str, build: Callable[[], Any]) -> Any:
+    """Read something from the store once per HTTP request."""
+    memo = g.setdefault("geo311_hotspots", {})
+    if name not in memo:
+        memo[name] = build()
+    return memo[name]
+
+
+def _services() -> list[Any]:
+    return _per_request("services", state().store.services)  # type: ignore[no-any-return]
+
+
+def _active_layers() -> list[Any]:
+    return _per_request(  # type: ignore[no-any-return]
+        "layers", lambda: state().store.layer_versions(active_only=True))
+
+
+def _last_change() -> int:
+    return _per_request("change", state().store.last_change)  # type: ignore[no-any-return]
+
+
+def _day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} was {value!r} but is expected to be a date "
+                             "as YYYY-MM-DD") from exc
+
+
+def parse_query(args: dict[str, str]) -> HotspotQuery:
+    """Read and check the filters of a hotspot view from query arguments."""
+    s = state()
+    known = ("service", "group", "start", "end", "status", "layer", "district", "res", "metric",
+             "weeks")
+    args = {k: v.strip() for k, v in args.items() if k in known and v.strip()}
+    try:
+        resolution = int(args.get("res", DEFAULT_RESOLUTION))
+        weeks = int(args.get("weeks", DEFAULT_WEEKS))
+    except ValueError as exc:
+        raise InvalidRequest(f"res and weeks are expected to be whole numbers: {exc}") from exc
+    if resolution not in RESOLUTIONS:
+        raise InvalidRequest(f"res was {resolution} but is expected to be in {list(RESOLUTIONS)}")
+    if not 2 <= weeks <= 260:
+        raise InvalidRequest(f"weeks was {weeks} but is expected to be within [2, 260]")
+    services = _services()
+    codes: tuple[str, ...] = ()
+    if "service" in args:
+        if args["service"] not in {x.code for x in services}:
+            raise InvalidRequest(f"service was {args['service']!r} but is not in the catalogue")
+        codes = (args["service"],)
+    elif "group" in args:
+        codes = tuple(x.code for x in services if x.group == args["group"])
+        if not codes:
+            raise InvalidRequest(f"group was {args['group']!r} but no service is in it")
+    status = args.get("status")
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"status was {status!r} but is expected to be in {list(STATUSES)}")
+    zone = s.settings.zone
+    start = end = None
+    if "start" in args:
+        start = datetime.combine(_day(args["start"], "start"), datetime.min.time(), zone)
+    if "end" in args:  # the end day is included
+        end = datetime.combine(_day(args["end"], "end") + timedelta(days=1),
+                               datetime.min.time(), zone)
+    if start and end and end <= start:
+        raise InvalidRequest(f"start {args['start']} is after end {args['end']}")
+    version_id = None
+    if "layer" in args:
+        active = {v.layer: v for v in _active_layers()}
+        if args["layer"] not in active:
+            raise InvalidRequest(f"layer was {args['layer']!r} but the active layers are "
+                                 f"{sorted(active)}")
+        version_id = active[args["layer"]].id
+    elif "district" in args:
+        raise InvalidRequest("district needs layer: the district of which layer?")
+    metric = args.get("metric", "reporters")
+    if metric not in CHOROPLETH_METRICS:
+        raise InvalidRequest(f"metric was {metric!r} but is expected to be in "
+                             f"{list(CHOROPLETH_METRICS)}")
+    where = RequestFilter(service_codes=codes, status=status, start=start, end=end,
+                          layer_version_id=version_id, district_id=args.get("district"))
+    return HotspotQuery(where=where, resolution=resolution, service=args.get("service", ""),
+                        group=args.get("group", ""), start=args.get("start", ""),
+                        end=args.get("end", ""), status=status or "", layer=args.get("layer", ""),
+                        district=args.get("district", ""), metric=metric, weeks=weeks, args=args)
+
+
+def _study_cells(resolution: int) -> np.ndarray:
+    """Cells covering the service area (zeros count in Gi*); cached per layer version."""
+    s = state()
+    active = _active_layers()
+    wanted = s.settings.service_area_layer
+    picked = ([v for v in active if v.layer == wanted] or
+              [v for v in active if v.role == "service_area"] or active)
+    if not picked:
+        return np.empty(0, dtype=np.int64)
+    version = picked[0]
+
+    def build() -> np.ndarray:
+        union = shapely.union_all(s.store.layer_features(version.layer).geometry.values)
+        return cells_covering(union, resolution)
+
+    return _cache().get(("study", version.id, resolution), build)  # type: ignore[no-any-return]
+
+
+def _drawn(cells: pd.DataFrame) -> pd.DataFrame:
+    """What the browser gets: cells with requests or significance, at most ``MAX_FEATURES``."""
+    shown = cells[(cells["reporters"] > 0) | (cells["confidence"] != 0)]
+    if len(shown) > MAX_FEATURES:
+        order = np.lexsort((-shown["reporters"].to_numpy(), -np.abs(shown["z"].to_numpy())))
+        shown = shown.iloc[order[:MAX_FEATURES]]
+    return shown.sort_values("cell")
+
+
+def hotspot_result(q: HotspotQuery) -> pd.DataFrame:
+    """Every cell of the view with counts, z, p and confidence (cached until data change)."""
+
+    def build() -> pd.DataFrame:
+        found = _counts(q)
+        counts = count_cells(found["cell"].to_numpy(), found["reporters"].to_numpy(),
+                             _study_cells(q.resolution))
+        result = hotspot_cells(counts)
+        requests = found.set_index("cell")["requests"]
+        result["requests"] = requests.reindex(result["cell"]).fillna(0).astype(int).to_numpy()
+        result["reporters"] = result.pop("count").astype(int)
+        return _drawn(result)
+
+    key = ("hot", _last_change(), q.resolution, q.key())
+    return _cache().get(key, build)  # type: ignore[no-any-return]
+
+
+def district_result(q: HotspotQuery) -> tuple[Any, pd.DataFrame] | None:
+    """The chosen layer's districts (simplified) and their summary, or None without a layer."""
+    if not q.layer or q.where.layer_version_id is None:
+        return None
+    s = state()
+    vid = q.where.layer_version_id
+    features = _cache().get(("districts", vid), lambda: _simplified(s.store.layer_features(
+        q.layer)))
+    where = RequestFilter(**{**q.where.__dict__, "district_id": None})
+    summary = _cache().get(("summary", _last_change(), vid, q.key()),
+                           lambda: s.store.district_summary(vid, where))
+    return features, summary
+
+
+def _simplified(features: Any) -> Any:
+    shown = features.copy()
+    shown["geometry"] = shown.geometry.simplify(0.0002, preserve_topology=True)
+    return shown
+
+
+def _options() -> dict[str, Any]:
+    services = _services()
+    return {
+        "services": services,
+        "groups": sorted({x.group for x in services if x.group}),
+        "layers": _active_layers(),
+        "resolutions": RESOLUTIONS, "statuses": STATUSES, "metrics": CHOROPLETH_METRICS,
+        "confidence": CONFIDENCE,
+    }
+
+
+def _base_parts(q: HotspotQuery, districts: tuple[Any, pd.DataFrame] | None) -> maps.MapParts:
+    """The folium part of a page: an empty map, or the district choropleth (cached)."""
+    s = state()
+
+    def build() -> maps.MapParts:
+        m = maps.base_map(s.settings.tile_url)
+        if districts is not None:
+            maps.add_choropleth(m, districts[0], districts[1], q.metric,
+                                CHOROPLETH_METRICS[q.metric])
+        return maps.map_parts(m)
+
+    if districts is None:
+        return _cache().get(("base", s.settings.tile_url), build)  # type: ignore[no-any-return]
+    return _cache().get(("choropleth", _last_change(), q.key()), build)  # type: ignore[no-any-return]
+
+
+@bp.get("/hotspots")
+def hotspots_page() -> str:
+    """Planner hotspot map: H3 cells coloured by FDR-corrected Gi* significance."""
+    q = parse_query(request.args.to_dict())
+    cells = hotspot_result(q)
+    districts = district_result(q)
+    data = _cache().get(("hexjson", _last_change(), q.key()),
+                        lambda: maps.script_json(maps.hexagon_features(cells)))
+    style = maps.script_json({"key": "c", "plain": 0, "name": "hotspots (Gi*)",
+                              "colours": {str(k): v for k, v in maps.CONFIDENCE_COLOURS.items()}})
+    hot = int((cells["confidence"] > 0).sum())
+    cold = int((cells["confidence"] < 0).sum())
+    return render_template("hotspots.html", parts=_base_parts(q, districts), cell_data=data,
+                           cell_style=style, q=q, drawn=len(cells), hot=hot, cold=cold,
+                           reporters=int(cells["reporters"].sum()),
+                           districts=None if districts is None else districts[1],
+                           export_args=q.args, colours=maps.CONFIDENCE_COLOURS, **_options())
+
+
+def _export_rows(q: HotspotQuery) -> list[dict[str, Any]]:
+    cells = hotspot_result(q)
+    lon, lat = maps.cell_centre_columns(cells["cell"])
+    return [
+        {"h3_cell": format(int(c), "x"), "h3_resolution": q.resolution, "requests": int(n),
+         "reporters": int(r), "gi_z": round(float(z), 6), "p_value": float(p),
+         "confidence": int(conf), "class": maps.confidence_label(int(conf)),
+         "lon": round(float(x), 6), "lat": round(float(y), 6)}
+        for c, n, r, z, p, conf, x, y in zip(
+            cells["cell"], cells["requests"], cells["reporters"], cells["z"], cells["p"],
+            cells["confidence"], lon, lat, strict=True)
+    ]
+
+
+def _export_name(q: HotspotQuery, ext: str) -> str:
+    return f"hotspots-r{q.resolution}.{ext}"
+
+
+@bp.get("/hotspots/export.geojson")
+def export_geojson() -> Response:
+    """The current view's cells as GeoJSON polygons (same filters as the page)."""
+    q = parse_query(request.args.to_dict())
+    rows = _export_rows(q)
+    rings = maps.hexagon_rings(hotspot_result(q)["cell"])
+    body = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {**row, "filters": q.args},
+         "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        for row, ring in zip(rows, rings, strict=True)]}
+    return Response(json.dumps(body), mimetype="application/geo+json", headers={
+        "Content-Disposition": f"attachment; filename={_export_name(q, 'geojson')}"})
+
+
+@bp.get("/hotspots/export.csv")
+def export_csv() -> Response:
+    """The current view's cells as CSV, one row per cell with its centre."""
+    q = parse_query(request.args.to_dict())
+    rows = _export_rows(q)
+    out = io.StringIO()
+    columns = ["h3_cell", "h3_resolution", "requests", "reporters", "gi_z", "p_value",
+               "confidence", "class", "lon", "lat"]
+    writer = csv.DictWriter(out, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename={_export_name(q, 'csv')}"})
+
+
+def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
+    """Emerging-hotspot labels over ``q.weeks`` weekly bins ending at the view's end."""
+    s = state()
+    end = q.where.end or s.store.latest_requested()
+    if end is None:
+        return pd.DataFrame({"cell": [], "label": []}), datetime.min, datetime.min
+    if q.where.end is None:
+        end = end + timedelta(seconds=1)
+    origin = end - timedelta(weeks=q.weeks)
+    if q.where.start is not None and q.where.start > origin:
+        origin = q.where.start
+    weeks = max(int(np.ceil((end - origin) / timedelta(weeks=1))), 2)
+
+    def build() -> pd.DataFrame:
+        where = RequestFilter(**{**q.where.__dict__, "start": origin, "end": end})
+        if where.district_id is not None:
+            weekly = s.store.hotspot_weekly(q.resolution, where, origin)
+        else:
+            pieces = []
+            parts, vocabulary = _requests_in_memory()
+            for frame in parts:
+                keep = filter_parents(frame, where, vocabulary)
+                pieces.append(pd.DataFrame({
+                    "cell": parent_cells(frame["cell"].to_numpy(np.int64)[keep], q.resolution),
+                    "week": ((frame["requested"].to_numpy(float)[keep] - origin.timestamp())
+                             // 604800).astype(np.int64),
+                    "reporters": frame["reporters"].to_numpy(np.int64)[keep]}))
+            weekly = pd.concat(pieces, ignore_index=True)
+        out = emerging_hotspots(weekly["cell"].to_numpy(), weekly["week"].to_numpy(),
+                                weekly["reporters"].to_numpy(), _study_cells(q.resolution),
+                                n_bins=weeks)
+        shown = out[(out["count"] > 0) | (out["label"] != "")]
+        if len(shown) > MAX_FEATURES:
+            shown = shown.sort_values(["label", "count"], ascending=False).head(MAX_FEATURES)
+        return shown.sort_values("cell")
+
+    key = ("emerging", _last_change(), q.resolution, q.key())
+    return _cache().get(key, build), origin, end  # type: ignore[no-any-return]
+
+
+@bp.get("/hotspots/emerging")
+def emerging_page() -> str:
+    """Emerging hotspots: each cell's Gi* trend over weekly bins, labelled."""
+    q = parse_query(request.args.to_dict())
+    cells, origin, end = emerging_result(q)
+    counts = {label: int((cells["label"] == label).sum()) for label in EMERGING_LABELS}
+    style = maps.script_json({"key": "l", "plain": "", "name": "emerging hotspots",
+                              "colours": maps.EMERGING_COLOURS})
+    return render_template("emerging.html", parts=_base_parts(q, None),
+                           cell_data=maps.script_json(maps.emerging_features(cells)),
+                           cell_style=style, q=q, drawn=len(cells), counts=counts,
+                           origin=origin, end=end, labels=EMERGING_LABELS,
+                           colours=maps.EMERGING_COLOURS, **_options())
