@@ -53,5 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     errors.register(app)
     app.register_blueprint(pages.bp)
+    from web import gis
+    app.register_blueprint(gis.bp)
 
     return app

@@ -94,3 +94,23 @@ def map_parts(m: folium.Map) -> MapParts:
     return MapParts(
         header=figure.header.render(), html=figure.html.render(), script=figure.script.render()
     )
+
+
+def add_points(m: folium.Map, items: Sequence[dict[str, object]], name: str,
+               colour: str) -> int:
+    """Report findings (``lon``, ``lat``, ``label``) as circles with escaped popups."""
+    features = [
+        {"type": "Feature",
+         "geometry": {"type": "Point", "coordinates": [item["lon"], item["lat"]]},
+         "properties": {"popup": html.escape(str(item["label"]))}}
+        for item in items if item.get("lon") is not None and item.get("lat") is not None
+    ]
+    if features:
+        folium.GeoJson(
+            {"type": "FeatureCollection", "features": features},
+            name=html.escape(name),
+            marker=folium.CircleMarker(radius=7, weight=2, fill=True, fill_opacity=0.5),
+            style_function=lambda _f: {"color": colour, "fillColor": colour},
+            popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
+        ).add_to(m)
+    return len(features)
