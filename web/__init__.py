@@ -55,5 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     from web import gis
     app.register_blueprint(gis.bp)
+    from web import ogc
+    app.register_blueprint(ogc.bp)
 
     return app

@@ -18,6 +18,8 @@ def _wants_json() -> bool:
 
 
 def _render(status: int, code: str, message: str) -> tuple[Response | str, int]:
+    if request.path.startswith("/ogc") and request.args.get("f") != "html":
+        return jsonify({"code": code, "description": message}), status  # OGC API exception
     if _wants_json():
         return jsonify([{"code": status, "description": message}]), status
     return render_template("error.html", status=status, code=code, message=message), status

@@ -1046,12 +1046,83 @@ class SQLStore:
             ).all()
         return _frame(rows, ["request_id", "layer_version_id", "district_id"])
 
+    # --- GIS staff: public requests for OGC API Features --------------------------------
+
+    def _request_filters(
+        self, stmt: Any, *, service_codes: Sequence[str] | None = None, status: str | None = None,
+        start: datetime | None = None, end: datetime | None = None,
+        bbox: tuple[float, float, float, float] | None = None, parents_only: bool = False,
+    ) -> Any:
+        sr = t.service_requests.c
+        if status is not None and status not in STATUSES:
+            raise InvalidRequest(f"status was {status!r} but is expected to be in {STATUSES}")
+        if service_codes:
+            stmt = stmt.where(sr.service_code.in_(list(service_codes)))
+        if status is not None:
+            stmt = stmt.where(sr.status == status)
+        if start is not None:
+            stmt = stmt.where(sr.requested_datetime >= start)
+        if end is not None:
+            stmt = stmt.where(sr.requested_datetime <= end)
+        if bbox is not None:
+            stmt = stmt.where(self._within_box(bbox))
+        if parents_only:
+            stmt = stmt.where(sr.duplicate_of.is_(None))
+        return stmt
+
+    def count_matching(
+        self, *, service_codes: Sequence[str] | None = None, status: str | None = None,
+        start: datetime | None = None, end: datetime | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+    ) -> int:
+        """How many requests ``query`` would return with these filters and no limit."""
+        stmt = self._request_filters(
+            select(func.count()).select_from(t.service_requests), service_codes=service_codes,
+            status=status, start=start, end=end, bbox=bbox)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def parent_points(
+        self, *, start: datetime | None = None, end: datetime | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+    ) -> pd.DataFrame:
+        """``id, lon, lat, reporter_count, status`` of located requests that lead a group."""
+        sr = t.service_requests.c
+        stmt = self._request_filters(
+            select(sr.id, func.ST_X(sr.geom), func.ST_Y(sr.geom), sr.reporter_count, sr.status)
+            .where(sr.geom.isnot(None)), start=start, end=end, bbox=bbox, parents_only=True)
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(stmt.order_by(sr.id)).all(),
+                          ["id", "lon", "lat", "reporter_count", "status"])
+
+    def request_extent(
+        self,
+    ) -> tuple[tuple[float, float, float, float] | None, tuple[datetime | None, datetime | None]]:
+        """Bounding box of located requests and the span of their request times."""
+        sr = t.service_requests.c
+        x, y = func.ST_X(sr.geom), func.ST_Y(sr.geom)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(func.min(x), func.min(y), func.max(x), func.max(y))
+                               .where(sr.geom.isnot(None))).one()
+            times = conn.execute(select(func.min(sr.requested_datetime),
+                                        func.max(sr.requested_datetime))).one()
+        box = None if row[0] is None else tuple(float(v) for v in row)
+        span = tuple(None if v is None else _as_utc(v) for v in times)
+        return box, span  # type: ignore[return-value]
+
 
 def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     """Rows to a frame column-wise (pandas probes every Row object otherwise: 10x slower)."""
     if not rows:
         return pd.DataFrame({c: [] for c in columns})
     return pd.DataFrame(dict(zip(columns, zip(*rows, strict=True), strict=True)))
+
+
+def _as_utc(value: Any) -> datetime:
+    """A time read by an aggregate (SQLite gives text, naive or aware) as aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _service_values(s: Service) -> dict[str, Any]:
