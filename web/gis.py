@@ -19,7 +19,7 @@ from flask import (
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
-from geo311.errors import InvalidRequest
+from geo311.errors import InvalidRequest, LayerError
 from geo311.export import LAYER_FORMATS, export_layer
 from geo311.layerdefs import ROLES
 from geo311.layers import (
@@ -73,7 +73,7 @@ def upload() -> Response:
         sent = request.files.get("file")
     except RequestEntityTooLarge as exc:
         raise RequestEntityTooLarge(
-            f"the upload is larger than the {s.settings.max_upload_bytes:,} bytes allowed "
+            f"the upload is larger than the {request.max_content_length or 0:,} bytes allowed "
             "(GEO311_MAX_UPLOAD_BYTES); nothing was stored") from exc
     if sent is None or not sent.filename:
         raise InvalidRequest("choose a file to upload (field 'file')")
@@ -90,14 +90,17 @@ def upload() -> Response:
     with tempfile.TemporaryDirectory(prefix="geo311-upload-") as folder:
         path = Path(folder) / filename
         sent.save(path)
-        result = load_layer(
-            s.store, path, name=name, title=_text("title") or "", role=role,
-            id_field=_text("id_field"), name_field=_text("name_field"), crs=_text("crs"),
-            layer=_text("layer"), activate=False, loaded_by="gis-web",
-            max_unzipped_bytes=s.settings.max_unzipped_bytes,
-            boundary_tolerance_m=s.settings.boundary_tolerance_m,
-            service_area=s.settings.service_area_layer,
-        )
+        try:
+            result = load_layer(
+                s.store, path, name=name, title=_text("title") or "", role=role,
+                id_field=_text("id_field"), name_field=_text("name_field"), crs=_text("crs"),
+                layer=_text("layer"), activate=False, loaded_by="gis-web",
+                max_unzipped_bytes=s.settings.max_unzipped_bytes,
+                boundary_tolerance_m=s.settings.boundary_tolerance_m,
+                service_area=s.settings.service_area_layer,
+            )
+        except LayerError as exc:  # name the file as sent, not the server's temporary path
+            raise LayerError(exc.message.replace(f"{folder}/", "")) from exc
     v = result.version
     return redirect(url_for("gis.report", name=v.layer, version=v.version), code=303)
 
