@@ -107,17 +107,16 @@ def activate_version(
     >>> activate_version(store, "wards", 2, actor="gis")  # doctest: +SKIP
     """
     plan = _plan(store, name, version, replaces, boundary_tolerance_m)
-    moving = plan.frame[plan.frame["reassign"].to_numpy()]
     version_row = store.activate_layer_version(
         name, version, actor=actor,
-        districts={"ids": moving["id"].to_numpy(), "district_id": moving["new"].to_numpy(),
-                   "boundary_case": moving["edge"].to_numpy()},
+        districts={"ids": plan.ids, "district_id": plan.district_id,
+                   "boundary_case": plan.boundary_case},
         retire=[replaces] if replaces else [],
         detail={"replaces": replaces, **plan.diff.summary()},
     )
     LOGGER.info("activated %s version %s; %s requests assigned, %s open ones changed district",
-                name, version, len(moving), plan.diff.open_changed)
-    return version_row, len(moving), plan.diff
+                name, version, len(plan.ids), plan.diff.open_changed)
+    return version_row, len(plan.ids), plan.diff
 
 
 @dataclass(frozen=True)
@@ -172,8 +171,12 @@ class LayerDiff:
 
 @dataclass(frozen=True)
 class _Plan:
+    """The diff and the requests activation (re)assigns, with their new districts."""
+
     diff: LayerDiff
-    frame: pd.DataFrame  # id, status, new, edge, old, covered, reassign
+    ids: np.ndarray
+    district_id: np.ndarray
+    boundary_case: np.ndarray
 
 
 def diff_version(
@@ -220,34 +223,41 @@ def _plan(
     # the district a request shows now: its row from the newest related version
     current = (held.sort_values(["request_id", "layer_version_id"])
                .drop_duplicates("request_id", keep="last").set_index("request_id")["district_id"])
-    frame = pd.DataFrame({
-        "id": points["id"].to_numpy(dtype=np.int64), "status": points["status"].to_numpy(),
-        "new": assigned.district_id, "edge": np.asarray(assigned.boundary_case, dtype=bool),
-    })
-    frame["covered"] = frame["id"].isin(current.index)
-    frame["old"] = frame["id"].map(current).astype(object).where(frame["covered"], None)
-    is_open = (frame["status"] == OPEN).to_numpy()
-    frame["reassign"] = is_open | ~frame["covered"].to_numpy()
-    differs = (frame["old"].fillna("\0").to_numpy() != frame["new"].fillna("\0").to_numpy())
-    moved = frame[is_open & differs]
-    counts = (moved.assign(old=moved["old"].fillna(""), new=moved["new"].fillna(""))
-              .groupby(["old", "new"]).size())
+    ids = points["id"].to_numpy(dtype=np.int64)
+    covered = np.isin(ids, current.index.to_numpy(dtype=np.int64))
+    # plain object arrays of str or None: pandas would turn None into NaN
+    new_ids = np.array([_text_or_none(v) for v in assigned.district_id],
+                       dtype=object)
+    held_ids = dict(zip(current.index, current, strict=True))
+    old_ids = np.array([_text_or_none(held_ids.get(i)) for i in ids], dtype=object)
+    is_open = (points["status"] == OPEN).to_numpy()
+    differs = old_ids != new_ids
+    moved = is_open & differs
+    counts: dict[tuple[str | None, str | None], int] = {}
+    for pair in zip(old_ids[moved], new_ids[moved], strict=True):
+        counts[pair] = counts.get(pair, 0) + 1
     transitions = sorted(
-        ((old or None, new or None, int(n)) for (old, new), n in counts.items()),
+        ((old, new, n) for (old, new), n in counts.items()),
         key=lambda item: (-item[2], _natural_key(item[0] or ""), _natural_key(item[1] or "")),
     )
     closed = ~is_open
-    kept = closed & frame["covered"].to_numpy()
+    kept = closed & covered
     diff = LayerDiff(
         layer=name, version=version,
         baseline_layer=baseline.layer if baseline else None,
         baseline_version=baseline.version if baseline else None,
-        open_requests=int(is_open.sum()), open_changed=len(moved), transitions=transitions,
+        open_requests=int(is_open.sum()), open_changed=int(moved.sum()), transitions=transitions,
         closed_requests=int(closed.sum()), closed_kept=int(kept.sum()),
         closed_kept_differing=int((kept & differs).sum()),
-        closed_assigned=int((closed & ~frame["covered"].to_numpy()).sum()),
+        closed_assigned=int((closed & ~covered).sum()),
     )
-    return _Plan(diff=diff, frame=frame)
+    reassign = is_open | ~covered
+    return _Plan(diff=diff, ids=ids[reassign], district_id=new_ids[reassign],
+                 boundary_case=np.asarray(assigned.boundary_case, dtype=bool)[reassign])
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def _natural_key(text: str) -> tuple[Any, ...]:
