@@ -55,6 +55,18 @@ def test_diff_is_a_dry_run_matching_an_independent_join(sample_store):
     # the index decides points on a boundary from the side of the street; sjoin cannot
     assert abs(diff.open_changed - reference) <= max(5, 0.02 * reference)
     assert 0 < diff.open_changed < diff.open_requests
+    # the same index, compared request by request in plain Python (None == None)
+    from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
+    feats = sample_store.layer_features("wards_2023")
+    index = DistrictIndex([DistrictLayer("w", 0, list(feats["district_id"]),
+                                         list(feats.geometry.values))])
+    got = assign_by_address(index, located["lon"].to_numpy(), located["lat"].to_numpy(),
+                            located["address"].tolist())["w"].district_id
+    moved = [(i, s) for i, s, w in zip(located["id"], located["status"], got, strict=True)
+             if before[i] != w]
+    assert diff.open_changed == sum(s == "open" for _i, s in moved)
+    assert diff.closed_kept_differing == sum(s == "closed" for _i, s in moved)
+    assert any(before[i] is None for i in located["id"])  # outside both maps: not a move
 
 
 def test_activation_moves_open_requests_and_keeps_closed_ones(sample_store):
