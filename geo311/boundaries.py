@@ -8,6 +8,7 @@ feature, so that staff can decide whether to activate the layer.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -95,6 +96,12 @@ class LayerReport:
     gap_area_m2: float
     overlap_count: int = 0
     gap_count: int = 0
+    #: Features reaching beyond the active service area by more than ``outside_tolerance_m2``
+    #: (filled in when the layer is loaded while a service-area layer is active).
+    service_area: str | None = None
+    outside: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    outside_area_m2: float = 0.0
+    outside_tolerance_m2: float = 0.0
 
     @property
     def valid(self) -> bool:
@@ -225,6 +232,50 @@ def read_layer(
         report.gap_area_m2,
     )
     return LoadedLayer(features=features, report=report)
+
+
+def outside_area(
+    features: gpd.GeoDataFrame, area: Any, tolerance_m2: float = 10_000.0
+) -> list[dict[str, Any]]:
+    """Find districts that reach beyond a service area by more than ``tolerance_m2``.
+
+    ``area`` is the service area's polygon in EPSG:4326. Areas are measured in the
+    layer's UTM zone; slivers along a shared edge drawn twice are below the tolerance.
+    Each item has ``district_id``, ``name``, ``outside_m2``, ``share`` (of the
+    district's area) and a ``lon``/``lat`` inside the outside part; largest first.
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> f = gpd.GeoDataFrame({"district_id": ["1"], "name": [None]},
+    ...                      geometry=[box(-87.70, 41.80, -87.68, 41.82)], crs=4326)
+    >>> [o["district_id"] for o in outside_area(f, box(-87.70, 41.80, -87.69, 41.82))]
+    ['1']
+    """
+    if features.empty or area is None or area.is_empty:
+        return []
+    utm = features.estimate_utm_crs()
+    projected = features.to_crs(utm)
+    area_utm = gpd.GeoSeries([area], crs=4326).to_crs(utm).iloc[0]
+    beyond = shapely.difference(projected.geometry.to_numpy(), area_utm)
+    outside_m2 = shapely.area(beyond)
+    whole_m2 = shapely.area(projected.geometry.to_numpy())
+    picks = np.flatnonzero(outside_m2 > tolerance_m2)
+    if not len(picks):
+        return []
+    inside = gpd.GeoSeries(shapely.point_on_surface(beyond[picks]), crs=utm).to_crs(4326)
+    items = [
+        {
+            "district_id": str(features["district_id"].iloc[i]),
+            "name": _as_text(features["name"].iloc[i]),
+            "outside_m2": round(float(outside_m2[i]), 1),
+            "share": round(float(outside_m2[i] / whole_m2[i]), 4) if whole_m2[i] else 1.0,
+            "lon": round(float(point.x), 6),
+            "lat": round(float(point.y), 6),
+        }
+        for i, point in zip(picks, inside, strict=True)
+    ]
+    return sorted(items, key=lambda item: -item["outside_m2"])
 
 
 def layer_quality(

@@ -1,18 +1,24 @@
-"""Boundary layers in the store: load a file as a new version, activate it, describe it.
+"""Boundary layers in the store: load a file as a new version, compare, activate, retire.
 
 Activating a version reassigns stored requests in the same transaction: every
-request when the layer is new; for a later version, open requests move to it
-and closed ones keep the district of their day.
+request when the layer is new; for a later version (or a layer that replaces
+another), open requests move to it and closed ones keep the district of their
+day. ``diff_version`` is the same computation without the write.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from geo311.boundaries import LayerReport, checksum, read_layer
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo311.boundaries import LayerReport, checksum, outside_area, read_layer
 from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.layerdefs import ROLES, LayerDefinition
@@ -20,6 +26,9 @@ from geo311.model import OPEN, LayerVersion
 from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)
+
+#: Districts reaching beyond the service area by less than this are drawing noise.
+OUTSIDE_TOLERANCE_M2 = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -37,12 +46,14 @@ def load_layer(
     description: str = "", id_field: str | None = None, name_field: str | None = None,
     crs: str | None = None, layer: str | None = None, activate: bool = True,
     force: bool = False, loaded_by: str = "system", max_unzipped_bytes: int = 500 * 1024 * 1024,
-    boundary_tolerance_m: float = 15.0,
+    boundary_tolerance_m: float = 15.0, service_area: str = "",
 ) -> LoadResult:
     """Read a boundary file and store it as the next version of layer ``name``.
 
     A version with rejected features is stored but not activated unless
-    ``force``: its holes would leave requests without a district.
+    ``force``: its holes would leave requests without a district. The report says
+    which districts reach beyond the active service area (``service_area`` names it
+    when configured; default: the active layer whose role is ``service_area``).
 
     Examples
     --------
@@ -58,6 +69,13 @@ def load_layer(
     loaded = read_layer(path, id_field=id_field, name_field=name_field, crs=crs, layer=layer,
                         max_unzipped_bytes=max_unzipped_bytes)
     report = loaded.report
+    area_name = service_area_layer(store, service_area)
+    if area_name is not None and area_name != name and role != "service_area":
+        area = shapely.union_all(store.layer_features(area_name).geometry.to_numpy())
+        report.service_area = area_name
+        report.outside = outside_area(loaded.features, area, OUTSIDE_TOLERANCE_M2)
+        report.outside_area_m2 = round(sum(o["outside_m2"] for o in report.outside), 1)
+        report.outside_tolerance_m2 = OUTSIDE_TOLERANCE_M2
     version = store.add_layer_version(
         name, loaded.features, title=title, role=role, description=description,
         source_file=Path(path).name, source_crs=report.source_crs, checksum=checksum(path),
@@ -66,17 +84,131 @@ def load_layer(
     )
     if not activate or not (report.valid or force):
         return LoadResult(version, report, activated=False)
-    version, moved = activate_version(store, name, version.version, actor=loaded_by,
-                                      boundary_tolerance_m=boundary_tolerance_m)
+    version, moved, _diff = activate_version(store, name, version.version, actor=loaded_by,
+                                             boundary_tolerance_m=boundary_tolerance_m)
     return LoadResult(version, report, activated=True, reassigned=moved)
 
 
 def activate_version(
     store: SQLStore, name: str, version: int, *, actor: str = "system",
+    boundary_tolerance_m: float = 15.0, replaces: str | None = None,
+) -> tuple[LayerVersion, int, LayerDiff]:
+    """Activate a layer version and reassign stored requests.
+
+    Returns the version, how many requests were (re)assigned and the diff applied.
+
+    One transaction: the version becomes active, open requests (and closed ones
+    without a district of this layer) get its districts, closed ones keep the
+    district of their day, the layer ``replaces`` names (if any) is retired, and
+    the switch is audited with its diff.
+
+    Examples
+    --------
+    >>> activate_version(store, "wards", 2, actor="gis")  # doctest: +SKIP
+    """
+    plan = _plan(store, name, version, replaces, boundary_tolerance_m)
+    version_row = store.activate_layer_version(
+        name, version, actor=actor,
+        districts={"ids": plan.ids, "district_id": plan.district_id,
+                   "boundary_case": plan.boundary_case},
+        retire=[replaces] if replaces else [],
+        detail={"replaces": replaces, **plan.diff.summary()},
+    )
+    LOGGER.info("activated %s version %s; %s requests assigned, %s open ones changed district",
+                name, version, len(plan.ids), plan.diff.open_changed)
+    return version_row, len(plan.ids), plan.diff
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    """What activating a version would do to stored requests (a dry run).
+
+    ``transitions`` lists, for open requests that would change district, each
+    ``(old, new, count)``, largest first; None is "no district". Closed requests keep
+    the district of their day: ``closed_kept_differing`` counts those the new map
+    would have put elsewhere, ``closed_assigned`` those that had none of this layer
+    and get one.
+    """
+
+    layer: str
+    version: int
+    baseline_layer: str | None
+    baseline_version: int | None
+    open_requests: int
+    open_changed: int
+    transitions: list[tuple[str | None, str | None, int]]
+    closed_requests: int
+    closed_kept: int
+    closed_kept_differing: int
+    closed_assigned: int
+
+    def summary(self) -> dict[str, Any]:
+        """The counts, without the transition list."""
+        data = asdict(self)
+        data.pop("transitions")
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values, transitions as ``{"from", "to", "requests"}``."""
+        return {**self.summary(), "transitions": [
+            {"from": old, "to": new, "requests": n} for old, new, n in self.transitions]}
+
+    def lines(self) -> list[str]:
+        """The diff as text for the command line."""
+        base = (f"{self.baseline_layer} v{self.baseline_version}"
+                if self.baseline_layer else "no active version")
+        out = [
+            f"{self.layer} v{self.version} against {base}:",
+            f"  open requests: {self.open_requests}, would change district: {self.open_changed}",
+        ]
+        out += [f"    {old or '(none)'} -> {new or '(none)'}: {n}"
+                for old, new, n in self.transitions]
+        out.append(f"  closed requests: {self.closed_requests}, keep the district of their day: "
+                   f"{self.closed_kept} ({self.closed_kept_differing} of them lie in another "
+                   f"district on the new map); get a first district: {self.closed_assigned}")
+        return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The diff and the requests activation (re)assigns, with their new districts."""
+
+    diff: LayerDiff
+    ids: np.ndarray
+    district_id: np.ndarray
+    boundary_case: np.ndarray
+
+
+def diff_version(
+    store: SQLStore, name: str, version: int, *, replaces: str | None = None,
     boundary_tolerance_m: float = 15.0,
-) -> tuple[LayerVersion, int]:
-    """Activate a layer version and reassign stored requests; return it and how many moved."""
+) -> LayerDiff:
+    """Compare a version with the active one (of ``name``, or of the layer it ``replaces``).
+
+    Examples
+    --------
+    >>> diff_version(store, "wards", 2).open_changed  # doctest: +SKIP
+    812
+    """
+    return _plan(store, name, version, replaces, boundary_tolerance_m).diff
+
+
+def _plan(
+    store: SQLStore, name: str, version: int, replaces: str | None, boundary_tolerance_m: float
+) -> _Plan:
     target = store.layer_version(name, version)
+    related = [v for v in store.layer_versions(name) if v.id != target.id]
+    baseline = next((v for v in store.layer_versions(name)
+                     if v.status == "active" and v.id != target.id), None)
+    if replaces is not None:
+        if replaces == name:
+            raise InvalidRequest(f"layer {name!r} cannot replace itself; leave out replaces")
+        baseline = store.layer_version(replaces)
+        if baseline.status != "active":
+            raise InvalidRequest(
+                f"layer {replaces!r} has no active version to replace (its newest is "
+                f"v{baseline.version}, {baseline.status})")
+        related += store.layer_versions(replaces)
     features = store.layer_features(name, version)
     index = DistrictIndex(
         [DistrictLayer(name, target.id, list(features["district_id"]),
@@ -84,20 +216,102 @@ def activate_version(
         boundary_tolerance_m=boundary_tolerance_m,
     )
     points = store.request_points()
-    earlier = [v for v in store.layer_versions(name) if v.id != target.id]
-    if earlier:
-        covered = store.requests_assigned_to([v.id for v in earlier])
-        keep = (points["status"] == OPEN) | ~points["id"].isin(covered)
-        points = points[keep.to_numpy()]
-    assigned = assign_by_address(index, points["lon"].to_numpy(), points["lat"].to_numpy(),
+    assigned = assign_by_address(index, points["lon"].to_numpy(dtype=float),
+                                 points["lat"].to_numpy(dtype=float),
                                  points["address"].tolist())[name]
-    version_row = store.activate_layer_version(
-        name, version, actor=actor,
-        districts={"ids": points["id"].to_numpy(), "district_id": assigned.district_id,
-                   "boundary_case": assigned.boundary_case},
+    held = store.request_districts_of([v.id for v in related])
+    # the district a request shows now: its row from the newest related version
+    current = (held.sort_values(["request_id", "layer_version_id"])
+               .drop_duplicates("request_id", keep="last").set_index("request_id")["district_id"])
+    ids = points["id"].to_numpy(dtype=np.int64)
+    covered = np.isin(ids, current.index.to_numpy(dtype=np.int64))
+    # plain object arrays of str or None: pandas would turn None into NaN
+    new_ids = np.array([_text_or_none(v) for v in assigned.district_id],
+                       dtype=object)
+    held_ids = dict(zip(current.index, current, strict=True))
+    old_ids = np.array([_text_or_none(held_ids.get(i)) for i in ids], dtype=object)
+    is_open = (points["status"] == OPEN).to_numpy()
+    differs = old_ids != new_ids
+    moved = is_open & differs
+    counts: dict[tuple[str | None, str | None], int] = {}
+    for pair in zip(old_ids[moved], new_ids[moved], strict=True):
+        counts[pair] = counts.get(pair, 0) + 1
+    transitions = sorted(
+        ((old, new, n) for (old, new), n in counts.items()),
+        key=lambda item: (-item[2], _natural_key(item[0] or ""), _natural_key(item[1] or "")),
     )
-    LOGGER.info("activated %s version %s; %s requests assigned", name, version, len(points))
-    return version_row, len(points)
+    closed = ~is_open
+    kept = closed & covered
+    diff = LayerDiff(
+        layer=name, version=version,
+        baseline_layer=baseline.layer if baseline else None,
+        baseline_version=baseline.version if baseline else None,
+        open_requests=int(is_open.sum()), open_changed=int(moved.sum()), transitions=transitions,
+        closed_requests=int(closed.sum()), closed_kept=int(kept.sum()),
+        closed_kept_differing=int((kept & differs).sum()),
+        closed_assigned=int((closed & ~covered).sum()),
+    )
+    reassign = is_open | ~covered
+    return _Plan(diff=diff, ids=ids[reassign], district_id=new_ids[reassign],
+                 boundary_case=np.asarray(assigned.boundary_case, dtype=bool)[reassign])
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _natural_key(text: str) -> tuple[Any, ...]:
+    """Sort ward "2" before ward "10"."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t)
+                 for t in re.findall(r"\d+|\D+", text))
+
+
+def service_area_layer(store: SQLStore, configured: str = "") -> str | None:
+    """The layer that is the service area now, chosen as intake chooses it.
+
+    ``configured`` (GEO311_SERVICE_AREA_LAYER) if active, else the active layer whose
+    role is ``service_area``, else the first active layer; None without active layers.
+    """
+    versions = store.layer_versions(active_only=True)
+    names = [v.layer for v in versions]
+    if configured and configured in names:
+        return configured
+    roles = [v.layer for v in versions if v.role == "service_area"]
+    return next(iter(roles or names), None)
+
+
+def retire_layer(
+    store: SQLStore, name: str, *, actor: str = "system", service_area: str | None = None,
+    force: bool = False, configured_service_area: str = "",
+) -> list[int]:
+    """Take a layer out of use; requests keep the districts they got from it.
+
+    The service-area layer is only retired when ``service_area`` names the active
+    layer that takes over, or with ``force``. Returns the versions retired; audited.
+
+    Examples
+    --------
+    >>> retire_layer(store, "police_districts_2012", actor="gis")  # doctest: +SKIP
+    [1]
+    """
+    active = [v.layer for v in store.layer_versions(active_only=True)]
+    store.layer_version(name)  # NotFound for an unknown layer
+    if name not in active:
+        raise InvalidRequest(f"layer {name!r} has no active version; nothing to retire")
+    if service_area is not None and (service_area == name or service_area not in active):
+        raise InvalidRequest(
+            f"service area was {service_area!r} but is expected to be another active layer: "
+            f"{[n for n in active if n != name]}")
+    if configured_service_area == name:
+        raise InvalidRequest(
+            f"GEO311_SERVICE_AREA_LAYER names {name!r}; change that setting before retiring it")
+    if service_area_layer(store, configured_service_area) == name and service_area is None \
+            and not force:
+        raise InvalidRequest(
+            f"layer {name!r} is the service area (reports outside it are refused); name the "
+            "active layer that takes over with --service-area LAYER, or use --force (the first "
+            "active layer then stands in)")
+    return store.retire_layer(name, actor=actor, service_area=service_area)
 
 
 def load_definitions(
@@ -121,20 +335,34 @@ def load_definitions(
 
 
 def describe_layer(store: SQLStore, name: str, version: int | None = None) -> dict[str, Any]:
-    """What ``layers show`` prints: counts, extent, source CRS, validity, gaps and overlaps."""
+    """The validation report of a version with its state: what ``layers show`` prints.
+
+    Counts, extent, source CRS, problems (repairs and rejections), overlaps and gaps,
+    districts beyond the service area, and how many stored requests it holds.
+    """
     v = store.layer_version(name, version)
     report = v.report
     counts = store.request_district_counts(v.id)
+    problems = list(report.get("problems", []))  # type: ignore[call-overload]
     return {
         "name": v.layer, "title": v.title, "role": v.role, "version": v.version,
         "status": v.status, "source_file": v.source_file, "source_crs": v.source_crs,
         "checksum": v.checksum, "loaded_by": v.loaded_by, "loaded_at": v.loaded_at.isoformat(),
         "feature_count": v.feature_count, "extent": report.get("bounds"),
-        "valid": report.get("valid"), "problems": report.get("problems", []),
+        "valid": report.get("valid"),
+        "repaired": sum(p["action"] == "repaired" for p in problems),
+        "rejected": sum(p["action"] == "rejected" for p in problems),
+        "problems": problems,
         "overlap_area_m2": report.get("overlap_area_m2"),
         "overlap_count": report.get("overlap_count"),
         "gap_area_m2": report.get("gap_area_m2"), "gap_count": report.get("gap_count"),
+        "service_area": report.get("service_area"),
+        "outside_count": len(report.get("outside", [])),  # type: ignore[arg-type]
+        "outside_area_m2": report.get("outside_area_m2", 0.0),
+        "outside_tolerance_m2": report.get("outside_tolerance_m2", 0.0),
         "requests_assigned": sum(c for d, c in counts.items() if d is not None),
         "requests_outside": counts.get(None, 0),
         "versions": [(x.version, x.status) for x in store.layer_versions(name)],
+        "overlaps": report.get("overlaps", []), "gaps": report.get("gaps", []),
+        "outside": report.get("outside", []),
     }

@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.extensions["geo311"] = Geo311(settings)
 
-    from web import auth, dispatch, errors, geocoding, hotspots, open311, pages
+    from web import auth, dispatch, errors, geocoding, gis, hotspots, ogc, open311, pages
 
     errors.register(app)
     app.register_blueprint(pages.bp)
@@ -61,5 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)
     app.register_blueprint(hotspots.bp)
+    app.register_blueprint(gis.bp)
+    app.register_blueprint(ogc.bp)
 
     return app

@@ -93,6 +93,21 @@ def _refuse_anonymous() -> Response:
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
+def require_role(*roles: str) -> Response | None:
+    """None when the logged-in staff member has one of ``roles`` (or is admin).
+
+    Otherwise the login redirect (pages) or raise 401/403; for a blueprint's
+    ``before_request`` hook, which guards every route of the blueprint at once.
+    """
+    staff = current_staff()
+    if staff is None:
+        return _refuse_anonymous()
+    if not staff.may(*roles):
+        raise Forbidden(f"this needs the role {' or '.join(roles)}; "
+                        f"{staff.username} is {staff.role}")
+    return None
+
+
 def role_required(*roles: str) -> Callable[[F], F]:
     """Allow a view to staff with one of ``roles`` (admin always): 401/redirect, else 403.
 
@@ -109,12 +124,9 @@ def role_required(*roles: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            staff = current_staff()
-            if staff is None:
-                return _refuse_anonymous()
-            if not staff.may(*roles):
-                raise Forbidden(f"this needs the role {' or '.join(roles)}; "
-                                f"{staff.username} is {staff.role}")
+            refused = require_role(*roles)
+            if refused is not None:
+                return refused
             return view(*args, **kwargs)
 
         wrapped.required_roles = roles  # type: ignore[attr-defined]

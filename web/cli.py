@@ -32,7 +32,14 @@ from geo311.gazetteer import KINDS, geocode_csv, learn_addresses, read_reference
 from geo311.imports import GEOCODE_MODES, import_file, read_mapping
 from geo311.intake import regroup_duplicates
 from geo311.layerdefs import read_layer_definitions
-from geo311.layers import describe_layer, load_definitions, load_layer
+from geo311.layers import (
+    activate_version,
+    describe_layer,
+    diff_version,
+    load_definitions,
+    load_layer,
+    retire_layer,
+)
 from geo311.sla import PAUSE_REASONS, describe_target, fill_expected, load_calendar, sla_board
 from geo311.sla import as_dict as sla_as_dict
 from geo311.sla import pause as sla_pause
@@ -103,6 +110,7 @@ def layers_load(path: Path, name: str, id_field: str | None, name_field: str | N
         name_field=name_field, crs=crs, layer=source_layer, activate=not no_activate, force=force,
         loaded_by="cli", max_unzipped_bytes=s.settings.max_unzipped_bytes,
         boundary_tolerance_m=s.settings.boundary_tolerance_m,
+        service_area=s.settings.service_area_layer,
     )
     v, report = result.version, result.report
     click.echo(f"loaded {v.layer} version {v.version}: {v.feature_count} districts "
@@ -111,6 +119,9 @@ def layers_load(path: Path, name: str, id_field: str | None, name_field: str | N
         click.echo(f"  feature {p.feature} ({p.district_id}): {p.problem} -> {p.action}")
     click.echo(f"  overlaps {report.overlap_count} ({report.overlap_area_m2:,.0f} m²), "
                f"gaps {report.gap_count} ({report.gap_area_m2:,.0f} m²)")
+    if report.service_area:
+        click.echo(f"  beyond service area {report.service_area}: {len(report.outside)} "
+                   f"districts ({report.outside_area_m2:,.0f} m²)")
     if result.activated:
         click.echo(f"  active; {result.reassigned} stored requests assigned")
     elif not report.valid and not no_activate:
@@ -138,11 +149,20 @@ def layers_show(name: str, version: int | None, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2, default=str))
         return
     for key, value in info.items():
-        if key != "problems":
+        if key not in ("problems", "overlaps", "gaps", "outside"):
             click.echo(f"{key:<18} {value}")
     for p in info["problems"]:
         click.echo(f"problem            feature {p['feature']} ({p['district_id']}): "
                    f"{p['problem']} -> {p['action']}")
+    for o in info["overlaps"][:10]:
+        click.echo(f"overlap            {' & '.join(o['ids'])}: {o['area_m2']:,.0f} m² "
+                   f"at {o['lon']}, {o['lat']}")
+    for g in info["gaps"][:10]:
+        click.echo(f"gap                by {', '.join(g['ids'])}: {g['area_m2']:,.0f} m² "
+                   f"at {g['lon']}, {g['lat']}")
+    for o in info["outside"][:10]:
+        click.echo(f"beyond area        {o['district_id']}: {o['outside_m2']:,.0f} m² "
+                   f"({o['share']:.1%}) at {o['lon']}, {o['lat']}")
 
 
 @cli.command("import")
@@ -676,3 +696,50 @@ def sensitive(service_code: str, off: bool) -> None:
     """Mark a service as sensitive: public maps show its locations only approximately."""
     state().store.set_service_sensitive(service_code, not off, actor="cli")
     click.echo(f"{service_code}: {'exact locations public' if off else 'locations masked'}")
+# --- GIS staff: layer diff, activation and retirement -----------------------------------
+
+
+@layers.command("diff")
+@click.argument("name")
+@click.option("--version", "version", type=int, required=True, help="Version to compare.")
+@click.option("--replaces", help="Compare with the active version of this other layer.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def layers_diff(name: str, version: int, replaces: str | None, as_json: bool) -> None:
+    """Dry run: which open requests would change district if this version were activated."""
+    s = state()
+    diff = diff_version(s.store, name, version, replaces=replaces,
+                        boundary_tolerance_m=s.settings.boundary_tolerance_m)
+    if as_json:
+        click.echo(json.dumps(diff.to_dict(), indent=2))
+        return
+    for line in diff.lines():
+        click.echo(line)
+
+
+@layers.command("activate")
+@click.argument("name")
+@click.option("--version", "version", type=int, required=True, help="Version to activate.")
+@click.option("--replaces", help="Retire this other layer in the same transaction.")
+def layers_activate(name: str, version: int, replaces: str | None) -> None:
+    """Activate a version: open requests move to it, closed ones keep their district."""
+    s = state()
+    v, moved, diff = activate_version(s.store, name, version, actor="cli", replaces=replaces,
+                                boundary_tolerance_m=s.settings.boundary_tolerance_m)
+    click.echo(f"{v.layer} version {v.version} is active; {moved} requests assigned, "
+               f"{diff.open_changed} open requests changed district, "
+               f"{diff.closed_kept} closed requests kept theirs"
+               + (f"; {replaces} retired" if replaces else ""))
+
+
+@layers.command("retire")
+@click.argument("name")
+@click.option("--service-area", "service_area",
+              help="Active layer that becomes the service area (when retiring it).")
+@click.option("--force", is_flag=True, help="Retire the service-area layer without a successor.")
+def layers_retire(name: str, service_area: str | None, force: bool) -> None:
+    """Take a layer out of use; requests keep the districts they got from it."""
+    s = state()
+    retired = retire_layer(s.store, name, actor="cli", service_area=service_area, force=force,
+                           configured_service_area=s.settings.service_area_layer)
+    click.echo(f"{name} retired (version {', '.join(map(str, retired))})"
+               + (f"; service area is now {service_area}" if service_area else ""))

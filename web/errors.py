@@ -34,6 +34,8 @@ def _open311(status: int, message: str) -> tuple[Response, int]:
 def _render(status: int, code: str, message: str) -> tuple[Response | str, int]:
     if request.path.startswith("/open311/"):
         return _open311(status, message)
+    if request.path.startswith("/ogc") and request.args.get("f") != "html":
+        return jsonify({"code": code, "description": message}), status  # OGC API exception
     if _wants_json():
         return jsonify([{"code": status, "description": message}]), status
     return render_template("error.html", status=status, code=code, message=message), status
@@ -51,7 +53,12 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response | str, int]:
-        return _render(exc.code or 500, exc.name, exc.description or exc.name)
+        description = exc.description or exc.name
+        if exc.code == 413 and "bytes allowed" not in description:
+            # Whoever reads the body first (a form's CSRF check, a view) hits the limit.
+            description = (f"the upload is larger than the {request.max_content_length or 0:,} "
+                           "bytes allowed (GEO311_MAX_UPLOAD_BYTES); nothing was stored")
+        return _render(exc.code or 500, exc.name, description)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response | str, int]:

@@ -356,3 +356,21 @@ def add_choropleth(m: folium.Map, features: gpd.GeoDataFrame, summary: Any, metr
     minx, miny, maxx, maxy = features.total_bounds
     m.fit_bounds([(miny, minx), (maxy, maxx)])
     return [float(b) for b in breaks]
+def add_points(m: folium.Map, items: Sequence[dict[str, object]], name: str,
+               colour: str) -> int:
+    """Report findings (``lon``, ``lat``, ``label``) as circles with escaped popups."""
+    features = [
+        {"type": "Feature",
+         "geometry": {"type": "Point", "coordinates": [item["lon"], item["lat"]]},
+         "properties": {"popup": html.escape(str(item["label"]))}}
+        for item in items if item.get("lon") is not None and item.get("lat") is not None
+    ]
+    if features:
+        folium.GeoJson(
+            {"type": "FeatureCollection", "features": features},
+            name=html.escape(name),
+            marker=folium.CircleMarker(radius=7, weight=2, fill=True, fill_opacity=0.5),
+            style_function=lambda _f: {"color": colour, "fillColor": colour},
+            popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
+        ).add_to(m)
+    return len(features)

@@ -911,37 +911,47 @@ class SQLStore:
 
     def activate_layer_version(
         self, name: str, version: int, *, actor: str = "system",
-        districts: dict[str, Any] | None = None,
+        districts: dict[str, Any] | None = None, retire: Sequence[str] = (),
+        detail: dict[str, Any] | None = None,
     ) -> LayerVersion:
         """Make one version the active one of its layer, in one transaction.
 
         ``districts`` optionally carries ``ids``, ``district_id`` and ``boundary_case``
         arrays (the new assignment of stored requests) written in the same transaction:
-        open requests move to the new version; closed ones keep their earlier district
-        and only get one when they had none for this layer.
+        those requests (the open ones, and closed ones without a district of this layer)
+        lose the districts they had from other versions of the layer and get the new
+        one; every other request keeps the district of its day. ``retire`` names layers
+        this one replaces: their active versions are retired in the same transaction.
         """
         target = self.layer_version(name, version)
         lv, rd = t.layer_versions.c, t.request_districts.c
         with self.engine.begin() as conn:
-            previous = conn.execute(
-                select(lv.id).where(lv.layer_id == select(t.layer_versions.c.layer_id)
-                                    .where(lv.id == target.id).scalar_subquery())
-                .where(lv.status == "active")
-            ).scalars().all()
+            siblings = conn.execute(
+                select(lv.id, lv.status).where(lv.layer_id == select(t.layer_versions.c.layer_id)
+                                               .where(lv.id == target.id).scalar_subquery())
+            ).all()
+            previous = [i for i, status in siblings if status == "active" and i != target.id]
             conn.execute(update(t.layer_versions)
                          .where(lv.id.in_(previous)).values(status="inactive"))
             conn.execute(update(t.layer_versions).where(lv.id == target.id)
                          .values(status="active", activated_at=now_utc()))
             if districts is not None and len(districts["ids"]):
-                conn.execute(delete(t.request_districts).where(rd.layer_version_id == target.id))
+                ids = [int(i) for i in districts["ids"]]
+                versions = [i for i, _status in siblings]
+                for start in range(0, len(ids), 5000):
+                    conn.execute(delete(t.request_districts)
+                                 .where(rd.layer_version_id.in_(versions))
+                                 .where(rd.request_id.in_(ids[start:start + 5000])))
                 self._bulk_insert_districts(conn, pd.DataFrame({
-                    "request_id": np.asarray(districts["ids"], dtype=np.int64),
+                    "request_id": np.asarray(ids, dtype=np.int64),
                     "layer_version_id": target.id,
                     "district_id": np.asarray(districts["district_id"], dtype=object),
                     "boundary_case": np.asarray(districts["boundary_case"], dtype=bool),
                 }))
+            for other in retire:
+                self._retire(conn, other, actor, {"replaced_by": name, "version": version})
             self._audit(conn, "layer_activated", "layer", name,
-                        {"version": version, "replaced": previous}, actor)
+                        {"version": version, "replaced": previous, **(detail or {})}, actor)
         return self.layer_version(name, version)
 
     def layer_versions(
@@ -1781,6 +1791,116 @@ class SQLStore:
             conn.execute(update(t.services).where(t.services.c.code == code)
                          .values(sensitive=sensitive))
             self._audit(conn, "service_sensitive", "service", code, {"to": sensitive}, actor)
+    # --- GIS staff: layer retirement and reassignment ----------------------------------
+
+    def _retire(
+        self, conn: Connection, name: str, actor: str, detail: dict[str, Any] | None = None
+    ) -> list[int]:
+        lay, lv = t.layers.c, t.layer_versions.c
+        layer_id = conn.execute(select(lay.id).where(lay.name == name)).scalar()
+        if layer_id is None:
+            raise NotFound(f"layer {name!r} does not exist")
+        active = list(conn.execute(select(lv.version).where(lv.layer_id == layer_id)
+                                   .where(lv.status == "active")).scalars())
+        if not active:
+            raise InvalidRequest(f"layer {name!r} has no active version; nothing to retire")
+        conn.execute(update(t.layer_versions).where(lv.layer_id == layer_id)
+                     .where(lv.status == "active").values(status="retired"))
+        self._audit(conn, "layer_retired", "layer", name, {"versions": active, **(detail or {})},
+                    actor)
+        return active
+
+    def retire_layer(
+        self, name: str, *, actor: str = "system", service_area: str | None = None
+    ) -> list[int]:
+        """Take a layer out of use; requests keep the districts they hold from it.
+
+        ``service_area`` names the active layer that becomes the service area in the
+        same transaction. Returns the versions retired.
+        """
+        lay = t.layers.c
+        with self.engine.begin() as conn:
+            if service_area is not None:
+                conn.execute(update(t.layers).where(lay.name == name).values(role="district"))
+                conn.execute(update(t.layers).where(lay.name == service_area)
+                             .values(role="service_area"))
+            retired = self._retire(conn, name, actor, {"service_area": service_area})
+        LOGGER.info("retired layer %s (versions %s)", name, retired)
+        return retired
+
+    def request_districts_of(self, layer_version_ids: Sequence[int]) -> pd.DataFrame:
+        """``request_id, layer_version_id, district_id`` rows of these layer versions."""
+        rd = t.request_districts.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(rd.request_id, rd.layer_version_id, rd.district_id)
+                .where(rd.layer_version_id.in_(list(layer_version_ids)))
+            ).all()
+        return _frame(rows, ["request_id", "layer_version_id", "district_id"])
+
+    # --- GIS staff: public requests for OGC API Features --------------------------------
+
+    def _request_filters(
+        self, stmt: Any, *, service_codes: Sequence[str] | None = None, status: str | None = None,
+        start: datetime | None = None, end: datetime | None = None,
+        bbox: tuple[float, float, float, float] | None = None, parents_only: bool = False,
+    ) -> Any:
+        sr = t.service_requests.c
+        if status is not None and status not in STATUSES:
+            raise InvalidRequest(f"status was {status!r} but is expected to be in {STATUSES}")
+        if service_codes:
+            stmt = stmt.where(sr.service_code.in_(list(service_codes)))
+        if status is not None:
+            stmt = stmt.where(sr.status == status)
+        if start is not None:
+            stmt = stmt.where(sr.requested_datetime >= start)
+        if end is not None:
+            stmt = stmt.where(sr.requested_datetime <= end)
+        if bbox is not None:
+            stmt = stmt.where(self._within_box(bbox))
+        if parents_only:
+            stmt = stmt.where(sr.duplicate_of.is_(None))
+        return stmt
+
+    def count_matching(
+        self, *, service_codes: Sequence[str] | None = None, status: str | None = None,
+        start: datetime | None = None, end: datetime | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+    ) -> int:
+        """How many requests ``query`` would return with these filters and no limit."""
+        stmt = self._request_filters(
+            select(func.count()).select_from(t.service_requests), service_codes=service_codes,
+            status=status, start=start, end=end, bbox=bbox)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def parent_points(
+        self, *, start: datetime | None = None, end: datetime | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+    ) -> pd.DataFrame:
+        """``id, lon, lat, reporter_count, status`` of located requests that lead a group."""
+        sr = t.service_requests.c
+        stmt = self._request_filters(
+            select(sr.id, func.ST_X(sr.geom), func.ST_Y(sr.geom), sr.reporter_count, sr.status)
+            .where(sr.geom.isnot(None)), start=start, end=end, bbox=bbox, parents_only=True)
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(stmt.order_by(sr.id)).all(),
+                          ["id", "lon", "lat", "reporter_count", "status"])
+
+    def request_extent(
+        self,
+    ) -> tuple[tuple[float, float, float, float] | None, tuple[datetime | None, datetime | None]]:
+        """Bounding box of located requests and the span of their request times."""
+        sr = t.service_requests.c
+        x, y = func.ST_X(sr.geom), func.ST_Y(sr.geom)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(func.min(x), func.min(y), func.max(x), func.max(y))
+                               .where(sr.geom.isnot(None))).one()
+            times = conn.execute(select(func.min(sr.requested_datetime),
+                                        func.max(sr.requested_datetime))).one()
+        box = None if row[0] is None else tuple(float(v) for v in row)
+        span = tuple(None if v is None else _as_utc(v) for v in times)
+        return box, span  # type: ignore[return-value]
 
 
 def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
@@ -1788,6 +1908,13 @@ def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame({c: [] for c in columns})
     return pd.DataFrame(dict(zip(columns, zip(*rows, strict=True), strict=True)))
+
+
+def _as_utc(value: Any) -> datetime:
+    """A time read by an aggregate (SQLite gives text, naive or aware) as aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _service_values(s: Service) -> dict[str, Any]:

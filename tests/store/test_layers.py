@@ -65,6 +65,6 @@ def test_activate_older_version_again(store):
     load_shipped(store, "community_areas")
     load_layer(store, SHAPEFILES / "community_areas", name="community_areas",
                id_field="area_numbe", role="service_area")
-    version, _moved = activate_version(store, "community_areas", 1)
+    version, _moved, _diff = activate_version(store, "community_areas", 1)
     assert version.status == "active"
     assert [v.status for v in store.layer_versions("community_areas")] == ["active", "inactive"]

@@ -1,0 +1,95 @@
+"""OGC API - Features at ``/ogc``: the documents of ``geo311.ogc`` as HTTP responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, render_template, request, url_for
+
+from geo311 import ogc
+from geo311.errors import InvalidRequest
+from web import state
+
+bp = Blueprint("ogc", __name__, url_prefix="/ogc")
+
+
+def _base() -> str:
+    return url_for("ogc.landing", _external=True).rstrip("/")
+
+
+def _wants_html() -> bool:
+    fmt = request.args.get("f")
+    if fmt is not None:
+        if fmt not in ("json", "html"):
+            raise InvalidRequest(f"f was {fmt!r} but is expected to be json or html")
+        return fmt == "html"
+    best = request.accept_mimetypes.best_match(
+        [ogc.GEOJSON, ogc.JSON, ogc.OPENAPI.split(";")[0], ogc.HTML])
+    return best == ogc.HTML
+
+
+def _respond(document: dict[str, Any], media_type: str, title: str) -> Response:
+    if _wants_html():
+        return Response(render_template("ogc.html", title=title, doc=document), 200,
+                        content_type="text/html; charset=utf-8")
+    return Response(json.dumps(document, default=str), 200, content_type=media_type)
+
+
+@bp.get("", strict_slashes=False)
+def landing() -> Response:
+    """Landing page."""
+    ogc.check_params(request.args, ("f",))
+    return _respond(ogc.landing_page(_base()), ogc.JSON, "geo311 OGC API - Features")
+
+
+@bp.get("/conformance")
+def conformance() -> Response:
+    """Conformance classes."""
+    ogc.check_params(request.args, ("f",))
+    return _respond(ogc.conformance(), ogc.JSON, "Conformance")
+
+
+@bp.get("/api")
+def api() -> Response:
+    """The OpenAPI 3.0 definition."""
+    ogc.check_params(request.args, ("f",))
+    document = ogc.openapi_document(_base(), ogc.list_collections(state().store))
+    return _respond(document, ogc.OPENAPI, "API definition")
+
+
+@bp.get("/collections")
+def collections() -> Response:
+    """Every collection."""
+    ogc.check_params(request.args, ("f",))
+    document = ogc.collections_document(_base(), ogc.list_collections(state().store))
+    return _respond(document, ogc.JSON, "Collections")
+
+
+@bp.get("/collections/<collection_id>")
+def collection(collection_id: str) -> Response:
+    """One collection's metadata."""
+    ogc.check_params(request.args, ("f",))
+    c = ogc.find_collection(state().store, collection_id)
+    return _respond(ogc.collection_document(_base(), c), ogc.JSON, c.title)
+
+
+@bp.get("/collections/<collection_id>/items")
+def items(collection_id: str) -> Response:
+    """A page of features: bbox, datetime (requests), limit and offset."""
+    store = state().store
+    c = ogc.find_collection(store, collection_id)
+    q = ogc.ItemQuery.from_args(request.args, c)
+    features, matched = ogc.find_features(store, c, q)
+    document = ogc.items_document(_base(), c, q, request.args, features, matched)
+    return _respond(document, ogc.GEOJSON, c.title)
+
+
+@bp.get("/collections/<collection_id>/items/<fid>")
+def item(collection_id: str, fid: str) -> Response:
+    """One feature."""
+    ogc.check_params(request.args, ("f",))
+    store = state().store
+    c = ogc.find_collection(store, collection_id)
+    document = ogc.feature_document(_base(), c, ogc.find_feature(store, c, fid))
+    return _respond(document, ogc.GEOJSON, f"{c.title}: {fid}")
