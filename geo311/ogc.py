@@ -22,6 +22,7 @@ import pandas as pd
 
 from geo311.errors import InvalidRequest, NotFound
 from geo311.model import STATUSES, ServiceRequest
+from geo311.privacy import mask_request
 from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)
@@ -399,7 +400,8 @@ def find_features(
         matched = store.count_matching(**filters)  # type: ignore[arg-type]
         rows = store.query(**filters, limit=q.limit, offset=q.offset)  # type: ignore[arg-type]
         layers = [v.layer for v in store.layer_versions(active_only=True)]
-        return [_request_feature(r, layers) for r in rows], matched
+        sensitive = store.sensitive_service_codes()
+        return [_request_feature(mask_request(r, sensitive), layers) for r in rows], matched
     if c.kind == "layer":
         features = store.layer_features(c.id)
         if q.bbox is not None:
@@ -439,7 +441,8 @@ def find_feature(store: SQLStore, c: Collection, fid: str) -> dict[str, Any]:
         except ValueError as exc:
             raise NotFound(f"feature {fid!r} does not exist in {c.id}") from exc
         layers = [v.layer for v in store.layer_versions(active_only=True)]
-        return _request_feature(store.get(request_id), layers)
+        return _request_feature(mask_request(store.get(request_id),
+                                             store.sensitive_service_codes()), layers)
     if c.kind == "layer":
         features = store.layer_features(c.id)
         hit = features[features["district_id"] == fid]

@@ -23,6 +23,7 @@ from geo311 import open311
 from geo311.errors import Forbidden, InvalidRequest, NotFound, TooManyRequests
 from geo311.intake import submit
 from geo311.model import Service
+from geo311.privacy import mask_request
 from geo311.store.clients import (
     ApiKey,
     catalogue_changed,
@@ -189,6 +190,8 @@ def requests_list(fmt: str) -> Response:
 
 def _records(fmt: str, found: list[Any], extensions: bool) -> Response:
     s = state()
+    sensitive = s.store.sensitive_service_codes()
+    found = [mask_request(r, sensitive) for r in found]
     agencies = ({code: sv.agency for code, sv in _catalogue().services().items()}
                 if extensions else {})
     return _respond(fmt, "requests", [

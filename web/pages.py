@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from flask import Blueprint, current_app, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
 from geo311.errors import Geo311Error, InvalidRequest
 from geo311.geodesy import haversine_m
-from geo311.hotspots import snap_to_cell_centres
 from geo311.intake import submit
 from geo311.model import NewRequest, Reporter, ServiceRequest
+from geo311.privacy import mask_request
 from web import maps, state
 
 bp = Blueprint("pages", __name__)
@@ -24,23 +22,9 @@ AROUND_MAX = 5000
 WITHHELD = "withheld: the location of this service is shown only approximately"
 
 
-def masked(r: ServiceRequest, sensitive: set[str]) -> ServiceRequest:
-    """A request as the public may see it: sensitive services snapped to an H3 cell centre.
-
-    Their address and description are withheld too, since either may name the place.
-    """
-    if r.service_code not in sensitive:
-        return r
-    lon, lat = r.lon, r.lat
-    if lon is not None and lat is not None:
-        xs, ys = snap_to_cell_centres([lon], [lat])
-        lon, lat = round(float(xs[0]), 6), round(float(ys[0]), 6)
-    return replace(r, lon=lon, lat=lat, address="", description="")
-
-
 def _public(r: ServiceRequest, sensitive: set[str]) -> dict[str, object]:
     """The fields of a request anyone may see."""
-    r = masked(r, sensitive)
+    r = mask_request(r, sensitive)
     return {
         "service_request_id": r.service_request_id, "external_id": r.external_id,
         "service_code": r.service_code, "service_name": r.service_name, "status": r.status,
@@ -68,7 +52,7 @@ def _index(status_code: int = 200, **extra: object) -> tuple[str, int]:
         version = s.store.layer_version(ctx.service_area)
         maps.add_districts(m, s.store.layer_features(ctx.service_area), version.title)
     sensitive = s.store.sensitive_service_codes()
-    recent = [masked(r, sensitive) for r in s.store.query(status=status, limit=limit)]
+    recent = [mask_request(r, sensitive) for r in s.store.query(status=status, limit=limit)]
     drawn = maps.add_requests(m, recent)
     return render_template("index.html", parts=maps.map_parts(m), drawn=drawn,
                            total=s.store.count(), status=status or "any",
@@ -117,7 +101,7 @@ def tracking(request_id: int) -> str:
     r = s.store.get(request_id)
     sensitive = s.store.sensitive_service_codes()
     history = [e for e in s.store.audit_entries("request", request_id)]
-    return render_template("request.html", r=masked(r, sensitive), history=history,
+    return render_template("request.html", r=mask_request(r, sensitive), history=history,
                            withheld=WITHHELD if r.service_code in sensitive else "")
 
 

@@ -59,6 +59,7 @@ from geo311.model import (
     Service,
     ServiceRequest,
 )
+from geo311.privacy import mask_frame
 from geo311.store import tables as t
 
 LOGGER = logging.getLogger(__name__)
@@ -178,34 +179,46 @@ class SQLStore:
         """
         existing = inspect(conn)
         tables = set(existing.get_table_names())
-        added = []
+        added: list[str] = []
         for table in t.metadata.sorted_tables:
             if table.name not in tables:
                 continue
-            have = {c["name"] for c in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                if isinstance(column.type, Geometry):
-                    raise InvalidRequest(
-                        f"cannot add geometry column {table.name}.{column.name} in place: "
-                        "export, re-create with init-db and re-import"
-                    )
-                ddl = f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" ' \
-                    f"{column.type.compile(dialect=conn.dialect)}"
-                default = getattr(column.default, "arg", None)
-                if isinstance(default, bool):
-                    ddl += f" DEFAULT {'TRUE' if default else 'FALSE'}"
-                elif isinstance(default, int | float):
-                    ddl += f" DEFAULT {default}"
-                elif isinstance(default, str):
-                    ddl += " DEFAULT '" + default.replace("'", "''") + "'"
-                if not column.nullable and default is not None:
-                    ddl += " NOT NULL"
-                conn.execute(text(ddl))
-                added.append(f"{table.name}.{column.name}")
-                LOGGER.info("schema upgrade: added column %s.%s", table.name, column.name)
+            self._add_missing_table_columns(conn, existing, table, added)
+            indexes = {i["name"] for i in existing.get_indexes(table.name)}
+            for index in table.indexes:
+                spatial = any(isinstance(c.type, Geometry) for c in index.columns)
+                if index.name and index.name not in indexes and not spatial:
+                    index.create(conn)
+                    added.append(f"index {index.name}")
+                    LOGGER.info("schema upgrade: created index %s", index.name)
         return added
+
+    def _add_missing_table_columns(self, conn: Connection, existing: Any, table: Any,
+                                   added: list[str]) -> None:
+        """Add ``table``'s declared columns that the stored table lacks."""
+        have = {c["name"] for c in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if isinstance(column.type, Geometry):
+                raise InvalidRequest(
+                    f"cannot add geometry column {table.name}.{column.name} in place: "
+                    "export, re-create with init-db and re-import"
+                )
+            ddl = f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" ' \
+                f"{column.type.compile(dialect=conn.dialect)}"
+            default = getattr(column.default, "arg", None)
+            if isinstance(default, bool):
+                ddl += f" DEFAULT {'TRUE' if default else 'FALSE'}"
+            elif isinstance(default, int | float):
+                ddl += f" DEFAULT {default}"
+            elif isinstance(default, str):
+                ddl += " DEFAULT '" + default.replace("'", "''") + "'"
+            if not column.nullable and default is not None:
+                ddl += " NOT NULL"
+            conn.execute(text(ddl))
+            added.append(f"{table.name}.{column.name}")
+            LOGGER.info("schema upgrade: added column %s.%s", table.name, column.name)
 
     def drop_schema(self) -> None:
         """Drop every geo311 table and its data (tests and benchmarks only)."""
@@ -823,6 +836,7 @@ class SQLStore:
             sr.duplicate_of, sr.reporter_count,
         ]
         layer_names = [lv.layer for lv in self.layer_versions(active_only=True)]
+        sensitive = set() if include_private else self.sensitive_service_codes()
         last_id = 0
         with self.engine.connect() as conn:
             while True:
@@ -845,6 +859,8 @@ class SQLStore:
                         self._reporter_frame(conn, ids), how="left",
                         left_on="service_request_id", right_on="request_id",
                     ).drop(columns=["request_id"])
+                else:
+                    frame = mask_frame(frame, sensitive)
                 yield frame
 
     def _reporter_frame(self, conn: Connection, ids: Sequence[int]) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, Table, insert, select, text
+from sqlalchemy import MetaData, Table, insert, inspect, select, text
 
 from geo311.store import open_store
 from geo311.store import tables as t
@@ -21,6 +21,8 @@ def test_init_db_adds_columns_an_older_release_lacked(backend_url):
     store = open_store(backend_url)
     try:
         _older_schema(store, "dedup_only_open")
+        with store.engine.begin() as conn:  # an index a newer release declares
+            conn.execute(text("DROP INDEX ix_requests_updated"))
         with store.engine.begin() as conn:
             conn.execute(insert(t.services).values(code="SCB", name="Sanitation", group="",
                                                    description="", keywords="", active=True))
@@ -30,8 +32,12 @@ def test_init_db_adds_columns_an_older_release_lacked(backend_url):
         assert row.code == "SCB"
         assert row.dedup_only_open is None
         assert store.service("SCB").name == "Sanitation"
+        with store.engine.connect() as conn:
+            names = {i["name"] for i in inspect(conn).get_indexes("service_requests")}
+        assert "ix_requests_updated" in names
         entries = store.audit_entries("schema", t.SCHEMA_VERSION)
         assert entries and "services.dedup_only_open" in str(entries[-1])
+        assert "index ix_requests_updated" in str(entries[-1])
         store.init_schema()  # nothing left to add: no second audit entry
         assert len(store.audit_entries("schema", t.SCHEMA_VERSION)) == len(entries)
     finally:

@@ -1,0 +1,56 @@
+"""What the public may see of a request: never a reporter, and sensitive places masked.
+
+A sensitive service (``services.sensitive``) is shown only at the centre of the H3
+cell its point falls in, without its address or description, which could name the
+place. Every public output (pages, JSON, Open311, OGC API, public exports) goes
+through these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from geo311.hotspots import snap_to_cell_centres
+from geo311.model import ServiceRequest
+
+
+def mask_request(r: ServiceRequest, sensitive: Set[str]) -> ServiceRequest:
+    """A request as the public may see it: a sensitive service's point snapped to its cell.
+
+    Examples
+    --------
+    >>> mask_request(r, {"DV"}).address  # doctest: +SKIP
+    ''
+    """
+    if r.service_code not in sensitive:
+        return r
+    lon, lat = r.lon, r.lat
+    if lon is not None and lat is not None:
+        xs, ys = snap_to_cell_centres([lon], [lat])
+        lon, lat = round(float(xs[0]), 6), round(float(ys[0]), 6)
+    return replace(r, lon=lon, lat=lat, address="", description="")
+
+
+def mask_frame(frame: pd.DataFrame, sensitive: Set[str], *, lon: str = "long",
+               lat: str = "lat") -> pd.DataFrame:
+    """Mask the sensitive rows of a public frame (columns ``service_code``, lon, lat)."""
+    if not sensitive or frame.empty:
+        return frame
+    rows = frame["service_code"].isin(list(sensitive)).to_numpy()
+    located = rows & frame[lon].notna().to_numpy() & frame[lat].notna().to_numpy()
+    if not rows.any():
+        return frame
+    out = frame.copy()
+    if located.any():
+        xs, ys = snap_to_cell_centres(out.loc[located, lon].to_numpy(float),
+                                      out.loc[located, lat].to_numpy(float))
+        out.loc[located, lon] = np.round(xs, 6)
+        out.loc[located, lat] = np.round(ys, 6)
+    for column in ("address", "description"):
+        if column in out.columns:
+            out.loc[rows, column] = ""
+    return out
