@@ -19,7 +19,7 @@ from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
 from geo311.geocoder import Geocode, Geocoder
 from geo311.model import DuplicateSearch, NewRequest, Placement, Service, ServiceRequest
-from geo311.sla import expected_for, target_for
+from geo311.sla import calendar_of, due_at, target_for
 from geo311.store.sql import SQLStore
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class Context:
             from geo311.remote import RemoteGeocoder
 
             remote = RemoteGeocoder(remote_geocoder, extent=geocoder.extent)
-        return cls(index=index, service_area=area, key=tuple(v.id for v in versions),
+        return cls(index=index, service_area=area, key=tuple(sorted(v.id for v in versions)),
                    geocoder=geocoder, reference_key=reference_key, remote=remote)
 
 
@@ -140,8 +140,11 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
             f"(layer {ctx.service_area!r})"
         )
     stored = store.add(new, placement, duplicates=duplicate_search(store, service, lon, lat))
-    if target_for(service) is not None:  # start the SLA clock from the stored request time
-        stored = replace(stored, expected_datetime=expected_for(store, stored.id))
+    target = target_for(service)
+    if target is not None:  # start the SLA clock from the stored request time
+        due = due_at(stored.requested_datetime, target, calendar_of(service))
+        store.set_expected_datetimes([stored.id], [due])
+        stored = replace(stored, expected_datetime=due)
     LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
     return stored
 

@@ -24,8 +24,7 @@ class Geo311:
 
     def context(self) -> Context:
         """The intake context, rebuilt when active layers or geocoding references change."""
-        key = tuple(v.id for v in self.store.layer_versions(active_only=True))
-        reference_key = self.store.reference_key()
+        key, reference_key = self.store.context_key()
         with self._lock:
             if (self._context is None or self._context.key != key
                     or self._context.reference_key != reference_key):

@@ -1553,6 +1553,21 @@ class SQLStore:
         })
         return {"points": points, "intersections": crossings, "centerlines": centerlines}
 
+    def context_key(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(active layer version ids, ``reference_key()``) read in one round trip.
+
+        Asked before every live report, so it reads ids only, through one connection.
+        """
+        a, lv = t.audit_log.c, t.layer_versions.c
+        reference = [select(func.max(a.id)).where(a.entity == "geocoding").scalar_subquery(),
+                     *(select(func.max(table.c.id)).scalar_subquery()
+                       for table in self._REFERENCE_TABLES.values())]
+        with self.engine.connect() as conn:
+            active = tuple(int(i) for i in conn.execute(
+                select(lv.id).where(lv.status == "active").order_by(lv.id)).scalars())
+            row = conn.execute(select(*reference)).one()
+        return active, tuple(int(v or 0) for v in row)
+
     def reference_key(self) -> tuple[int, ...]:
         """Changes whenever a reference layer is loaded or replaced (for cache rebuilds)."""
         a = t.audit_log.c

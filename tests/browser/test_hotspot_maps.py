@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from geo311.gazetteer import learn_addresses
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Service
@@ -42,6 +43,7 @@ def seeded_url(store, backend_url):
     load_shipped(store, "community_areas", "wards_2015_2023")
     ctx = Context.from_store(store)
     import_file(store, ctx, SAMPLE_2021_CSV, read_mapping("chicago-311"))
+    learn_addresses(store)  # the address search geocodes against the imported history
     store.upsert_services([Service("XSSV", XSS, XSS)])
     submit(store, ctx, NewRequest("SCB", *SPOT, address="121 N LA SALLE ST", description=XSS))
     submit(store, ctx, NewRequest("XSSV", SPOT[0] + 0.001, SPOT[1], description=XSS,
@@ -148,8 +150,23 @@ def test_citizen_click_lists_open_requests_and_report_joins_group(serve, page, s
     assert "onerror=" in page.wait_for_selector(".leaflet-popup-content").inner_text()
     assert page.evaluate("() => window.__xss") is None
 
+    known = store.trusted_addresses().iloc[0]
+    page.fill("#search-q", "zzqx nowhere")
     page.click("#search button[type=submit]")
-    assert "not available" in page.inner_text("#search-message")
+    page.wait_for_function("() => document.getElementById('search-message').textContent")
+    assert page.inner_text("#search-message").startswith("Address not found:")
+    page.fill("#search-q", known["address"].lower())
+    page.click("#search button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('search-message').textContent.startsWith('Found')")
+    centre = page.evaluate("() => window.geo311.map.getCenter()")
+    assert abs(centre["lat"] - known["lat"]) < 1e-3 and abs(centre["lng"] - known["lon"]) < 1e-3
+    assert page.input_value("#report-address") != ""
+    page.wait_for_function("() => window.geo311.ready")
+    page.evaluate("([lat, lon]) => { window.geo311.map.setView([lat, lon], 16); }",
+                  [SPOT[1] + 0.0003, SPOT[0]])
+    page.mouse.click(*page.evaluate(CLICK_AT, [SPOT[1] + 0.0003, SPOT[0]]))
+    page.wait_for_function("() => window.geo311.ready")
 
     page.select_option("#report-service", "SCB")
     page.wait_for_selector("#suggestions:not([hidden])")

@@ -111,8 +111,9 @@
     }
     const response = await fetch("/api/geocode?q=" + encodeURIComponent(query.value));
     const found = await response.json().catch(() => null);
-    if (!response.ok || !found || found.lat === undefined) {
-      const why = Array.isArray(found) && found[0] ? found[0].description : response.statusText;
+    if (!response.ok || !found || found.lat === undefined || found.lat === null) {
+      const why = Array.isArray(found) && found[0] ? found[0].description
+        : (found && found.reason) || response.statusText;
       message.textContent = "Address not found: " + (why || response.status);
       return;
     }
@@ -120,6 +121,7 @@
       (found.match ? " (" + found.match + ")" : "");
     document.getElementById("report-address").value = found.address || query.value;
     map.setView([found.lat, found.long], Math.max(map.getZoom(), 16));
+    window.geo311.ready = false;
     showAround(found.lat, found.long);
   });
   let timer = null;
