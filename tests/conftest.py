@@ -221,10 +221,11 @@ def serve(tmp_path):
     """Start ``geo311 run`` on a free loopback port against a database URL."""
     procs = []
 
-    def start(database_url: str, command: str = "run", timeout_s: float = 60) -> str:
+    def start(database_url: str, command: str = "run", timeout_s: float = 60,
+              **env_extra: str) -> str:
         port = _free_port()
         env = {**os.environ, "GEO311_DATABASE_URL": database_url,
-               "GEO311_INSTANCE_PATH": str(tmp_path / "instance")}
+               "GEO311_INSTANCE_PATH": str(tmp_path / "instance"), **env_extra}
         log = open(tmp_path / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
             [sys.executable, "-m", "web", command, "--host", "127.0.0.1", "--port", str(port)],

@@ -625,22 +625,11 @@ class SQLStore:
         offset: int = 0, ids: Sequence[int] | None = None,
     ) -> list[ServiceRequest]:
         """Requests matching filters, newest first."""
-        if status is not None and status not in STATUSES:
-            raise InvalidRequest(f"status was {status!r} but is expected to be in {STATUSES}")
         sr = t.service_requests.c
-        stmt = self._public_select()
+        stmt = self._request_filters(self._public_select(), service_codes=service_codes,
+                                     status=status, start=start, end=end, bbox=bbox)
         if ids is not None:
             stmt = stmt.where(sr.id.in_([int(i) for i in ids]))
-        if service_codes:
-            stmt = stmt.where(sr.service_code.in_(list(service_codes)))
-        if status is not None:
-            stmt = stmt.where(sr.status == status)
-        if start is not None:
-            stmt = stmt.where(sr.requested_datetime >= start)
-        if end is not None:
-            stmt = stmt.where(sr.requested_datetime <= end)
-        if bbox is not None:
-            stmt = stmt.where(self._within_box(bbox))
         stmt = stmt.order_by(sr.requested_datetime.desc(), sr.id.desc())
         stmt = stmt.limit(limit).offset(offset)
         with self.engine.connect() as conn:

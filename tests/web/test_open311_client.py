@@ -18,8 +18,8 @@ def as_list(value):
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_georeport_client_round_trip(city, live_server, backend_url, fmt):
-    base = live_server(backend_url) + "/open311/v2"
+def test_georeport_client_round_trip(city, serve, backend_url, fmt):
+    base = serve(backend_url) + "/open311/v2"
     client = georeport.GeoReport(base, output_format=fmt)
 
     services = as_list(client.get_service_list())
