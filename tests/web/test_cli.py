@@ -14,7 +14,9 @@ def run(runner, *args):
 
 
 def test_init_db_and_layers(runner):
-    assert "schema version 1 ready" in run(runner, "init-db").output
+    from geo311.store.tables import SCHEMA_VERSION
+
+    assert f"schema version {SCHEMA_VERSION} ready" in run(runner, "init-db").output
     out = run(runner, "layers", "load", SHAPEFILES / "community_areas", "--name",
               "community_areas", "--id-field", "area_numbe", "--name-field", "community",
               "--role", "service_area")
