@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from geo311.errors import InvalidRequest, NotFound
+from geo311.hotspots import cells_of
 from geo311.model import STATUSES, ServiceRequest
 from geo311.privacy import mask_request
 from geo311.store.sql import SQLStore
@@ -189,18 +190,6 @@ def _instant(value: str, whole: str) -> datetime:
 # --- H3 aggregates -------------------------------------------------------------------------
 
 
-def lonlat_to_cells(lon: Any, lat: Any, h3_resolution: int) -> np.ndarray:
-    """H3 cell of each point; the one place lon/lat become h3's lat/lng.
-
-    Examples
-    --------
-    >>> str(lonlat_to_cells([-87.6321], [41.8837], 8)[0])
-    '882664c1edfffff'
-    """
-    return np.array([h3.latlng_to_cell(float(y), float(x), h3_resolution)
-                     for x, y in zip(lon, lat, strict=True)], dtype=object)
-
-
 def cell_counts(points: pd.DataFrame, h3_resolution: int) -> pd.DataFrame:
     """Count requests per H3 cell: ``cell, requests, reports, open``, most reports first.
 
@@ -211,7 +200,9 @@ def cell_counts(points: pd.DataFrame, h3_resolution: int) -> pd.DataFrame:
     if points.empty:
         return pd.DataFrame({"cell": [], "requests": [], "reports": [], "open": []})
     frame = pd.DataFrame({
-        "cell": lonlat_to_cells(points["lon"], points["lat"], h3_resolution),
+        "cell": [h3.int_to_str(int(c)) for c in
+                 cells_of(points["lon"].to_numpy(float), points["lat"].to_numpy(float),
+                          h3_resolution)],
         "reports": points["reporter_count"].astype(int).to_numpy(),
         "open": (points["status"] == "open").astype(int).to_numpy(),
     })
