@@ -6,6 +6,7 @@ import io
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ import pyarrow.csv as pa_csv
 from sqlalchemy import ARRAY, Connection, String, any_, bindparam, func, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from geo311.dedup import Candidate
+from geo311.model import DuplicateSearch
 from geo311.store import tables as t
-from geo311.store.sql import SQLStore
+from geo311.store.sql import SQLStore, candidate_span, degree_box
 
 LOGGER = logging.getLogger(__name__)
 
@@ -28,6 +31,42 @@ _REQUEST_COPY_COLUMNS = (
 )
 
 
+#: Live duplicate check in one round trip. The advisory locks are the ones
+#: ``_lock_for_duplicates`` takes (same keys, same order); being VOLATILE, the function
+#: reads the candidates with a snapshot taken after the locks, so it sees the request
+#: the previous lock holder committed.
+_DUPLICATE_CANDIDATES_SQL = """
+CREATE OR REPLACE FUNCTION geo311_duplicate_candidates(
+    codes text[], xmin float8, ymin float8, xmax float8, ymax float8,
+    since timestamptz, until timestamptz, open_after timestamptz)
+RETURNS TABLE (c_id bigint, c_lon float8, c_lat float8, c_service_code text, c_group text,
+               c_requested timestamptz, c_closed timestamptz, c_duplicate_of bigint)
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    code text;
+BEGIN
+    FOREACH code IN ARRAY codes LOOP
+        PERFORM pg_advisory_xact_lock(hashtext('geo311.dedup.' || code));
+    END LOOP;
+    RETURN QUERY
+        SELECT sr.id::bigint, ST_X(sr.geom), ST_Y(sr.geom), sr.service_code::text,
+               sv."group"::text, sr.requested_datetime, sr.closed_datetime,
+               sr.duplicate_of::bigint
+        FROM service_requests sr JOIN services sv ON sv.code = sr.service_code
+        WHERE sr.geom && ST_MakeEnvelope(xmin, ymin, xmax, ymax, 4326)
+          AND sr.service_code = ANY (codes)
+          AND sr.requested_datetime >= since
+          AND (until IS NULL OR sr.requested_datetime <= until)
+          AND (open_after IS NULL OR sr.closed_datetime IS NULL
+               OR sr.closed_datetime > open_after);
+END
+$fn$
+"""
+_CALL_DUPLICATE_CANDIDATES = text(
+    "SELECT * FROM geo311_duplicate_candidates(CAST(:codes AS text[]), :xmin, :ymin, :xmax, "
+    ":ymax, :since, :until, :open_after)")
+
+
 class PostGISStore(SQLStore):
     """Requests in PostgreSQL with PostGIS."""
 
@@ -36,6 +75,20 @@ class PostGISStore(SQLStore):
 
     def _prepare_schema(self, conn: Connection) -> None:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        conn.execute(text(_DUPLICATE_CANDIDATES_SQL))
+
+    def _duplicate_candidates(
+        self, conn: Connection, lon: float, lat: float, search: DuplicateSearch,
+        requested: datetime | None,
+    ) -> list[Candidate]:
+        # One round trip: the function takes the locks, then reads with a fresh snapshot.
+        since, until, open_after = candidate_span(search, requested)
+        xmin, ymin, xmax, ymax = degree_box(lon, lat, search.radius_m)
+        rows = conn.execute(_CALL_DUPLICATE_CANDIDATES, {
+            "codes": sorted(search.codes), "xmin": xmin, "ymin": ymin, "xmax": xmax,
+            "ymax": ymax, "since": since, "until": until, "open_after": open_after,
+        }).all()
+        return [Candidate(*row) for row in rows]
 
     def truncate_all(self) -> None:
         """Delete every row and restart ids (tests and demos); the schema stays."""

@@ -107,6 +107,22 @@ def degree_box(lon: float, lat: float, radius_m: float) -> tuple[float, float, f
     return lon - dlon, lat - dlat, lon + dlon, lat + dlat
 
 
+#: Clock slack when a live report's time is read only after its candidates.
+_CLOCK_SLACK = timedelta(minutes=1)
+
+
+def candidate_span(
+    search: DuplicateSearch, requested: datetime | None
+) -> tuple[datetime, datetime | None, datetime | None]:
+    """``since, until, open_after`` bounds that keep every candidate ``decide`` may pick."""
+    if requested is not None:
+        return (requested - timedelta(days=search.window_days), requested,
+                requested if search.only_open else None)
+    now = now_utc()
+    return (now - timedelta(days=search.window_days) - _CLOCK_SLACK, None,
+            now - _CLOCK_SLACK if search.only_open else None)
+
+
 class SQLStore:
     """A request store over SQLAlchemy 2 and GeoAlchemy2."""
 
@@ -349,13 +365,16 @@ class SQLStore:
             parent: tuple[int, float] | None = None
             point = (None if placement.lon is None or placement.lat is None
                      else (placement.lon, placement.lat))
+            candidates: list[Candidate] = []
             if duplicates is not None and point is not None:
-                self._lock_for_duplicates(conn, duplicates.codes)
+                candidates = self._duplicate_candidates(
+                    conn, *point, duplicates, requested=new.requested_datetime)
+            # A live report's time is read after the lock, so time order and commit order
+            # agree; the candidates read are a superset that ``decide`` narrows exactly.
             now = now_utc()
             requested = new.requested_datetime or now
             if duplicates is not None and point is not None:
-                parent = duplicates.decide(
-                    self._candidates(conn, *point, duplicates, until=requested), requested)
+                parent = duplicates.decide(candidates, requested)
             request_id = conn.execute(
                 insert(t.service_requests)
                 .values(
@@ -401,9 +420,22 @@ class SQLStore:
         """Serialise duplicate decisions for these services until the commit."""
         raise NotImplementedError
 
+    def _duplicate_candidates(
+        self, conn: Connection, lon: float, lat: float, search: DuplicateSearch,
+        requested: datetime | None,
+    ) -> list[Candidate]:
+        """Lock ``search.codes`` to the commit, then read earlier requests near the point.
+
+        ``requested`` is the new request's time when the caller gives one (an import);
+        a live report has none yet, so this reads every request of the window ending
+        now, and later ones, for ``search.decide`` to narrow once the time is known.
+        """
+        self._lock_for_duplicates(conn, search.codes)
+        return self._candidates(conn, lon, lat, search, *candidate_span(search, requested))
+
     def _candidates(
         self, conn: Connection, lon: float, lat: float, search: DuplicateSearch,
-        until: datetime,
+        since: datetime, until: datetime | None, open_after: datetime | None,
     ) -> list[Candidate]:
         sr, sv = t.service_requests.c, t.services.c
         stmt = (
@@ -412,11 +444,12 @@ class SQLStore:
             .select_from(t.service_requests.join(t.services, sv.code == sr.service_code))
             .where(self._within_box(degree_box(lon, lat, search.radius_m)))
             .where(sr.service_code.in_(list(search.codes)))
-            .where(sr.requested_datetime >= until - timedelta(days=search.window_days))
-            .where(sr.requested_datetime <= until)
+            .where(sr.requested_datetime >= since)
         )
-        if search.only_open:
-            stmt = stmt.where(or_(sr.closed_datetime.is_(None), sr.closed_datetime > until))
+        if until is not None:
+            stmt = stmt.where(sr.requested_datetime <= until)
+        if open_after is not None:
+            stmt = stmt.where(or_(sr.closed_datetime.is_(None), sr.closed_datetime > open_after))
         rows = conn.execute(stmt).all()
         return [Candidate(*row) for row in rows]
 

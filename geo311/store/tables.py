@@ -28,7 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 2
+#: 3: PostGIS gains the function ``geo311_duplicate_candidates`` (created by ``init-db``).
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 

@@ -148,3 +148,29 @@ def test_nearby_offers_open_groups_without_personal_data(catalogued, ctx, app_fo
     assert [g["service_request_id"] for g in wide] == [str(a.id), str(far.id)]
     bad = client.get("/api/requests/nearby?lat=x&long=1")
     assert bad.status_code == 400 and "expected to be numbers" in bad.get_json()[0]["description"]
+
+
+def test_one_call_candidates_equal_the_portable_lock_then_query(catalogued, ctx):
+    """PostGIS reads candidates in one function call; it must read what the portable path
+    (lock, then a query) reads, for live reports and for back-dated ones."""
+    from geo311.model import DuplicateSearch
+    from geo311.store.sql import SQLStore
+
+    now = datetime.now(UTC)
+    ages = [0.5, 2, 9, 20, 40, 3]
+    made = [submit(catalogued, ctx, NewRequest("SCB", LON + k * 3 * METRE_LAT, LAT,
+                                               requested_datetime=now - timedelta(days=d)))
+            for k, d in enumerate(ages)]
+    catalogued.set_status(made[1].id, "closed")  # closed after every time asked below
+    search = DuplicateSearch(("SCB",), 50, 30, lambda c, r: None, only_open=True)
+    for requested in (None, now - timedelta(days=5), now - timedelta(days=25)):
+        with catalogued.engine.connect() as conn, conn.begin():
+            fast = catalogued._duplicate_candidates(conn, LON, LAT, search, requested=requested)
+        with catalogued.engine.connect() as conn, conn.begin():
+            portable = SQLStore._duplicate_candidates(catalogued, conn, LON, LAT, search,
+                                                      requested=requested)
+        assert sorted(fast, key=lambda c: c.id) == sorted(portable, key=lambda c: c.id)
+        until = requested or now
+        assert {c.id for c in fast} == {
+            m.id for m, d in zip(made, ages, strict=True)
+            if until - timedelta(days=30) <= now - timedelta(days=d) <= until}
