@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,9 +31,23 @@ def mask_request(r: ServiceRequest, sensitive: Set[str]) -> ServiceRequest:
         return r
     lon, lat = r.lon, r.lat
     if lon is not None and lat is not None:
-        xs, ys = snap_to_cell_centres([lon], [lat])
-        lon, lat = round(float(xs[0]), 6), round(float(ys[0]), 6)
+        lon, lat = masked_point(lon, lat)
     return replace(r, lon=lon, lat=lat, address="", description="")
+
+
+def mask_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A sensitive request's Open311 record (``long``, ``lat``, ``address``, ``description``)."""
+    out = dict(record)
+    if out.get("long") is not None and out.get("lat") is not None:
+        out["long"], out["lat"] = masked_point(out["long"], out["lat"])
+    out["address"] = out["description"] = None
+    return out
+
+
+def masked_point(lon: float, lat: float) -> tuple[float, float]:
+    """Where the public sees a sensitive request: the centre of its cell, to 6 decimals."""
+    xs, ys = snap_to_cell_centres([lon], [lat])
+    return round(float(xs[0]), 6), round(float(ys[0]), 6)
 
 
 def mask_frame(frame: pd.DataFrame, sensitive: Set[str], *, lon: str = "long",

@@ -23,14 +23,13 @@ from geo311 import open311
 from geo311.errors import Forbidden, InvalidRequest, NotFound, TooManyRequests
 from geo311.intake import submit
 from geo311.model import Service
-from geo311.privacy import mask_request
 from geo311.store.clients import (
     ApiKey,
     catalogue_changed,
     claim_submission,
     find_api_key,
-    find_requests,
     release_submission,
+    request_documents,
     settle_submission,
 )
 from geo311.store.sql import now_utc
@@ -181,23 +180,12 @@ def requests_list(fmt: str) -> Response:
     _check_jurisdiction(params)
     s = state()
     q = open311.parse_request_query(params, now_utc(), s.settings.zone)
-    found = find_requests(
-        s.store, ids=q.ids, service_codes=q.service_codes, statuses=q.statuses, start=q.start,
-        end=q.end, bbox=q.bbox, near=q.near, updated_after=q.updated_after,
+    records = request_documents(
+        s.store, s.settings.zone, extensions=q.extensions, ids=q.ids,
+        service_codes=q.service_codes, statuses=q.statuses, start=q.start, end=q.end,
+        bbox=q.bbox, near=q.near, updated_after=q.updated_after,
         updated_before=q.updated_before, limit=q.page_size, offset=(q.page - 1) * q.page_size)
-    return _records(fmt, found, q.extensions)
-
-
-def _records(fmt: str, found: list[Any], extensions: bool) -> Response:
-    s = state()
-    sensitive = s.store.sensitive_service_codes()
-    found = [mask_request(r, sensitive) for r in found]
-    agencies = ({code: sv.agency for code, sv in _catalogue().services().items()}
-                if extensions else {})
-    return _respond(fmt, "requests", [
-        open311.request_record(r, s.settings.zone, extensions=extensions,
-                               agency=agencies.get(r.service_code, ""))
-        for r in found])
+    return _respond(fmt, "requests", records)
 
 
 @bp.get(f"/v2/requests/<request_id>.{FMT}")
@@ -207,8 +195,13 @@ def request_one(request_id: str, fmt: str) -> Response:
     _check_jurisdiction(params)
     if not request_id.isdigit():
         raise NotFound(f"service request {request_id!r} does not exist")
-    found = state().store.get(int(request_id))
-    return _records(fmt, [found], open311.wants_extensions(params))
+    s = state()
+    records = request_documents(s.store, s.settings.zone,
+                                extensions=open311.wants_extensions(params),
+                                ids=[int(request_id)])
+    if not records:
+        raise NotFound(f"service request {request_id} does not exist")
+    return _respond(fmt, "requests", records)
 
 
 @bp.get(f"/v2/tokens/<token>.{FMT}")

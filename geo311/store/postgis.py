@@ -13,7 +13,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import ARRAY, Connection, String, any_, bindparam, func, text
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Integer,
+    String,
+    any_,
+    bindparam,
+    func,
+    text,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo311.dedup import Candidate
@@ -77,6 +86,13 @@ class PostGISStore(SQLStore):
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
         conn.execute(text(_DUPLICATE_CANDIDATES_SQL))
 
+    def _local_time_text(self, column: Any) -> Any:
+        # As open311.format_datetime writes it: whole seconds, offset as +HH:MM.
+        return func.to_char(column, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM')
+
+    def _use_time_zone(self, conn: Connection, zone: str) -> None:
+        conn.execute(text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone})
+
     def _duplicate_candidates(
         self, conn: Connection, lon: float, lat: float, search: DuplicateSearch,
         requested: datetime | None,
@@ -101,9 +117,10 @@ class PostGISStore(SQLStore):
     bulk_min_rows = 100_000
     _lookup_chunk = 200_000
 
-    def _one_of(self, column: Any, values: list[str]) -> ColumnElement[bool]:
+    def _one_of(self, column: Any, values: list[Any]) -> ColumnElement[bool]:
         """One array parameter instead of thousands of bound values."""
-        return column == any_(bindparam("wanted", values, type_=ARRAY(String)))  # type: ignore[no-any-return]
+        kind = Integer if isinstance(column.type, Integer) else String
+        return column == any_(bindparam("wanted", values, type_=ARRAY(kind)))  # type: ignore[no-any-return]
 
     def _lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
         # One advisory lock per service, taken in a fixed order so two scopes never deadlock.

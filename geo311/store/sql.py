@@ -153,6 +153,13 @@ class SQLStore:
     def _prepare_schema(self, conn: Connection) -> None:
         """Backend set-up needed before tables exist (extensions)."""
 
+    def _local_time_text(self, column: Any) -> Any:
+        """``column`` as W3C time text in the session's zone, or None: Python writes it."""
+        return None
+
+    def _use_time_zone(self, conn: Connection, zone: str) -> None:
+        """Make the database write times in ``zone`` until the transaction ends."""
+
     # -- schema -----------------------------------------------------------------------
 
     def init_schema(self) -> int:
@@ -520,7 +527,7 @@ class SQLStore:
     #: How many values one ``_one_of`` filter may carry.
     _lookup_chunk = 5000
 
-    def _one_of(self, column: Any, values: list[str]) -> ColumnElement[bool]:
+    def _one_of(self, column: Any, values: list[Any]) -> ColumnElement[bool]:
         """``column`` is one of ``values`` (a bound parameter per value)."""
         return column.in_(values)  # type: ignore[no-any-return]
 
@@ -588,19 +595,21 @@ class SQLStore:
         if not ids:
             return out
         rd, lv, ly = t.request_districts.c, t.layer_versions.c, t.layers.c
+        newest: dict[tuple[int, str], int] = {}
         for start in range(0, len(ids), 5000):
-            stmt = (
+            rows = conn.execute(
                 select(rd.request_id, ly.name, lv.version, rd.district_id)
-                .select_from(
-                    t.request_districts.join(t.layer_versions, lv.id == rd.layer_version_id)
-                    .join(t.layers, ly.id == lv.layer_id)
-                )
-                .where(rd.request_id.in_(list(ids[start:start + 5000])))
-                .order_by(rd.request_id, ly.name, lv.version)
-            )
-            for rid, layer, _version, district in conn.execute(stmt):
-                out.setdefault(rid, {})[layer] = district
-        return out
+                .select_from(t.request_districts
+                             .join(t.layer_versions, lv.id == rd.layer_version_id)
+                             .join(t.layers, ly.id == lv.layer_id))
+                .where(self._one_of(rd.request_id, list(ids[start:start + 5000])))
+            ).all()
+            for rid, layer, version, district in rows:
+                if newest.get((rid, layer), -1) < version:
+                    newest[rid, layer] = version
+                    out.setdefault(rid, {})[layer] = district
+        # Layers in name order, as readers expect.
+        return {rid: dict(sorted(names.items())) for rid, names in out.items()}
 
     def get(self, request_id: int) -> ServiceRequest:
         """One request by id; raise ``NotFound``."""
