@@ -445,6 +445,9 @@ def _match_scope(table: _Table, members: np.ndarray, asking: np.ndarray) -> None
     if len(members) < 2 or not asking.any():
         return
     ask = members[asking]
+    if float(table.radius_m[ask].max()) == 0.0:
+        _match_same_point(table, members, asking)
+        return
     window_max = int(table.window_us[ask].max())
     all_open = bool(table.only_open[ask].all())
     chord_m = _chord_m(float(table.radius_m[ask].max()))
@@ -476,6 +479,33 @@ def _match_scope(table: _Table, members: np.ndarray, asking: np.ndarray) -> None
                 earlier.append(before[cross["j"]])
                 later.append(here[cross["i"]])
         _keep_nearest(table, np.concatenate(earlier), np.concatenate(later), asked, every_asks)
+
+
+def _match_same_point(table: _Table, members: np.ndarray, asking: np.ndarray) -> None:
+    """Radius 0: a request's candidates are the earlier ones at its very point.
+
+    Grouping by exact coordinates (a hash, then a check) replaces the trees: each
+    point's requests in time order give the pairs within the longest window.
+    """
+    ask = members[asking]
+    lon, lat = table.lon[members], table.lat[members]
+    bits = lon.view(np.int64) * np.int64(1_000_003) ^ lat.view(np.int64)
+    codes, _ = pd.factorize(bits)
+    by_point = np.argsort(codes, kind="stable")  # members are in time order already
+    position = members[by_point]
+    n = len(table.t_us)
+    key = codes[by_point].astype(np.int64) * n + position
+    earliest = np.searchsorted(table.t_us, table.t_us[position]
+                               - int(table.window_us[ask].max()), side="left")
+    first = np.searchsorted(key, codes[by_point].astype(np.int64) * n + earliest)
+    counts = np.arange(len(key)) - first
+    later = np.repeat(np.arange(len(key)), counts)
+    earlier = np.arange(len(later)) - np.repeat(np.cumsum(counts) - counts - first, counts)
+    earlier, later = position[earlier], position[later]
+    same = (table.lon[earlier] == table.lon[later]) & (table.lat[earlier] == table.lat[later])
+    asked = np.zeros(n, dtype=bool)
+    asked[ask] = True
+    _keep_nearest(table, earlier[same], later[same], asked, bool(asking.all()))
 
 
 def _slice_us(t_us: np.ndarray, window_us: int) -> int:

@@ -359,6 +359,17 @@ def test_bulk_equals_live_in_time_order(scenario):
     assert by_id(ordered, cluster_requests(ordered, rules, groups=groups)) == expected
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_same_point_rules_equal_live(scenario):
+    """Radius 0 groups by exact point instead of searching trees: same answers."""
+    frame, rules, groups = scenario
+    rules = {code: DuplicateRule(0.0, r.window_days, r.scope, r.only_open)
+             for code, r in rules.items()}
+    expected = live(frame, rules, groups)
+    assert by_id(frame, cluster_requests(frame, rules, groups=groups)) == expected
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.randoms(use_true_random=False))
 def test_clustering_does_not_depend_on_row_order(scenario, random):
