@@ -50,7 +50,10 @@ CREATE OR REPLACE FUNCTION geo311_duplicate_candidates(
     since timestamptz, until timestamptz, open_after timestamptz)
 RETURNS TABLE (c_id bigint, c_lon float8, c_lat float8, c_service_code text, c_group text,
                c_requested timestamptz, c_closed timestamptz, c_duplicate_of bigint)
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE
+-- Plan for the actual box and times each call: a generic plan may scan by time alone.
+SET plan_cache_mode = force_custom_plan
+AS $fn$
 DECLARE
     code text;
 BEGIN
