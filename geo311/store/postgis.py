@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from psycopg.errors import UndefinedFunction
 from sqlalchemy import (
     ARRAY,
     Connection,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo311.dedup import Candidate
@@ -103,10 +105,16 @@ class PostGISStore(SQLStore):
         # One round trip: the function takes the locks, then reads with a fresh snapshot.
         since, until, open_after = candidate_span(search, requested)
         xmin, ymin, xmax, ymax = degree_box(lon, lat, search.radius_m)
-        rows = conn.execute(_CALL_DUPLICATE_CANDIDATES, {
-            "codes": sorted(search.codes), "xmin": xmin, "ymin": ymin, "xmax": xmax,
-            "ymax": ymax, "since": since, "until": until, "open_after": open_after,
-        }).all()
+        try:
+            rows = conn.execute(_CALL_DUPLICATE_CANDIDATES, {
+                "codes": sorted(search.codes), "xmin": xmin, "ymin": ymin, "xmax": xmax,
+                "ymax": ymax, "since": since, "until": until, "open_after": open_after,
+            }).all()
+        except ProgrammingError as exc:
+            if isinstance(exc.orig, UndefinedFunction):
+                raise RuntimeError("the database lacks geo311_duplicate_candidates (schema "
+                                   "3): run `geo311 init-db` to upgrade it") from exc
+            raise
         return [Candidate(*row) for row in rows]
 
     def truncate_all(self) -> None:

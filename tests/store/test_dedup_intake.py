@@ -174,3 +174,22 @@ def test_one_call_candidates_equal_the_portable_lock_then_query(catalogued, ctx)
         assert {c.id for c in fast} == {
             m.id for m, d in zip(made, ages, strict=True)
             if until - timedelta(days=30) <= now - timedelta(days=d) <= until}
+
+
+def test_a_database_not_upgraded_says_to_run_init_db_and_stores_nothing(catalogued, ctx):
+    """PostGIS needs schema 3's function; without it a report fails clearly, not halfway."""
+    from sqlalchemy import text
+
+    if catalogued.dialect != "postgis":  # SpatiaLite reads candidates without a function
+        assert submit(catalogued, ctx, NewRequest("SCB", LON, LAT)).id == 1
+        return
+    before = catalogued.count()
+    with catalogued.engine.begin() as conn:
+        conn.execute(text("DROP FUNCTION geo311_duplicate_candidates"))
+    try:
+        with pytest.raises(RuntimeError, match="geo311 init-db"):
+            submit(catalogued, ctx, NewRequest("SCB", LON, LAT))
+        assert catalogued.count() == before
+    finally:
+        catalogued.init_schema()
+    assert submit(catalogued, ctx, NewRequest("SCB", LON, LAT)).duplicate_of is None
