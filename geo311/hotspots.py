@@ -97,6 +97,17 @@ def parent_cells(cells: np.ndarray, resolution: int) -> np.ndarray:
     return np.where(c == 0, 0, (c & np.int64(keep)) | np.int64(set_))
 
 
+def masked_cell_keep(resolution: int = MASK_RESOLUTION) -> int:
+    """``cell & keep`` moves a stored cell to the centre child of its parent at ``resolution``.
+
+    Sensitive requests are shown at their ``MASK_RESOLUTION`` cell's centre; counted
+    from this cell instead of their own, finer hexagons place them there too, never
+    nearer their real point. Coarser parents are unchanged.
+    """
+    _check_resolution(resolution, range(0, 16))
+    return ~((1 << (3 * (STORED_RESOLUTION - resolution))) - 1)
+
+
 def cell_centres(cells: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
     """Centre ``lon, lat`` arrays of cells (the masked location of sensitive requests)."""
     pairs = [h3.cell_to_latlng(int(c)) if c else (np.nan, np.nan) for c in cells]

@@ -121,8 +121,10 @@ class _Requests:
             started = time.time()
             entries = [] if not self.parts else store.audit_since(self.marker,
                                                                   self.MAX_ENTRIES + 1)
+            # A bulk change, or a service marked sensitive (its cells move), reloads all.
             if not self.parts or len(entries) > self.MAX_ENTRIES or any(
-                    e["entity"] == "request" and not e["entity_id"] for e in entries):
+                    (e["entity"] == "request" and not e["entity_id"])
+                    or e["action"] == "service_sensitive" for e in entries):
                 self.vocabulary = {}
                 rows = self._compact(store.hotspot_rows())
                 rows = rows.sort_values("cell", kind="stable", ignore_index=True)

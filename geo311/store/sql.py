@@ -44,7 +44,13 @@ from geo311.dispatch import ACTIVE_WORK_STATUSES, Crew, WorkOrder
 from geo311.districts import DistrictLayer
 from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
-from geo311.hotspots import STORED_RESOLUTION, RequestFilter, cells_of, parent_bits
+from geo311.hotspots import (
+    STORED_RESOLUTION,
+    RequestFilter,
+    cells_of,
+    masked_cell_keep,
+    parent_bits,
+)
 from geo311.model import (
     CLOSED,
     OPEN,
@@ -1698,8 +1704,15 @@ class SQLStore:
 
     def _parent_cell(self, resolution: int) -> Any:
         keep, set_ = parent_bits(resolution)
-        return t.service_requests.c.h3_cell.op("&")(literal_column(str(keep))).op("|")(
+        return self._public_cell().op("&")(literal_column(str(keep))).op("|")(
             literal_column(str(set_)))
+
+    def _public_cell(self) -> Any:
+        """A request's stored H3 cell, or for a sensitive service its masked cell."""
+        sr, sv = t.service_requests.c, t.services.c
+        masked = sr.h3_cell.op("&")(literal_column(str(masked_cell_keep())))
+        return case((sr.service_code.in_(select(sv.code).where(sv.sensitive)), masked),
+                    else_=sr.h3_cell)
 
     def _epoch_s(self, column: Any) -> Any:
         """Seconds since 1970 of a stored time, in SQL."""
@@ -1803,13 +1816,14 @@ class SQLStore:
     ) -> pd.DataFrame:
         """What in-memory hotspot maps need of each located request, parents and children.
 
-        ``id, cell`` (H3, resolution 15) ``, reporters, service_code, status, requested``
+        ``id, cell`` (H3, resolution 15; masked for sensitive services) ``, reporters,
+        service_code, status, requested``
         (seconds since 1970) ``, parent`` (not a duplicate) ``, updated``. With ``since``
         or ``ids``, only requests updated since then or with those ids.
         """
         self.fill_h3_cells()
         sr = t.service_requests.c
-        stmt = select(sr.id, sr.h3_cell, sr.reporter_count, sr.service_code, sr.status,
+        stmt = select(sr.id, self._public_cell(), sr.reporter_count, sr.service_code, sr.status,
                       self._epoch_s(sr.requested_datetime), sr.duplicate_of.is_(None),
                       self._epoch_s(sr.updated_datetime)).where(sr.h3_cell != 0)
         columns = ["id", "cell", "reporters", "service_code", "status", "requested", "parent",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 
 import h3
@@ -80,3 +81,28 @@ def test_public_export_masks_and_private_export_does_not(seeded, tmp_path):
     rows = {r["service_request_id"]: r for r in csv.DictReader(open(tmp_path / "private.csv"))}
     assert rows[str(hidden)]["description"] == SECRET
     assert float(rows[str(hidden)]["long"]) == pytest.approx(LON)
+
+
+def test_fine_hotspot_cells_place_a_sensitive_request_at_its_masked_centre(client, seeded):
+    """Level-10 hexagons are finer than the level-9 mask: a sensitive request must fall in
+    the one holding the masked centre, in memory, in SQL (a district filter) and after
+    the service is marked sensitive while the map is cached."""
+    store, hidden, plain = seeded
+    lat, lon = h3.cell_to_latlng(h3.latlng_to_cell(LAT, LON, 9))
+    masked_cell = h3.latlng_to_cell(lat, lon, 10)
+    true_cell = h3.latlng_to_cell(LAT, LON, 10)
+    assert masked_cell != true_cell  # the point was chosen away from its cell's centre
+    district = store.get(hidden).districts["community_areas"]
+
+    def cells(query, service="SHELTER"):
+        rows = csv.DictReader(io.StringIO(client.get(
+            f"/hotspots/export.csv?res=10&service={service}{query}").get_data(as_text=True)))
+        return {r["h3_cell"]: int(r["reporters"]) for r in rows if int(r["reporters"])}
+
+    in_memory = cells("")
+    in_sql = cells(f"&layer=community_areas&district={district}")
+    assert in_memory == in_sql == {masked_cell: 1}
+    # SCB is not sensitive: its request stays in its true cell, until it is marked so.
+    assert cells("", "SCB") == {true_cell: 1}
+    store.set_service_sensitive("SCB", True)
+    assert cells("", "SCB") == {masked_cell: 1}
