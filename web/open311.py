@@ -12,7 +12,6 @@ import json
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,12 +19,13 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from geo311 import open311
-from geo311.errors import Forbidden, InvalidRequest, NotFound, TooManyRequests
+from geo311.errors import Forbidden, InvalidRequest, NotFound
 from geo311.intake import submit
 from geo311.model import Service
 from geo311.store.clients import (
     ApiKey,
     catalogue_changed,
+    check_rate,
     claim_submission,
     find_api_key,
     release_submission,
@@ -42,46 +42,15 @@ _ROOTS = {"services": "services", "definition": "service_definition",
           "requests": "service_requests", "discovery": "discovery"}
 
 
-class SlidingWindow:
-    """At most ``limit`` events per key in any ``window_s`` seconds, in this process.
-
-    Each worker process counts on its own, so with N workers a key may send up to N
-    times the limit; a shared counter (Redis, the database) would be needed for an
-    exact limit across processes.
-    """
-
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._events: dict[int, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, key: int) -> None:
-        """Count one event for ``key``; raise ``TooManyRequests`` over the limit."""
-        now = time.monotonic()
-        with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and events[0] <= now - self.window_s:
-                events.popleft()
-            if len(events) >= self.limit:
-                wait = max(1, int(events[0] + self.window_s - now + 0.999))
-                raise TooManyRequests(
-                    f"this api_key sent {len(events)} requests in {self.window_s:g} s; "
-                    f"the limit is {self.limit}: retry in {wait} s", retry_after_s=wait)
-            events.append(now)
-
-
-def _limiter() -> SlidingWindow:
-    app = current_app
-    found = app.extensions.get("open311_limiter")
-    if found is None:
-        text = str(app.config.get("OPEN311_POST_LIMIT", "60/60"))
-        try:
-            count, seconds = (float(p) for p in text.split("/"))
-        except ValueError as exc:
-            raise InvalidRequest(f"GEO311_OPEN311_POST_LIMIT was {text!r} but is expected "
-                                 "as COUNT/SECONDS, e.g. 60/60") from exc
-        found = app.extensions["open311_limiter"] = SlidingWindow(int(count), seconds)
-    return found  # type: ignore[no-any-return]
+def _post_limit() -> tuple[int, float]:
+    """``OPEN311_POST_LIMIT`` (COUNT/SECONDS, default 60/60) as numbers."""
+    text = str(current_app.config.get("OPEN311_POST_LIMIT", "60/60"))
+    try:
+        count, seconds = (float(p) for p in text.split("/"))
+    except ValueError as exc:
+        raise InvalidRequest(f"GEO311_OPEN311_POST_LIMIT was {text!r} but is expected "
+                             "as COUNT/SECONDS, e.g. 60/60") from exc
+    return int(count), seconds
 
 
 class Catalogue:
@@ -229,7 +198,7 @@ def requests_create(fmt: str) -> Response:
                              f", not {request.mimetype or 'no content type'}")
     params = _params()
     key = _api_key(params)
-    _limiter().check(key.id)
+    check_rate(state().store, key.id, *_post_limit())
     _check_jurisdiction(params)
     extensions = open311.wants_extensions(params)
     code = next((v for v in params.get("service_code", []) if v), "")

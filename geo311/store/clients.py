@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
 from collections.abc import Sequence
@@ -17,10 +18,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from geo311 import open311
-from geo311.errors import InvalidRequest, NotFound
+from geo311.errors import InvalidRequest, NotFound, TooManyRequests
 from geo311.geodesy import haversine_m
 from geo311.model import ServiceRequest
 from geo311.privacy import mask_record, mask_request
@@ -153,6 +156,50 @@ def release_submission(store: SQLStore, api_key_id: int, client_request_id: str)
         conn.execute(delete(t.client_submissions).where(cs.api_key_id == api_key_id)
                      .where(cs.client_request_id == client_request_id)
                      .where(cs.request_id.is_(None)))
+
+
+def check_rate(store: SQLStore, api_key_id: int, limit: int, window_s: float,
+               now: datetime | None = None) -> None:
+    """Count one POST of a key; raise ``TooManyRequests`` past ``limit`` per ``window_s``.
+
+    Counted in the database, so every server process shares the limit. The window
+    slides: the previous fixed window's count is weighted by how much of it still
+    lies within ``window_s`` of now (the usual two-counter estimate).
+    """
+    if limit <= 0 or window_s <= 0:
+        raise InvalidRequest(f"a rate limit of {limit} per {window_s:g} s is not positive")
+    at = (now or now_utc()).timestamp()
+    window = int(at // window_s)
+    c = t.api_key_calls.c
+    upsert = (pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert)(
+        t.api_key_calls).values(api_key_id=api_key_id, window=window, calls=1)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[c.api_key_id, c.window], set_={"calls": c.calls + 1}
+    ).returning(c.calls)
+    with store.engine.begin() as conn:
+        current = int(conn.execute(upsert).scalar_one())
+        previous = int(conn.execute(select(c.calls).where(c.api_key_id == api_key_id)
+                                    .where(c.window == window - 1)).scalar() or 0)
+        if current == 1:  # a new window: forget the ones before the previous
+            conn.execute(delete(t.api_key_calls).where(c.api_key_id == api_key_id)
+                         .where(c.window < window - 1))
+    elapsed = at / window_s - window  # share of the current fixed window gone by
+    sent = previous * (1.0 - elapsed) + current
+    if sent > limit:
+        wait = _seconds_until_room(previous, current, elapsed, limit) * window_s
+        raise TooManyRequests(
+            f"this api_key sent {sent:.0f} requests in {window_s:g} s; the limit is "
+            f"{limit}: retry in {math.ceil(wait)} s", retry_after_s=max(1, math.ceil(wait)))
+
+
+def _seconds_until_room(previous: int, current: int, elapsed: float, limit: int) -> float:
+    """Windows (fractions of one) until the estimate leaves room for one more call."""
+    room = limit - 1
+    if current <= room:
+        needed = 1.0 - (room - current) / previous if previous else elapsed
+        return max(needed - elapsed, 0.0)
+    # Only the next window helps: there this window becomes the weighted previous one.
+    return (1.0 - elapsed) + max(1.0 - room / current, 0.0)
 
 
 def request_answers(store: SQLStore, request_id: int) -> dict[str, list[str]]:

@@ -28,7 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-#: 3: PostGIS gains the function ``geo311_duplicate_candidates`` (created by ``init-db``).
+#: 3: PostGIS gains the function ``geo311_duplicate_candidates`` (created by ``init-db``);
+#: ``api_key_calls`` counts POSTs per key for a rate limit shared by every process.
 SCHEMA_VERSION = 3
 
 metadata = MetaData()
@@ -326,6 +327,16 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key
     Column("created", UTCDateTime, nullable=False),
     Column("revoked", UTCDateTime),
+)
+
+# POSTs per API key and fixed window of time (``window`` = seconds since 1970 // length):
+# the rate limit every server process shares.
+api_key_calls = Table(
+    "api_key_calls",
+    metadata,
+    Column("api_key_id", Integer, ForeignKey("api_keys.id"), primary_key=True),
+    Column("window", BigInteger, primary_key=True, autoincrement=False),
+    Column("calls", Integer, nullable=False),
 )
 
 # One row per (key, client's own id): the unique constraint makes a retried submission

@@ -611,6 +611,42 @@ def test_rate_limit_per_api_key_is_429_with_retry_after(app, client, city):
     assert city.store.count() == 4
 
 
+def test_rate_limit_is_shared_by_every_server_process(app, client, city, app_for):
+    """Two apps over one database stand for two workers: the key's limit is one limit."""
+    other = app_for(city.store)
+    for a in (app, other):
+        a.config["OPEN311_POST_LIMIT"] = "4/60"
+    clients = [client, other.test_client()]
+    codes = [post(clients[i % 2], city, lat=str(LOOP[1]), long=str(LOOP[0] + i * 0.01))
+             .status_code for i in range(6)]
+    assert codes == [200, 200, 200, 200, 429, 429]
+    assert city.store.count() == 4
+
+
+def test_rate_limit_window_slides(tmp_path):
+    """The previous minute still counts, less as it ages; the wait says when room returns."""
+    from geo311.errors import TooManyRequests
+    from geo311.store import open_store
+    from geo311.store.clients import api_keys, check_rate, create_api_key
+
+    store = open_store(f"sqlite:///{tmp_path / 'limits.sqlite'}")
+    store.init_schema()
+    create_api_key(store, "k")
+    kid = next(k.id for k in api_keys(store) if k.name == "k")
+    t0 = datetime(2026, 1, 1, 12, 0, 50, tzinfo=UTC)  # 50 s into a 60 s window
+    for _ in range(3):
+        check_rate(store, kid, 3, 60, now=t0)
+    with pytest.raises(TooManyRequests) as late:
+        check_rate(store, kid, 3, 60, now=t0)
+    assert 1 <= late.value.retry_after_s <= 60
+    # 15 s later (5 s into the next window) the 4 calls before weigh 4 * 55/60 = 3.7.
+    with pytest.raises(TooManyRequests):
+        check_rate(store, kid, 3, 60, now=t0 + timedelta(seconds=15))
+    # 50 s into the next window they weigh 4 * 10/60 = 0.7, plus this window's 2 calls.
+    check_rate(store, kid, 3, 60, now=t0 + timedelta(seconds=60))
+    store.dispose()
+
+
 # -- bulk -------------------------------------------------------------------------------------
 
 def test_bulk_export_csv_and_json_has_public_fields_only(client, city):
