@@ -62,5 +62,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(hotspots.bp)
     app.register_blueprint(gis.bp)
     app.register_blueprint(ogc.bp)
-
+    open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

@@ -12,14 +12,14 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pandas as pd
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from geo311 import open311
-from geo311.errors import Forbidden, InvalidRequest, NotFound
+from geo311.errors import ConfigError, Forbidden, InvalidRequest, NotFound
 from geo311.intake import submit
 from geo311.model import Service
 from geo311.store.clients import (
@@ -42,14 +42,16 @@ _ROOTS = {"services": "services", "definition": "service_definition",
           "requests": "service_requests", "discovery": "discovery"}
 
 
-def _post_limit() -> tuple[int, float]:
-    """``OPEN311_POST_LIMIT`` (COUNT/SECONDS, default 60/60) as numbers."""
-    text = str(current_app.config.get("OPEN311_POST_LIMIT", "60/60"))
+def post_limit(config: Mapping[str, Any]) -> tuple[int, float]:
+    """``OPEN311_POST_LIMIT`` (COUNT/SECONDS, default 60/60) as numbers; checked at start-up."""
+    text = str(config.get("OPEN311_POST_LIMIT", "60/60"))
     try:
         count, seconds = (float(p) for p in text.split("/"))
-    except ValueError as exc:
-        raise InvalidRequest(f"GEO311_OPEN311_POST_LIMIT was {text!r} but is expected "
-                             "as COUNT/SECONDS, e.g. 60/60") from exc
+    except ValueError:
+        count = seconds = -1.0
+    if count < 1 or seconds <= 0 or count != int(count):
+        raise ConfigError(f"GEO311_OPEN311_POST_LIMIT was {text!r} but is expected as "
+                          "COUNT/SECONDS with a whole COUNT of at least 1, e.g. 60/60")
     return int(count), seconds
 
 
@@ -198,7 +200,7 @@ def requests_create(fmt: str) -> Response:
                              f", not {request.mimetype or 'no content type'}")
     params = _params()
     key = _api_key(params)
-    check_rate(state().store, key.id, *_post_limit())
+    check_rate(state().store, key.id, *post_limit(current_app.config))
     _check_jurisdiction(params)
     extensions = open311.wants_extensions(params)
     code = next((v for v in params.get("service_code", []) if v), "")

@@ -664,3 +664,15 @@ def test_bulk_export_csv_and_json_has_public_fields_only(client, city):
     recent = client.get("/open311/bulk/requests.json", query_string={"start_date": (datetime.now(UTC) - timedelta(days=1))
                                       .isoformat()}).get_json()
     assert [r["description"] for r in recent] == ["Couch"]
+
+
+@pytest.mark.parametrize("value", ["abc", "0/60", "60", "5/0", "2.5/60"])
+def test_a_bad_post_limit_stops_start_up_naming_it(monkeypatch, tmp_path, value):
+    from geo311.config import Settings
+    from geo311.errors import ConfigError
+    from web import create_app
+
+    monkeypatch.setenv("GEO311_OPEN311_POST_LIMIT", value)
+    with pytest.raises(ConfigError, match=f"GEO311_OPEN311_POST_LIMIT was '{value}'"):
+        create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.sqlite'}",
+                            instance_path=tmp_path))
