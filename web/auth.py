@@ -188,8 +188,8 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE"))
-    if app.config.get("SECRET_KEY") in (None, "", "dev") and not app.testing:
-        LOGGER.warning("GEO311_SECRET_KEY is not set: staff sessions are not secure")
+    # Said once, when staff first sign in or reach a staff page, not by every command.
+    unwarned = [app.config.get("SECRET_KEY") in (None, "", "dev") and not app.testing]
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
@@ -205,6 +205,9 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _guard() -> Response | None:
+        if unwarned[0] and request.path.startswith((*STAFF_PREFIXES, "/login")):
+            unwarned[0] = False
+            LOGGER.warning("GEO311_SECRET_KEY is not set: staff sessions are not secure")
         if request.method in ("POST", "PUT", "PATCH", "DELETE") and not _csrf_exempt():
             csrf.protect()
         if request.path.startswith(STAFF_PREFIXES) and current_staff() is None:
