@@ -159,6 +159,10 @@ class SQLStore:
     def _prepare_schema(self, conn: Connection) -> None:
         """Backend set-up needed before tables exist (extensions)."""
 
+    def _finish_schema(self, conn: Connection) -> list[str]:
+        """Backend set-up needing the tables (special indexes); return what was added."""
+        return []
+
     def _local_time_text(self, column: Any) -> Any:
         """``column`` as W3C time text in the session's zone, or None: Python writes it."""
         return None
@@ -186,7 +190,7 @@ class SQLStore:
                     f"the database has schema version {found} but this geo311 knows only "
                     f"{t.SCHEMA_VERSION}: upgrade geo311"
                 )
-            added = self._add_missing_columns(conn)
+            added = self._add_missing_columns(conn) + self._finish_schema(conn)
             if found is None:
                 conn.execute(
                     insert(t.schema_info).values(key="version", value=str(t.SCHEMA_VERSION))
