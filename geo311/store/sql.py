@@ -1563,11 +1563,13 @@ class SQLStore:
             rows = [{**{c: values[c][i] for c in columns}, "source": source, "geom": wkt[i]}
                     for i in range(len(frame))]
         with self.engine.begin() as conn:
+            kept = _keep_address_ids(conn, source, rows) if kind == "points" else []
             conn.execute(delete(table).where(table.c.source == source))
-            for start in range(0, len(rows), 20_000):
-                conn.execute(insert(table), rows[start:start + 20_000])
+            for part in (kept, [r for r in rows if "id" not in r]):
+                for start in range(0, len(part), 20_000):
+                    conn.execute(insert(table), part[start:start + 20_000])
             self._audit(conn, "reference_loaded", "geocoding", source,
-                        {"kind": kind, "rows": len(rows)}, actor)
+                        {"kind": kind, "rows": len(rows), "ids_kept": len(kept)}, actor)
         LOGGER.info("stored %s %s rows from %s", len(rows), kind, source)
         return len(rows)
 
@@ -1981,6 +1983,28 @@ class SQLStore:
         box = None if row[0] is None else tuple(float(v) for v in row)
         span = tuple(None if v is None else _as_utc(v) for v in times)
         return box, span  # type: ignore[return-value]
+
+
+def _keep_address_ids(conn: Connection, source: str, rows: list[dict[str, Any]]
+                      ) -> list[dict[str, Any]]:
+    """Give reloaded address points the ids they had; return the rows that got one.
+
+    Clients keep ``address_id`` values (Open311 POST takes them), so an address that
+    is still in its source keeps its id when the source is loaded again; the k-th row
+    of an address takes the k-th old id of it. New addresses get new ids.
+    """
+    ap = t.address_points.c
+    old: dict[str, list[int]] = {}
+    for rid, address in conn.execute(select(ap.id, ap.address).where(ap.source == source)
+                                     .order_by(ap.id)):
+        old.setdefault(address, []).append(rid)
+    kept = []
+    for row in rows:
+        ids = old.get(row["address"])
+        if ids:
+            row["id"] = ids.pop(0)
+            kept.append(row)
+    return kept
 
 
 def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:

@@ -40,6 +40,27 @@ def test_references_round_trip_with_their_source(store):
         store.replace_reference("roads", frames["points"], "x")
 
 
+def test_reloading_a_source_keeps_each_address_its_id(store):
+    """Clients keep address_id values: a reload must not renumber the addresses it keeps."""
+    points = load_subset(store)["points"].reset_index(drop=True)
+    before = store.reference_frames()["points"].set_index("address")["id"]
+    moved = points.copy()
+    moved.loc[0, "lon"] += 0.0001                     # the first address moved a little
+    gone = moved.loc[1, "address"]
+    moved = moved.drop(index=1)                       # the second left the source
+    extra = moved.iloc[[2]].assign(address="9999 S NEW ST", house_number=9999,
+                                   street_name="NEW")
+    store.replace_reference("points", pd.concat([moved, extra]), "points-subset")
+    after = store.reference_frames()["points"].set_index("address")["id"]
+    kept = [a for a in moved["address"] if a in before.index]
+    assert after[kept].tolist() == before[kept].tolist()
+    assert gone not in after.index
+    assert after["9999 S NEW ST"] not in set(before)  # a new address never takes an old id
+    first = points.loc[0, "address"]
+    address, lon, _ = store.address_point(int(after[first]))
+    assert address == first and lon == pytest.approx(points.loc[0, "lon"] + 0.0001)
+
+
 def test_geocoder_over_the_store(store):
     frames = load_subset(store)
     geocoder, key = geocoder_for(store)
