@@ -370,6 +370,7 @@ address_points = Table(
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
     Index("ix_address_points_address", "address"),
     Index("ix_address_points_source", "source"),
+    sqlite_autoincrement=True,  # ids are never reused (clients keep address_id values)
 )
 
 street_intersections = Table(

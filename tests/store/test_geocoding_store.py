@@ -46,8 +46,8 @@ def test_reloading_a_source_keeps_each_address_its_id(store):
     before = store.reference_frames()["points"].set_index("address")["id"]
     moved = points.copy()
     moved.loc[0, "lon"] += 0.0001                     # the first address moved a little
-    gone = moved.loc[1, "address"]
-    moved = moved.drop(index=1)                       # the second left the source
+    gone = before.idxmax()                            # the newest address left the source
+    moved = moved[moved["address"] != gone]
     extra = moved.iloc[[2]].assign(address="9999 S NEW ST", house_number=9999,
                                    street_name="NEW")
     store.replace_reference("points", pd.concat([moved, extra]), "points-subset")
