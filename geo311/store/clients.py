@@ -171,9 +171,10 @@ def check_rate(store: SQLStore, api_key_id: int, limit: int, window_s: float,
     at = (now or now_utc()).timestamp()
     window = int(at // window_s)
     c = t.api_key_calls.c
-    upsert = (pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert)(
-        t.api_key_calls).values(api_key_id=api_key_id, window=window, calls=1)
-    upsert = upsert.on_conflict_do_update(
+    dialect_insert = pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert
+    upsert = dialect_insert(t.api_key_calls).values(
+        api_key_id=api_key_id, window=window, calls=1
+    ).on_conflict_do_update(
         index_elements=[c.api_key_id, c.window], set_={"calls": c.calls + 1}
     ).returning(c.calls)
     with store.engine.begin() as conn:
