@@ -90,25 +90,23 @@ def parse_limit(text: str | None, default: int = DEFAULT_LIMIT, maximum: int = M
     """
     if text is None or text == "":
         return default
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"limit was {text!r} but is expected to be a whole number") from exc
-    if value < 1:
-        raise InvalidRequest(f"limit was {value} but is expected to be at least 1")
-    return min(value, maximum)
+    return min(_whole_number("limit", text, 1, "at least 1"), maximum)
 
 
 def parse_offset(text: str | None) -> int:
     """``offset``: a whole number from 0 (how many matching features to skip)."""
     if text is None or text == "":
         return 0
+    return _whole_number("offset", text, 0, "0 or more")
+
+
+def _whole_number(name: str, text: str, least: int, wording: str) -> int:
     try:
         value = int(text)
     except ValueError as exc:
-        raise InvalidRequest(f"offset was {text!r} but is expected to be a whole number") from exc
-    if value < 0:
-        raise InvalidRequest(f"offset was {value} but is expected to be 0 or more")
+        raise InvalidRequest(f"{name} was {text!r} but is expected to be a whole number") from exc
+    if value < least:
+        raise InvalidRequest(f"{name} was {value} but is expected to be {wording}")
     return value
 
 

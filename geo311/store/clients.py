@@ -233,20 +233,14 @@ def _find_statement(
     if ids is not None:
         stmt = stmt.where(sr.id.in_([int(i) for i in ids]))
     else:
-        if service_codes:
-            stmt = stmt.where(sr.service_code.in_(list(service_codes)))
+        stmt = store._request_filters(stmt, service_codes=service_codes, start=start, end=end,
+                                      bbox=bbox)
         if statuses:
             stmt = stmt.where(sr.status.in_(list(statuses)))
-        if start is not None:
-            stmt = stmt.where(sr.requested_datetime >= start)
-        if end is not None:
-            stmt = stmt.where(sr.requested_datetime <= end)
         if updated_after is not None:
             stmt = stmt.where(sr.updated_datetime >= updated_after)
         if updated_before is not None:
             stmt = stmt.where(sr.updated_datetime <= updated_before)
-        if bbox is not None:
-            stmt = stmt.where(store._within_box(bbox))
         if near is not None:
             stmt = stmt.where(store._within_box(degree_box(*near)))
     return stmt.order_by(sr.requested_datetime.desc(), sr.id.desc())
