@@ -5,6 +5,12 @@ service area, duplicate check under the lock, insert) and GET requests by bbox
 (``extensions=true``, default 90-day window), each against ``/healthz`` on the same
 server in the same run as the reference (the cost of HTTP, WSGI and Flask alone).
 
+Before the load, GET's own work is timed in process on the same boxes two ways: every
+record built from the rows (the reference: records made stale first, as after a layer
+activation) and read from ``public_records``; then ``refresh_records`` builds the rest,
+as ``geo311 records refresh`` does. ``--records cold`` makes them stale again before the
+HTTP load, so its GETs build (and store) what they serve.
+
     python benchmarks/open311_load.py --rows 1000000          # fills geo311_bench_open311
     python benchmarks/open311_load.py --skip-load --posts 3000 --gets 3000
 
@@ -27,6 +33,7 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -42,7 +49,10 @@ from geo311.intake import Context  # noqa: E402
 from geo311.layerdefs import read_layer_definitions  # noqa: E402
 from geo311.layers import load_layer  # noqa: E402
 from geo311.store import open_store  # noqa: E402
+from geo311.store import tables as t  # noqa: E402
 from geo311.store.clients import create_api_key  # noqa: E402
+from geo311.store.records import refresh_records, request_page  # noqa: E402
+from geo311.store.sql import SQLStore, now_utc  # noqa: E402
 
 LEGACY = ROOT / "shapefiles/requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz"
 LAYERS = ("community_areas", "wards_2015_2023")
@@ -147,11 +157,45 @@ def run(calls: list[tuple[str, str, dict | None]], concurrency: int) -> tuple[np
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return latencies, time.perf_counter() - started, statuses
+
+
+def make_records_stale(store: SQLStore) -> None:
+    """Raise the records generation, as a catalogue change or layer activation does."""
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE schema_info SET value = CAST(CAST(value AS bigint) + 1 AS text)"
+                          " WHERE key = :key"), {"key": t.RECORDS_GENERATION})
+
+
+def time_pages(store: SQLStore, boxes: list[tuple[float, float, float, float]]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """In-process ms and rows of GET's work (query, records, JSON) for each box."""
+    zone = ZoneInfo("America/Chicago")
+    now = now_utc()
+    ms, rows = [], []
+    for box in boxes:
+        started = time.perf_counter()
+        page = request_page(store, zone, bbox=box, start=now - pd.Timedelta(days=90), end=now)
+        page.json(extensions=True)
+        ms.append((time.perf_counter() - started) * 1000)
+        rows.append(len(page))
+    return np.array(ms), np.array(rows)
+
+
+def report_pages(name: str, ms: np.ndarray, rows: np.ndarray,
+                 reference: np.ndarray | None = None) -> None:
+    full = rows >= 800
+    line = (f"{name:<34} p50 {np.percentile(ms, 50):5.1f} ms  p99 {np.percentile(ms, 99):5.1f}"
+            f"  max {ms.max():5.1f}  pages of 800+ rows ({full.sum()}): mean "
+            f"{ms[full].mean() if full.any() else float('nan'):5.1f} ms")
+    if reference is not None:
+        line += (f"  p99 {np.percentile(reference, 99) / np.percentile(ms, 99):.1f}x faster, "
+                 f"800+ rows {reference[full].mean() / ms[full].mean():.1f}x")
+    print(line)
 
 
 def report(name: str, ms: np.ndarray, wall: float, statuses: list[int],
@@ -178,15 +222,37 @@ def main() -> None:
     parser.add_argument("--box-m", type=float, default=500.0, help="bbox side in metres")
     parser.add_argument("--page-size", type=int, default=0,
                         help="GET page_size (default: none, so up to 1,000 per response)")
+    parser.add_argument("--records", choices=("refresh", "cold"), default="refresh",
+                        help="refresh: every stored record current before the load; cold: "
+                             "all stale, so GETs build them")
     args = parser.parse_args()
     url = bench_url()
     if not args.skip_load:
         fill(url, args.rows)
     store = open_store(url)
+    store.init_schema()  # a database filled by an older geo311 is upgraded
     stored = store.count()
     frame = store.duplicate_frame()
     recent = frame[frame["requested"] >= frame["requested"].max() - pd.Timedelta(days=90)]
     key = create_api_key(store, f"bench-{time.time_ns()}")
+
+    dlat = args.box_m / 111_000 / 2
+    rng = np.random.default_rng(5)
+    boxes = []
+    for _, c in recent.iloc[rng.integers(0, len(recent), 300)].iterrows():
+        dlon = dlat / np.cos(np.radians(c.lat))
+        boxes.append((c.lon - dlon, c.lat - dlat, c.lon + dlon, c.lat + dlat))
+    make_records_stale(store)
+    built_ms, rows = time_pages(store, boxes)
+    report_pages("in process, records built (ref.)", built_ms, rows)
+    read_ms, rows = time_pages(store, boxes)
+    report_pages("in process, stored records", read_ms, rows, built_ms)
+    started = time.perf_counter()
+    built, current = refresh_records(store, ZoneInfo("America/Chicago"))
+    print(f"refresh_records: {built:,} built, {current:,} current, "
+          f"{time.perf_counter() - started:.1f} s")
+    if args.records == "cold":
+        make_records_stale(store)
     store.dispose()
     print(f"{stored:,} requests stored ({len(recent):,} in the last 90 days); gunicorn "
           f"{args.workers} workers, {args.concurrency} client threads, loopback, 2 shared "
@@ -213,7 +279,6 @@ def main() -> None:
                 "long": f"{lon:.7f}", "description": "Bench report",
                 "attribute[nature]": natures[int(rng.integers(0, 4))],
                 "email": "bench@example.org"}))
-        dlat = args.box_m / 111_000 / 2
         centres = recent.iloc[rng.integers(0, len(recent), args.gets)]
         gets = []
         for _, c in centres.iterrows():

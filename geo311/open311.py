@@ -484,6 +484,16 @@ def public_record(
     return record
 
 
+#: Fields of a record that only ``extensions=true`` shows.
+EXTENSION_FIELDS = frozenset({"status_notes", "agency_responsible", "expected_datetime",
+                              "extended_attributes"})
+
+
+def strict_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An extended record with only the fields GeoReport v2 itself defines, in order."""
+    return {k: v for k, v in record.items() if k not in EXTENSION_FIELDS}
+
+
 def post_response(stored: ServiceRequest, service: Service, *, extensions: bool = False
                   ) -> list[dict[str, Any]]:
     """POST requests: the new id, and a notice saying whether it joined an earlier request."""

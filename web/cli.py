@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import click
@@ -46,6 +47,7 @@ from geo311.sla import pause as sla_pause
 from geo311.sla import resume as sla_resume
 from geo311.sla import target_for as sla_target
 from geo311.store.clients import api_keys, create_api_key, revoke_api_key
+from geo311.store.records import refresh_records
 from geo311.store.sql import SQLStore
 from web import create_app, state
 
@@ -184,6 +186,7 @@ def import_cmd(path: Path, mapping_name: str, geocode: str, dedup: bool,
                               dedup=dedup, progress=bar.update)
     for line in summary.lines():
         click.echo(line)
+    _refresh_records(s.store, s.settings.zone)
     if rejects is not None:
         with open(rejects, "w", encoding="utf-8") as fh:
             fh.write("line,reason\n")
@@ -292,6 +295,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         click.echo("  " + summary.lines()[1])
     click.echo(f"geocoding: learned {learn_addresses(s.store, actor='demo')} address points "
                "from the imported history")
+    _refresh_records(s.store, s.settings.zone)
     if no_serve:
         return
     from flask import current_app
@@ -566,6 +570,26 @@ def services_list() -> None:
         sla = f"{sv.sla_days:g} d" if sv.sla_days else "-"
         click.echo(f"{sv.code:<10} {sv.name[:44]:<44} {sv.group[:22]:<22} SLA {sla:<6} "
                    f"{len(sv.attributes)} questions")
+
+
+@cli.group("records")
+def records_group() -> None:
+    """The public records GET requests serves, stored per request."""
+
+
+@records_group.command("refresh")
+def records_refresh() -> None:
+    """Build every missing or stale record now (readers otherwise build them lazily)."""
+    s = state()
+    s.store.init_schema()
+    _refresh_records(s.store, s.settings.zone)
+
+
+def _refresh_records(store: SQLStore, zone: tzinfo) -> None:
+    started = time.perf_counter()
+    built, current = refresh_records(store, zone)
+    click.echo(f"public records: {built} built, {current} already current "
+               f"({time.perf_counter() - started:.1f} s)")
 
 
 @cli.group("api-keys")

@@ -29,9 +29,9 @@ from geo311.store.clients import (
     claim_submission,
     find_api_key,
     release_submission,
-    request_documents,
     settle_submission,
 )
+from geo311.store.records import RecordPage, request_page
 from geo311.store.sql import now_utc
 from web import state
 
@@ -151,12 +151,19 @@ def requests_list(fmt: str) -> Response:
     _check_jurisdiction(params)
     s = state()
     q = open311.parse_request_query(params, now_utc(), s.settings.zone)
-    records = request_documents(
-        s.store, s.settings.zone, extensions=q.extensions, ids=q.ids,
-        service_codes=q.service_codes, statuses=q.statuses, start=q.start, end=q.end,
-        bbox=q.bbox, near=q.near, updated_after=q.updated_after,
-        updated_before=q.updated_before, limit=q.page_size, offset=(q.page - 1) * q.page_size)
-    return _respond(fmt, "requests", records)
+    page = request_page(
+        s.store, s.settings.zone, ids=q.ids, service_codes=q.service_codes,
+        statuses=q.statuses, start=q.start, end=q.end, bbox=q.bbox, near=q.near,
+        updated_after=q.updated_after, updated_before=q.updated_before, limit=q.page_size,
+        offset=(q.page - 1) * q.page_size)
+    return _respond_page(fmt, page, q.extensions)
+
+
+def _respond_page(fmt: str, page: RecordPage, extensions: bool) -> Response:
+    """A page of stored records; as extended JSON, their texts joined without parsing."""
+    if fmt == "json":
+        return Response(page.json(extensions=extensions), content_type=open311.FORMATS[fmt])
+    return _respond(fmt, "requests", page.documents(extensions=extensions))
 
 
 @bp.get(f"/v2/requests/<request_id>.{FMT}")
@@ -167,12 +174,10 @@ def request_one(request_id: str, fmt: str) -> Response:
     if not request_id.isdigit():
         raise NotFound(f"service request {request_id!r} does not exist")
     s = state()
-    records = request_documents(s.store, s.settings.zone,
-                                extensions=open311.wants_extensions(params),
-                                ids=[int(request_id)])
-    if not records:
+    page = request_page(s.store, s.settings.zone, ids=[int(request_id)])
+    if not page:
         raise NotFound(f"service request {request_id} does not exist")
-    return _respond(fmt, "requests", records)
+    return _respond_page(fmt, page, open311.wants_extensions(params))
 
 
 @bp.get(f"/v2/tokens/<token>.{FMT}")

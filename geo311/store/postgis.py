@@ -81,6 +81,38 @@ _CALL_DUPLICATE_CANDIDATES = text(
     ":ymax, :since, :until, :open_after)")
 
 
+def _record_trigger_sql() -> list[str]:
+    """Revision and generation triggers (see ``SQLStore._record_triggers``)."""
+    old = ", ".join(f"OLD.{c}" for c in t.RECORD_COLUMNS)
+    new = ", ".join(f"NEW.{c}" for c in t.RECORD_COLUMNS)
+    bump = (f"UPDATE schema_info SET value = (value::bigint + 1)::text "
+            f"WHERE key = '{t.RECORDS_GENERATION}'")
+    statements = [
+        """CREATE OR REPLACE FUNCTION geo311_request_revised() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$ BEGIN NEW.revision := OLD.revision + 1; RETURN NEW; END $fn$""",
+        f"""CREATE OR REPLACE TRIGGER geo311_request_revised BEFORE UPDATE ON service_requests
+        FOR EACH ROW WHEN (({old}) IS DISTINCT FROM ({new}))
+        EXECUTE FUNCTION geo311_request_revised()""",
+        f"""CREATE OR REPLACE FUNCTION geo311_records_stale() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$ BEGIN {bump}; RETURN NULL; END $fn$""",
+        # Districts written for a new request concern no stored record; only those
+        # added to a recorded request (a layer activated) make records stale.
+        f"""CREATE OR REPLACE FUNCTION geo311_districts_added() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$ BEGIN
+            IF EXISTS (SELECT 1 FROM added JOIN public_records p
+                       ON p.request_id = added.request_id) THEN {bump}; END IF;
+            RETURN NULL; END $fn$""",
+        """CREATE OR REPLACE TRIGGER geo311_districts_added AFTER INSERT ON request_districts
+        REFERENCING NEW TABLE AS added FOR EACH STATEMENT
+        EXECUTE FUNCTION geo311_districts_added()""",
+    ]
+    for table in ("services", "layers", "layer_versions", "request_districts"):
+        statements.append(
+            f"CREATE OR REPLACE TRIGGER geo311_records_stale AFTER UPDATE OR DELETE OR "
+            f"TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION geo311_records_stale()")
+    return statements
+
+
 class PostGISStore(SQLStore):
     """Requests in PostgreSQL with PostGIS."""
 
@@ -104,6 +136,9 @@ class PostGISStore(SQLStore):
         conn.execute(text("CREATE INDEX ix_requests_geom_requested ON service_requests "
                           "USING gist (geom, requested_datetime)"))
         return ["index ix_requests_geom_requested"]
+
+    def _record_triggers(self) -> list[str]:
+        return _record_trigger_sql()
 
     def _local_time_text(self, column: Any) -> Any:
         # As open311.format_datetime writes it: whole seconds, offset as +HH:MM.

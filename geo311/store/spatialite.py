@@ -22,6 +22,28 @@ class SpatiaLiteStore(SQLStore):
     dialect = "spatialite"
     _version_sql = "SELECT spatialite_version()"
 
+    def _record_triggers(self) -> list[str]:
+        # SQLite triggers are per row; each is dropped and made again so that a newer
+        # column list replaces an older one.
+        bump = (f"UPDATE schema_info SET value = CAST(value AS INTEGER) + 1 "
+                f"WHERE key = '{t.RECORDS_GENERATION}';")
+        made = {
+            "geo311_request_revised": (
+                f"AFTER UPDATE OF {', '.join(t.RECORD_COLUMNS)} ON service_requests BEGIN "
+                "UPDATE service_requests SET revision = revision + 1 WHERE id = NEW.id; END"),
+            "geo311_districts_added": (
+                "AFTER INSERT ON request_districts WHEN EXISTS (SELECT 1 FROM public_records "
+                f"WHERE request_id = NEW.request_id) BEGIN {bump} END"),
+        }
+        for table in ("services", "layers", "layer_versions", "request_districts"):
+            for event in ("UPDATE", "DELETE"):
+                made[f"geo311_records_stale_{table}_{event.lower()}"] = (
+                    f"AFTER {event} ON {table} BEGIN {bump} END")
+        statements = []
+        for name, body in made.items():
+            statements += [f"DROP TRIGGER IF EXISTS {name}", f"CREATE TRIGGER {name} {body}"]
+        return statements
+
     def _lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
         # SQLite has one writer at a time: take the write lock before reading candidates.
         conn.execute(text("UPDATE schema_info SET value = value WHERE key = 'version'"))

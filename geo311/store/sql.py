@@ -163,6 +163,16 @@ class SQLStore:
         """Backend set-up needing the tables (special indexes); return what was added."""
         return []
 
+    def _record_triggers(self) -> list[str]:
+        """Statements (re)creating the triggers that keep stored public records honest.
+
+        Writing a column of ``RECORD_COLUMNS`` raises the request's ``revision``; a
+        change to services, layers, layer versions or a recorded request's districts
+        raises the records generation. Stored records of an older revision or
+        generation are then ignored, whichever code path (or person with psql) wrote.
+        """
+        return []
+
     def _local_time_text(self, column: Any) -> Any:
         """``column`` as W3C time text in the session's zone, or None: Python writes it."""
         return None
@@ -191,6 +201,11 @@ class SQLStore:
                     f"{t.SCHEMA_VERSION}: upgrade geo311"
                 )
             added = self._add_missing_columns(conn) + self._finish_schema(conn)
+            if conn.execute(select(t.schema_info.c.key)
+                            .where(t.schema_info.c.key == t.RECORDS_GENERATION)).first() is None:
+                conn.execute(insert(t.schema_info).values(key=t.RECORDS_GENERATION, value="0"))
+            for statement in self._record_triggers():
+                conn.execute(text(statement))
             if found is None:
                 conn.execute(
                     insert(t.schema_info).values(key="version", value=str(t.SCHEMA_VERSION))

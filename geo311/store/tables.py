@@ -30,7 +30,9 @@ from sqlalchemy.types import TypeDecorator
 
 #: 3: PostGIS gains the function ``geo311_duplicate_candidates`` (created by ``init-db``);
 #: ``api_key_calls`` counts POSTs per key for a rate limit shared by every process.
-SCHEMA_VERSION = 3
+#: 4: ``public_records`` keeps each request's Open311 record, checked against
+#: ``service_requests.revision`` and the records generation that triggers keep.
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -121,6 +123,9 @@ service_requests = Table(
     # Maps: the point's H3 cell at resolution 15, filled by the hotspot store methods;
     # coarser cells are bit operations on it, so aggregation runs in SQL.
     Column("h3_cell", BigInteger),
+    # Raised by a trigger whenever a column of ``RECORD_COLUMNS`` is written, so a stored
+    # public record built from an older revision is known to be stale.
+    Column("revision", Integer, nullable=False, default=0, server_default=text("0")),
     Index("ix_requests_h3_missing", "id", postgresql_where=text("h3_cell IS NULL"),
           sqlite_where=text("h3_cell IS NULL")),
     Index("ix_requests_updated", "updated_datetime"),  # maps catch up on changes
@@ -135,6 +140,20 @@ service_requests = Table(
     # Time windows (Open311's default 90 days) ANDed with the spatial index for bboxes.
     Index("ix_requests_requested", "requested_datetime"),
 )
+
+#: The columns of ``service_requests`` an Open311 record shows: writing any of them
+#: raises the request's ``revision`` (a trigger on each backend).
+RECORD_COLUMNS = (
+    "service_code", "status", "status_notes", "description", "address", "zipcode",
+    "media_url", "requested_datetime", "updated_datetime", "expected_datetime",
+    "duplicate_of", "reporter_count", "geom",
+)
+
+#: ``schema_info`` key of the records generation: raised by triggers on every change to
+#: services, layers, layer versions and district assignments of recorded requests,
+#: which a record shows (service name, agency, sensitivity, districts) but a request's
+#: revision does not follow.
+RECORDS_GENERATION = "records_generation"
 
 reporters = Table(
     "reporters",
@@ -327,6 +346,20 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key
     Column("created", UTCDateTime, nullable=False),
     Column("revoked", UTCDateTime),
+)
+
+# Each request's public Open311 record (extended form, JSON) as last built: a GET reads
+# pages of these instead of rebuilding 1,000 records. A record counts only while its
+# ``revision`` equals the request's and its ``stamp`` is "generation|time zone"; a stale
+# one is rebuilt by the next reader. No foreign key: it is derived data, like
+# ``request_districts``.
+public_records = Table(
+    "public_records",
+    metadata,
+    Column("request_id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", Integer, nullable=False),
+    Column("stamp", String(200), nullable=False),
+    Column("record", Text, nullable=False),
 )
 
 # POSTs per API key and fixed window of time (``window`` = seconds since 1970 // length):

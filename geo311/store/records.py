@@ -1,0 +1,276 @@
+"""Stored public records: GET requests reads a page of them instead of building each.
+
+A request's record is its extended Open311 record (``open311.public_record``, a
+sensitive service masked), written once as JSON into ``public_records`` with the
+request's ``revision`` and a stamp, "records generation|time zone". Triggers raise the
+revision whenever the request's shown columns are written, and the generation
+whenever services, layers, layer versions or a recorded request's districts change
+(``SQLStore._record_triggers``). A reader therefore knows a stale record when it meets
+one, whichever code path made it stale: it builds the record again from the rows and
+stores it for the next reader. Nothing has to remember to invalidate.
+
+A page of 1,000 stored records is one indexed query and a string join; building them
+costs a districts query and 1,000 Python dicts more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import Connection, case, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+
+from geo311 import open311
+from geo311.geodesy import haversine_m
+from geo311.privacy import mask_record
+from geo311.store import tables as t
+from geo311.store.sql import SQLStore, degree_box
+
+LOGGER = logging.getLogger(__name__)
+
+#: Records built and stored per batch when refreshing them all.
+REFRESH_BATCH = 5000
+#: How long (ms) a SQLite reader waits for the write lock to save the records it built.
+SAVE_WAIT_MS = 200
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """A page of requests' public records, each the extended record as JSON text."""
+
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def documents(self, *, extensions: bool) -> list[dict[str, Any]]:
+        """The records as dicts; without ``extensions``, the strict GeoReport v2 fields."""
+        records: list[dict[str, Any]] = orjson.loads("[" + ",".join(self.texts) + "]")
+        if extensions:
+            return records
+        return [open311.strict_record(r) for r in records]
+
+    def json(self, *, extensions: bool) -> bytes:
+        """The page as the JSON document GET requests returns."""
+        if extensions:  # the stored texts are the answer: no parsing, no writing
+            return ("[" + ",".join(self.texts) + "]").encode("utf-8")
+        return open311.to_json(self.documents(extensions=False))
+
+
+def zone_key(zone: tzinfo) -> str:
+    """The name a stamp gives ``zone`` (records keep the times they were written in)."""
+    return str(getattr(zone, "key", None) or zone)
+
+
+def _generation() -> Any:
+    si = t.schema_info.c
+    return select(si.value).where(si.key == t.RECORDS_GENERATION).scalar_subquery()
+
+
+def find_statement(
+    store: SQLStore, *, base: Any = None, ids: Sequence[int] | None = None,
+    service_codes: Sequence[str] = (), statuses: Sequence[str] = (),
+    start: datetime | None = None, end: datetime | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    near: tuple[float, float, float] | None = None, updated_after: datetime | None = None,
+    updated_before: datetime | None = None,
+) -> Any:
+    """``base`` (default: the public columns) filtered as GET requests asks, newest first.
+
+    ``ids`` override every other filter; ``near`` narrows to its box only (the caller
+    decides in metres).
+    """
+    sr = t.service_requests.c
+    stmt = store._public_select() if base is None else base
+    if ids is not None:
+        stmt = stmt.where(sr.id.in_([int(i) for i in ids]))
+    else:
+        stmt = store._request_filters(stmt, service_codes=service_codes, start=start, end=end,
+                                      bbox=bbox)
+        if statuses:
+            stmt = stmt.where(sr.status.in_(list(statuses)))
+        if updated_after is not None:
+            stmt = stmt.where(sr.updated_datetime >= updated_after)
+        if updated_before is not None:
+            stmt = stmt.where(sr.updated_datetime <= updated_before)
+        if near is not None:
+            stmt = stmt.where(store._within_box(degree_box(*near)))
+    return stmt.order_by(sr.requested_datetime.desc(), sr.id.desc())
+
+
+def request_page(store: SQLStore, zone: tzinfo, *, limit: int = 1000, offset: int = 0,
+                 **filters: Any) -> RecordPage:
+    """The public records of the requests ``clients.find_requests`` finds, newest first.
+
+    Stored records are used while current; missing or stale ones are built from the
+    rows, returned, and stored for the next reader.
+
+    Examples
+    --------
+    >>> page = request_page(store, ZoneInfo("America/Chicago"), bbox=box)  # doctest: +SKIP
+    >>> page.json(extensions=True)  # doctest: +SKIP
+    b'[{"service_request_id":"7",...}]'
+    """
+    sr, pr = t.service_requests.c, t.public_records.c
+    near = filters.get("near")
+    by_distance = near is not None and filters.get("ids") is None
+    columns: list[Any] = [sr.id, sr.revision, sr.requested_datetime]
+    if by_distance and near is not None:
+        columns += [func.ST_X(sr.geom), func.ST_Y(sr.geom)]
+    base = select(*columns).select_from(t.service_requests)
+    found = find_statement(store, base=base, **filters)
+    with store.engine.connect() as conn:
+        if by_distance and near is not None:  # in metres, after the index narrows to a box
+            rows = conn.execute(found).all()
+            if rows:
+                dist = haversine_m(near[0], near[1], np.array([r[3] for r in rows]),
+                                   np.array([r[4] for r in rows]))
+                rows = [r for r, d in zip(rows, dist, strict=True) if d <= near[2]]
+            wanted = [r[0] for r in rows[offset:offset + limit]]
+            page = (select(sr.id, sr.revision, sr.requested_datetime)
+                    .where(store._one_of(sr.id, wanted)).subquery())
+        else:
+            page = found.limit(limit).offset(offset).subquery()
+        stmt = (select(page.c.id, page.c.revision, pr.revision, pr.stamp, pr.record,
+                       _generation().label("generation"))
+                .select_from(page.outerjoin(t.public_records, pr.request_id == page.c.id))
+                .order_by(page.c.requested_datetime.desc(), page.c.id.desc()))
+        rows = conn.execute(stmt).all()
+        zone_name = zone_key(zone)
+        texts: list[str | None] = []
+        missing: list[int] = []
+        for rid, revision, kept_revision, stamp, record, generation in rows:
+            if record is not None and kept_revision == revision \
+                    and stamp == f"{generation}|{zone_name}":
+                texts.append(record)
+            else:
+                texts.append(None)
+                missing.append(rid)
+        built: dict[int, tuple[int, str, str]] = {}
+        if missing:
+            conn.rollback()  # end the read; building reads the rows as they are now
+            built = build_records(store, conn, missing, zone)
+    if built:
+        save_records(store, built)
+    return RecordPage([x if x is not None else built[rows[i][0]][2]
+                       for i, x in enumerate(texts)])
+
+
+def build_records(store: SQLStore, conn: Connection, ids: Sequence[int], zone: tzinfo
+                  ) -> dict[int, tuple[int, str, str]]:
+    """Build the records of ``ids``: id -> (revision, stamp, JSON text).
+
+    The revision and generation are read in the statement that reads the request, and
+    the districts after it, so a change made meanwhile leaves the record stamped older
+    than the change: the next reader builds it again instead of trusting it.
+    """
+    sr, sv = t.service_requests.c, t.services.c
+    zone_name = getattr(zone, "key", None)
+    times = [sr.requested_datetime, sr.updated_datetime, sr.expected_datetime]
+    written = [store._local_time_text(c) if zone_name else None for c in times]
+    columns = [
+        sr.id, sr.status, sr.status_notes, sv.name, sr.service_code, sr.description,
+        case((sv.active, sv.agency), else_=""),
+        *(w if w is not None else c for w, c in zip(written, times, strict=True)),
+        sr.address, sr.zipcode, func.ST_Y(sr.geom), func.ST_X(sr.geom), sr.media_url,
+        sr.duplicate_of, sr.reporter_count, sv.sensitive, sr.revision,
+        _generation().label("generation"),
+    ]
+    out: dict[int, tuple[int, str, str]] = {}
+    record_of = open311.public_record
+    stamp_zone = zone_key(zone)
+    with conn.begin():
+        if zone_name and written[0] is not None:
+            store._use_time_zone(conn, zone_name)
+        for start in range(0, len(ids), REFRESH_BATCH):
+            chunk = list(ids[start:start + REFRESH_BATCH])
+            rows = conn.execute(
+                select(*columns)
+                .select_from(t.service_requests.join(t.services, sv.code == sr.service_code))
+                .where(store._one_of(sr.id, chunk))).all()
+            districts = store._district_names_for(conn, [r[0] for r in rows])
+            for (rid, status, notes, name, code, description, agency, requested, updated,
+                 expected, address, zipcode, lat, lon, media_url, duplicate_of, reporters,
+                 sensitive, revision, generation) in rows:
+                if written[0] is None:
+                    requested, updated, expected = (open311.format_datetime(v, zone)
+                                                    for v in (requested, updated, expected))
+                record = record_of(rid, status, notes, name, code, description, agency,
+                                   requested, updated, expected, address, zipcode, lat, lon,
+                                   media_url, duplicate_of, reporters, districts.get(rid, {}),
+                                   extensions=True)
+                if sensitive:
+                    record = mask_record(record)
+                out[rid] = (revision, f"{generation}|{stamp_zone}",
+                            orjson.dumps(record).decode("utf-8"))
+    return out
+
+
+def save_records(store: SQLStore, built: dict[int, tuple[int, str, str]]) -> int:
+    """Store built records for the next reader; return how many were written.
+
+    The records are a cache: when the database is busy (SQLite's single writer) they
+    are not stored this time and the next reader builds them again.
+    """
+    pr = t.public_records.c
+    dialect_insert = pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert
+    rows = [{"request_id": rid, "revision": revision, "stamp": stamp, "record": record}
+            for rid, (revision, stamp, record) in sorted(built.items())]  # one lock order
+    sqlite = store.engine.dialect.name == "sqlite"
+    with store.engine.connect() as conn:
+        if sqlite:  # a reader does not queue behind a long write to save its cache
+            waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {SAVE_WAIT_MS}")
+            conn.commit()
+        try:
+            with conn.begin():
+                for start in range(0, len(rows), REFRESH_BATCH):
+                    upsert = dialect_insert(t.public_records)
+                    conn.execute(upsert.on_conflict_do_update(
+                        index_elements=[pr.request_id],
+                        set_={"revision": upsert.excluded.revision,
+                              "stamp": upsert.excluded.stamp,
+                              "record": upsert.excluded.record}),
+                        rows[start:start + REFRESH_BATCH])
+        except OperationalError as exc:
+            LOGGER.info("public records not stored this time (%s); the next reader builds "
+                        "them", exc.orig)
+            return 0
+        finally:
+            if sqlite:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
+                conn.commit()
+    return len(rows)
+
+
+def refresh_records(store: SQLStore, zone: tzinfo) -> tuple[int, int]:
+    """Build and store every missing or stale record; return (built, already current).
+
+    Readers do this lazily; running it after a bulk import, a layer activation or a
+    catalogue change keeps the first readers of each area from paying for it.
+    """
+    sr, pr = t.service_requests.c, t.public_records.c
+    stamp_zone = zone_key(zone)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(sr.id, sr.revision == pr.revision,
+                   pr.stamp == _generation() + f"|{stamp_zone}")
+            .select_from(t.service_requests.outerjoin(t.public_records,
+                                                      pr.request_id == sr.id))
+            .order_by(sr.id)).all()
+    stale = [rid for rid, same_revision, same_stamp in rows
+             if not (same_revision and same_stamp)]
+    built = 0
+    for start in range(0, len(stale), REFRESH_BATCH):
+        with store.engine.connect() as conn:
+            done = build_records(store, conn, stale[start:start + REFRESH_BATCH], zone)
+        built += save_records(store, done)
+    return built, len(rows) - len(stale)
