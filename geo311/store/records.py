@@ -232,6 +232,7 @@ def save_records(store: SQLStore, built: dict[int, tuple[int, str, str]]) -> int
             conn.commit()
         try:
             with conn.begin():
+                store._without_waiting_for_disk(conn)  # a cache: a crash only loses work
                 for start in range(0, len(rows), REFRESH_BATCH):
                     upsert = dialect_insert(t.public_records)
                     conn.execute(upsert.on_conflict_do_update(

@@ -173,6 +173,9 @@ class SQLStore:
         """
         return []
 
+    def _without_waiting_for_disk(self, conn: Connection) -> None:
+        """Let this transaction commit before its log reaches the disk (derived data only)."""
+
     def _local_time_text(self, column: Any) -> Any:
         """``column`` as W3C time text in the session's zone, or None: Python writes it."""
         return None
