@@ -59,6 +59,19 @@ def test_import_export_round_trip(runner, tmp_path):
     assert layer.exit_code == 0 and (tmp_path / "ca.zip").stat().st_size > 100_000
 
 
+def test_records_refresh_builds_what_import_left_stale(runner, app):
+    run(runner, "layers", "load", SHAPEFILES / "community_areas", "--name", "community_areas",
+        "--id-field", "area_numbe", "--role", "service_area")
+    out = run(runner, "import", SAMPLE_2021_CSV, "--mapping", "chicago-311")
+    assert "public records: 5000 built, 0 already current" in out.output, out.output
+    out = run(runner, "records", "refresh")
+    assert out.exit_code == 0 and "public records: 0 built, 5000 already current" in out.output
+    run(runner, "layers", "load", SHAPEFILES / "wards_2023", "--name", "wards_2023",
+        "--id-field", "ward")  # every record now lacks the new layer's ward
+    out = run(runner, "records", "refresh")
+    assert "public records: 5000 built, 0 already current" in out.output, out.output
+
+
 def test_import_with_unknown_mapping_fails_cleanly(runner):
     out = run(runner, "import", SAMPLE_2021_CSV, "--mapping", "nowhere")
     assert out.exit_code == 1 and "nowhere" in out.output
