@@ -48,6 +48,13 @@ class OutsideServiceArea(Geo311Error):
 
 
 
+class SchemaOutdated(Geo311Error):
+    """The database was made by an older geo311 and not yet upgraded with ``init-db``."""
+
+    status = 503
+    code = "schema_outdated"
+
+
 class Unauthorized(Geo311Error):
     """No staff login, or a wrong name or password."""
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from flask import Flask, current_app
 
 from geo311.config import Settings
+from geo311.errors import SchemaOutdated
 from geo311.intake import Context
 from geo311.store import open_store
 from geo311.store.sql import SQLStore
+from geo311.store.tables import SCHEMA_VERSION
 
 
 class Geo311:
@@ -21,6 +23,22 @@ class Geo311:
         self.store: SQLStore = open_store(settings.resolved_database_url)
         self._context: Context | None = None
         self._lock = threading.Lock()
+        self._schema_ready = False
+
+    def check_schema(self) -> None:
+        """Refuse to serve a database this geo311 has not upgraded (once ready, never again).
+
+        Serving an older schema would fail request by request with the database's own
+        words ("column ... does not exist"); one clear answer says what to run.
+        """
+        if self._schema_ready:
+            return
+        found = self.store.schema_version()
+        if found is None or found < SCHEMA_VERSION:
+            have = "no geo311 schema" if found is None else f"schema version {found}"
+            raise SchemaOutdated(f"the database has {have} but this geo311 needs version "
+                                 f"{SCHEMA_VERSION}: run `geo311 init-db`")
+        self._schema_ready = True
 
     def context(self) -> Context:
         """The intake context, rebuilt when active layers or geocoding references change."""
@@ -54,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web import auth, dispatch, errors, geocoding, gis, hotspots, ogc, open311, pages
 
     errors.register(app)
+    app.before_request(lambda: state().check_schema())
     app.register_blueprint(pages.bp)
     auth.init_app(app)
     app.register_blueprint(dispatch.bp)
