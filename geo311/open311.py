@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
-from xml.etree import ElementTree as ET
 
 import orjson
 
@@ -587,32 +586,50 @@ def to_json(document: Any) -> bytes:
 def to_xml(root: str, document: Any) -> bytes:
     """XML with the declaration, no namespace, list members named as the specification does.
 
+    Written as text rather than through ElementTree, which took 60 ms for a page of
+    1,000 records; the output is the same, byte for byte (a property test checks).
+
     Examples
     --------
     >>> to_xml("services", [{"service_code": "SCB"}])[:38]
     b'<?xml version="1.0" encoding="utf-8"?>'
     """
-    element = ET.Element(root)
-    _fill(element, root, document)
-    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(element, encoding="utf-8")
+    parts = ['<?xml version="1.0" encoding="utf-8"?>\n']
+    _write(parts, root, root, document)
+    return "".join(parts).encode("utf-8")
 
 
-def _fill(element: ET.Element, name: str, value: Any) -> None:
+def _write(parts: list[str], tag: str, name: str, value: Any) -> None:
+    """Append ``<tag>value</tag>``; ``name`` chooses the element name of list members."""
     if isinstance(value, dict):
+        if not value:
+            parts.append(f"<{tag} />")
+            return
+        parts.append(f"<{tag}>")
         for key, child in value.items():
-            _fill(ET.SubElement(element, key), key, child)
+            _write(parts, key, key, child)
+        parts.append(f"</{tag}>")
     elif isinstance(value, list | tuple):
+        if not value:
+            parts.append(f"<{tag} />")
+            return
         item = _ITEM.get(name, "item")
+        parts.append(f"<{tag}>")
         for child in value:
-            _fill(ET.SubElement(element, item), item, child)
-    elif isinstance(value, bool):
-        element.text = "true" if value else "false"
-    elif value is None:
-        pass
-    elif isinstance(value, float):
-        element.text = repr(value)
+            _write(parts, item, item, child)
+        parts.append(f"</{tag}>")
     else:
-        element.text = _NOT_XML.sub("\ufffd", str(value))
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif value is None:
+            text = ""
+        elif isinstance(value, float):
+            text = repr(value)
+        else:
+            text = _NOT_XML.sub("\ufffd", str(value))
+            if "&" in text or "<" in text or ">" in text:
+                text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        parts.append(f"<{tag}>{text}</{tag}>" if text else f"<{tag} />")
 
 
 # Characters XML 1.0 cannot carry (imported text may hold them).

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geo311 import open311
 from geo311.catalogue import read_catalogue
@@ -94,3 +96,43 @@ def test_xml_escapes_markup_and_drops_characters_xml_cannot_carry():
     body = open311.to_xml("service_requests", [{"description": "<b>&\x07"}])
     assert b"&lt;b&gt;&amp;" in body
     assert ET.fromstring(body).find("request/description").text == "<b>&\ufffd"
+
+
+def _element_tree_xml(root, document):
+    """The reference writer: ElementTree, as ``to_xml`` was written before."""
+
+    def fill(element, name, value):
+        if isinstance(value, dict):
+            for key, child in value.items():
+                fill(ET.SubElement(element, key), key, child)
+        elif isinstance(value, list | tuple):
+            item = open311._ITEM.get(name, "item")
+            for child in value:
+                fill(ET.SubElement(element, item), item, child)
+        elif isinstance(value, bool):
+            element.text = "true" if value else "false"
+        elif value is None:
+            pass
+        elif isinstance(value, float):
+            element.text = repr(value)
+        else:
+            element.text = open311._NOT_XML.sub("\ufffd", str(value))
+
+    element = ET.Element(root)
+    fill(element, root, document)
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(element, encoding="utf-8")
+
+
+_names = st.sampled_from(["service_request_id", "description", "districts", "values",
+                          "attributes", "lat", "x"])
+_leaves = (st.none() | st.booleans() | st.integers() | st.text()
+           | st.floats(allow_nan=False, allow_infinity=False))
+_documents = st.recursive(_leaves, lambda inner: st.lists(inner, max_size=4)
+                          | st.dictionaries(_names, inner, max_size=4), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(root=st.sampled_from(["service_requests", "services", "errors", "discovery"]),
+       document=_documents)
+def test_xml_text_writer_equals_element_tree(root, document):
+    assert open311.to_xml(root, document) == _element_tree_xml(root, document)
