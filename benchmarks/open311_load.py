@@ -250,6 +250,8 @@ def main() -> None:
     parser.add_argument("--box-m", type=float, default=500.0, help="bbox side in metres")
     parser.add_argument("--page-size", type=int, default=0,
                         help="GET page_size (default: none, so up to 1,000 per response)")
+    parser.add_argument("--format", choices=("json", "xml"), default="json",
+                        help="format of the GETs")
     parser.add_argument("--records", choices=("refresh", "cold"), default="refresh",
                         help="refresh: every stored record current before the load; cold: "
                              "all stale, so GETs build them")
@@ -316,7 +318,7 @@ def main() -> None:
             dlon = dlat / np.cos(np.radians(c.lat))
             bbox = f"{c.lon - dlon:.6f},{c.lat - dlat:.6f},{c.lon + dlon:.6f},{c.lat + dlat:.6f}"
             paging = f"&page_size={args.page_size}" if args.page_size else ""
-            gets.append(("GET", f"{v2}/requests.json?extensions=true&bbox={bbox}{paging}",
+            gets.append(("GET", f"{v2}/requests.{args.format}?extensions=true&bbox={bbox}{paging}",
                          None))
         health = [("GET", base + "/healthz", None)] * max(args.gets, args.posts)
 
@@ -326,10 +328,11 @@ def main() -> None:
         post_ms, post_wall, post_status = run(posts, args.concurrency)
         report("POST requests.json", post_ms, post_wall, post_status, ref)
         get_ms, get_wall, get_status = run(gets, args.concurrency)
-        label = f"GET bbox {args.box_m:g} m" + (f" page {args.page_size}" if args.page_size
-                                                  else "")
+        label = f"GET bbox {args.box_m:g} m {args.format}" + (
+            f" page {args.page_size}" if args.page_size else "")
         report(label, get_ms, get_wall, get_status, ref)
-        sizes = [len(requests.get(u).json()) for _, u, _ in gets[:200]]
+        sizes = [len(requests.get(u.replace(f"requests.{args.format}", "requests.json")).json())
+                 for _, u, _ in gets[:200]]
         print(f"  bbox results: mean {np.mean(sizes):.1f} requests, max {max(sizes)}")
         store = open_store(url)
         with store.engine.connect() as conn:
