@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from geo311.errors import InvalidRequest, NotFound, TooManyRequests
-from geo311.geodesy import haversine_m
 from geo311.model import ServiceRequest
 from geo311.store import tables as t
-from geo311.store.records import find_statement, request_page
+from geo311.store.records import find_statement, request_page, rows_within
 from geo311.store.sql import SQLStore, now_utc
 
 
@@ -235,12 +233,7 @@ def find_requests(
         if near is None or filters.get("ids") is not None:
             rows = conn.execute(stmt.limit(limit).offset(offset)).all()
         else:
-            rows = conn.execute(stmt).all()
-            if rows:
-                dist = haversine_m(near[0], near[1], np.array([r.lon for r in rows]),
-                                   np.array([r.lat for r in rows]))
-                rows = [r for r, d in zip(rows, dist, strict=True) if d <= near[2]]
-            rows = rows[offset:offset + limit]
+            rows = rows_within(conn, stmt, near, limit=limit, offset=offset)
         return store._to_requests(conn, rows)
 
 

@@ -140,10 +140,12 @@ class PostGISStore(SQLStore):
     def _record_triggers(self) -> list[str]:
         return _record_trigger_sql()
 
-    def _without_waiting_for_disk(self, conn: Connection) -> None:
-        # Stored records are rebuilt from the requests: losing the last few to a crash
-        # costs a rebuild, never a wrong answer, and a reader skips the WAL flush.
-        conn.execute(text("SET LOCAL synchronous_commit = off"))
+    @contextmanager
+    def _cache_transaction(self, conn: Connection) -> Iterator[None]:
+        # Commit without waiting for the WAL flush: a crash loses only the last few.
+        with conn.begin():
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
+            yield
 
     def _local_time_text(self, column: Any) -> Any:
         # As open311.format_datetime writes it: whole seconds, offset as +HH:MM.

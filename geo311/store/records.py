@@ -38,8 +38,6 @@ LOGGER = logging.getLogger(__name__)
 
 #: Records built and stored per batch when refreshing them all.
 REFRESH_BATCH = 5000
-#: How long (ms) a SQLite reader waits for the write lock to save the records it built.
-SAVE_WAIT_MS = 200
 
 
 @dataclass(frozen=True)
@@ -106,6 +104,21 @@ def find_statement(
     return stmt.order_by(sr.requested_datetime.desc(), sr.id.desc())
 
 
+def rows_within(conn: Connection, stmt: Any, near: tuple[float, float, float], *,
+                limit: int, offset: int) -> list[Any]:
+    """One page of ``stmt``'s rows (with ``lon``, ``lat``) within ``near`` = (lon, lat, m).
+
+    The index narrows to a box; the distance is decided here in metres, so both
+    backends agree.
+    """
+    rows = list(conn.execute(stmt).all())
+    if rows:
+        dist = haversine_m(near[0], near[1], np.array([r.lon for r in rows]),
+                           np.array([r.lat for r in rows]))
+        rows = [r for r, d in zip(rows, dist, strict=True) if d <= near[2]]
+    return rows[offset:offset + limit]
+
+
 def request_page(store: SQLStore, zone: tzinfo, *, limit: int = 1000, offset: int = 0,
                  **filters: Any) -> RecordPage:
     """The public records of the requests ``clients.find_requests`` finds, newest first.
@@ -120,25 +133,20 @@ def request_page(store: SQLStore, zone: tzinfo, *, limit: int = 1000, offset: in
     b'[{"service_request_id":"7",...}]'
     """
     sr, pr = t.service_requests.c, t.public_records.c
-    near = filters.get("near")
-    by_distance = near is not None and filters.get("ids") is None
+    near = filters.get("near") if filters.get("ids") is None else None
     columns: list[Any] = [sr.id, sr.revision, sr.requested_datetime]
-    if by_distance and near is not None:
-        columns += [func.ST_X(sr.geom), func.ST_Y(sr.geom)]
-    base = select(*columns).select_from(t.service_requests)
-    found = find_statement(store, base=base, **filters)
+    if near is not None:
+        columns += [func.ST_X(sr.geom).label("lon"), func.ST_Y(sr.geom).label("lat")]
+    found = find_statement(store, base=select(*columns).select_from(t.service_requests),
+                           **filters)
     with store.engine.connect() as conn:
-        if by_distance and near is not None:  # in metres, after the index narrows to a box
-            rows = conn.execute(found).all()
-            if rows:
-                dist = haversine_m(near[0], near[1], np.array([r[3] for r in rows]),
-                                   np.array([r[4] for r in rows]))
-                rows = [r for r, d in zip(rows, dist, strict=True) if d <= near[2]]
-            wanted = [r[0] for r in rows[offset:offset + limit]]
+        if near is None:
+            page = found.limit(limit).offset(offset).subquery()
+        else:
+            wanted = [r.id for r in rows_within(conn, found, near, limit=limit,
+                                                offset=offset)]
             page = (select(sr.id, sr.revision, sr.requested_datetime)
                     .where(store._one_of(sr.id, wanted)).subquery())
-        else:
-            page = found.limit(limit).offset(offset).subquery()
         stmt = (select(page.c.id, page.c.revision, pr.revision, pr.stamp, pr.record,
                        _generation().label("generation"))
                 .select_from(page.outerjoin(t.public_records, pr.request_id == page.c.id))
@@ -224,31 +232,19 @@ def save_records(store: SQLStore, built: dict[int, tuple[int, str, str]]) -> int
     dialect_insert = pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert
     rows = [{"request_id": rid, "revision": revision, "stamp": stamp, "record": record}
             for rid, (revision, stamp, record) in sorted(built.items())]  # one lock order
-    sqlite = store.engine.dialect.name == "sqlite"
-    with store.engine.connect() as conn:
-        if sqlite:  # a reader does not queue behind a long write to save its cache
-            waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
-            conn.exec_driver_sql(f"PRAGMA busy_timeout = {SAVE_WAIT_MS}")
-            conn.commit()
-        try:
-            with conn.begin():
-                store._without_waiting_for_disk(conn)  # a cache: a crash only loses work
-                for start in range(0, len(rows), REFRESH_BATCH):
-                    upsert = dialect_insert(t.public_records)
-                    conn.execute(upsert.on_conflict_do_update(
-                        index_elements=[pr.request_id],
-                        set_={"revision": upsert.excluded.revision,
-                              "stamp": upsert.excluded.stamp,
-                              "record": upsert.excluded.record}),
-                        rows[start:start + REFRESH_BATCH])
-        except OperationalError as exc:
-            LOGGER.info("public records not stored this time (%s); the next reader builds "
-                        "them", exc.orig)
-            return 0
-        finally:
-            if sqlite:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
-                conn.commit()
+    try:
+        with store.engine.connect() as conn, store._cache_transaction(conn):
+            for start in range(0, len(rows), REFRESH_BATCH):
+                upsert = dialect_insert(t.public_records)
+                conn.execute(upsert.on_conflict_do_update(
+                    index_elements=[pr.request_id],
+                    set_={"revision": upsert.excluded.revision,
+                          "stamp": upsert.excluded.stamp, "record": upsert.excluded.record}),
+                    rows[start:start + REFRESH_BATCH])
+    except OperationalError as exc:
+        LOGGER.info("public records not stored this time (%s); the next reader builds them",
+                    exc.orig)
+        return 0
     return len(rows)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,8 @@ from geo311.store import tables as t
 from geo311.store.sql import SQLStore
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+#: How long (ms) a reader waits for the write lock to save records it built.
+SAVE_WAIT_MS = 200
 
 
 class SpatiaLiteStore(SQLStore):
@@ -43,6 +46,21 @@ class SpatiaLiteStore(SQLStore):
         for name, body in made.items():
             statements += [f"DROP TRIGGER IF EXISTS {name}", f"CREATE TRIGGER {name} {body}"]
         return statements
+
+    @contextmanager
+    def _cache_transaction(self, conn: Connection) -> Iterator[None]:
+        # A reader saving what it built does not queue behind a long write (an import):
+        # it waits SAVE_WAIT_MS for the lock, then gives up; the connection's own
+        # patience is given back afterwards.
+        waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {SAVE_WAIT_MS}")
+        conn.commit()
+        try:
+            with conn.begin():
+                yield
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
+            conn.commit()
 
     def _lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
         # SQLite has one writer at a time: take the write lock before reading candidates.

@@ -173,8 +173,15 @@ class SQLStore:
         """
         return []
 
-    def _without_waiting_for_disk(self, conn: Connection) -> None:
-        """Let this transaction commit before its log reaches the disk (derived data only)."""
+    @contextmanager
+    def _cache_transaction(self, conn: Connection) -> Iterator[None]:
+        """A transaction writing derived data a reader can rebuild (stored records).
+
+        Backends make it cheap rather than durable: it need not wait for the disk or
+        queue long behind other writers; losing it costs a rebuild, never an answer.
+        """
+        with conn.begin():
+            yield
 
     def _local_time_text(self, column: Any) -> Any:
         """``column`` as W3C time text in the session's zone, or None: Python writes it."""

@@ -8,6 +8,7 @@ whichever code path (or raw SQL) made it.
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from sqlalchemy import func, select, text, update
 
@@ -70,7 +71,6 @@ def test_strict_and_json_forms_come_from_the_same_records(recorded):
     assert strict == records_of_requests(store, CHICAGO, extensions=False, **EVERYTHING)
     assert all("extended_attributes" not in r and "agency_responsible" not in r
                for r in strict)
-    import orjson
     assert orjson.loads(page.json(extensions=True)) == page.documents(extensions=True)
     assert orjson.loads(page.json(extensions=False)) == strict
 
