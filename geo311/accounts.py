@@ -34,6 +34,7 @@ class StaffUser:
     username: str
     role: str
     active: bool = True
+    session_generation: int = 0
 
     def may(self, *roles: str) -> bool:
         """True when the user has one of ``roles`` (admin has them all)."""
@@ -79,12 +80,26 @@ def set_password(store: SQLStore, username: str, password: str, *,
                             actor=actor)
 
 
-def load_user(store: SQLStore, user_id: int) -> StaffUser | None:
-    """An active account by id (for the session), or None."""
+def set_role(store: SQLStore, username: str, role: str, *, actor: str = "system") -> None:
+    """Give an account another role; its sessions end, so the new role applies at once."""
+    if role not in ROLES:
+        raise InvalidRequest(f"role was {role!r} but is expected to be in {ROLES}")
+    store.set_user_role(username, role, actor=actor)
+
+
+def load_user(store: SQLStore, user_id: int, generation: int | None = None) -> StaffUser | None:
+    """An active account by id (for the session), or None.
+
+    With ``generation``, None too when the account's sessions were ended after the
+    session was signed (logout, password or role change, disabling).
+    """
     row = store.user(user_id=user_id)
     if row is None or not row["active"]:
         return None
-    return StaffUser(row["id"], row["username"], row["role"], bool(row["active"]))
+    if generation is not None and generation != row["session_generation"]:
+        return None
+    return StaffUser(row["id"], row["username"], row["role"], bool(row["active"]),
+                     int(row["session_generation"]))
 
 
 def authenticate(store: SQLStore, username: str, password: str, address: str, *,
@@ -93,21 +108,22 @@ def authenticate(store: SQLStore, username: str, password: str, address: str, *,
 
     Failures count per user name and client address: after ``MAX_FAILURES`` within
     ``FAILURE_WINDOW`` every attempt is refused, without checking the password, until
-    the oldest of them is ``FAILURE_WINDOW`` old.
+    the oldest of them is ``FAILURE_WINDOW`` old. Each attempt is counted before its
+    password is checked, in one locked step, so simultaneous attempts cannot slip past
+    the limit.
     """
     now = now or datetime.now(UTC)
     username = username.strip()[:100]
-    recent = store.login_failures_since(username, address, now - FAILURE_WINDOW)
-    if len(recent) >= MAX_FAILURES:
+    recent = store.claim_login_attempt(username, address, now - FAILURE_WINDOW, MAX_FAILURES)
+    if recent:
         until = recent[-MAX_FAILURES] + FAILURE_WINDOW
         wait = int((until - now).total_seconds() // 60) + 1
         raise TooManyAttempts(f"too many failed logins; try again in {wait} minutes")
     row = store.user(username)
     ok = check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password)
     if row is None or not ok or not row["active"]:
-        store.record_login(username, address, ok=False)
         LOGGER.info("failed login for %r from %s", username, address)
         raise Unauthorized("wrong user name or password")
     store.record_login(username, address, ok=True)
-    return StaffUser(row["id"], row["username"], row["role"], True)
-
+    return StaffUser(row["id"], row["username"], row["role"], True,
+                     int(row["session_generation"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -12,6 +13,16 @@ from geo311.errors import ConfigError
 
 #: Remote geocoders a city may switch on as a fallback (``geo311.remote``).
 REMOTE_GEOCODERS = ("nominatim", "census")
+
+#: Secrets published in documentation and tutorials: anyone could sign a session with them.
+KNOWN_WEAK_SECRETS = frozenset({
+    "dev", "development", "secret", "secret-key", "secret_key", "secretkey", "changeme",
+    "change-me", "change_me", "password", "default", "test", "testing", "flask", "geo311",
+    "your-secret-key", "super-secret", "supersecret", "please-change-me",
+})
+MIN_SECRET_LENGTH = 16
+#: The file in the instance folder holding the generated secret (owner-only).
+SECRET_FILE = "secret_key"
 
 #: Root of a source checkout: shipped layers, shapefiles and samples live here.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +45,7 @@ class Settings:
     max_upload_bytes: int = 50 * 1024 * 1024
     max_unzipped_bytes: int = 500 * 1024 * 1024
     tile_url: str = ""
-    secret_key: str = "dev"
+    secret_key: str = ""  # empty: generated once into the instance folder
     remote_geocoder: str = ""  # off; "nominatim" or "census" (optional, needs the network)
 
     def __post_init__(self) -> None:
@@ -49,6 +60,14 @@ class Settings:
             raise ConfigError(
                 f"GEO311_REMOTE_GEOCODER was {self.remote_geocoder!r} but is expected to be "
                 f"empty (off) or one of {REMOTE_GEOCODERS}"
+            )
+        if self.secret_key and (self.secret_key.strip().lower() in KNOWN_WEAK_SECRETS
+                                or len(self.secret_key) < MIN_SECRET_LENGTH):
+            raise ConfigError(
+                "GEO311_SECRET_KEY is a published or short value: anyone could forge staff "
+                f"sessions with it; use at least {MIN_SECRET_LENGTH} random characters "
+                "(python -c 'import secrets; print(secrets.token_hex(32))'), or unset it "
+                "to have one generated in the instance folder"
             )
         if self.boundary_tolerance_m < 0:
             raise ConfigError(
@@ -67,6 +86,38 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.instance_path) / 'geo311.sqlite'}"
+
+    def session_secret(self) -> str:
+        """The key signing staff sessions: ``secret_key``, else one kept in the instance folder.
+
+        Never a known value: when none is set, a random secret is generated on first
+        start into ``instance/secret_key`` (owner-only), and every later start (and every
+        worker) reads the same file. The file is written aside and linked into place,
+        so two workers starting at once agree on one secret.
+        """
+        if self.secret_key:
+            return self.secret_key
+        folder = Path(self.instance_path)
+        path = folder / SECRET_FILE
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            draft = folder / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another process was first: use its secret
+            finally:
+                draft.unlink()
+        found = path.read_text().strip()
+        if len(found) < MIN_SECRET_LENGTH or found.lower() in KNOWN_WEAK_SECRETS:
+            raise ConfigError(f"{path} holds a short or published secret; delete it to have "
+                              "a new one generated")
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return found
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.from_prefixed_env("GEO311")
     if settings is None:
         settings = Settings.from_env(instance_path=Path(app.instance_path))
-    app.config["SECRET_KEY"] = settings.secret_key
+    app.config["SECRET_KEY"] = settings.session_secret()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.extensions["geo311"] = Geo311(settings)
 

@@ -54,8 +54,8 @@ class SessionUser(UserMixin):  # type: ignore[misc]
         self.staff = staff
 
     def get_id(self) -> str:
-        """The id kept in the session."""
-        return str(self.staff.id)
+        """What the session keeps: the account id and its session generation."""
+        return f"{self.staff.id}:{self.staff.session_generation}"
 
     @property
     def username(self) -> str:
@@ -166,6 +166,9 @@ def login() -> Response | tuple[str, int] | str:
 @bp.post("/logout")
 def logout() -> Response:
     """End the staff session."""
+    staff = current_staff()
+    if staff is not None:  # every copy of every session of this account ends here
+        state().store.end_sessions(staff.id, actor=staff.username)
     logout_user()
     flash("logged out")
     return redirect(url_for("pages.index"))
@@ -188,8 +191,6 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE"))
-    # Said once, when staff first sign in or reach a staff page, not by every command.
-    unwarned = [app.config.get("SECRET_KEY") in (None, "", "dev") and not app.testing]
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
@@ -197,17 +198,15 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load(user_id: str) -> SessionUser | None:
-        try:
-            staff = load_user(state().store, int(user_id))
-        except ValueError:
-            return None
+        account, _, generation = user_id.partition(":")
+        if not (account.isdigit() and generation.isdigit()) or len(user_id) > 30 \
+                or int(account) > 2**31 - 1:
+            return None  # sessions signed before generations existed, or junk
+        staff = load_user(state().store, int(account), int(generation))
         return SessionUser(staff) if staff else None
 
     @app.before_request
     def _guard() -> Response | None:
-        if unwarned[0] and request.path.startswith((*STAFF_PREFIXES, "/login")):
-            unwarned[0] = False
-            LOGGER.warning("GEO311_SECRET_KEY is not set: staff sessions are not secure")
         if request.method in ("POST", "PUT", "PATCH", "DELETE") and not _csrf_exempt():
             csrf.protect()
         if request.path.startswith(STAFF_PREFIXES) and current_staff() is None:

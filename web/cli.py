@@ -14,7 +14,7 @@ import click
 from flask.cli import FlaskGroup
 from tqdm import tqdm
 
-from geo311.accounts import ROLES, create_user, set_password
+from geo311.accounts import ROLES, create_user, set_password, set_role
 from geo311.catalogue import load_catalogue, read_catalogue
 from geo311.config import PROJECT_ROOT
 from geo311.dispatch import (
@@ -358,6 +358,15 @@ def users_disable(name: str) -> None:
     """Disable a staff account (it can no longer log in)."""
     state().store.set_user_active(name, False, actor="cli")
     click.echo(f"{name} disabled")
+
+
+@users.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+def users_role(name: str, role: str) -> None:
+    """Give a staff account another role (its open sessions end)."""
+    set_role(state().store, name, role, actor="cli")
+    click.echo(f"{name} is now {role}")
 
 
 @users.command("enable")

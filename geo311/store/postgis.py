@@ -195,6 +195,9 @@ class PostGISStore(SQLStore):
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                          {"key": f"geo311.dedup.{code}"})
 
+    def _lock_key(self, conn: Connection, key: str) -> None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
     def _within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
         return t.service_requests.c.geom.op("&&")(func.ST_MakeEnvelope(*box, 4326))
 

@@ -66,6 +66,10 @@ class SpatiaLiteStore(SQLStore):
         # SQLite has one writer at a time: take the write lock before reading candidates.
         conn.execute(text("UPDATE schema_info SET value = value WHERE key = 'version'"))
 
+    def _lock_key(self, conn: Connection, key: str) -> None:
+        # One writer at a time: the write lock serialises every key at once.
+        conn.execute(text("UPDATE schema_info SET value = value WHERE key = 'version'"))
+
     def _within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
         minx, miny, maxx, maxy = box
         # SpatiaLite does not use its R*Tree on its own: ask the index table directly.

@@ -462,6 +462,10 @@ class SQLStore:
         """Serialise duplicate decisions for these services until the commit."""
         raise NotImplementedError
 
+    def _lock_key(self, conn: Connection, key: str) -> None:
+        """Serialise transactions naming ``key`` until the commit."""
+        raise NotImplementedError
+
     def _duplicate_candidates(
         self, conn: Connection, lon: float, lat: float, search: DuplicateSearch,
         requested: datetime | None,
@@ -1175,8 +1179,8 @@ class SQLStore:
         """Enable or disable an account; audited."""
         u = t.users.c
         with self.engine.begin() as conn:
-            done = conn.execute(update(t.users).where(u.username == username)
-                                .values(active=active)).rowcount
+            done = conn.execute(update(t.users).where(u.username == username).values(
+                active=active, session_generation=u.session_generation + 1)).rowcount
             if not done:
                 raise NotFound(f"user {username!r} does not exist")
             self._audit(conn, "user_enabled" if active else "user_disabled", "user", username,
@@ -1187,10 +1191,55 @@ class SQLStore:
         """Replace an account's password hash; audited (without the hash)."""
         u = t.users.c
         with self.engine.begin() as conn:
-            if not conn.execute(update(t.users).where(u.username == username)
-                                .values(password_hash=password_hash)).rowcount:
+            if not conn.execute(update(t.users).where(u.username == username).values(
+                    password_hash=password_hash,
+                    session_generation=u.session_generation + 1)).rowcount:
                 raise NotFound(f"user {username!r} does not exist")
             self._audit(conn, "password_set", "user", username, {}, actor)
+
+    def set_user_role(self, username: str, role: str, *, actor: str = "system") -> None:
+        """Change an account's role, ending its sessions; audited."""
+        u = t.users.c
+        with self.engine.begin() as conn:
+            before = conn.execute(select(u.role).where(u.username == username)).scalar()
+            if before is None:
+                raise NotFound(f"user {username!r} does not exist")
+            conn.execute(update(t.users).where(u.username == username).values(
+                role=role, session_generation=u.session_generation + 1))
+            self._audit(conn, "role_set", "user", username, {"from": before, "to": role},
+                        actor)
+
+    def end_sessions(self, user_id: int, *, actor: str = "system") -> None:
+        """Refuse every session of this account signed so far (logout everywhere)."""
+        u = t.users.c
+        with self.engine.begin() as conn:
+            name = conn.execute(update(t.users).where(u.id == int(user_id)).values(
+                session_generation=u.session_generation + 1).returning(u.username)).scalar()
+            if name is not None:
+                self._audit(conn, "sessions_ended", "user", name, {}, actor)
+
+    def claim_login_attempt(self, username: str, address: str, since: datetime,
+                            limit: int) -> list[datetime]:
+        """Count recent failures and reserve one attempt in one locked step.
+
+        Returns the failure times since ``since`` when ``limit`` are reached (the
+        attempt is refused, nothing is written); otherwise ``[]`` after writing a
+        failure row for this attempt, which a successful login clears. Taking the
+        per-name-and-address lock first means simultaneous attempts are counted one
+        after another, so no more than ``limit`` passwords are ever checked.
+        """
+        lf = t.login_failures.c
+        username, address = username[:100], address[:64]
+        with self.engine.begin() as conn:
+            self._lock_key(conn, f"geo311.login.{username}.{address}")
+            recent = list(conn.execute(
+                select(lf.at).where(lf.username == username).where(lf.address == address)
+                .where(lf.at >= since).order_by(lf.at)).scalars())
+            if len(recent) >= limit:
+                return recent
+            conn.execute(insert(t.login_failures).values(username=username, address=address,
+                                                         at=now_utc()))
+        return []
 
     def record_login(self, username: str, address: str, ok: bool) -> None:
         """Remember a login: success clears the failures of this name and address."""

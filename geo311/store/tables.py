@@ -32,7 +32,7 @@ from sqlalchemy.types import TypeDecorator
 #: ``api_key_calls`` counts POSTs per key for a rate limit shared by every process.
 #: 4: ``public_records`` keeps each request's Open311 record, checked against
 #: ``service_requests.revision`` and the records generation that triggers keep.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -254,6 +254,9 @@ users = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("created", UTCDateTime, nullable=False),
     Column("last_login", UTCDateTime),
+    # Raised by logout, a password or role change and disabling: sessions signed with
+    # an older generation are refused, wherever their cookies were copied to.
+    Column("session_generation", Integer, nullable=False, default=0),
 )
 
 # Failed logins, per username and client address, for throttling.

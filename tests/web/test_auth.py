@@ -173,22 +173,3 @@ def test_users_cli(runner, app):
 def test_staff_client_fixture_logs_in_each_role(staff_client, role):
     c = staff_client(role)
     assert f"({role})" in c.get("/").get_data(as_text=True)
-
-
-def test_an_unset_secret_key_is_said_once_when_staff_arrive_not_at_start(tmp_path, caplog):
-    from geo311.config import Settings
-    from web import create_app
-
-    caplog.set_level("WARNING", logger="web.auth")
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.sqlite'}",
-                              instance_path=tmp_path))
-    said = [r for r in caplog.records if "GEO311_SECRET_KEY" in r.getMessage()]
-    assert said == []  # building the app (every CLI command does) says nothing
-    app.extensions["geo311"].store.init_schema()
-    client = app.test_client()
-    client.get("/")
-    assert not [r for r in caplog.records if "GEO311_SECRET_KEY" in r.getMessage()]
-    client.get("/login")
-    client.get("/dispatch")
-    said = [r for r in caplog.records if "GEO311_SECRET_KEY" in r.getMessage()]
-    assert len(said) == 1
