@@ -230,6 +230,31 @@ class DistrictIndex:
             name: (a.district_id[0], bool(a.boundary_case[0])) for name, a in result.items()
         }
 
+    def nearest(
+        self, layer_name: str, lon: ArrayLike, lat: ArrayLike
+    ) -> tuple[NDArray[np.object_], NDArray[np.float64]]:
+        """The nearest district of each point and its distance in metres (0 inside).
+
+        Distances are measured in the layer's local frame, as the boundary tolerance
+        is, so a point is "within the tolerance" by the same measure everywhere.
+
+        Examples
+        --------
+        >>> from shapely import box
+        >>> index = DistrictIndex([DistrictLayer("city", 1, ["1"],
+        ...     [box(-87.70, 41.80, -87.69, 41.81)])])
+        >>> ids, metres = index.nearest("city", [-87.695, -87.6899], [41.805, 41.805])
+        >>> ids.tolist(), [round(m) for m in metres]
+        (['1', '1'], [0, 8])
+        """
+        grid = self._grids.get(layer_name)
+        if grid is None:
+            raise NotFound(
+                f"layer {layer_name!r} is not indexed; expected one of {sorted(self._grids)}"
+            )
+        x, y = _coordinates(lon, lat)
+        return grid.nearest(x, y)
+
     def contains(
         self,
         layer_name: str,
@@ -337,6 +362,7 @@ class _LayerGrid:
         self.labels[k] = None
         self.geoms = geoms
         shapely.prepare(self.geoms)
+        self._metric_tree: shapely.STRtree | None = None
 
         minx, miny, maxx, maxy = shapely.total_bounds(geoms)
         self.lon0 = (minx + maxx) / 2.0
@@ -378,6 +404,24 @@ class _LayerGrid:
             layer.name, layer.version_id, k, self.width, self.height, cell_m,
             len(self.crossed_cells), len(self.seg_ax), self.build_seconds,
         )
+
+    def nearest(self, x: NDArray[np.float64], y: NDArray[np.float64]
+                ) -> tuple[NDArray[np.object_], NDArray[np.float64]]:
+        """Nearest district label and distance in metres of each point (local frame)."""
+        if self._metric_tree is None:  # built on first use: most points are inside
+            self._metric_tree = shapely.STRtree(shapely.transform(self.geoms, self._to_metres))
+        points = shapely.points(self._to_metres(np.column_stack([x, y])))
+        (point_i, geom_i), metres = self._metric_tree.query_nearest(
+            points, return_distance=True, all_matches=False)
+        labels = np.full(len(x), None, dtype=object)
+        out = np.full(len(x), np.inf)
+        labels[point_i] = self.labels[geom_i]
+        out[point_i] = metres
+        return labels, out
+
+    def _to_metres(self, xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.column_stack([(xy[:, 0] - self.lon0) * self.m_per_deg_lon,
+                                (xy[:, 1] - self.lat0) * self.m_per_deg_lat])
 
     def _reach(self, cell_m: float) -> int:
         # Edges are sampled every half cell, so each edge point is within a quarter

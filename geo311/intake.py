@@ -19,6 +19,7 @@ from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
 from geo311.geocoder import Geocode, Geocoder
 from geo311.model import DuplicateSearch, NewRequest, Placement, Service, ServiceRequest
+from geo311.reports import check_report
 from geo311.sla import calendar_of, due_at, target_for
 from geo311.store.sql import SQLStore
 
@@ -103,16 +104,30 @@ def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
 
 def place(ctx: Context, lon: float, lat: float, address: str = "",
           match: str = "reported") -> Placement:
-    """Find the districts of one point, deciding edge cases from the side of the street."""
+    """Find the districts of one point, deciding edge cases from the side of the street.
+
+    A point just outside a layer, within the index's boundary tolerance of it (a
+    street on the city line, where geocoders put such addresses), gets the nearest
+    district of that layer, flagged as a boundary case; beyond the tolerance it has
+    none, and ``outside_by_m`` says how far it is from the service area.
+    """
     found = assign_by_address(ctx.index, [lon], [lat], [address], threads=1)
-    districts = {
-        layer.version_id: (found[layer.name].district_id[0],
-                           bool(found[layer.name].boundary_case[0]))
-        for layer in ctx.index.layers
-    }
-    outside = ctx.service_area is not None and found[ctx.service_area].district_id[0] is None
+    tolerance_m = ctx.index.boundary_tolerance_m
+    districts: dict[int, tuple[str | None, bool]] = {}
+    outside_by_m: float | None = None
+    for layer in ctx.index.layers:
+        district, boundary = found[layer.name].district_id[0], \
+            bool(found[layer.name].boundary_case[0])
+        if district is None:
+            nearest, metres = ctx.index.nearest(layer.name, [lon], [lat])
+            if metres[0] <= tolerance_m:
+                district, boundary = nearest[0], True
+            elif layer.name == ctx.service_area:
+                outside_by_m = float(metres[0])
+        districts[layer.version_id] = (district, boundary)
     return Placement(lon=lon, lat=lat, geocode_match=match, districts=districts,
-                     outside_service_area=outside)
+                     outside_service_area=outside_by_m is not None,
+                     outside_by_m=outside_by_m)
 
 
 def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
@@ -128,15 +143,13 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
     if not new.service_code:
         raise InvalidRequest("service_code is required")
     service = store.service(new.service_code)
-    if len(new.description) > 4000:
-        raise InvalidRequest(
-            f"description has {len(new.description)} characters but at most 4000 are allowed"
-        )
+    new = check_report(new, service)
     lon, lat, match, new = locate(store, ctx, new)
     placement = place(ctx, lon, lat, new.address, match)
     if placement.outside_service_area:
         raise OutsideServiceArea(
-            f"the location lat {lat}, long {lon} is outside the service area "
+            f"the location lat {lat}, long {lon} is outside the service area: "
+            f"{distance_words(placement.outside_by_m)} outside the city limit "
             f"(layer {ctx.service_area!r})"
         )
     stored = store.add(new, placement, duplicates=duplicate_search(store, service, lon, lat))
@@ -147,6 +160,15 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
         stored = replace(stored, expected_datetime=due)
     LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
     return stored
+
+
+def distance_words(metres: float | None) -> str:
+    """A distance as a resident reads it: "412 m", "3.4 km"."""
+    if metres is None or not math.isfinite(metres):
+        return "far"
+    if metres < 1000:
+        return f"{max(1, round(metres))} m"
+    return f"{metres / 1000:,.1f} km"
 
 
 def locate(store: SQLStore, ctx: Context,

@@ -156,6 +156,7 @@ class Placement:
     geocode_match: str = "none"
     districts: dict[int, tuple[str | None, bool]] = field(default_factory=dict)
     outside_service_area: bool = False
+    outside_by_m: float | None = None  # distance from the service area, when outside
 
 
 @dataclass(frozen=True)

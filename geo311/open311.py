@@ -19,19 +19,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from geo311.errors import InvalidRequest
-from geo311.model import Attribute, NewRequest, Reporter, Service, ServiceRequest
+from geo311.model import NewRequest, Reporter, Service, ServiceRequest
+from geo311.reports import (
+    MAX_ADDRESS,
+    REPORTER_LIMITS,
+    check_answers,
+    check_description,
+    check_line,
+    check_media_url,
+    check_reporter,
+)
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 BULK_SPECIFICATION = "http://wiki.open311.org/GeoReport_Bulk_v1"
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
 MAX_WINDOW = timedelta(days=90)
 MAX_REQUESTS = 1000
-MAX_DESCRIPTION = 4000
 #: Query parameters that only mean something with ``extensions=true``.
 EXTENSION_PARAMETERS = ("page", "page_size", "bbox", "lat", "long", "radius",
                         "updated_after", "updated_before")
@@ -59,10 +66,6 @@ MAX_RADIUS_M = 5000.0
 _ITEM = {"services": "service", "attributes": "attribute", "values": "value",
          "service_requests": "request", "endpoints": "endpoint", "formats": "format",
          "errors": "error", "districts": "district", "extensions": "extension"}
-_HTML = re.compile(r"<\s*/?\s*[A-Za-z!?][^>]*>|&[A-Za-z]+;|&#\d+;|javascript:", re.IGNORECASE)
-_REPORTER_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "phone": 40,
-                    "device_id": 200, "account_id": 200}
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ATTRIBUTE_KEY = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
 
 
@@ -283,8 +286,7 @@ def parse_submission(form: Params, service: Service, *, source: str = "open311")
     media_url = _one(form, "media_url")
     if media_url:
         check_media_url(media_url)
-    if len(address) > 500:
-        raise InvalidRequest(f"address_string has {len(address)} characters; at most 500")
+    check_line("address_string", address, MAX_ADDRESS)
     return NewRequest(
         service_code=service.code,
         lon=_number(lon, "long") if lon else None, lat=_number(lat, "lat") if lat else None,
@@ -293,39 +295,11 @@ def parse_submission(form: Params, service: Service, *, source: str = "open311")
         attributes=check_answers(service, parse_answers(form)), source=source)
 
 
-def check_description(text: str) -> None:
-    """Refuse descriptions with HTML or code, or over 4,000 characters."""
-    if len(text) > MAX_DESCRIPTION:
-        raise InvalidRequest(f"description has {len(text)} characters but at most "
-                             f"{MAX_DESCRIPTION} are allowed")
-    if _NOT_XML.search(text):
-        raise InvalidRequest("description contains control characters")
-    found = _HTML.search(text)
-    if found:
-        raise InvalidRequest(f"description may not contain HTML or code; found "
-                             f"{found.group(0)[:40]!r}")
-
-
-def check_media_url(url: str) -> None:
-    """Accept only absolute http(s) URLs with a host."""
-    parts = urlsplit(url)
-    if len(url) > 2000 or parts.scheme.lower() not in ("http", "https") or not parts.netloc \
-            or any(c.isspace() for c in url):
-        raise InvalidRequest(f"media_url was {url[:100]!r} but is expected to be an http(s) "
-                             "URL of at most 2000 characters")
-
-
 def parse_reporter(form: Params) -> Reporter:
-    """The submitter's personal data, length-checked; stored, never shown publicly."""
-    values = {}
-    for name, limit in _REPORTER_LIMITS.items():
-        value = _one(form, name)
-        if len(value) > limit:
-            raise InvalidRequest(f"{name} has {len(value)} characters but at most {limit}")
-        values[name] = value
-    if values["email"] and not _EMAIL.match(values["email"]):
-        raise InvalidRequest("email is not an email address")
-    return Reporter(**values)
+    """The submitter's personal data, checked; stored, never shown publicly."""
+    reporter = Reporter(**{name: _one(form, name) for name in REPORTER_LIMITS})
+    check_reporter(reporter)
+    return reporter
 
 
 def parse_answers(form: Params) -> dict[str, list[str]]:
@@ -338,70 +312,6 @@ def parse_answers(form: Params) -> dict[str, list[str]]:
         elif key.startswith("attribute"):
             raise InvalidRequest(f"{key!r} is expected as attribute[code] or attribute[code][]")
     return answers
-
-
-def check_answers(service: Service, answers: Mapping[str, Sequence[str]]
-                  ) -> dict[str, tuple[str, ...]]:
-    """Validate answers against the service definition; every problem is named.
-
-    Examples
-    --------
-    >>> check_answers(service, {"nature": ["garbage_in_yard"]})  # doctest: +SKIP
-    {'nature': ('garbage_in_yard',)}
-    """
-    known = {a.code: a for a in service.attributes}
-    problems = []
-    unknown = sorted(set(answers) - set(known))
-    if unknown:
-        problems.append(f"service {service.code} has no attributes {unknown} "
-                        f"(it has {sorted(known)})")
-    out: dict[str, tuple[str, ...]] = {}
-    for code, attribute in known.items():
-        values = [v.strip() for v in answers.get(code, []) if v.strip()]
-        if not values:
-            if attribute.required:
-                problems.append(f"attribute[{code}] is required: {attribute.description}")
-            continue
-        if not attribute.variable:
-            problems.append(f"attribute[{code}] is information, not a question")
-            continue
-        problem = _check_answer(attribute, values)
-        if problem:
-            problems.append(problem)
-        else:
-            out[code] = tuple(values)
-    if problems:
-        raise InvalidRequest("; ".join(problems))
-    return out
-
-
-def _check_answer(a: Attribute, values: list[str]) -> str | None:
-    if a.datatype != "multivaluelist" and len(values) > 1:
-        return f"attribute[{a.code}] takes one value, got {len(values)}"
-    if any(len(v) > MAX_DESCRIPTION for v in values):
-        return f"attribute[{a.code}] is longer than {MAX_DESCRIPTION} characters"
-    value = values[0]
-    if a.datatype == "string" and ("\n" in value or "\r" in value):
-        return f"attribute[{a.code}] is a string and may not contain line breaks"
-    if a.datatype == "number":
-        try:
-            if not math.isfinite(float(value)):
-                raise ValueError(value)
-        except ValueError:
-            return f"attribute[{a.code}] was {value!r} but is expected to be a number"
-    if a.datatype == "datetime":
-        try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return f"attribute[{a.code}] was {value!r} but is expected to be an ISO 8601 date"
-    if a.datatype in ("singlevaluelist", "multivaluelist"):
-        keys = [k for k, _ in a.values]
-        bad = [v for v in values if v not in keys]
-        if bad:
-            return f"attribute[{a.code}] was {bad} but is expected to be in {keys}"
-        if len(set(values)) != len(values):
-            return f"attribute[{a.code}] repeats a value"
-    return None
 
 
 # -- documents ------------------------------------------------------------------------------

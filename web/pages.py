@@ -9,6 +9,7 @@ from geo311.errors import Geo311Error, InvalidRequest
 from geo311.geodesy import haversine_m
 from geo311.intake import submit
 from geo311.model import NewRequest, Reporter, ServiceRequest
+from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
 from web import maps, state
 
@@ -54,12 +55,17 @@ def _index(status_code: int = 200, **extra: object) -> tuple[str, int]:
     sensitive = s.store.sensitive_service_codes()
     recent = [mask_request(r, sensitive) for r in s.store.query(status=status, limit=limit)]
     drawn = maps.add_requests(m, recent)
+    form = extra.pop("form", {})
+    services = s.store.services()
+    chosen = next((sv for sv in services if sv.code == form.get("service_code")), None)
+    questions = sorted((a for a in chosen.attributes if a.variable),
+                       key=lambda a: a.order) if chosen else []
     return render_template("index.html", parts=maps.map_parts(m), drawn=drawn,
                            total=s.store.count(), status=status or "any",
-                           services=s.store.services(), radius_m=AROUND_RADIUS_M,
+                           services=services, questions=questions, radius_m=AROUND_RADIUS_M,
                            geocode_available=any(rule.rule == "/api/geocode" for rule in
                                                  current_app.url_map.iter_rules()),
-                           form=extra.pop("form", {}), **extra), status_code
+                           form=form, **extra), status_code
 
 
 @bp.get("/")
@@ -79,14 +85,18 @@ def report() -> tuple[str, int]:
         return _index(400, error=f"lat {form.get('lat')!r} and long {form.get('long')!r} are "
                                  "expected to be numbers: click the map to place the report",
                       form=form)
-    new = NewRequest(
-        service_code=form.get("service_code", ""), lon=lon, lat=lat,
-        address=form.get("address", "")[:500], description=form.get("description", ""),
-        reporter=Reporter(first_name=form.get("name", "")[:100],
-                          email=form.get("email", "")[:254]),
-    )
     s = state()
     try:
+        # The same rules as every channel (geo311.reports, applied by submit): nothing
+        # is cut short or let through here that Open311 would refuse.
+        new = NewRequest(
+            service_code=form.get("service_code", ""), lon=lon, lat=lat,
+            address=form.get("address", "").strip(), description=form.get("description", ""),
+            reporter=Reporter(first_name=form.get("name", "").strip(),
+                              email=form.get("email", "").strip()),
+            attributes={code: tuple(values) for code, values in
+                        parse_answers(form.to_dict(flat=False)).items()},
+        )
         stored = submit(s.store, s.context(), new)
     except Geo311Error as exc:
         return _index(exc.status, error=exc.message, form=form)

@@ -6,9 +6,9 @@ import pytest
 
 from geo311.gazetteer import learn_addresses
 from geo311.imports import import_file, read_mapping
-from geo311.intake import Context, submit
+from geo311.intake import Context
 from geo311.model import NewRequest, Service
-from tests.conftest import SAMPLE_2021_CSV, load_shipped
+from tests.conftest import SAMPLE_2021_CSV, load_shipped, submit_as_imported
 
 pytestmark = pytest.mark.browser
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -45,9 +45,10 @@ def seeded_url(store, backend_url):
     import_file(store, ctx, SAMPLE_2021_CSV, read_mapping("chicago-311"))
     learn_addresses(store)  # the address search geocodes against the imported history
     store.upsert_services([Service("XSSV", XSS, XSS)])
-    submit(store, ctx, NewRequest("SCB", *SPOT, address="121 N LA SALLE ST", description=XSS))
-    submit(store, ctx, NewRequest("XSSV", SPOT[0] + 0.001, SPOT[1], description=XSS,
-                                  address=XSS))
+    submit_as_imported(store, ctx, NewRequest("SCB", *SPOT, address="121 N LA SALLE ST",
+                                              description=XSS))
+    submit_as_imported(store, ctx, NewRequest("XSSV", SPOT[0] + 0.001, SPOT[1],
+                                              description=XSS, address=XSS))
     return backend_url
 
 

@@ -3,9 +3,9 @@
 import pytest
 
 from geo311.imports import import_file, read_mapping
-from geo311.intake import Context, submit
+from geo311.intake import Context
 from geo311.model import NewRequest
-from tests.conftest import SAMPLE_2021_CSV, load_shipped
+from tests.conftest import SAMPLE_2021_CSV, load_shipped, submit_as_imported
 
 pytestmark = pytest.mark.browser
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -36,8 +36,8 @@ def seeded_url(store, backend_url):
     load_shipped(store, "community_areas", "wards_2015_2023")
     ctx = Context.from_store(store)
     import_file(store, ctx, SAMPLE_2021_CSV, read_mapping("chicago-311"))
-    submit(store, ctx, NewRequest("SCB", -87.6321, 41.8837, address="121 N LA SALLE ST",
-                                  description=XSS))
+    submit_as_imported(store, ctx, NewRequest("SCB", -87.6321, 41.8837,
+                                              address="121 N LA SALLE ST", description=XSS))
     return backend_url
 
 

@@ -5,9 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from geo311.intake import submit
 from geo311.model import NewRequest, Reporter, Service
-from tests.conftest import load_shipped
+from tests.conftest import load_shipped, submit_as_imported
 from web.cli import cli
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
@@ -22,7 +21,7 @@ def seeded(app):
                                      sla_hours=4, sla_clock="24x7")])
     now = datetime.now(UTC)
     points = [(-87.6321, 41.8837), (-87.6500, 41.9000), (-87.6600, 41.9100), (-87.6700, 41.8900)]
-    made = [submit(s.store, s.context(), NewRequest(
+    made = [submit_as_imported(s.store, s.context(), NewRequest(
         "SCB", lon, lat, description=XSS, requested_datetime=now - timedelta(hours=h),
         reporter=Reporter("Zed", "Quill", "zed@example.org")))
         for (lon, lat), h in zip(points, (5, 3.5, 1, 0.5), strict=True)]

@@ -188,13 +188,13 @@ def test_around_lists_open_parents_within_the_radius(client, app, real):
 
 def test_report_form_goes_through_intake_and_says_already_reported(client, real):
     form = {"service_code": "SCB", "lat": "41.8837", "long": "-87.6321",
-            "address": "121 N LA SALLE ST", "description": "<b>rats</b>",
+            "address": "121 N LA SALLE ST", "description": "rats < 3 feet & more",
             "email": "me@example.org", "csrf_token": ""}
     first = client.post("/report", data=form)
     body = first.get_data(as_text=True)
     assert first.status_code == 200 and 'id="outcome">Thank you<' in body
     number = int(re.search(r'id="tracking-number"[^>]*>(\d+)<', body).group(1))
-    assert real.get(number).description == "<b>rats</b>"
+    assert real.get(number).description == "rats < 3 feet & more"
     second = client.post("/report", data={**form, "email": "other@example.org"})
     body = second.get_data(as_text=True)
     assert 'id="outcome">Already reported<' in body

@@ -11,7 +11,7 @@ import shapely
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Reporter, Service
-from tests.conftest import SAMPLE_2021_CSV, csv_head, load_shipped
+from tests.conftest import SAMPLE_2021_CSV, csv_head, load_shipped, submit_as_imported
 
 PERSONAL = ("Zed", "Quill", "zed@example.org", "773-555-0199", "dev-9", "acct-9")
 XSS = '<script>window.__xss=1</script>'
@@ -23,7 +23,7 @@ def _seed(store, tmp_path, rows=400):
     import_file(store, ctx, csv_head(SAMPLE_2021_CSV, tmp_path / "s.csv", rows),
                 read_mapping("chicago-311"))
     store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation")])
-    first = submit(store, ctx, NewRequest("SCB", -87.6321, 41.8837, description=XSS,
+    first = submit_as_imported(store, ctx, NewRequest("SCB", -87.6321, 41.8837, description=XSS,
                                           reporter=Reporter(*PERSONAL)))
     submit(store, ctx, NewRequest("SCB", -87.6321, 41.8837, reporter=Reporter(*PERSONAL)))
     return first

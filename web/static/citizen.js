@@ -97,6 +97,43 @@
     if (latInput.value) showAround(Number(latInput.value), Number(lonInput.value));
   });
   service.addEventListener("change", suggest);
+  service.addEventListener("change", showQuestions);
+
+  // The chosen service's questions, from its Open311 definition: the server asks the
+  // same of every channel, so the form asks them before sending.
+  async function showQuestions() {
+    const box = document.getElementById("report-questions");
+    box.querySelectorAll("label").forEach(l => l.remove());
+    box.hidden = true;
+    if (!service.value) return;
+    const response = await fetch("/open311/v2/services/" +
+                                 encodeURIComponent(service.value) + ".json");
+    if (!response.ok) return;
+    const definition = await response.json();
+    const asked = (definition.attributes || []).filter(a => a.variable)
+      .sort((a, b) => a.order - b.order);
+    asked.forEach(a => {
+      const label = el("label", a.description + (a.required ? " (required)" : ""));
+      const key = "attribute[" + a.code + "]";
+      let input;
+      if (a.datatype === "singlevaluelist" || a.datatype === "multivaluelist") {
+        const many = a.datatype === "multivaluelist";
+        input = el("select", undefined, {name: key + (many ? "[]" : "")});
+        if (many) input.multiple = true;
+        input.append(el("option", "choose…", {value: ""}));
+        (a.values || []).forEach(v => input.append(el("option", v.name, {value: v.key})));
+      } else if (a.datatype === "text") {
+        input = el("textarea", undefined, {name: key, rows: "2", cols: "30"});
+      } else {
+        input = el("input", undefined, {name: key});
+        if (a.datatype === "number") input.setAttribute("inputmode", "decimal");
+      }
+      if (a.required) input.required = true;
+      label.append(" ", input);
+      box.append(label);
+    });
+    box.hidden = asked.length === 0;
+  }
 
   const search = document.getElementById("search");
   const query = document.getElementById("search-q");
