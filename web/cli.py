@@ -80,8 +80,11 @@ def cli(verbose: bool) -> None:
 def init_db() -> None:
     """Create or upgrade the database schema."""
     store = state().store
-    version = store.init_schema()
-    click.echo(f"schema version {version} ready at {store.engine.url.render_as_string()}")
+    added = store.upgrade_schema()
+    click.echo(f"schema version {store.schema_version()} ready at "
+               f"{store.engine.url.render_as_string()}")
+    for what in added:
+        click.echo(f"  added {what}")
 
 
 @cli.group()

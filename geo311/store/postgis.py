@@ -340,7 +340,7 @@ class PostGISStore(SQLStore):
             restored.append(f"{kind.replace('_', ' ')} {name}")
         if rows:
             conn.execute(delete(ss))
-            LOGGER.info("restored after an interrupted bulk load: %s", ", ".join(restored))
+            LOGGER.info("re-created after a bulk load: %s", ", ".join(restored) or "nothing")
         return restored
 
     def _spatial_index_missing(self, conn: Connection, table: str, column: str) -> bool:

@@ -221,6 +221,11 @@ class SQLStore:
         Also rebuilds what a killed bulk load left suspended, so running it after any
         crash gives the structure of a clean database.
         """
+        self.upgrade_schema()
+        return t.SCHEMA_VERSION
+
+    def upgrade_schema(self) -> list[str]:
+        """Do what ``init_schema`` does; return what was added or rebuilt (for a report)."""
         with self.engine.begin() as conn:
             self._prepare_schema(conn)
         # A copy: GeoAlchemy2's SQLite DDL hooks edit the metadata they create from.
@@ -258,7 +263,7 @@ class SQLStore:
             if added or (found is not None and int(found) < t.SCHEMA_VERSION):
                 self._audit(conn, "upgrade_schema", "schema", t.SCHEMA_VERSION,
                             {"from": found, "added_columns": added})
-        return t.SCHEMA_VERSION
+        return added
 
     def _add_missing_columns(self, conn: Connection, busy: set[str] | None = None) -> list[str]:
         """Add the columns a newer geo311 declares to tables an older one created.

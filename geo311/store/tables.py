@@ -344,9 +344,9 @@ work_order_notes = Table(
 suspended_structure = Table(
     "suspended_structure",
     metadata,
+    Column("table_name", String(100), primary_key=True),
+    Column("kind", String(20), primary_key=True),  # "index" or "foreign_key"
     Column("name", String(200), primary_key=True),
-    Column("table_name", String(100), nullable=False),
-    Column("kind", String(20), nullable=False),  # "index" or "foreign_key"
     Column("definition", Text, nullable=False),
     Column("suspended_at", UTCDateTime, nullable=False),
 )
