@@ -505,3 +505,40 @@ def test_init_db_on_a_clean_import_adds_nothing(request, backend, source, tmp_pa
     out = _run(clean["url"], tmp_path / "instance", _command("init-db")).stdout
     assert "added" not in out
     assert structure(clean["url"]) == clean["structure"]
+
+
+# --- the bulk-load lock, in process (PostGIS) ------------------------------------------
+
+
+def _status_index(store) -> bool:
+    with store.engine.connect() as conn:
+        return bool(conn.execute(text("SELECT to_regclass('ix_requests_status')")).scalar())
+
+
+def test_init_db_leaves_a_running_bulk_load_alone(postgis_url):
+    loading, other = open_store(postgis_url), open_store(postgis_url)
+    try:
+        with loading.bulk_load(10**9, min_rows=1):
+            assert not _status_index(loading)
+            assert other.upgrade_schema() == []  # the load's structure is not its to rebuild
+            assert not _status_index(other)
+            assert structure(postgis_url)["suspended"]
+        assert _status_index(other)
+        assert structure(postgis_url)["suspended"] == []
+    finally:
+        loading.dispose()
+        other.dispose()
+
+
+def test_a_bulk_load_first_rebuilds_what_a_killed_one_left(postgis_url):
+    store = open_store(postgis_url)
+    try:
+        whole = structure(postgis_url)
+        store._suspend_structure()  # and then the process died
+        assert not _status_index(store)
+        with store.bulk_load(1, min_rows=10**9):  # too small to suspend anything itself
+            assert _status_index(store)
+            assert structure(postgis_url) == whole
+    finally:
+        store.init_schema()
+        store.dispose()
