@@ -260,12 +260,6 @@ def rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         store.dispose()
 
 
-def _service_request_structure(url: str) -> list[tuple[Any, ...]]:
-    found = structure(url)
-    return sorted(r for k in ("indexes", "constraints", "sqlite_master") for r in found.get(k, [])
-                  if "service_requests" in str(r[0]) or "service_requests" in str(r[2]))
-
-
 def clean_import(dbs: Databases, source: Path) -> dict[str, Any]:
     """Structure and rows after an uninterrupted import into a fresh database (made once)."""
     if dbs.clean is None:
