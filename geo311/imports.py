@@ -15,6 +15,7 @@ import logging
 import re
 import time
 import tomllib
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -209,6 +210,8 @@ def read_rows(
             raise InvalidRequest(f"{path}: the file is empty") from None
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"{path}: not a readable CSV file: {exc}") from exc
+        except _GZIP_ERRORS as exc:
+            raise _damaged_gzip(path, exc) from exc
         wanted = dict(mapping.columns)
         absent = {f: c for f, c in wanted.items() if c not in header}
         required_absent = [f for f in absent if f in REQUIRED_FIELDS or f in (
@@ -242,16 +245,35 @@ def read_rows(
                     kept, lines = [], []
         except (csv.Error, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"{path}: line {line_no + 1}: not valid CSV: {exc}") from exc
+        except _GZIP_ERRORS as exc:
+            raise _damaged_gzip(path, exc) from exc
         if kept:
             yield _chunk(kept, lines, positions)
 
 
 def _count_lines(path: Path) -> int:
-    """Lines in a (gzipped) file, to size a bulk load before reading it."""
+    """Lines in a (gzipped) file, to size a bulk load before reading it.
+
+    Reading it whole first also finds a truncated or damaged gzip file before
+    anything is stored.
+    """
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as raw:
-        return sum(block.count(b"\n") for block in iter(lambda: raw.read(1 << 20), b""))
+    try:
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as raw:
+            return sum(block.count(b"\n") for block in iter(lambda: raw.read(1 << 20), b""))
+    except _GZIP_ERRORS as exc:
+        raise _damaged_gzip(path, exc) from exc
+    except OSError as exc:
+        raise InvalidRequest(f"{path}: cannot be read: {exc.strerror}") from exc
+
+
+#: What reading a cut-off or corrupted gzip stream raises.
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _damaged_gzip(path: Path, exc: Exception) -> InvalidRequest:
+    return InvalidRequest(f"{path} is a truncated or damaged gzip file: {exc}")
 
 
 def _chunk(rows: list[list[str]], lines: list[int], positions: dict[str, int]) -> pd.DataFrame:
@@ -286,6 +308,11 @@ class _Rows:
             else:
                 self._text[name] = pd.Series("", index=self.raw.index, dtype=object)
         return self._text[name]
+
+
+def _saying(message: str) -> Callable[[int], str]:
+    """The same rejection message for every row."""
+    return lambda i: message
 
 
 def _parse_times(rows: _Rows, fld: str, mapping: Mapping, column: str) -> pd.Series:
@@ -324,6 +351,10 @@ def prepare_chunk(
     """
     rows = _Rows(raw, rejected)
     col = mapping.columns
+    # No database text column holds a NUL (PostgreSQL refuses it, SQLite cuts text at it).
+    for fld in raw.columns.drop("line"):
+        has_nul = raw[fld].str.contains("\x00", regex=False).fillna(False).to_numpy(bool)
+        rows.reject(has_nul, _saying(f"{col[fld]} contains a NUL byte"))
     external_id = rows.text("id")
     rows.reject((external_id == "").to_numpy(), lambda i: f"{col['id']} is empty")
 
@@ -400,12 +431,14 @@ def prepare_chunk(
 def import_file(
     store: SQLStore, ctx: Context, path: str | Path, mapping: Mapping, *,
     geocode: str = "never", dedup: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, bulk_min_rows: int | None = None,
 ) -> ImportSummary:
     """Import a CRM export: check rows, assign districts, store in chunks.
 
     Re-importing the same file is idempotent (rows are matched on
     ``external_id``). Returns the summary; rejected rows are listed in it.
+    ``bulk_min_rows`` overrides the store's size from which a load suspends
+    index upkeep (``SQLStore.bulk_load``).
 
     Examples
     --------
@@ -423,7 +456,7 @@ def import_file(
     transformer = (Transformer.from_crs(mapping.xy_crs, "EPSG:4326", always_xy=True)
                    if mapping.xy_crs else None)
     started = time.perf_counter()
-    with store.bulk_load(_count_lines(path)):
+    with store.bulk_load(_count_lines(path), bulk_min_rows):
         for raw in read_rows(path, mapping, summary.rejected):
             summary.rows_read += len(raw)
             frame = prepare_chunk(raw, mapping, summary.rejected, transformer)

@@ -80,8 +80,11 @@ def cli(verbose: bool) -> None:
 def init_db() -> None:
     """Create or upgrade the database schema."""
     store = state().store
-    version = store.init_schema()
-    click.echo(f"schema version {version} ready at {store.engine.url.render_as_string()}")
+    added = store.upgrade_schema()
+    click.echo(f"schema version {store.schema_version()} ready at "
+               f"{store.engine.url.render_as_string()}")
+    for what in added:
+        click.echo(f"  added {what}")
 
 
 @cli.group()
@@ -175,15 +178,18 @@ def layers_show(name: str, version: int | None, as_json: bool) -> None:
 @click.option("--dedup/--no-dedup", default=False, show_default=True)
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="Write rejected lines and reasons to this CSV.")
+@click.option("--bulk-min-rows", type=click.IntRange(min=1), envvar="GEO311_BULK_MIN_ROWS",
+              help="On PostGIS, a load of at least this many rows (and at least the stored "
+                   "count) rebuilds the indexes once at its end [default: 100000].")
 def import_cmd(path: Path, mapping_name: str, geocode: str, dedup: bool,
-               rejects: Path | None) -> None:
+               rejects: Path | None, bulk_min_rows: int | None) -> None:
     """Import requests exported by a legacy CRM."""
     s = state()
     s.store.init_schema()
     mapping = read_mapping(mapping_name)
     with tqdm(desc=path.name, unit=" rows", disable=None) as bar:
         summary = import_file(s.store, s.context(), path, mapping, geocode=geocode,
-                              dedup=dedup, progress=bar.update)
+                              dedup=dedup, progress=bar.update, bulk_min_rows=bulk_min_rows)
     for line in summary.lines():
         click.echo(line)
     _refresh_records(s.store, s.settings.zone)

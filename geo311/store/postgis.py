@@ -6,7 +6,7 @@ import io
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,11 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    delete,
     func,
+    insert,
+    inspect,
+    select,
     text,
 )
 from sqlalchemy.exc import ProgrammingError
@@ -76,6 +80,11 @@ BEGIN
 END
 $fn$
 """
+#: One bulk load at a time; held (per session) by a running load, gone with a killed one.
+_TAKE_BULK_LOCK = text("SELECT pg_advisory_lock(hashtext('geo311.bulk_load'))")
+_RELEASE_BULK_LOCK = text("SELECT pg_advisory_unlock(hashtext('geo311.bulk_load'))")
+_TRY_BULK_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('geo311.bulk_load'))")
+
 _CALL_DUPLICATE_CANDIDATES = text(
     "SELECT * FROM geo311_duplicate_candidates(CAST(:codes AS text[]), :xmin, :ymin, :xmax, "
     ":ymax, :since, :until, :open_after)")
@@ -128,8 +137,11 @@ class PostGISStore(SQLStore):
         # Box and time in one GiST index (btree_gist): a 90-day bbox (Open311's default)
         # or a duplicate check's window reads only the rows it returns, where ANDing the
         # spatial and time indexes first built a bitmap of every request of the window.
+        # Not while a bulk load has it suspended: the load builds it again at its end.
         exists = conn.execute(text(
-            "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_requests_geom_requested'")).first()
+            "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_requests_geom_requested' UNION ALL "
+            "SELECT 1 FROM suspended_structure WHERE name = 'ix_requests_geom_requested'"
+        )).first()
         if exists:
             return []
         LOGGER.info("creating index ix_requests_geom_requested (box and time)")
@@ -204,10 +216,13 @@ class PostGISStore(SQLStore):
     def _bulk_insert_requests(self, conn: Connection, frame: pd.DataFrame) -> np.ndarray:
         n = len(frame)
         # Reserve n ids at once. The lock (which live inserts wait for) keeps anyone else
-        # from drawing from the sequence between nextval and setval.
+        # from drawing from the sequence until this commits. Under it no insert is in
+        # flight, so the ids start after the largest stored one rather than at the
+        # sequence: numbers a killed or rolled-back load drew are drawn again, and a load
+        # re-run after a crash numbers its rows as a clean one does.
         conn.execute(text("LOCK TABLE service_requests IN SHARE ROW EXCLUSIVE MODE"))
         first = int(conn.execute(text(
-            "SELECT nextval(pg_get_serial_sequence('service_requests', 'id'))")).scalar_one())
+            "SELECT coalesce(max(id), 0) + 1 FROM service_requests")).scalar_one())
         conn.execute(text("SELECT setval(pg_get_serial_sequence('service_requests', 'id'), :last)"),
                      {"last": first + n - 1})
         ids = np.arange(first, first + n, dtype=np.int64)
@@ -235,7 +250,7 @@ class PostGISStore(SQLStore):
         }))
 
     @contextmanager
-    def bulk_load(self, expected_rows: int) -> Iterator[None]:
+    def bulk_load(self, expected_rows: int, min_rows: int | None = None) -> Iterator[None]:
         """Suspend index and foreign-key upkeep on ``service_requests`` for a large load.
 
         Building an index once is several times faster than growing it row by row, and
@@ -243,42 +258,114 @@ class PostGISStore(SQLStore):
         least as large as the table (and ``bulk_min_rows``), secondary and spatial
         indexes and the foreign keys are dropped here and restored on the way out,
         whatever happened; the primary key and the unique ``external_id`` stay.
+
+        A process killed in between cannot restore anything, so each dropped definition
+        is written to ``suspended_structure`` in the transaction that drops it. The
+        next bulk load (or ``init-db``) re-creates what a killed one left there. A
+        session advisory lock, held for the whole load, tells a killed load (its
+        connection, and so its lock, is gone) from a running one, and makes a second
+        bulk load wait for the first.
         """
-        with self.engine.connect() as conn:
-            existing = int(conn.execute(text(
-                "SELECT greatest(reltuples, 0)::bigint FROM pg_class "
-                "WHERE relname = 'service_requests'"
-            )).scalar() or 0)
-        if expected_rows < max(self.bulk_min_rows, existing):
-            yield
-            return
+        threshold = self.bulk_min_rows if min_rows is None else min_rows
+        guard = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            guard.execute(_TAKE_BULK_LOCK)
+            with self.engine.begin() as conn:
+                self._restore_suspended(conn, locked=True)
+                existing = int(conn.execute(text(
+                    "SELECT greatest(reltuples, 0)::bigint FROM pg_class "
+                    "WHERE relname = 'service_requests'"
+                )).scalar() or 0)
+            if expected_rows < max(threshold, existing):
+                yield
+                return
+            suspended = self._suspend_structure()
+            LOGGER.info("bulk load of %s rows: %s suspended until it ends",
+                        expected_rows, ", ".join(suspended))
+            try:
+                yield
+            finally:
+                with self.engine.begin() as conn:
+                    self._restore_suspended(conn, locked=True)
+                    conn.execute(text("ANALYZE service_requests"))
+        finally:
+            guard.execute(_RELEASE_BULK_LOCK)
+            guard.close()
+
+    def _suspend_structure(self) -> list[str]:
+        """Drop the secondary indexes and foreign keys, recording each; return their names."""
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
             indexes = conn.execute(text(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'service_requests'"
+                " AND schemaname = current_schema()"
                 " AND indexname NOT IN (SELECT conname FROM pg_constraint)"
             )).all()
             foreign_keys = conn.execute(text(
                 "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
                 "WHERE conrelid = 'service_requests'::regclass AND contype = 'f'"
             )).all()
+            rows = [{"table_name": "service_requests", "kind": kind, "name": name,
+                     "definition": definition, "suspended_at": now}
+                    for kind, found in (("index", indexes), ("foreign_key", foreign_keys))
+                    for name, definition in found]
+            if rows:
+                conn.execute(insert(t.suspended_structure), rows)
             for name, _definition in indexes:
                 conn.execute(text(f'DROP INDEX "{name}"'))
             for name, _definition in foreign_keys:
                 conn.execute(text(f'ALTER TABLE service_requests DROP CONSTRAINT "{name}"'))
-        LOGGER.info("bulk load of %s rows: %s indexes and %s foreign keys restored afterwards",
-                    expected_rows, len(indexes), len(foreign_keys))
-        try:
-            yield
-        finally:
-            with self.engine.begin() as conn:
-                for _name, definition in indexes:
-                    conn.execute(text(definition))
-                for name, definition in foreign_keys:
-                    conn.execute(text(f'ALTER TABLE service_requests ADD CONSTRAINT "{name}" '
-                                      f"{definition} NOT VALID"))
-                    conn.execute(text(f'ALTER TABLE service_requests VALIDATE CONSTRAINT "{name}"'))
-                conn.execute(text("ANALYZE service_requests"))
+        return [f"{row['kind']} {row['name']}" for row in rows]
 
+    def _restore_suspended(self, conn: Connection, *, locked: bool = False) -> list[str]:
+        # Without the bulk-load lock (``locked``: the caller holds it), try to take it
+        # for this transaction: if a load is running, its structure is not ours to touch.
+        if not locked and not conn.execute(_TRY_BULK_LOCK).scalar():
+            return []
+        ss = t.suspended_structure
+        rows = conn.execute(select(ss.c.table_name, ss.c.kind, ss.c.name, ss.c.definition)
+                            .order_by(ss.c.kind.desc(), ss.c.table_name, ss.c.name)).all()
+        restored = []
+        for table, kind, name, definition in rows:  # indexes first, then foreign keys
+            if kind == "index":
+                if conn.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar():
+                    continue
+                conn.execute(text(definition))
+            else:
+                if conn.execute(text(
+                    "SELECT 1 FROM pg_constraint WHERE conname = :name "
+                    "AND conrelid = CAST(:table AS regclass)"), {"name": name, "table": table},
+                ).first():
+                    continue
+                conn.execute(text(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" '
+                                  f"{definition} NOT VALID"))
+                conn.execute(text(f'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"'))
+            restored.append(f"{kind.replace('_', ' ')} {name}")
+        if rows:
+            conn.execute(delete(ss))
+            LOGGER.info("re-created after a bulk load: %s", ", ".join(restored) or "nothing")
+        return restored
+
+    def _spatial_index_missing(self, conn: Connection, table: str, column: str) -> bool:
+        # Any single-column GiST index on the column will do, whatever its name.
+        return conn.execute(text(
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = CAST(:table AS regclass) AND am.amname = 'gist' "
+            "AND i.indnatts = 1 AND a.attname = :column"
+        ), {"table": table, "column": column}).first() is None
+
+    def _create_spatial_index(self, conn: Connection, table: str, column: str) -> None:
+        # The name and form GeoAlchemy2 gives it when it creates the table.
+        conn.execute(text(f'CREATE INDEX "idx_{table}_{column}" ON "{table}" '
+                          f'USING gist ("{column}")'))
+
+    def _foreign_keys_missing(self, conn: Connection, table: Any) -> list[Any]:
+        have = {(tuple(fk["constrained_columns"]), fk["referred_table"])
+                for fk in inspect(conn).get_foreign_keys(table.name)}
+        return [c for c in table.foreign_key_constraints
+                if (tuple(col.name for col in c.columns), c.referred_table.name) not in have]
 
     # --- hotspots and maps ---
 

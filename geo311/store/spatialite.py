@@ -47,6 +47,23 @@ class SpatiaLiteStore(SQLStore):
             statements += [f"DROP TRIGGER IF EXISTS {name}", f"CREATE TRIGGER {name} {body}"]
         return statements
 
+    def _spatial_index_missing(self, conn: Connection, table: str, column: str) -> bool:
+        enabled = conn.execute(text(
+            "SELECT spatial_index_enabled FROM geometry_columns "
+            "WHERE f_table_name = lower(:table) AND f_geometry_column = lower(:column)"
+        ), {"table": table, "column": column}).scalar()
+        rtree = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :name"),
+                             {"name": f"idx_{table}_{column}"}).first()
+        return enabled != 1 or rtree is None
+
+    def _create_spatial_index(self, conn: Connection, table: str, column: str) -> None:
+        # From whatever is left: metadata without its R*Tree, or an R*Tree not enabled.
+        conn.execute(text("SELECT DisableSpatialIndex(:table, :column)"),
+                     {"table": table, "column": column})
+        conn.execute(text(f'DROP TABLE IF EXISTS "idx_{table}_{column}"'))
+        conn.execute(text("SELECT CreateSpatialIndex(:table, :column)"),
+                     {"table": table, "column": column})
+
     @contextmanager
     def _cache_transaction(self, conn: Connection) -> Iterator[None]:
         # A reader saving what it built does not queue behind a long write (an import):

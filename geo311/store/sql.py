@@ -37,6 +37,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.schema import AddConstraint
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo311.dedup import Candidate, DuplicateRule
@@ -152,9 +153,31 @@ class SQLStore:
         conn.execute(insert(t.request_districts), rows.to_dict("records"))
 
     @contextmanager
-    def bulk_load(self, expected_rows: int) -> Iterator[None]:
-        """Wrap a large import; a backend may suspend index upkeep while it runs."""
+    def bulk_load(self, expected_rows: int, min_rows: int | None = None) -> Iterator[None]:
+        """Wrap a large import; a backend may suspend index upkeep while it runs.
+
+        ``min_rows`` overrides the backend's ``bulk_min_rows`` for this load.
+        """
         yield
+
+    def _restore_suspended(self, conn: Connection) -> list[str]:
+        """Re-create what a killed bulk load left suspended; return what came back.
+
+        Nothing while a bulk load is running: its structure comes back when it ends.
+        """
+        return []
+
+    def _spatial_index_missing(self, conn: Connection, table: str, column: str) -> bool:
+        """Whether the declared spatial index on ``table.column`` is absent."""
+        return False
+
+    def _create_spatial_index(self, conn: Connection, table: str, column: str) -> None:
+        """Build the spatial index on ``table.column``."""
+        raise NotImplementedError
+
+    def _foreign_keys_missing(self, conn: Connection, table: Any) -> list[Any]:
+        """Declared foreign-key constraints of ``table`` that the database lacks."""
+        return []
 
     def _prepare_schema(self, conn: Connection) -> None:
         """Backend set-up needed before tables exist (extensions)."""
@@ -193,7 +216,16 @@ class SQLStore:
     # -- schema -----------------------------------------------------------------------
 
     def init_schema(self) -> int:
-        """Create missing tables and indexes; return the schema version."""
+        """Create missing tables, columns, indexes and keys; return the schema version.
+
+        Also rebuilds what a killed bulk load left suspended, so running it after any
+        crash gives the structure of a clean database.
+        """
+        self.upgrade_schema()
+        return t.SCHEMA_VERSION
+
+    def upgrade_schema(self) -> list[str]:
+        """Do what ``init_schema`` does; return what was added or rebuilt (for a report)."""
         with self.engine.begin() as conn:
             self._prepare_schema(conn)
         # A copy: GeoAlchemy2's SQLite DDL hooks edit the metadata they create from.
@@ -210,7 +242,12 @@ class SQLStore:
                     f"the database has schema version {found} but this geo311 knows only "
                     f"{t.SCHEMA_VERSION}: upgrade geo311"
                 )
-            added = self._add_missing_columns(conn) + self._finish_schema(conn)
+            # What a killed bulk load suspended comes back first, from its recorded
+            # definitions; tables still listed then belong to a load that is running.
+            added = self._restore_suspended(conn)
+            busy = set(conn.execute(select(t.suspended_structure.c.table_name)).scalars())
+            added += self._add_missing_columns(conn, busy) + self._finish_schema(conn)
+            added += self._add_missing_structure(conn, busy)
             if conn.execute(select(t.schema_info.c.key)
                             .where(t.schema_info.c.key == t.RECORDS_GENERATION)).first() is None:
                 conn.execute(insert(t.schema_info).values(key=t.RECORDS_GENERATION, value="0"))
@@ -226,15 +263,17 @@ class SQLStore:
             if added or (found is not None and int(found) < t.SCHEMA_VERSION):
                 self._audit(conn, "upgrade_schema", "schema", t.SCHEMA_VERSION,
                             {"from": found, "added_columns": added})
-        return t.SCHEMA_VERSION
+        return added
 
-    def _add_missing_columns(self, conn: Connection) -> list[str]:
+    def _add_missing_columns(self, conn: Connection, busy: set[str] | None = None) -> list[str]:
         """Add the columns a newer geo311 declares to tables an older one created.
 
         Schema changes are additive: new tables are created by ``create_all`` and
         new columns, which are nullable or carry a scalar default, are added here,
-        so upgrading never rewrites or loses stored rows.
+        so upgrading never rewrites or loses stored rows. Missing declared indexes
+        are created too, except on ``busy`` tables (a bulk load is rebuilding them).
         """
+        busy = busy or set()
         existing = inspect(conn)
         tables = set(existing.get_table_names())
         added: list[str] = []
@@ -242,6 +281,8 @@ class SQLStore:
             if table.name not in tables:
                 continue
             self._add_missing_table_columns(conn, existing, table, added)
+            if table.name in busy:
+                continue
             indexes = {i["name"] for i in existing.get_indexes(table.name)}
             for index in table.indexes:
                 spatial = any(isinstance(c.type, Geometry) for c in index.columns)
@@ -249,6 +290,31 @@ class SQLStore:
                     index.create(conn)
                     added.append(f"index {index.name}")
                     LOGGER.info("schema upgrade: created index %s", index.name)
+        return added
+
+    def _add_missing_structure(self, conn: Connection, busy: set[str]) -> list[str]:
+        """Rebuild declared spatial indexes and foreign keys the database lacks.
+
+        They go missing only by accident (a bulk load killed by an older geo311, a
+        hand-made change); ``init-db`` puts them back and reports them.
+        """
+        existing = set(inspect(conn).get_table_names())
+        added: list[str] = []
+        for table in t.metadata.sorted_tables:
+            if table.name not in existing or table.name in busy:
+                continue
+            for column in table.columns:
+                if (isinstance(column.type, Geometry) and column.type.spatial_index
+                        and self._spatial_index_missing(conn, table.name, column.name)):
+                    self._create_spatial_index(conn, table.name, column.name)
+                    added.append(f"spatial index {table.name}.{column.name}")
+                    LOGGER.info("schema repair: created the spatial index on %s.%s",
+                                table.name, column.name)
+            for constraint in self._foreign_keys_missing(conn, table):
+                conn.execute(AddConstraint(constraint))
+                columns = ", ".join(c.name for c in constraint.columns)
+                added.append(f"foreign key {table.name}({columns})")
+                LOGGER.info("schema repair: added the foreign key %s(%s)", table.name, columns)
         return added
 
     def _add_missing_table_columns(self, conn: Connection, existing: Any, table: Any,

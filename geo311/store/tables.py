@@ -32,6 +32,9 @@ from sqlalchemy.types import TypeDecorator
 #: ``api_key_calls`` counts POSTs per key for a rate limit shared by every process.
 #: 4: ``public_records`` keeps each request's Open311 record, checked against
 #: ``service_requests.revision`` and the records generation that triggers keep.
+#: 5: ``suspended_structure`` records what a bulk load dropped, so a killed load's
+#: indexes and foreign keys come back (next load or ``init-db``);
+#: ``users.session_generation`` ends every session of an account on logout.
 SCHEMA_VERSION = 5
 
 metadata = MetaData()
@@ -337,6 +340,19 @@ work_order_notes = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("author", String(100), nullable=False),
     Column("text", Text, nullable=False),
+)
+
+# Indexes and foreign keys a bulk load dropped (PostGIS), written in the transaction that
+# drops them and deleted in the one that re-creates them: a load killed in between
+# leaves here exactly what to rebuild.
+suspended_structure = Table(
+    "suspended_structure",
+    metadata,
+    Column("table_name", String(100), primary_key=True),
+    Column("kind", String(20), primary_key=True),  # "index" or "foreign_key"
+    Column("name", String(200), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("suspended_at", UTCDateTime, nullable=False),
 )
 
 # --- API clients: keys and idempotent submissions ---
