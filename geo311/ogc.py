@@ -239,21 +239,14 @@ def parse_datetime(text: str | None) -> tuple[datetime | None, datetime | None]:
         side, instant = _instant(text, text)
         return NEVER if side else (instant, instant)
     first, _, second = text.partition("/")
-    start: datetime | None = None
-    end: datetime | None = None
-    if first not in ("", ".."):
-        side, start = _instant(first, text)
-        if side > 0:
-            return NEVER
-        start = None if side < 0 else start
-    if second not in ("", ".."):
-        side, end = _instant(second, text)
-        if side < 0:
-            return NEVER
-        end = None if side > 0 else end
-    if start is not None and end is not None and start > end:
+    start = None if first in ("", "..") else _instant(first, text)
+    end = None if second in ("", "..") else _instant(second, text)
+    if start is not None and end is not None and start > end:  # sides order the ends too
         raise InvalidRequest(f"datetime was {_shown(text)}: the start is after the end")
-    return start, end
+    if (start is not None and start[0] > 0) or (end is not None and end[0] < 0):
+        return NEVER
+    return (None if start is None or start[0] < 0 else start[1],
+            None if end is None or end[0] > 0 else end[1])
 
 
 def _instant(value: str, whole: str) -> tuple[int, datetime]:
