@@ -330,7 +330,7 @@ def find_collection(store: SQLStore, collection_id: str) -> Collection:
     for c in collections:
         if c.id == collection_id:
             return c
-    raise NotFound(f"collection {collection_id!r} does not exist; there are "
+    raise NotFound(f"collection {_shown(collection_id)} does not exist; there are "
                    f"{[c.id for c in collections]}")
 
 
