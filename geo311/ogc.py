@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,20 @@ MAX_LIMIT = 10_000
 H3_RESOLUTIONS = (7, 8, 9)
 REQUESTS = "requests"
 _COMMON_PARAMS = ("f", "limit", "offset", "bbox", "bbox-crs")
+#: Request ids are a 32-bit integer column on PostgreSQL; larger ids cannot exist.
+MAX_REQUEST_ID = 2**31 - 1
+#: Offsets are served from Python once past the matches, but never held as huge ints.
+MAX_OFFSET = 2**63 - 1
+#: The calendar's ends as UTC instants: an interval end beyond them is open.
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+#: What ``parse_datetime`` answers for times wholly outside the calendar: matches nothing.
+NEVER = (LATEST, EARLIEST)
+#: More service codes than any catalogue holds is a malformed query, not a filter.
+MAX_SERVICE_CODES = 1000
+_WHOLE = re.compile(r"-?[0-9]+")
+_REQUEST_ID = re.compile(r"0|[1-9][0-9]{0,9}")
+_H3_CELL = re.compile(r"[0-9a-f]{15,16}")
 
 
 @dataclass(frozen=True)
@@ -64,20 +79,46 @@ class Collection:
         """The query parameters its items accept (others are refused with 400)."""
         if self.kind == "requests":
             return (*_COMMON_PARAMS, "datetime", "status", "service_code")
-        if self.kind == "h3":
-            return (*_COMMON_PARAMS, "datetime")
-        return _COMMON_PARAMS
+        return (*_COMMON_PARAMS, "datetime")
 
 
 # --- parameters ----------------------------------------------------------------------------
 
 
-def check_params(args: Mapping[str, str], allowed: tuple[str, ...]) -> None:
+def _shown(text: str) -> str:
+    """``text`` as quoted in an error message, cut short when it is long."""
+    if len(text) <= 60:
+        return repr(text)
+    return f"{text[:40]!r}… ({len(text):,} characters)"
+
+
+def check_params(args: Mapping[str, object], allowed: tuple[str, ...]) -> None:
     """Refuse query parameters this resource does not define (OGC: 400, not ignored)."""
     unknown = sorted(k for k in args if k not in allowed)
     if unknown:
+        shown = [k if len(k) <= 60 else _shown(k) for k in unknown[:10]]
         raise InvalidRequest(
-            f"unknown query parameter(s) {unknown}; this resource takes {list(allowed)}")
+            f"unknown query parameter(s) {shown}; this resource takes {list(allowed)}")
+
+
+def query_args(args: Mapping[str, Sequence[str]], allowed: tuple[str, ...]) -> dict[str, str]:
+    """Every parameter once: unknown ones and ones given twice are refused with 400.
+
+    ``args`` maps each name to every value it came with, as a query string holds them.
+
+    Examples
+    --------
+    >>> query_args({"limit": ["5"]}, ("limit",))
+    {'limit': '5'}
+    """
+    check_params(args, allowed)
+    for name, values in args.items():
+        if len(values) > 1:
+            shown = [_shown(v) for v in values[:3]]
+            raise InvalidRequest(
+                f"{name} was given {len(values)} times ({', '.join(shown)}"
+                f"{', …' if len(values) > 3 else ''}) but takes one value")
+    return {name: values[0] for name, values in args.items() if values}
 
 
 def parse_limit(text: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
@@ -90,24 +131,33 @@ def parse_limit(text: str | None, default: int = DEFAULT_LIMIT, maximum: int = M
     """
     if text is None or text == "":
         return default
-    return min(_whole_number("limit", text, 1, "at least 1"), maximum)
+    return _whole_number("limit", text, 1, "at least 1", maximum)
 
 
 def parse_offset(text: str | None) -> int:
-    """``offset``: a whole number from 0 (how many matching features to skip)."""
+    """``offset``: a whole number from 0 (how many matching features to skip).
+
+    Offsets beyond ``MAX_OFFSET`` are served as ``MAX_OFFSET``: past every match
+    either way, so the page is empty and ``numberMatched`` still counts them all.
+    """
     if text is None or text == "":
         return 0
-    return _whole_number("offset", text, 0, "0 or more")
+    return _whole_number("offset", text, 0, "0 or more", MAX_OFFSET)
 
 
-def _whole_number(name: str, text: str, least: int, wording: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name} was {text!r} but is expected to be a whole number") from exc
+def _whole_number(name: str, text: str, least: int, wording: str, most: int) -> int:
+    """Digits only (ASCII, optional minus), read without ever parsing a huge string."""
+    if not _WHOLE.fullmatch(text):
+        raise InvalidRequest(f"{name} was {_shown(text)} but is expected to be a whole number")
+    digits = text.lstrip("-").lstrip("0") or "0"
+    if text.startswith("-") and digits != "0":
+        raise InvalidRequest(f"{name} was {_shown(text)} but is expected to be {wording}")
+    if len(digits) > len(str(most)):
+        return most
+    value = int(digits)
     if value < least:
-        raise InvalidRequest(f"{name} was {value} but is expected to be {wording}")
-    return value
+        raise InvalidRequest(f"{name} was {_shown(text)} but is expected to be {wording}")
+    return min(value, most)
 
 
 def parse_bbox(
@@ -115,74 +165,106 @@ def parse_bbox(
 ) -> tuple[float, float, float, float] | None:
     """``bbox=minlon,minlat,maxlon,maxlat`` (or six numbers with heights) in CRS84.
 
+    ``minlon > maxlon`` is a box across the antimeridian (``bbox_parts`` splits it).
+
     Examples
     --------
     >>> parse_bbox("-87.7,41.8,-87.6,41.9")
     (-87.7, 41.8, -87.6, 41.9)
+    >>> parse_bbox("170,-10,-170,10")
+    (170.0, -10.0, -170.0, 10.0)
     """
     if crs not in (None, "", CRS84):
-        raise InvalidRequest(f"bbox-crs was {crs!r} but only {CRS84} is supported")
+        raise InvalidRequest(f"bbox-crs was {_shown(crs)} but only {CRS84} is supported")
     if text is None or text == "":
         return None
+    wanted = "4 numbers: minlon,minlat,maxlon,maxlat (or 6 with heights)"
     parts = text.split(",")
+    if len(parts) not in (4, 6):
+        raise InvalidRequest(f"bbox was {_shown(text)} but is expected to be {wanted}")
     try:
         values = [float(v) for v in parts]
     except ValueError as exc:
-        raise InvalidRequest(
-            f"bbox was {text!r} but is expected to be 4 numbers: minlon,minlat,maxlon,maxlat"
-        ) from exc
+        raise InvalidRequest(f"bbox was {_shown(text)} but is expected to be {wanted}") from exc
+    if not all(math.isfinite(v) for v in values):
+        raise InvalidRequest(f"bbox was {_shown(text)} but is expected to be {wanted}")
     if len(values) == 6:
+        if values[2] > values[5]:
+            raise InvalidRequest(f"bbox was {_shown(text)}: the lower height is above the upper")
         values = [values[0], values[1], values[3], values[4]]
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise InvalidRequest(
-            f"bbox was {text!r} but is expected to be 4 numbers: minlon,minlat,maxlon,maxlat")
     minx, miny, maxx, maxy = values
     if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise InvalidRequest(
-            f"bbox was {text!r}: longitudes must be within ±180, latitudes within ±90 and "
-            "minlat <= maxlat")
-    if minx > maxx:
-        raise InvalidRequest(f"bbox was {text!r}: boxes across the antimeridian are not supported")
+            f"bbox was {_shown(text)}: longitudes must be within ±180, latitudes within ±90 "
+            "and minlat <= maxlat")
     return minx, miny, maxx, maxy
+
+
+def bbox_parts(
+    bbox: tuple[float, float, float, float],
+) -> list[tuple[float, float, float, float]]:
+    """A bbox as boxes that do not cross the antimeridian: itself, or its two halves.
+
+    Examples
+    --------
+    >>> bbox_parts((170, -10, -170, 10))
+    [(170, -10, 180.0, 10), (-180.0, -10, -170, 10)]
+    """
+    minx, miny, maxx, maxy = bbox
+    if minx <= maxx:
+        return [bbox]
+    return [(minx, miny, 180.0, maxy), (-180.0, miny, maxx, maxy)]
 
 
 def parse_datetime(text: str | None) -> tuple[datetime | None, datetime | None]:
     """``datetime``: an RFC 3339 instant, or an interval ``start/end`` with ``..`` open ends.
 
-    Times without an offset are refused (RFC 3339 requires one).
+    Times without an offset are refused (RFC 3339 requires one). Times beyond the
+    calendar (before 0001-01-01 or after 9999-12-31 in UTC, as ``+14:00`` and
+    ``-14:00`` offsets can make them) are applied, not refused: a start before the
+    calendar or an end after it is an open end; an instant, a start after it or an
+    end before it matches nothing and comes back as ``NEVER`` (start after end).
+    ``../..`` is every time.
 
     Examples
     --------
     >>> parse_datetime("2021-01-01T00:00:00Z/..")[0].isoformat()
     '2021-01-01T00:00:00+00:00'
+    >>> parse_datetime("0001-01-01T00:00:00+14:00/..")
+    (None, None)
     """
     if text is None or text == "":
         return None, None
     if "/" not in text:
-        instant = _instant(text, text)
-        return instant, instant
+        side, instant = _instant(text, text)
+        return NEVER if side else (instant, instant)
     first, _, second = text.partition("/")
     start = None if first in ("", "..") else _instant(first, text)
     end = None if second in ("", "..") else _instant(second, text)
-    if start is None and end is None:
-        raise InvalidRequest(f"datetime was {text!r}: an interval needs at least one end")
-    if start is not None and end is not None and start > end:
-        raise InvalidRequest(f"datetime was {text!r}: the start is after the end")
-    return start, end
+    if start is not None and end is not None and start > end:  # sides order the ends too
+        raise InvalidRequest(f"datetime was {_shown(text)}: the start is after the end")
+    if (start is not None and start[0] > 0) or (end is not None and end[0] < 0):
+        return NEVER
+    return (None if start is None or start[0] < 0 else start[1],
+            None if end is None or end[0] > 0 else end[1])
 
 
-def _instant(value: str, whole: str) -> datetime:
+def _instant(value: str, whole: str) -> tuple[int, datetime]:
+    """``(0, the time in UTC)``, or ``(-1, EARLIEST)``/``(1, LATEST)`` beyond the calendar."""
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError as exc:
         raise InvalidRequest(
-            f"datetime was {whole!r} but is expected to be RFC 3339, e.g. 2021-01-01T00:00:00Z "
-            "or 2021-01-01T00:00:00Z/2021-01-02T00:00:00Z") from exc
+            f"datetime was {_shown(whole)} but is expected to be RFC 3339, e.g. "
+            "2021-01-01T00:00:00Z or 2021-01-01T00:00:00Z/2021-01-02T00:00:00Z") from exc
     if parsed.tzinfo is None:
         if len(value) == 10:  # a bare date: the whole UTC day's start
-            return parsed.replace(tzinfo=UTC)
-        raise InvalidRequest(f"datetime was {whole!r}: give a UTC offset, e.g. Z or -06:00")
-    return parsed.astimezone(UTC)
+            return 0, parsed.replace(tzinfo=UTC)
+        raise InvalidRequest(f"datetime was {_shown(whole)}: give a UTC offset, e.g. Z or -06:00")
+    try:
+        return 0, parsed.astimezone(UTC)
+    except OverflowError:  # only within a day of the calendar's ends
+        return (-1, EARLIEST) if parsed.year == 1 else (1, LATEST)
 
 
 # --- H3 aggregates -------------------------------------------------------------------------
@@ -223,13 +305,17 @@ def list_collections(store: SQLStore) -> list[Collection]:
     out = [Collection(REQUESTS, "Service requests",
                       "Public 311 service requests: service, status, address, times and "
                       "districts. No personal data.", "requests", box, span)]
+    since: dict[str, datetime | None] = {}
+    for layer, _version, valid_from, _valid_to in store.layer_version_validity():
+        since.setdefault(layer, valid_from)  # periods come earliest first
     for v in store.layer_versions(active_only=True):
         bounds = v.report.get("bounds")
         out.append(Collection(
             v.layer, v.title or v.layer,
             f"Boundary layer {v.layer}, version {v.version} ({v.feature_count} districts, "
-            f"loaded from {v.source_file})", "layer",
-            tuple(bounds) if isinstance(bounds, list) else None))  # type: ignore[arg-type]
+            f"loaded from {v.source_file}); with datetime, the version in force then",
+            "layer", tuple(bounds) if isinstance(bounds, list) else None,  # type: ignore[arg-type]
+            (since.get(v.layer), None)))
     for res in H3_RESOLUTIONS:
         out.append(Collection(
             f"requests_h3_r{res}", f"Requests per H3 cell, resolution {res}",
@@ -244,7 +330,7 @@ def find_collection(store: SQLStore, collection_id: str) -> Collection:
     for c in collections:
         if c.id == collection_id:
             return c
-    raise NotFound(f"collection {collection_id!r} does not exist; there are "
+    raise NotFound(f"collection {_shown(collection_id)} does not exist; there are "
                    f"{[c.id for c in collections]}")
 
 
@@ -337,13 +423,14 @@ def _request_feature(r: ServiceRequest, layers: list[str]) -> dict[str, Any]:
     return {"type": "Feature", "id": r.id, "geometry": geometry, "properties": properties}
 
 
-def _district_feature(district_id: str, name: Any, geom: Any) -> dict[str, Any]:
+def _district_feature(district_id: str, name: Any, geom: Any, version: int) -> dict[str, Any]:
     import shapely
 
     return {"type": "Feature", "id": district_id,
             "geometry": shapely.geometry.mapping(geom),
             "properties": {"district_id": district_id,
-                           "name": None if name is None or pd.isna(name) else str(name)}}
+                           "name": None if name is None or pd.isna(name) else str(name),
+                           "layer_version": version}}
 
 
 def _cell_feature(row: Any, h3_resolution: int) -> dict[str, Any]:
@@ -372,8 +459,13 @@ class ItemQuery:
         start, end = parse_datetime(args.get("datetime"))
         status = args.get("status") or None
         if status is not None and status not in STATUSES:
-            raise InvalidRequest(f"status was {status!r} but is expected to be in {STATUSES}")
-        codes = tuple(c for c in (args.get("service_code") or "").split(",") if c)
+            raise InvalidRequest(
+                f"status was {_shown(status)} but is expected to be in {STATUSES}")
+        text = args.get("service_code") or ""
+        codes = tuple(c for c in text.split(",") if c)
+        if len(codes) > MAX_SERVICE_CODES or "\x00" in text:
+            raise InvalidRequest(f"service_code was {_shown(text)} but is expected to be at "
+                                 f"most {MAX_SERVICE_CODES} service codes, comma separated")
         return cls(limit=parse_limit(args.get("limit")), offset=parse_offset(args.get("offset")),
                    bbox=parse_bbox(args.get("bbox"), args.get("bbox-crs")), start=start,
                    end=end, status=status, service_codes=codes)
@@ -382,32 +474,78 @@ class ItemQuery:
 def find_features(
     store: SQLStore, c: Collection, q: ItemQuery
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of a collection's features and how many match in all."""
+    """One page of a collection's features and how many match in all.
+
+    An offset past the matches gives an empty page without asking the database for it.
+    """
+    if q.start is not None and q.end is not None and q.start > q.end:
+        return [], 0  # NEVER: a time wholly outside the calendar
     if c.kind == "requests":
-        filters = {"service_codes": q.service_codes or None, "status": q.status,
-                   "start": q.start, "end": q.end, "bbox": q.bbox}
-        matched = store.count_matching(**filters)  # type: ignore[arg-type]
-        rows = store.query(**filters, limit=q.limit, offset=q.offset)  # type: ignore[arg-type]
-        layers = [v.layer for v in store.layer_versions(active_only=True)]
-        sensitive = store.sensitive_service_codes()
-        return [_request_feature(mask_request(r, sensitive), layers) for r in rows], matched
+        return _request_page(store, q)
     if c.kind == "layer":
-        features = store.layer_features(c.id)
+        version = layer_version_at(store, c.id, q.start, q.end)
+        if version is None:
+            return [], 0
+        features = store.layer_features(c.id, version)
         if q.bbox is not None:
             features = features.iloc[features.sindex.query(_box(q.bbox), predicate="intersects")]
             features = features.sort_index()
-        page = features.iloc[q.offset:q.offset + q.limit]
-        return [_district_feature(d, n, g) for d, n, g in
+        page = features.iloc[q.offset:q.offset + q.limit] if q.offset < len(features) else \
+            features.iloc[:0]
+        return [_district_feature(d, n, g, version) for d, n, g in
                 zip(page["district_id"], page["name"], page.geometry, strict=True)], len(features)
     counts = _counts(store, c, q)
-    page = counts.iloc[q.offset:q.offset + q.limit]
+    page = counts.iloc[q.offset:q.offset + q.limit] if q.offset < len(counts) else counts.iloc[:0]
     return [_cell_feature(row, c.h3_resolution or 0) for row in page.itertuples()], len(counts)
 
 
+def _request_page(store: SQLStore, q: ItemQuery) -> tuple[list[dict[str, Any]], int]:
+    """Requests newest first; a bbox across the antimeridian is two boxes merged."""
+    filters: dict[str, Any] = {"service_codes": q.service_codes or None, "status": q.status,
+                               "start": q.start, "end": q.end}
+    boxes = [None] if q.bbox is None else bbox_parts(q.bbox)
+    matched = sum(store.count_matching(**filters, bbox=box) for box in boxes)
+    if q.offset >= matched:
+        return [], matched
+    if len(boxes) == 1:
+        rows = store.query(**filters, bbox=boxes[0], limit=q.limit, offset=q.offset)
+    else:  # the halves are disjoint: the page is a slice of both, merged in query order
+        both = [r for box in boxes
+                for r in store.query(**filters, bbox=box, limit=q.offset + q.limit)]
+        both.sort(key=lambda r: (r.requested_datetime, r.id), reverse=True)
+        rows = both[q.offset:q.offset + q.limit]
+    layers = [v.layer for v in store.layer_versions(active_only=True)]
+    sensitive = store.sensitive_service_codes()
+    return [_request_feature(mask_request(r, sensitive), layers) for r in rows], matched
+
+
+def layer_version_at(
+    store: SQLStore, layer: str, start: datetime | None, end: datetime | None
+) -> int | None:
+    """The version of ``layer`` whose features ``datetime`` selects (None: none then).
+
+    With no datetime, the active version. For an instant, the version in force at
+    that instant; for an interval, the last version in force during it (the one in
+    force at its end, or the last before the end if the layer was out of use then).
+    """
+    if start is None and end is None:
+        return store.layer_version(layer).version
+    latest: tuple[datetime, int] | None = None
+    for _layer, version, valid_from, valid_to in store.layer_version_validity(layer):
+        begins = valid_from or EARLIEST
+        if (end is None or begins <= end) and (valid_to is None or start is None
+                                               or valid_to > start):
+            if latest is None or begins >= latest[0]:
+                latest = (begins, version)
+    return None if latest is None else latest[1]
+
+
 def _box(bbox: tuple[float, float, float, float]) -> Any:
+    """The bbox as one shapely geometry: a box, or two across the antimeridian."""
     import shapely
 
-    return shapely.box(*bbox)
+    parts = [shapely.box(*part) for part in bbox_parts(bbox)]
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
 
 
 def _counts(store: SQLStore, c: Collection, q: ItemQuery) -> pd.DataFrame:
@@ -423,24 +561,26 @@ def _counts(store: SQLStore, c: Collection, q: ItemQuery) -> pd.DataFrame:
 
 
 def find_feature(store: SQLStore, c: Collection, fid: str) -> dict[str, Any]:
-    """One feature by id; ``NotFound`` otherwise."""
+    """One feature by id; ``NotFound`` otherwise (also for ids no column could hold)."""
+    missing = NotFound(f"feature {_shown(fid)} does not exist in {c.id}")
     if c.kind == "requests":
-        try:
-            request_id = int(fid)
-        except ValueError as exc:
-            raise NotFound(f"feature {fid!r} does not exist in {c.id}") from exc
+        if not _REQUEST_ID.fullmatch(fid) or int(fid) > MAX_REQUEST_ID:
+            raise missing
         layers = [v.layer for v in store.layer_versions(active_only=True)]
-        return _request_feature(mask_request(store.get(request_id),
+        return _request_feature(mask_request(store.get(int(fid)),
                                              store.sensitive_service_codes()), layers)
     if c.kind == "layer":
-        features = store.layer_features(c.id)
+        active = store.layer_version(c.id).version
+        features = store.layer_features(c.id, active)
         hit = features[features["district_id"] == fid]
         if hit.empty:
-            raise NotFound(f"feature {fid!r} does not exist in {c.id}")
+            raise missing
         row = hit.iloc[0]
-        return _district_feature(row["district_id"], row["name"], row.geometry)
-    if not h3.is_valid_cell(fid) or h3.get_resolution(fid) != c.h3_resolution:
-        raise NotFound(f"feature {fid!r} is not an H3 cell of resolution {c.h3_resolution}")
+        return _district_feature(row["district_id"], row["name"], row.geometry, active)
+    if not _H3_CELL.fullmatch(fid) or not h3.is_valid_cell(fid) \
+            or h3.get_resolution(fid) != c.h3_resolution:
+        raise NotFound(f"feature {_shown(fid)} is not an H3 cell of resolution "
+                       f"{c.h3_resolution}")
     counts = _counts(store, c, ItemQuery())
     hit = counts[counts["cell"] == fid]
     if hit.empty:
@@ -513,15 +653,21 @@ def openapi_document(base: str, collections: list[Collection]) -> dict[str, Any]
                                       "default": DEFAULT_LIMIT},
                    "how many features per page", style="form", explode=False)
     offset = _param("offset", "query", {"type": "integer", "minimum": 0, "default": 0},
-                    "how many matching features to skip")
+                    "how many matching features to skip (past the last: an empty page)")
     bbox = _param("bbox", "query", {"type": "array", "minItems": 4, "maxItems": 6,
                                     "items": {"type": "number"}},
-                  "minlon,minlat,maxlon,maxlat in CRS84", style="form", explode=False)
+                  "minlon,minlat,maxlon,maxlat in CRS84 (minlon > maxlon: across the "
+                  "antimeridian)", style="form", explode=False)
     bbox_crs = _param("bbox-crs", "query", {"type": "string", "format": "uri", "enum": [CRS84]},
                       "CRS of bbox (only CRS84)")
     when = _param("datetime", "query", {"type": "string"},
                   "RFC 3339 instant or interval (start/end, '..' for open) on the request time",
                   style="form", explode=False)
+    when_layer = _param(
+        "datetime", "query", {"type": "string"},
+        "RFC 3339 instant or interval (start/end, '..' for open): the districts of the layer "
+        "version in force at the instant, or of the last one in force during the interval",
+        style="form", explode=False)
     status = _param("status", "query", {"type": "string", "enum": list(STATUSES)},
                     "only requests with this status")
     codes = _param("service_code", "query", {"type": "string"},
@@ -541,7 +687,7 @@ def openapi_document(base: str, collections: list[Collection]) -> dict[str, Any]
     }
     errors = {"400": {"description": "bad parameter"}, "404": {"description": "not found"}}
     for c in collections:
-        extra = {"requests": [when, status, codes], "h3": [when]}.get(c.kind, [])
+        extra = {"requests": [when, status, codes], "h3": [when], "layer": [when_layer]}[c.kind]
         paths[f"/collections/{c.id}"] = {"get": {
             "summary": f"{c.title}: metadata", "operationId": f"describe_{c.id}",
             "parameters": [fmt], "responses": {"200": _json_response("collection"), **errors}}}

@@ -18,6 +18,11 @@ def _base() -> str:
     return url_for("ogc.landing", _external=True).rstrip("/")
 
 
+def _args(allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query string, each parameter once (unknown or repeated ones: 400)."""
+    return ogc.query_args(request.args.to_dict(flat=False), allowed)
+
+
 def _wants_html() -> bool:
     fmt = request.args.get("f")
     if fmt is not None:
@@ -39,21 +44,21 @@ def _respond(document: dict[str, Any], media_type: str, title: str) -> Response:
 @bp.get("", strict_slashes=False)
 def landing() -> Response:
     """Landing page."""
-    ogc.check_params(request.args, ("f",))
+    _args(("f",))
     return _respond(ogc.landing_page(_base()), ogc.JSON, "geo311 OGC API - Features")
 
 
 @bp.get("/conformance")
 def conformance() -> Response:
     """Conformance classes."""
-    ogc.check_params(request.args, ("f",))
+    _args(("f",))
     return _respond(ogc.conformance(), ogc.JSON, "Conformance")
 
 
 @bp.get("/api")
 def api() -> Response:
     """The OpenAPI 3.0 definition."""
-    ogc.check_params(request.args, ("f",))
+    _args(("f",))
     document = ogc.openapi_document(_base(), ogc.list_collections(state().store))
     return _respond(document, ogc.OPENAPI, "API definition")
 
@@ -61,7 +66,7 @@ def api() -> Response:
 @bp.get("/collections")
 def collections() -> Response:
     """Every collection."""
-    ogc.check_params(request.args, ("f",))
+    _args(("f",))
     document = ogc.collections_document(_base(), ogc.list_collections(state().store))
     return _respond(document, ogc.JSON, "Collections")
 
@@ -69,26 +74,27 @@ def collections() -> Response:
 @bp.get("/collections/<collection_id>")
 def collection(collection_id: str) -> Response:
     """One collection's metadata."""
-    ogc.check_params(request.args, ("f",))
+    _args(("f",))
     c = ogc.find_collection(state().store, collection_id)
     return _respond(ogc.collection_document(_base(), c), ogc.JSON, c.title)
 
 
 @bp.get("/collections/<collection_id>/items")
 def items(collection_id: str) -> Response:
-    """A page of features: bbox, datetime (requests), limit and offset."""
+    """A page of features: bbox, datetime, limit and offset (and request filters)."""
     store = state().store
     c = ogc.find_collection(store, collection_id)
-    q = ogc.ItemQuery.from_args(request.args, c)
+    args = _args(c.params)
+    q = ogc.ItemQuery.from_args(args, c)
     features, matched = ogc.find_features(store, c, q)
-    document = ogc.items_document(_base(), c, q, request.args, features, matched)
+    document = ogc.items_document(_base(), c, q, args, features, matched)
     return _respond(document, ogc.GEOJSON, c.title)
 
 
 @bp.get("/collections/<collection_id>/items/<fid>")
 def item(collection_id: str, fid: str) -> Response:
     """One feature."""
-    ogc.check_params(request.args, ("f",))
+    _args(("f",))
     store = state().store
     c = ogc.find_collection(store, collection_id)
     document = ogc.feature_document(_base(), c, ogc.find_feature(store, c, fid))

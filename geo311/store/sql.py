@@ -1163,6 +1163,47 @@ class SQLStore:
             geometry=[to_shape(r.geom) for r in rows], crs="EPSG:4326",
         )
 
+    def layer_version_validity(
+        self, name: str | None = None
+    ) -> list[tuple[str, int, datetime | None, datetime | None]]:
+        """When each layer version was in force: ``(layer, version, valid_from, valid_to)``.
+
+        Read from the audit log, where every activation and retirement is recorded;
+        a period is half-open (``valid_to`` is when the next version or the retirement
+        took over, None while in force). An active version with no audited activation
+        (loaded before the audit log) counts from its ``activated_at``, else always.
+        """
+        a, lay, lv = t.audit_log.c, t.layers.c, t.layer_versions.c
+        events = (select(a.at, a.action, a.entity_id, a.detail)
+                  .where(a.entity == "layer")
+                  .where(a.action.in_(["layer_activated", "layer_retired"])).order_by(a.id))
+        active = (select(lay.name, lv.version, lv.activated_at)
+                  .select_from(t.layer_versions.join(t.layers, lay.id == lv.layer_id))
+                  .where(lv.status == "active"))
+        if name is not None:
+            events = events.where(a.entity_id == name)
+            active = active.where(lay.name == name)
+        with self.engine.connect() as conn:
+            rows = conn.execute(events).all()
+            current = conn.execute(active).all()
+        periods: list[tuple[str, int, datetime | None, datetime | None]] = []
+        open_: dict[str, tuple[int, datetime | None]] = {}
+        for at, action, layer, detail in rows:
+            version = json.loads(detail).get("version") if action == "layer_activated" else None
+            held = open_.get(layer)
+            if held is not None and held[0] == version:
+                continue  # activated again while in force: one period
+            if held is not None:
+                periods.append((layer, held[0], held[1], at))
+                del open_[layer]
+            if version is not None:
+                open_[layer] = (int(version), at)
+        for layer, version, activated_at in current:
+            if open_.get(layer, (None,))[0] != version:
+                open_[layer] = (int(version), activated_at)
+        periods += [(layer, version, since, None) for layer, (version, since) in open_.items()]
+        return sorted(periods, key=lambda p: (p[0], p[2] or datetime.min.replace(tzinfo=UTC)))
+
     def active_district_layers(self) -> list[DistrictLayer]:
         """Every active layer version with its geometry, for the district index."""
         out = []

@@ -128,7 +128,7 @@ def test_datetime_filters_requests(client, seeded, app):
         assert datetime.fromisoformat(f["properties"]["requested_datetime"]) <= cut
     bad = client.get("/ogc/collections/requests/items?datetime=soon")
     assert bad.status_code == 400 and "RFC 3339" in bad.get_json()["description"]
-    layer = client.get(f"/ogc/collections/wards_2015_2023/items?datetime={stamp}")
+    layer = client.get(f"/ogc/collections/wards_2015_2023/items?status={stamp}")
     assert layer.status_code == 400 and "unknown query parameter" in layer.get_json()["description"]
 
 
