@@ -217,7 +217,7 @@ def parse_request_query(params: Params, now: datetime, zone: tzinfo) -> RequestQ
     extensions = wants_extensions(params)
     ids_text = _csv(params, "service_request_id")
     if ids_text:
-        bad = [i for i in ids_text if not re.fullmatch(r"[0-9]{1,18}", i)]
+        bad = [i for i in ids_text if not re.fullmatch(r"[0-9]{1,30}", i)]
         if bad:
             raise InvalidRequest(f"service_request_id {', '.join(shown(b) for b in bad[:5])} "
                                  "are not request ids (numbers)")
@@ -326,7 +326,7 @@ def parse_submission(form: Params, service: Service, *, source: str = "open311")
     if not (lat or address or address_id):
         raise InvalidRequest("a location is required: lat and long, address_string or "
                              "address_id")
-    if address_id and not re.fullmatch(r"[0-9]{1,18}", address_id):
+    if address_id and not re.fullmatch(r"[0-9]{1,30}", address_id):
         raise InvalidRequest(f"address_id was {shown(address_id)} but is expected to be a "
                              "number")
     description = _one(form, "description")

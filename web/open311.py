@@ -212,7 +212,7 @@ def request_one(request_id: str, fmt: str) -> Response:
     """GET Service Request: a list of one."""
     params = _params()
     _check_jurisdiction(params)
-    if not re.fullmatch(r"[0-9]{1,18}", request_id):
+    if not re.fullmatch(r"[0-9]{1,30}", request_id):
         raise NotFound(f"service request {open311.shown(request_id)} does not exist")
     s = state()
     page = request_page(s.store, s.settings.zone, ids=[int(request_id)])

@@ -113,8 +113,11 @@ def find_statement(
         if updated_before is not None:
             stmt = stmt.where(sr.updated_datetime <= updated_before)
         if bbox is not None and sensitive:
+            # One index lookup (the widened box); the exact box on the coordinates.
+            x, y = func.ST_X(sr.geom), func.ST_Y(sr.geom)
             stmt = stmt.where(store._within_box(widened(bbox, MASK_SHIFT_MAX_M))).where(or_(
-                and_(sr.service_code.not_in(list(sensitive)), store._within_box(bbox)),
+                and_(sr.service_code.not_in(list(sensitive)), x.between(bbox[0], bbox[2]),
+                     y.between(bbox[1], bbox[3])),
                 store._one_of(sr.id, list(masked_in_bbox))))
         if near is not None:
             reach = near[2] + (MASK_SHIFT_MAX_M if sensitive else 0.0)
