@@ -33,14 +33,14 @@ from geo311.geocoder import Geocoder
 from geo311.intake import Context, regroup_duplicates
 from geo311.model import CLOSED, OPEN, Service
 from geo311.sla import fill_expected
-from geo311.store.sql import SQLStore, now_utc
+from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)
 
 MAPPINGS_PATH = Path(__file__).resolve().parent / "mappings"
 FIELDS = (
     "id", "service_code", "service_name", "group", "description", "created", "closed", "status",
-    "address", "zipcode", "lon", "lat", "x", "y", "parent_id",
+    "address", "zipcode", "lon", "lat", "x", "y", "parent_id", "updated",
 )
 REQUIRED_FIELDS = ("id", "created")
 GEOCODE_MODES = ("never", "missing", "always")
@@ -362,6 +362,10 @@ def prepare_chunk(
     rows.reject(created.isna().to_numpy(), lambda i: f"{col['created']} is empty")
     closed = (_parse_times(rows, "closed", mapping, col["closed"]) if "closed" in raw
               else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]"))
+    # The source's last change, else its close, else its creation: never the import time.
+    changed = (_parse_times(rows, "updated", mapping, col["updated"]) if "updated" in raw
+               else pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]"))
+    updated = changed.fillna(closed).fillna(created)
 
     source_status = rows.text("status")
     if "status" in raw:
@@ -417,7 +421,7 @@ def prepare_chunk(
         "geocode_match": np.where(np.isnan(lon), "none", "source"),
         "outside_service_area": False,
         "requested_datetime": created.to_numpy(),
-        "updated_datetime": now_utc(),
+        "updated_datetime": updated.to_numpy(),
         "closed_datetime": closed.to_numpy(),
         "lon": lon,
         "lat": lat,

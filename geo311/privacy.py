@@ -8,7 +8,7 @@ through these functions.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +17,11 @@ import pandas as pd
 
 from geo311.hotspots import snap_to_cell_centres
 from geo311.model import ServiceRequest
+
+#: How far a masked point can lie from the true one. The widest cell of the mask's
+#: resolution measures 221 m from centre to vertex, so a search box widened by this
+#: holds the true point of every masked point inside the unwidened box.
+MASK_SHIFT_MAX_M = 250.0
 
 
 def mask_request(r: ServiceRequest, sensitive: Set[str]) -> ServiceRequest:
@@ -48,6 +53,28 @@ def masked_point(lon: float, lat: float) -> tuple[float, float]:
     """Where the public sees a sensitive request: the centre of its cell, to 6 decimals."""
     xs, ys = snap_to_cell_centres([lon], [lat])
     return round(float(xs[0]), 6), round(float(ys[0]), 6)
+
+
+def shown_points(codes: Sequence[str], lon: Sequence[float] | np.ndarray,
+                 lat: Sequence[float] | np.ndarray, sensitive: Set[str]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Where the public sees each point: sensitive services' at their cell centre.
+
+    Public spatial filters decide on these, so sliding a search area over a masked
+    request cannot find where it really is.
+
+    Examples
+    --------
+    >>> shown_points(["DV"], [-87.64123], [41.88456], {"DV"})  # doctest: +SKIP
+    (array([-87.641...]), array([41.884...]))
+    """
+    xs, ys = np.array(lon, dtype=float), np.array(lat, dtype=float)
+    hidden = np.isin(np.asarray(codes, dtype=object), list(sensitive)) \
+        & ~(np.isnan(xs) | np.isnan(ys))
+    if hidden.any():
+        cx, cy = snap_to_cell_centres(xs[hidden], ys[hidden])
+        xs[hidden], ys[hidden] = np.round(cx, 6), np.round(cy, 6)
+    return xs, ys
 
 
 def mask_frame(frame: pd.DataFrame, sensitive: Set[str], *, lon: str = "long",

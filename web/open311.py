@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 from flask import Blueprint, Response, current_app, request, stream_with_context
+from werkzeug.http import parse_options_header
 
 from geo311 import open311
 from geo311.errors import ConfigError, Forbidden, InvalidRequest, NotFound
@@ -89,17 +91,56 @@ def _catalogue() -> Catalogue:
     return found  # type: ignore[no-any-return]
 
 
+@bp.before_request
+def _quote_unquoted_boundary() -> None:
+    """Read ``boundary====17===`` as the boundary ``===17===``, as its sender meant.
+
+    Some clients (OneBusAway's Java one) send a multipart boundary that holds ``=``
+    without quoting it; werkzeug then reads no boundary, and the form as empty. The
+    header is rewritten quoted before anything parses it.
+    """
+    raw = request.environ.get("CONTENT_TYPE", "")
+    found = re.search(r";\s*boundary=([^\";][^;]*)", raw, re.IGNORECASE)
+    if not found or not raw.lower().lstrip().startswith("multipart/"):
+        return
+    boundary = found.group(1).strip()
+    if parse_options_header(raw)[1].get("boundary") != boundary and "\\" not in boundary:
+        request.environ["CONTENT_TYPE"] = (f'{raw[:found.start()]}; boundary="{boundary}"'
+                                           f"{raw[found.end():]}")
+
+
 def _params() -> dict[str, list[str]]:
-    """Query string and form together, every value kept."""
+    """Query string and form together, every value kept.
+
+    An ``api_key`` in the body wins over one in the query string (a client may put its
+    key in both): a secret is better sent in the body.
+    """
     merged = request.args.to_dict(flat=False)
-    for key, values in request.form.to_dict(flat=False).items():
+    form = request.form.to_dict(flat=False)
+    if any(v for v in form.get("api_key", [])):
+        merged.pop("api_key", None)
+    for key, values in form.items():
         merged.setdefault(key, []).extend(values)
     return merged
 
 
+def _check_body() -> None:
+    """Refuse a POST body that could not be read, rather than treat it as an empty form."""
+    if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise InvalidRequest(f"POST requests is expected as application/x-www-form-urlencoded"
+                             f", not {request.mimetype or 'no content type'}")
+    if request.mimetype == "multipart/form-data" and (request.content_length or 0) > 0 \
+            and not request.form and not request.files:
+        boundary = request.mimetype_params.get("boundary")
+        raise InvalidRequest(
+            "the request body could not be read as multipart/form-data "
+            f"({'with boundary ' + open311.shown(boundary) if boundary else 'no boundary'}"
+            "): no part was found")
+
+
 def _check_jurisdiction(params: dict[str, list[str]]) -> None:
     wanted = str(current_app.config.get("OPEN311_JURISDICTION_ID", ""))
-    given = next((v for v in params.get("jurisdiction_id", []) if v), "")
+    given = open311.single_value(params, "jurisdiction_id")
     if wanted and given and given != wanted:
         raise NotFound(f"jurisdiction_id {given!r} was not found; this endpoint serves "
                        f"{wanted!r}")
@@ -146,7 +187,7 @@ def service_definition(code: str, fmt: str) -> Response:
 
 @bp.get(f"/v2/requests.{FMT}")
 def requests_list(fmt: str) -> Response:
-    """GET Service Requests (the extensions need ``extensions=true``)."""
+    """GET Service Requests (``extensions=true`` adds the extended attributes)."""
     params = _params()
     _check_jurisdiction(params)
     s = state()
@@ -171,8 +212,8 @@ def request_one(request_id: str, fmt: str) -> Response:
     """GET Service Request: a list of one."""
     params = _params()
     _check_jurisdiction(params)
-    if not request_id.isdigit():
-        raise NotFound(f"service request {request_id!r} does not exist")
+    if not re.fullmatch(r"[0-9]{1,30}", request_id):
+        raise NotFound(f"service request {open311.shown(request_id)} does not exist")
     s = state()
     page = request_page(s.store, s.settings.zone, ids=[int(request_id)])
     if not page:
@@ -188,7 +229,7 @@ def token(token: str, fmt: str) -> Response:
 
 
 def _api_key(params: dict[str, list[str]]) -> ApiKey:
-    given = next((v for v in params.get("api_key", []) if v), "")
+    given = open311.single_value(params, "api_key")
     if not given:
         raise Forbidden("api_key is missing: POST requests needs an API key")
     key = find_api_key(state().store, given)
@@ -199,25 +240,20 @@ def _api_key(params: dict[str, list[str]]) -> ApiKey:
 
 @bp.post(f"/v2/requests.{FMT}")
 def requests_create(fmt: str) -> Response:
-    """POST Service Request (form-encoded; needs an api_key)."""
-    if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        raise InvalidRequest(f"POST requests is expected as application/x-www-form-urlencoded"
-                             f", not {request.mimetype or 'no content type'}")
+    """POST Service Request (form-encoded or multipart; needs an api_key)."""
+    _check_body()
     params = _params()
     key = _api_key(params)
     check_rate(state().store, key.id, *post_limit(current_app.config))
     _check_jurisdiction(params)
     extensions = open311.wants_extensions(params)
-    code = next((v for v in params.get("service_code", []) if v), "")
+    code = open311.single_value(params, "service_code")
     if not code:
         raise InvalidRequest("service_code was not provided")
     s = state()
     service = _catalogue().service(code)
     new = open311.parse_submission(params, service)
-    client_id = next((v for v in params.get("client_request_id", []) if v), "")
-    if client_id and not extensions:
-        raise InvalidRequest("client_request_id is an extension of GeoReport v2: "
-                             "add extensions=true")
+    client_id = open311.single_value(params, "client_request_id")
     if len(client_id) > 200:
         raise InvalidRequest("client_request_id has more than 200 characters")
     if client_id:
@@ -243,8 +279,8 @@ def bulk(fmt: str) -> Response:
     params = _params()
     s = state()
     zone = s.settings.zone
-    start_text = next((v for v in params.get("start_date", []) if v), "")
-    end_text = next((v for v in params.get("end_date", []) if v), "")
+    start_text = open311.single_value(params, "start_date")
+    end_text = open311.single_value(params, "end_date")
     start = open311.parse_datetime(start_text, "start_date", zone) if start_text else None
     end = open311.parse_datetime(end_text, "end_date", zone) if end_text else None
     agencies = {sv.code: sv.agency for sv in s.store.services()}

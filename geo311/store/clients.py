@@ -23,7 +23,13 @@ from sqlalchemy.exc import IntegrityError
 from geo311.errors import InvalidRequest, NotFound, TooManyRequests
 from geo311.model import ServiceRequest
 from geo311.store import tables as t
-from geo311.store.records import find_statement, request_page, rows_within
+from geo311.store.records import (
+    find_statement,
+    public_filters,
+    request_page,
+    rows_within,
+    stored_ids,
+)
 from geo311.store.sql import SQLStore, now_utc
 
 
@@ -202,6 +208,8 @@ def _seconds_until_room(previous: int, current: int, elapsed: float, limit: int)
 def request_answers(store: SQLStore, request_id: int) -> dict[str, list[str]]:
     """The answers given to the service's questions when the request was made (staff)."""
     sr = t.service_requests.c
+    if not stored_ids([request_id]):
+        raise NotFound(f"service request {request_id} does not exist")
     with store.engine.connect() as conn:
         row = conn.execute(select(sr.attributes).where(sr.id == int(request_id))).first()
     if row is None:
@@ -227,13 +235,15 @@ def find_requests(
     radius_m)``, decided in metres after the index narrows to a box, so both backends
     agree.
     """
-    stmt = find_statement(store, **filters)
     near = filters.get("near")
     with store.engine.connect() as conn:
+        filters = public_filters(store, conn, filters)
+        stmt = find_statement(store, **filters)
         if near is None or filters.get("ids") is not None:
             rows = conn.execute(stmt.limit(limit).offset(offset)).all()
         else:
-            rows = rows_within(conn, stmt, near, limit=limit, offset=offset)
+            rows = rows_within(conn, stmt, near, limit=limit, offset=offset,
+                               sensitive=filters.get("sensitive", ()))
         return store._to_requests(conn, rows)
 
 

@@ -102,6 +102,10 @@ _PUBLIC_COLUMNS = [
 ]
 
 
+#: The largest id the integer id columns hold; a larger id names nothing stored.
+MAX_ID = 2**31 - 1
+
+
 def now_utc() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
@@ -718,6 +722,8 @@ class SQLStore:
 
     def get(self, request_id: int) -> ServiceRequest:
         """One request by id; raise ``NotFound``."""
+        if not 0 < int(request_id) <= MAX_ID:
+            raise NotFound(f"service request {request_id} does not exist")
         with self.engine.connect() as conn:
             rows = conn.execute(
                 self._public_select().where(t.service_requests.c.id == int(request_id))
@@ -776,7 +782,7 @@ class SQLStore:
         stmt = self._request_filters(self._public_select(), service_codes=service_codes,
                                      status=status, start=start, end=end, bbox=bbox)
         if ids is not None:
-            stmt = stmt.where(sr.id.in_([int(i) for i in ids]))
+            stmt = stmt.where(sr.id.in_([int(i) for i in ids if 0 < int(i) <= MAX_ID]))
         stmt = stmt.order_by(sr.requested_datetime.desc(), sr.id.desc())
         stmt = stmt.limit(limit).offset(offset)
         with self.engine.connect() as conn:
@@ -1816,6 +1822,8 @@ class SQLStore:
 
     def address_point(self, point_id: int) -> tuple[str, float, float]:
         """One stored address point: (address, lon, lat); raise ``NotFound``."""
+        if not 0 < int(point_id) <= MAX_ID:
+            raise NotFound(f"address_id {point_id} is not a stored address point")
         ap = t.address_points.c
         with self.engine.connect() as conn:
             row = conn.execute(select(ap.address, func.ST_X(ap.geom), func.ST_Y(ap.geom))

@@ -120,7 +120,9 @@ def _element_tree_xml(root, document):
 
     element = ET.Element(root)
     fill(element, root, document)
-    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(element, encoding="utf-8")
+    # ElementTree leaves a CR bare, which a parser reads back as LF; only text holds one.
+    written = ET.tostring(element, encoding="utf-8").replace(b"\r", b"&#13;")
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + written
 
 
 _names = st.sampled_from(["service_request_id", "description", "districts", "values",
@@ -136,3 +138,32 @@ _documents = st.recursive(_leaves, lambda inner: st.lists(inner, max_size=4)
        document=_documents)
 def test_xml_text_writer_equals_element_tree(root, document):
     assert open311.to_xml(root, document) == _element_tree_xml(root, document)
+
+
+def _as_parsed(value):
+    """A JSON leaf as the XML parser reads it back: text, or None for an empty element."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return open311._NOT_XML.sub("\ufffd", str(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(st.dictionaries(
+    st.sampled_from(["description", "status_notes", "address", "lat", "media_url"]),
+    st.none() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["a\r\nb", "\r", "tab\there", " lead", "trail "])), max_size=4))
+def test_xml_reads_back_what_json_says(records):
+    """Line breaks (CR LF, lone CR), tabs and nulls survive XML as JSON carries them."""
+    root = ET.fromstring(open311.to_xml("service_requests", records))
+    assert [{c.tag: c.text for c in r} for r in root] == \
+        [{k: _as_parsed(v) for k, v in r.items()} for r in records]
+
+
+def test_a_cr_is_written_as_a_character_reference():
+    body = open311.to_xml("service_requests", [{"description": "a\r\nb\tc", "x": None}])
+    assert b"a&#13;\nb\tc" in body and b"<x />" in body
+    assert ET.fromstring(body).findtext("request/description") == "a\r\nb\tc"
