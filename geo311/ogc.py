@@ -25,6 +25,7 @@ from geo311.errors import InvalidRequest, NotFound
 from geo311.hotspots import cells_of
 from geo311.model import STATUSES, ServiceRequest
 from geo311.privacy import mask_request
+from geo311.store.clients import count_requests, find_requests
 from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)
@@ -501,17 +502,20 @@ def find_features(
 
 def _request_page(store: SQLStore, q: ItemQuery) -> tuple[list[dict[str, Any]], int]:
     """Requests newest first; a bbox across the antimeridian is two boxes merged."""
-    filters: dict[str, Any] = {"service_codes": q.service_codes or None, "status": q.status,
+    # Matched on the point the public sees: a sensitive service at its cell centre, so a
+    # sliding box cannot find its true location (clients.find_requests).
+    filters: dict[str, Any] = {"service_codes": q.service_codes or (),
+                               "statuses": (q.status,) if q.status else (),
                                "start": q.start, "end": q.end}
     boxes = [None] if q.bbox is None else bbox_parts(q.bbox)
-    matched = sum(store.count_matching(**filters, bbox=box) for box in boxes)
+    matched = sum(count_requests(store, **filters, bbox=box) for box in boxes)
     if q.offset >= matched:
         return [], matched
     if len(boxes) == 1:
-        rows = store.query(**filters, bbox=boxes[0], limit=q.limit, offset=q.offset)
+        rows = find_requests(store, **filters, bbox=boxes[0], limit=q.limit, offset=q.offset)
     else:  # the halves are disjoint: the page is a slice of both, merged in query order
         both = [r for box in boxes
-                for r in store.query(**filters, bbox=box, limit=q.offset + q.limit)]
+                for r in find_requests(store, **filters, bbox=box, limit=q.offset + q.limit)]
         both.sort(key=lambda r: (r.requested_datetime, r.id), reverse=True)
         rows = both[q.offset:q.offset + q.limit]
     layers = [v.layer for v in store.layer_versions(active_only=True)]

@@ -247,6 +247,16 @@ def find_requests(
         return store._to_requests(conn, rows)
 
 
+def count_requests(store: SQLStore, **filters: Any) -> int:
+    """How many public requests ``find_requests`` would find (``near`` aside), masked alike."""
+    sr = t.service_requests.c
+    with store.engine.connect() as conn:
+        filters = public_filters(store, conn, {**filters, "near": None})
+        stmt = find_statement(store, base=select(sr.id).select_from(t.service_requests),
+                              **filters).order_by(None)
+        return int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+
+
 def request_documents(
     store: SQLStore, zone: tzinfo, *, extensions: bool, limit: int = 1000, offset: int = 0,
     **filters: Any,

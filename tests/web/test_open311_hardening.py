@@ -432,3 +432,21 @@ def test_fuzz_open311_over_http_never_fails_with_a_server_error(client, city, pa
             [*base.items(), *((k, v) for k, v in form if k != "api_key")]))
         event(f"POST with a key: {answer.status_code}")
         _checked(answer)
+
+
+def test_ogc_request_items_bbox_matches_a_sensitive_service_at_its_masked_point(client, hidden):
+    secret, plain = hidden
+
+    def box(at, half=0.0005):
+        r = client.get("/ogc/collections/requests/items",
+                       query_string={"bbox": f"{at[0] - half},{at[1] - half},"
+                                             f"{at[0] + half},{at[1] + half}", "f": "json"})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        doc = r.get_json()
+        return sorted(str(f["id"]) for f in doc["features"]), doc["numberMatched"], doc
+
+    found, matched, _ = box((LON, LAT))  # holds the true point, not the cell centre
+    assert found == [plain] and matched == 1
+    found, matched, doc = box(CENTRE)
+    assert found == [secret] and matched == 1
+    assert tuple(doc["features"][0]["geometry"]["coordinates"]) == pytest.approx(CENTRE)
