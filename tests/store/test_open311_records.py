@@ -19,6 +19,7 @@ from geo311.open311 import request_record
 from geo311.privacy import mask_request
 from geo311.store import tables as t
 from geo311.store.clients import find_requests, request_documents
+from tests.conftest import submit_as_imported
 
 LON, LAT = -87.6321, 41.8837
 CHICAGO = ZoneInfo("America/Chicago")
@@ -45,16 +46,19 @@ def varied(layered_store, ctx):
     winter = datetime(2026, 1, 15, 18, 30, 12, 987654, tzinfo=UTC)   # CST, -06:00
     summer = datetime(2026, 7, 4, 3, 5, 0, tzinfo=UTC)               # CDT, -05:00
     made = [
-        submit(store, ctx, NewRequest("SCB", LON, LAT, description="Cart <b>\"full\"</b> é ☃",
-                                      address="233 S Wacker Dr", requested_datetime=winter,
-                                      media_url="https://example.org/a.jpg",
-                                      reporter=Reporter(email="a@example.org"))),
+        submit_as_imported(store, ctx, NewRequest("SCB", LON, LAT,
+                                                  description="Cart <b>\"full\"</b> é ☃",
+                                                  address="233 S Wacker Dr",
+                                                  requested_datetime=winter,
+                                                  media_url="https://example.org/a.jpg",
+                                                  reporter=Reporter(email="a@example.org"))),
         submit(store, ctx, NewRequest("SCB", LON, LAT + 0.00005,
                                       requested_datetime=winter + timedelta(hours=1))),
         submit(store, ctx, NewRequest("DV", LON + 0.01, LAT + 0.01, description="At my flat",
                                       address="10 W Elm St")),
-        submit(store, ctx, NewRequest("OLD", LON - 0.01, LAT, description="tab\there\x01",
-                                      requested_datetime=summer)),
+        submit_as_imported(store, ctx, NewRequest("OLD", LON - 0.01, LAT,
+                                                  description="tab\there\x01",
+                                                  requested_datetime=summer)),
     ]
     store.set_status(made[0].id, "closed", note="Cleaned; cart replaced")
     store.set_expected_datetimes([made[1].id], [summer + timedelta(days=3, seconds=0.5)])
