@@ -14,11 +14,19 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from geo311.dedup import Candidate, DuplicateRule, cluster_requests, find_duplicate
+from geo311.dedup import cluster_requests, find_duplicate
 from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
 from geo311.geocoder import Geocode, Geocoder
-from geo311.model import DuplicateSearch, NewRequest, Placement, Service, ServiceRequest
+from geo311.model import (
+    Candidate,
+    DuplicateRule,
+    DuplicateSearch,
+    NewRequest,
+    Placement,
+    Service,
+    ServiceRequest,
+)
 from geo311.reports import check_report
 from geo311.sla import calendar_of, due_at, target_for
 from geo311.store.sql import SQLStore
