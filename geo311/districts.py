@@ -156,7 +156,7 @@ class DistrictIndex:
             Point coordinates in degrees (EPSG:4326), one-dimensional, same length.
         side : ndarray of shape (n, 2), optional
             Unit vectors (east, north) from the street centreline toward the building,
-            e.g. from ``geo311.geocode.building_side``; (0, 0) where unknown. A point
+            e.g. from ``geo311.geocoding.side.building_side``; (0, 0) where unknown. A point
             within the tolerance of an edge gets the district holding the point moved
             ``side_offset_m`` along it, if any (else it keeps its own, or None).
         threads : int
@@ -301,7 +301,7 @@ def assign_by_address(
     --------
     >>> assign_by_address(index, [-87.6698], [41.8058], ["4853 S WOOD"])  # doctest: +SKIP
     """
-    from geo311.geocode import toward_building
+    from geo311.geocoding.side import toward_building
 
     x, y = _coordinates(lon, lat)
     first = index.assign(x, y, threads=threads)

@@ -86,7 +86,7 @@ def due_at(requested: datetime, target: Target, cal: BusinessCalendar,
     >>> cal = load_calendar("chicago")
     >>> mon = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("America/Chicago"))
     >>> due_at(mon, Target(3, "business_days"), cal).astimezone(cal.zone).date()
-    datetime.date(2026, 11, 30)
+    datetime.date(2026, 11, 27)
     """
     if any(end is None for _, end in pauses):
         return None

@@ -28,7 +28,9 @@ from geo311.dispatch import (
 )
 from geo311.errors import Geo311Error
 from geo311.export import LAYER_FORMATS, REQUEST_FORMATS, export_layer, export_requests
-from geo311.gazetteer import KINDS, geocode_csv, learn_addresses, read_reference
+from geo311.gazetteer import learn_addresses
+from geo311.geocoding.batch import geocode_csv
+from geo311.geocoding.references import KINDS, read_reference
 from geo311.imports import GEOCODE_MODES, import_file, read_mapping
 from geo311.intake import regroup_duplicates
 from geo311.layerdefs import read_layer_definitions
