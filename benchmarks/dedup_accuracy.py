@@ -28,13 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from geo311.dedup import (  # noqa: E402
-    Candidate,
-    DuplicateRule,
     cluster_requests,
     find_duplicate,
     match_requests,
 )
 from geo311.geodesy import EARTH_RADIUS_M, haversine_m  # noqa: E402
+from geo311.model import Candidate, DuplicateRule  # noqa: E402
 
 REQUESTS = ROOT / "shapefiles/requests"
 LEGACY = REQUESTS / "chicago_311_sanitation_code_complaints_2011_2013.csv.gz"

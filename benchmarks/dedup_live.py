@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.import_requests import postgis_url  # noqa: E402
 from benchmarks.open311_load import bench_url as open311_bench_url  # noqa: E402
-from geo311.dedup import DuplicateRule, find_duplicate  # noqa: E402
-from geo311.model import DuplicateSearch  # noqa: E402
+from geo311.dedup import find_duplicate  # noqa: E402
+from geo311.model import DuplicateRule, DuplicateSearch  # noqa: E402
 from geo311.store import open_store  # noqa: E402
 from geo311.store.sql import SQLStore  # noqa: E402
 

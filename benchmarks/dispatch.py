@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.district_assignment import make_points  # noqa: E402
 from geo311 import dispatch as core  # noqa: E402
-from geo311.dispatch import Crew, suggest_crews  # noqa: E402
+from geo311.dispatch import suggest_crews  # noqa: E402
 from geo311.districts import DistrictIndex  # noqa: E402
 from geo311.layerdefs import read_layer_definitions  # noqa: E402
 from geo311.layers import load_layer  # noqa: E402
-from geo311.model import Service  # noqa: E402
+from geo311.model import Crew, Service  # noqa: E402
 from geo311.routing import nearest_neighbour_order, route_length_m, route_order  # noqa: E402
 from geo311.sla import fill_expected  # noqa: E402
 from geo311.store import open_store  # noqa: E402

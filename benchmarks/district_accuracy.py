@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from geo311.districts import DistrictIndex, DistrictLayer  # noqa: E402
-from geo311.geocode import AddressGrid, building_side, toward_building  # noqa: E402
+from geo311.geocoding.side import AddressGrid, building_side, toward_building  # noqa: E402
 
 REQUESTS = ROOT / "shapefiles/requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz"
 LAYERS = {"community_areas": ("area_numbe", "Community_Area"), "wards_2003_2015": ("ward", "Ward")}

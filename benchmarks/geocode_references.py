@@ -12,8 +12,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from geo311.gazetteer import learned_points, read_reference  # noqa: E402
-from geo311.geocoder import Geocoder  # noqa: E402
+from geo311.geocoding.cascade import Geocoder  # noqa: E402
+from geo311.geocoding.references import learned_points, read_reference  # noqa: E402
 
 SANITATION = ROOT / "shapefiles/requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz"
 SAMPLE_2021 = ROOT / "shapefiles/requests/chicago_311_all_types_2021-01-01_to_02_sample.csv.gz"

@@ -19,7 +19,7 @@ import numpy as np
 import usaddress
 from geocode_references import build, sanitation
 
-from geo311.addresses import _parse_cached, _token_features
+from geo311.geocoding.parsing import _parse_cached, _token_features
 
 
 def clear(geocoder) -> None:

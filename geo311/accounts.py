@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
+import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from geo311.errors import InvalidRequest, TooManyAttempts, Unauthorized
 
@@ -22,8 +24,57 @@ MIN_PASSWORD_LENGTH = 10
 #: Failed logins of one name from one address allowed within the window before a lockout.
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
+#: scrypt cost (n, r, p) of new hashes, stored in the hash as ``scrypt:n:r:p$salt$hex``.
+SCRYPT_COST = (2**15, 8, 1)
+_SALT_CHARS = string.ascii_letters + string.digits
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash, as ``scrypt:32768:8:1$<salt>$<hex>``.
+
+    The format is the one Werkzeug writes, so hashes stored before still verify.
+
+    Examples
+    --------
+    >>> hash_password("correct horse battery").startswith("scrypt:32768:8:1$")
+    True
+    """
+    salt = "".join(secrets.choice(_SALT_CHARS) for _ in range(16))
+    n, r, p = SCRYPT_COST
+    return f"scrypt:{n}:{r}:{p}${salt}${_digest(f'scrypt:{n}:{r}:{p}', salt, password)}"
+
+
+def verify_password(stored: str, password: str) -> bool:
+    """Whether ``password`` matches a stored ``method$salt$hex`` hash (scrypt or pbkdf2).
+
+    Examples
+    --------
+    >>> verify_password(hash_password("correct horse battery"), "correct horse battery")
+    True
+    """
+    try:
+        method, salt, expected = stored.split("$", 2)
+        return hmac.compare_digest(_digest(method, salt, password), expected)
+    except ValueError:
+        return False
+
+
+def _digest(method: str, salt: str, password: str) -> str:
+    name, *args = method.split(":")
+    if name == "scrypt":
+        n, r, p = (int(a) for a in args) if args else SCRYPT_COST
+        return hashlib.scrypt(password.encode(), salt=salt.encode(), n=n, r=r, p=p,
+                              maxmem=132 * n * r * p).hex()
+    if name == "pbkdf2":
+        hash_name = args[0] if args else "sha256"
+        iterations = int(args[1]) if len(args) > 1 else 1_000_000
+        return hashlib.pbkdf2_hmac(hash_name, password.encode(), salt.encode(),
+                                   iterations).hex()
+    raise ValueError(f"unknown password hash method {name!r}")
+
+
 #: Checked against when the name is unknown, so both cases take as long.
-_DUMMY_HASH = generate_password_hash("not a password", method="scrypt")
+_DUMMY_HASH = hash_password("not a password")
 
 
 @dataclass(frozen=True)
@@ -66,7 +117,7 @@ def create_user(store: SQLStore, username: str, password: str, role: str, *,
     if role not in ROLES:
         raise InvalidRequest(f"role was {role!r} but is expected to be in {ROLES}")
     check_password(password)
-    user_id = store.add_user(username, generate_password_hash(password, method="scrypt"),
+    user_id = store.add_user(username, hash_password(password),
                              role, actor=actor)
     LOGGER.info("created user %s (%s)", username, role)
     return StaffUser(user_id, username, role)
@@ -76,7 +127,7 @@ def set_password(store: SQLStore, username: str, password: str, *,
                  actor: str = "system") -> None:
     """Replace a user's password."""
     check_password(password)
-    store.set_user_password(username, generate_password_hash(password, method="scrypt"),
+    store.set_user_password(username, hash_password(password),
                             actor=actor)
 
 
@@ -120,7 +171,7 @@ def authenticate(store: SQLStore, username: str, password: str, address: str, *,
         wait = int((until - now).total_seconds() // 60) + 1
         raise TooManyAttempts(f"too many failed logins; try again in {wait} minutes")
     row = store.user(username)
-    ok = check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password)
+    ok = verify_password(row["password_hash"] if row else _DUMMY_HASH, password)
     if row is None or not ok or not row["active"]:
         LOGGER.info("failed login for %r from %s", username, address)
         raise Unauthorized("wrong user name or password")

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geo311.dedup import DuplicateRule
 from geo311.errors import InvalidRequest
-from geo311.model import DATATYPES, Attribute, Service
+from geo311.model import DATATYPES, Attribute, DuplicateRule, Service
 from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)

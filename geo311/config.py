@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geo311.errors import ConfigError
 
-#: Remote geocoders a city may switch on as a fallback (``geo311.remote``).
+#: Remote geocoders a city may switch on as a fallback (``geo311.geocoding.remote``).
 REMOTE_GEOCODERS = ("nominatim", "census")
 
 #: Secrets published in documentation and tutorials: anyone could sign a session with them.

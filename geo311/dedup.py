@@ -21,7 +21,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -29,81 +28,18 @@ from scipy.spatial import cKDTree
 
 from geo311.errors import InvalidRequest
 from geo311.geodesy import EARTH_RADIUS_M, haversine_m
+from geo311.model import Candidate, DuplicateRule
 
 LOGGER = logging.getLogger(__name__)
-
-#: What a rule's ``scope`` may be: the same service code, or the same service group.
-SCOPES = ("service", "group")
 
 #: Columns ``cluster_requests`` needs (``closed`` is optional: absent means never closed).
 CLUSTER_COLUMNS = ("id", "lon", "lat", "service_code", "requested")
 
-_US_PER_DAY = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _NEVER = np.iinfo(np.int64).max
 #: Fewest requests a time slice should hold (measured best on 1M resampled requests).
 _SLICE_ROWS = 16_384
-
-
-@dataclass(frozen=True)
-class DuplicateRule:
-    """When a new request counts as a repeat of an earlier one.
-
-    ``radius_m`` is a great-circle distance (0 means the very same point, as
-    a geocoder gives one address). ``window_days`` looks back from the new
-    request's time. With ``only_open`` the earlier request must still be open
-    when the new one comes in, which is how the City of Chicago flags them.
-
-    Examples
-    --------
-    >>> DuplicateRule(radius_m=25, window_days=3).scope
-    'service'
-    """
-
-    radius_m: float = 50.0
-    window_days: float = 30.0
-    scope: str = "service"
-    only_open: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("radius_m", "window_days"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Real):
-                raise InvalidRequest(f"{name} was {value!r} but is expected to be a number")
-            if not math.isfinite(value) or value < 0:
-                raise InvalidRequest(f"{name} was {value!r} but is expected to be >= 0")
-        if self.scope not in SCOPES:
-            raise InvalidRequest(
-                f"scope was {self.scope!r} but is expected to be in {list(SCOPES)}"
-            )
-        if not isinstance(self.only_open, bool | np.bool_):
-            raise InvalidRequest(
-                f"only_open was {self.only_open!r} but is expected to be True or False"
-            )
-
-    @property
-    def window_us(self) -> int:
-        """The window in whole microseconds, the unit both paths compare times in."""
-        return round(self.window_days * _US_PER_DAY)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An earlier request a new one might duplicate, as the store hands it over.
-
-    ``duplicate_of`` is the root of the group it already belongs to (None for
-    a root). ``group`` is its service group ("" when the service has none).
-    """
-
-    id: int
-    lon: float
-    lat: float
-    service_code: str
-    group: str
-    requested: datetime
-    closed: datetime | None
-    duplicate_of: int | None
 
 
 def _scope_key(scope: str, service_code: str, group: str) -> str:

@@ -9,74 +9,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from geo311.business_calendar import load_calendar
 from geo311.errors import InvalidRequest
 from geo311.geodesy import haversine_m
+from geo311.model import ACTIVE_WORK_STATUSES, TRANSITIONS, WORK_STATUSES, Crew, WorkOrder
+from geo311.routing import route_order
 
 if TYPE_CHECKING:
     from geo311.store.sql import SQLStore
 
 LOGGER = logging.getLogger(__name__)
 
-WORK_STATUSES = ("assigned", "in_progress", "done", "cancelled")
-ACTIVE_WORK_STATUSES = ("assigned", "in_progress")
-#: Allowed moves of a work order's status.
-TRANSITIONS = {
-    "assigned": ("in_progress", "done", "cancelled"),
-    "in_progress": ("assigned", "done", "cancelled"),
-    "done": (),
-    "cancelled": (),
-}
 #: How much one kilometre from the depot weighs against a full day of load.
 DISTANCE_WEIGHT_PER_KM = 0.02
-
-
-@dataclass(frozen=True)
-class Crew:
-    """A field crew: what it fixes, where it works, how much a day."""
-
-    name: str
-    layer: str  # the dispatch layer its home districts belong to
-    districts: tuple[str, ...] = ()  # empty: every district of the layer
-    service_groups: tuple[str, ...] = ()  # empty: every service group
-    capacity_per_day: int = 8  # stops
-    calendar: str = "chicago"
-    depot_lon: float | None = None
-    depot_lat: float | None = None
-    active: bool = True
-    id: int | None = None
-
-    @property
-    def depot(self) -> tuple[float, float] | None:
-        """The yard the crew starts from, if known (lon, lat)."""
-        if self.depot_lon is None or self.depot_lat is None:
-            return None
-        return (self.depot_lon, self.depot_lat)
-
-
-@dataclass(frozen=True)
-class WorkOrder:
-    """A job for one crew on one day: one or more stops (group roots)."""
-
-    id: int
-    crew_id: int
-    status: str
-    scheduled_date: str
-    request_ids: tuple[int, ...]
-    created: datetime
-    updated: datetime
-    created_by: str = "system"
-    route_position: int | None = None
-    resolution: str = ""
-    started: datetime | None = None
-    finished: datetime | None = None
-    notes: tuple[tuple[datetime, str, str], ...] = field(default_factory=tuple)
 
 
 def create_crew(store: SQLStore, crew: Crew, *, actor: str = "system") -> Crew:
@@ -96,8 +48,6 @@ def create_crew(store: SQLStore, crew: Crew, *, actor: str = "system") -> Crew:
     unknown = sorted(set(crew.districts) - known)
     if unknown:
         raise InvalidRequest(f"districts {unknown} are not in layer {crew.layer!r}")
-    from geo311.sla import load_calendar
-
     load_calendar(crew.calendar)
     return store.add_crew(crew, actor=actor)
 
@@ -113,8 +63,6 @@ def create_work_order(store: SQLStore, crew: int | str, request_ids: Sequence[in
 
 def _day(scheduled: date | str | None, crew: Crew) -> str:
     if scheduled is None:
-        from geo311.sla import load_calendar
-
         return datetime.now(load_calendar(crew.calendar).zone).date().isoformat()
     if isinstance(scheduled, date):
         return scheduled.isoformat()
@@ -246,8 +194,6 @@ def _f(x: float) -> float | None:
 
 def crew_business_days(crew: Crew, start: date, count: int) -> list[str]:
     """The crew's next ``count`` working days from ``start`` on its calendar."""
-    from geo311.sla import load_calendar
-
     cal = load_calendar(crew.calendar)
     out: list[str] = []
     d = start
@@ -288,8 +234,6 @@ def order_route(store: SQLStore, crew: int | str, scheduled: date | str | None =
 
     A work order with several stops is visited at its first stop's place.
     """
-    from geo311.routing import route_order
-
     found = store.crew(crew)
     day = _day(scheduled, found)
     orders = store.work_orders(crew_id=found.id, status=ACTIVE_WORK_STATUSES,

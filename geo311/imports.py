@@ -26,12 +26,11 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from geo311.dedup import DuplicateRule
 from geo311.districts import assign_by_address
 from geo311.errors import InvalidRequest
-from geo311.geocoder import Geocoder
+from geo311.geocoding.cascade import Geocoder
 from geo311.intake import Context, regroup_duplicates
-from geo311.model import CLOSED, OPEN, Service
+from geo311.model import CLOSED, OPEN, DuplicateRule, Service
 from geo311.sla import fill_expected
 from geo311.store.sql import SQLStore
 

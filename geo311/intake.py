@@ -14,17 +14,25 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from geo311.dedup import Candidate, DuplicateRule, cluster_requests, find_duplicate
+from geo311.dedup import cluster_requests, find_duplicate
 from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
-from geo311.geocoder import Geocode, Geocoder
-from geo311.model import DuplicateSearch, NewRequest, Placement, Service, ServiceRequest
+from geo311.geocoding.cascade import Geocode, Geocoder
+from geo311.model import (
+    Candidate,
+    DuplicateRule,
+    DuplicateSearch,
+    NewRequest,
+    Placement,
+    Service,
+    ServiceRequest,
+)
 from geo311.reports import check_report
 from geo311.sla import calendar_of, due_at, target_for
 from geo311.store.sql import SQLStore
 
 if TYPE_CHECKING:
-    from geo311.remote import RemoteGeocoder
+    from geo311.geocoding.remote import RemoteGeocoder
 
 LOGGER = logging.getLogger(__name__)
 
@@ -77,7 +85,7 @@ class Context:
         geocoder, reference_key = geocoder_for(store)
         remote = None
         if remote_geocoder:
-            from geo311.remote import RemoteGeocoder
+            from geo311.geocoding.remote import RemoteGeocoder
 
             remote = RemoteGeocoder(remote_geocoder, extent=geocoder.extent)
         return cls(index=index, service_area=area, key=tuple(sorted(v.id for v in versions)),

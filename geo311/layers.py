@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo311.boundaries import LayerReport, checksum, outside_area, read_layer
+from geo311.boundaries.files import checksum
+from geo311.boundaries.quality import LayerReport, outside_area
+from geo311.boundaries.reading import read_layer
 from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.layerdefs import ROLES, LayerDefinition

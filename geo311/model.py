@@ -1,22 +1,42 @@
-"""Domain values: services, new and stored requests, reporters.
+"""Domain values: services, requests, reporters, duplicate rules, crews and work orders.
 
 Public fields and personal data are kept in different types so that a public
-view can never carry a reporter by accident.
+view can never carry a reporter by accident. Every other part of geo311 builds on
+these values, so this module imports nothing of geo311 but its exception types
+(a value refuses a bad field at construction, with the status an adapter shows).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from numbers import Real
 from typing import Any
 
-from geo311.dedup import Candidate, DuplicateRule
+import numpy as np
+
+from geo311.errors import InvalidRequest
 
 OPEN = "open"
 CLOSED = "closed"
 STATUSES = (OPEN, CLOSED)
 
+
+#: What a duplicate rule's ``scope`` may be: the same service code, or the same group.
+SCOPES = ("service", "group")
+_US_PER_DAY = 86_400_000_000
+
+WORK_STATUSES = ("assigned", "in_progress", "done", "cancelled")
+ACTIVE_WORK_STATUSES = ("assigned", "in_progress")
+#: Allowed moves of a work order's status.
+TRANSITIONS = {
+    "assigned": ("in_progress", "done", "cancelled"),
+    "in_progress": ("assigned", "done", "cancelled"),
+    "done": (),
+    "cancelled": (),
+}
 
 #: The kinds of answer a service's question can take.
 DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
@@ -53,6 +73,66 @@ class Attribute:
                    required=bool(d["required"]), variable=bool(d["variable"]),
                    order=int(d["order"]), datatype_description=d["datatype_description"],
                    values=tuple((str(k), str(n)) for k, n in d["values"]))
+
+
+@dataclass(frozen=True)
+class DuplicateRule:
+    """When a new request counts as a repeat of an earlier one.
+
+    ``radius_m`` is a great-circle distance (0 means the very same point, as
+    a geocoder gives one address). ``window_days`` looks back from the new
+    request's time. With ``only_open`` the earlier request must still be open
+    when the new one comes in, which is how the City of Chicago flags them.
+
+    Examples
+    --------
+    >>> DuplicateRule(radius_m=25, window_days=3).scope
+    'service'
+    """
+
+    radius_m: float = 50.0
+    window_days: float = 30.0
+    scope: str = "service"
+    only_open: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("radius_m", "window_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise InvalidRequest(f"{name} was {value!r} but is expected to be a number")
+            if not math.isfinite(value) or value < 0:
+                raise InvalidRequest(f"{name} was {value!r} but is expected to be >= 0")
+        if self.scope not in SCOPES:
+            raise InvalidRequest(
+                f"scope was {self.scope!r} but is expected to be in {list(SCOPES)}"
+            )
+        if not isinstance(self.only_open, bool | np.bool_):
+            raise InvalidRequest(
+                f"only_open was {self.only_open!r} but is expected to be True or False"
+            )
+
+    @property
+    def window_us(self) -> int:
+        """The window in whole microseconds, the unit both paths compare times in."""
+        return round(self.window_days * _US_PER_DAY)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An earlier request a new one might duplicate, as the store hands it over.
+
+    ``duplicate_of`` is the root of the group it already belongs to (None for
+    a root). ``group`` is its service group ("" when the service has none).
+    """
+
+    id: int
+    lon: float
+    lat: float
+    service_code: str
+    group: str
+    requested: datetime
+    closed: datetime | None
+    duplicate_of: int | None
 
 
 @dataclass(frozen=True)
@@ -202,3 +282,45 @@ class DuplicateSearch:
     window_days: float
     decide: Callable[[Sequence[Candidate], datetime], tuple[int, float] | None]
     only_open: bool = False  # True: requests closed by then cannot win, so skip them
+
+
+@dataclass(frozen=True)
+class Crew:
+    """A field crew: what it fixes, where it works, how much a day."""
+
+    name: str
+    layer: str  # the dispatch layer its home districts belong to
+    districts: tuple[str, ...] = ()  # empty: every district of the layer
+    service_groups: tuple[str, ...] = ()  # empty: every service group
+    capacity_per_day: int = 8  # stops
+    calendar: str = "chicago"
+    depot_lon: float | None = None
+    depot_lat: float | None = None
+    active: bool = True
+    id: int | None = None
+
+    @property
+    def depot(self) -> tuple[float, float] | None:
+        """The yard the crew starts from, if known (lon, lat)."""
+        if self.depot_lon is None or self.depot_lat is None:
+            return None
+        return (self.depot_lon, self.depot_lat)
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """A job for one crew on one day: one or more stops (group roots)."""
+
+    id: int
+    crew_id: int
+    status: str
+    scheduled_date: str
+    request_ids: tuple[int, ...]
+    created: datetime
+    updated: datetime
+    created_by: str = "system"
+    route_position: int | None = None
+    resolution: str = ""
+    started: datetime | None = None
+    finished: datetime | None = None
+    notes: tuple[tuple[datetime, str, str], ...] = field(default_factory=tuple)

@@ -5,7 +5,7 @@ from functools import cache
 import pandas as pd
 
 from geo311.config import PROJECT_ROOT
-from geo311.gazetteer import read_reference
+from geo311.geocoding.references import read_reference
 
 GEOCODING = PROJECT_ROOT / "shapefiles" / "geocoding"
 POINTS = GEOCODING / "chicago_address_points_food_inspections_business_licenses.csv.gz"

@@ -15,21 +15,22 @@ from flask.cli import FlaskGroup
 from tqdm import tqdm
 
 from geo311.accounts import ROLES, create_user, set_password, set_role
+from geo311.business_calendar import load_calendar
 from geo311.catalogue import load_catalogue, read_catalogue
 from geo311.config import PROJECT_ROOT
+from geo311.dispatch import accept as accept_suggestions
 from geo311.dispatch import (
-    WORK_STATUSES,
-    Crew,
     create_crew,
     create_work_order,
     order_route,
     set_work_order_status,
     suggest,
 )
-from geo311.dispatch import accept as accept_suggestions
 from geo311.errors import Geo311Error
 from geo311.export import LAYER_FORMATS, REQUEST_FORMATS, export_layer, export_requests
-from geo311.gazetteer import KINDS, geocode_csv, learn_addresses, read_reference
+from geo311.gazetteer import learn_addresses
+from geo311.geocoding.batch import geocode_csv
+from geo311.geocoding.references import KINDS, read_reference
 from geo311.imports import GEOCODE_MODES, import_file, read_mapping
 from geo311.intake import regroup_duplicates
 from geo311.layerdefs import read_layer_definitions
@@ -41,7 +42,8 @@ from geo311.layers import (
     load_layer,
     retire_layer,
 )
-from geo311.sla import PAUSE_REASONS, describe_target, fill_expected, load_calendar, sla_board
+from geo311.model import WORK_STATUSES, Crew
+from geo311.sla import PAUSE_REASONS, describe_target, fill_expected, sla_board
 from geo311.sla import as_dict as sla_as_dict
 from geo311.sla import pause as sla_pause
 from geo311.sla import resume as sla_resume

@@ -11,9 +11,10 @@ from werkzeug.wrappers import Response
 
 from geo311 import dispatch as core
 from geo311 import sla
-from geo311.dispatch import Crew, Suggestion, WorkOrder
+from geo311.dispatch import Suggestion
 from geo311.errors import InvalidRequest, NotFound
 from geo311.kpi import kpi_table
+from geo311.model import ACTIVE_WORK_STATUSES, TRANSITIONS, Crew, WorkOrder
 from web import maps, state
 from web.auth import actor, role_required
 
@@ -97,7 +98,7 @@ def dispatch_map() -> str:
     features = store.layer_features(layer)
     m = maps.base_map(s.settings.tile_url)
     maps.add_districts(m, features, store.layer_version(layer).title)
-    orders = store.work_orders(status=core.ACTIVE_WORK_STATUSES, scheduled_date=day)
+    orders = store.work_orders(status=ACTIVE_WORK_STATUSES, scheduled_date=day)
     roots = [o.request_ids[0] for o in orders]
     points = store.dispatch_frame(None, unassigned_only=False, ids=roots) if roots else None
     where = ({int(r.id): (float(r.lon), float(r.lat), str(r.service_code))
@@ -181,7 +182,7 @@ def work_order_page(order_id: int) -> str:
     return render_template("work_order.html", o=order, crew=store.crew(order.crew_id),
                            requests=requests, crews=store.crews(),
                            history=store.audit_entries("work_order", order_id),
-                           transitions=core.TRANSITIONS[order.status])
+                           transitions=TRANSITIONS[order.status])
 
 
 @bp.post("/dispatch/work-orders")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from geo311.errors import InvalidRequest
-from geo311.geocoder import Geocoder
+from geo311.geocoding.cascade import Geocoder
 from geo311.intake import geocode_address
 from web import state
 

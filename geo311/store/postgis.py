@@ -31,8 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.sql.elements import ColumnElement
 
-from geo311.dedup import Candidate
-from geo311.model import DuplicateSearch
+from geo311.model import Candidate, DuplicateSearch
 from geo311.store import tables as t
 from geo311.store.sql import SQLStore, candidate_span, degree_box
 

@@ -40,8 +40,6 @@ from sqlalchemy import (
 from sqlalchemy.schema import AddConstraint
 from sqlalchemy.sql.elements import ColumnElement
 
-from geo311.dedup import Candidate, DuplicateRule
-from geo311.dispatch import ACTIVE_WORK_STATUSES, Crew, WorkOrder
 from geo311.districts import DistrictLayer
 from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
@@ -53,11 +51,15 @@ from geo311.hotspots import (
     parent_bits,
 )
 from geo311.model import (
+    ACTIVE_WORK_STATUSES,
     CLOSED,
     OPEN,
     STATUSES,
     Attribute,
     BulkResult,
+    Candidate,
+    Crew,
+    DuplicateRule,
     DuplicateSearch,
     LayerVersion,
     NewRequest,
@@ -65,6 +67,7 @@ from geo311.model import (
     Reporter,
     Service,
     ServiceRequest,
+    WorkOrder,
 )
 from geo311.privacy import mask_frame
 from geo311.store import tables as t

@@ -6,9 +6,8 @@ import pytest
 
 from geo311 import dispatch as core
 from geo311.accounts import create_user
-from geo311.dispatch import Crew
 from geo311.intake import Context, submit
-from geo311.model import NewRequest, Service
+from geo311.model import Crew, NewRequest, Service
 from tests.conftest import STAFF_PASSWORD, load_shipped
 
 pytestmark = pytest.mark.browser

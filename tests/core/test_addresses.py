@@ -5,7 +5,7 @@ import gzip
 import pytest
 import usaddress
 
-from geo311.addresses import MAX_ADDRESS_CHARS, label_tokens, parse_address
+from geo311.geocoding.parsing import MAX_ADDRESS_CHARS, label_tokens, parse_address
 from tests.conftest import LEGACY_CSV
 
 

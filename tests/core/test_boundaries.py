@@ -14,7 +14,9 @@ import pytest
 import shapely
 from shapely.geometry import Point, Polygon, box
 
-from geo311.boundaries import FeatureProblem, checksum, layer_quality, read_layer
+from geo311.boundaries.files import checksum
+from geo311.boundaries.quality import FeatureProblem, layer_quality
+from geo311.boundaries.reading import read_layer
 from geo311.config import PROJECT_ROOT
 from geo311.errors import LayerError
 from geo311.layerdefs import read_layer_definitions

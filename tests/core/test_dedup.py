@@ -14,14 +14,13 @@ from hypothesis import strategies as st
 
 from geo311 import dedup
 from geo311.dedup import (
-    Candidate,
-    DuplicateRule,
     cluster_requests,
     find_duplicate,
     match_requests,
 )
 from geo311.errors import InvalidRequest
 from geo311.geodesy import haversine_m
+from geo311.model import Candidate, DuplicateRule
 from tests.conftest import LEGACY_CSV
 
 LON0 = -87.65

@@ -10,7 +10,7 @@ import pytest
 
 from geo311.config import PROJECT_ROOT
 from geo311.errors import ConfigError
-from geo311.geocode import CHICAGO_GRID, AddressGrid, building_side, toward_building
+from geo311.geocoding.side import CHICAGO_GRID, AddressGrid, building_side, toward_building
 
 EAST, WEST, NORTH, SOUTH, UNKNOWN = (1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (0.0, 0.0)
 REQUESTS = (PROJECT_ROOT / "shapefiles/requests"

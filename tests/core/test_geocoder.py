@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from geo311.config import PROJECT_ROOT
-from geo311.gazetteer import read_reference
-from geo311.geocoder import Geocoder
+from geo311.geocoding.cascade import Geocoder
+from geo311.geocoding.references import read_reference
 
 GEOCODING = PROJECT_ROOT / "shapefiles" / "geocoding"
 POINTS = GEOCODING / "chicago_address_points_food_inspections_business_licenses.csv.gz"
@@ -207,7 +207,7 @@ def test_suggest(geocoder):
 
 
 def test_reused_street_readings_give_the_parser_s_answer(geocoder):
-    from geo311.addresses import parse_address
+    from geo311.geocoding.parsing import parse_address
     from tests.conftest import LEGACY_CSV
 
     addresses = pd.read_csv(LEGACY_CSV, usecols=["Street_Address"], dtype=str,
@@ -223,7 +223,7 @@ def test_reused_street_readings_give_the_parser_s_answer(geocoder):
 
 def test_held_out_year_lands_within_100_m(references):
     """Learn 2011-2012 requests, geocode 2013 ones ignoring their points (no leakage)."""
-    from geo311.gazetteer import learned_points
+    from geo311.geocoding.references import learned_points
     from tests.conftest import LEGACY_CSV
 
     frame = pd.read_csv(LEGACY_CSV, dtype=str, keep_default_na=False,

@@ -21,4 +21,15 @@ def test_core_imports_no_web_flask_or_folium():
 
 def test_every_core_module_was_walked():
     names = {p.stem for p in (PROJECT_ROOT / "geo311").glob("*.py")}
-    assert {"intake", "imports", "districts", "boundaries", "export"} <= names
+    names |= {p.parent.name for p in (PROJECT_ROOT / "geo311").glob("*/__init__.py")}
+    assert {"intake", "imports", "districts", "boundaries", "geocoding", "export"} <= names
+
+
+def test_import_contracts_hold():
+    """The layers and forbidden imports of ``[tool.importlinter]`` in pyproject.toml."""
+    out = subprocess.run([sys.executable, "-c",
+                          "import sys; from importlinter.cli import lint_imports_command; "
+                          "sys.exit(lint_imports_command())"],
+                         capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout and "2 kept" in out.stdout

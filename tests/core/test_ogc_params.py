@@ -6,11 +6,13 @@ import h3
 import pandas as pd
 import pytest
 
-from geo311 import ogc
 from geo311.errors import InvalidRequest
+from geo311.ogc import documents as ogc_documents
+from geo311.ogc import features as ogc_features
+from geo311.ogc import params as ogc_params
 
-REQ = ogc.Collection("requests", "Requests", "", "requests", None)
-LAYER = ogc.Collection("wards", "Wards", "", "layer", None)
+REQ = ogc_params.Collection("requests", "Requests", "", "requests", None)
+LAYER = ogc_params.Collection("wards", "Wards", "", "layer", None)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -19,7 +21,7 @@ LAYER = ogc.Collection("wards", "Wards", "", "layer", None)
     (None, None), ("", None),
 ])
 def test_bbox_parses(text, expected):
-    assert ogc.parse_bbox(text) == expected
+    assert ogc_params.parse_bbox(text) == expected
 
 
 @pytest.mark.parametrize("text, message", [
@@ -29,57 +31,57 @@ def test_bbox_parses(text, expected):
 ])
 def test_bad_bbox_says_what_arrived(text, message):
     with pytest.raises(InvalidRequest, match=message) as err:
-        ogc.parse_bbox(text)
+        ogc_params.parse_bbox(text)
     assert repr(text) in err.value.message
 
 
 def test_bbox_crs_other_than_crs84_is_refused():
     with pytest.raises(InvalidRequest, match="bbox-crs"):
-        ogc.parse_bbox("0,0,1,1", "http://www.opengis.net/def/crs/EPSG/0/3435")
-    assert ogc.parse_bbox("0,0,1,1", ogc.CRS84) == (0, 0, 1, 1)
+        ogc_params.parse_bbox("0,0,1,1", "http://www.opengis.net/def/crs/EPSG/0/3435")
+    assert ogc_params.parse_bbox("0,0,1,1", ogc_params.CRS84) == (0, 0, 1, 1)
 
 
 def test_datetime_instants_and_intervals():
     t = datetime(2021, 1, 1, 6, tzinfo=UTC)
-    assert ogc.parse_datetime("2021-01-01T06:00:00Z") == (t, t)
-    assert ogc.parse_datetime("2021-01-01T00:00:00-06:00/..") == (t, None)
-    assert ogc.parse_datetime("../2021-01-01T06:00:00Z") == (None, t)
-    assert ogc.parse_datetime("/2021-01-01T06:00:00Z") == (None, t)
-    assert ogc.parse_datetime(None) == (None, None)
-    assert ogc.parse_datetime("../..") == (None, None)  # every time
+    assert ogc_params.parse_datetime("2021-01-01T06:00:00Z") == (t, t)
+    assert ogc_params.parse_datetime("2021-01-01T00:00:00-06:00/..") == (t, None)
+    assert ogc_params.parse_datetime("../2021-01-01T06:00:00Z") == (None, t)
+    assert ogc_params.parse_datetime("/2021-01-01T06:00:00Z") == (None, t)
+    assert ogc_params.parse_datetime(None) == (None, None)
+    assert ogc_params.parse_datetime("../..") == (None, None)  # every time
     for bad, message in [("yesterday", "RFC 3339"),
                          ("2021-01-02T00:00:00Z/2021-01-01T00:00:00Z", "start is after"),
                          ("2021-01-01T06:00:00", "UTC offset")]:
         with pytest.raises(InvalidRequest, match=message):
-            ogc.parse_datetime(bad)
+            ogc_params.parse_datetime(bad)
 
 
 def test_limit_and_offset():
-    assert ogc.parse_limit(None) == ogc.DEFAULT_LIMIT
-    assert ogc.parse_limit(str(ogc.MAX_LIMIT + 5)) == ogc.MAX_LIMIT
+    assert ogc_params.parse_limit(None) == ogc_params.DEFAULT_LIMIT
+    assert ogc_params.parse_limit(str(ogc_params.MAX_LIMIT + 5)) == ogc_params.MAX_LIMIT
     for bad in ("0", "-3", "ten"):
         with pytest.raises(InvalidRequest, match="limit was"):
-            ogc.parse_limit(bad)
-    assert ogc.parse_offset("7") == 7
+            ogc_params.parse_limit(bad)
+    assert ogc_params.parse_offset("7") == 7
     with pytest.raises(InvalidRequest, match="offset was"):
-        ogc.parse_offset("-1")
+        ogc_params.parse_offset("-1")
 
 
 def test_unknown_parameters_are_refused_per_collection():
     with pytest.raises(InvalidRequest, match="status"):
-        ogc.ItemQuery.from_args({"status": "open"}, LAYER)
-    q = ogc.ItemQuery.from_args({"datetime": "2021-01-01T00:00:00Z/..", "status": "open",
+        ogc_params.ItemQuery.from_args({"status": "open"}, LAYER)
+    q = ogc_params.ItemQuery.from_args({"datetime": "2021-01-01T00:00:00Z/..", "status": "open",
                                  "service_code": "SCB,PHF"}, REQ)
     assert q.status == "open" and q.service_codes == ("SCB", "PHF")
     with pytest.raises(InvalidRequest, match="status was"):
-        ogc.ItemQuery.from_args({"status": "done"}, REQ)
+        ogc_params.ItemQuery.from_args({"status": "done"}, REQ)
 
 
 def _doc(offset, limit, matched, returned, args=None):
-    q = ogc.ItemQuery(limit=limit, offset=offset)
+    q = ogc_params.ItemQuery(limit=limit, offset=offset)
     features = [{"type": "Feature", "id": i, "geometry": None, "properties": {}}
                 for i in range(returned)]
-    return ogc.items_document("http://x/ogc", REQ, q, args or {"limit": str(limit)},
+    return ogc_documents.items_document("http://x/ogc", REQ, q, args or {"limit": str(limit)},
                               features, matched)
 
 
@@ -103,7 +105,7 @@ def test_cell_counts_weight_by_reporters_and_swap_axes_once():
     lon, lat = -87.6321, 41.8837
     points = pd.DataFrame({"lon": [lon, lon + 1e-5, -87.70], "lat": [lat, lat, 41.95],
                            "reporter_count": [3, 1, 2], "status": ["open", "closed", "open"]})
-    counts = ogc.cell_counts(points, 9)
+    counts = ogc_features.cell_counts(points, 9)
     here = h3.latlng_to_cell(lat, lon, 9)
     row = counts[counts["cell"] == here].iloc[0]
     assert (row["requests"], row["reports"], row["open"]) == (2, 4, 1)
@@ -114,7 +116,7 @@ def test_cell_counts_weight_by_reporters_and_swap_axes_once():
 
 
 def test_openapi_declares_every_collection():
-    doc = ogc.openapi_document("http://x/ogc", [REQ, LAYER])
+    doc = ogc_documents.openapi_document("http://x/ogc", [REQ, LAYER])
     assert doc["openapi"].startswith("3.0")
     items = doc["paths"]["/collections/requests/items"]["get"]["parameters"]
     assert {"limit", "offset", "bbox", "datetime"} <= {p["name"] for p in items}

@@ -6,7 +6,7 @@ import pytest
 
 from geo311.config import Settings
 from geo311.errors import ConfigError
-from geo311.remote import REMOTE_KINDS, RemoteGeocoder
+from geo311.geocoding.remote import REMOTE_KINDS, RemoteGeocoder
 
 
 def test_off_by_default_and_checked():

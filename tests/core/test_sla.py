@@ -7,19 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo311.errors import InvalidRequest, NotFound
-from geo311.model import Service
-from geo311.sla import (
+from geo311.business_calendar import (
     BusinessCalendar,
-    Target,
     add_clock,
-    classify,
     clock_seconds,
-    due_at,
     load_calendar,
     read_calendar,
-    target_for,
 )
+from geo311.errors import InvalidRequest, NotFound
+from geo311.model import Service
+from geo311.sla import Target, classify, due_at, target_for
 
 CHI = ZoneInfo("America/Chicago")
 CAL = load_calendar("chicago")

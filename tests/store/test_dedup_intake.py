@@ -5,9 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from geo311.dedup import DuplicateRule
 from geo311.intake import submit
-from geo311.model import NewRequest, Service
+from geo311.model import DuplicateRule, NewRequest, Service
 
 LON, LAT = -87.6321, 41.8837
 METRE_LAT = 1 / 111_195.0

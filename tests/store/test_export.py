@@ -6,7 +6,7 @@ import pandas as pd
 import pyogrio
 import pytest
 
-from geo311.boundaries import read_layer
+from geo311.boundaries.reading import read_layer
 from geo311.errors import InvalidRequest, NotFound
 from geo311.export import export_layer, export_requests
 from geo311.intake import submit

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from geo311.errors import InvalidRequest
-from geo311.gazetteer import LEARNED_SOURCE, POINT_COLUMNS, geocoder_for, learn_addresses
+from geo311.gazetteer import LEARNED_SOURCE, geocoder_for, learn_addresses
+from geo311.geocoding.references import POINT_COLUMNS
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Service

@@ -6,13 +6,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from geo311 import business_calendar, sla
 from geo311 import dispatch as core
-from geo311 import sla
-from geo311.dispatch import Crew
 from geo311.errors import InvalidRequest, NotFound
 from geo311.intake import submit
 from geo311.kpi import kpi_table
-from geo311.model import NewRequest, Service
+from geo311.model import Crew, NewRequest, Service
 
 CHI = ZoneInfo("America/Chicago")
 LOOP = (-87.6321, 41.8837)  # 121 N La Salle St, ward 42 (2015-2023)
@@ -218,13 +217,13 @@ def test_import_fills_due_times_and_a_new_target_recomputes_them(sla_store, ctx,
     codes = {r.service_code for r in sla_store.query(limit=1000)}
     assert codes == {"SCB"}  # the mapping's code, which has a 3 business day SLA here
     assert summary.expected_set == summary.stored > 250
-    cal = sla.load_calendar()
+    cal = business_calendar.load_calendar()
     rows = sla_store.query(limit=1000)
     for r in rows[:40]:
-        assert r.expected_datetime == sla.add_clock(r.requested_datetime, 3 * 86400,
+        assert r.expected_datetime == business_calendar.add_clock(r.requested_datetime, 3 * 86400,
                                                     "business_days", cal)
     sla_store.upsert_services([replace(sla_store.service("SCB"), sla_days=5)])
     assert sla.fill_expected(sla_store, codes=["SCB"], recompute=True) == len(rows)
     for r in sla_store.query(limit=40):
-        assert r.expected_datetime == sla.add_clock(r.requested_datetime, 5 * 86400,
+        assert r.expected_datetime == business_calendar.add_clock(r.requested_datetime, 5 * 86400,
                                                     "business_days", cal)

@@ -12,8 +12,9 @@ import shapely
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from geo311 import ogc
 from geo311.layers import load_layer
+from geo311.ogc import features as ogc_features
+from geo311.ogc import params as ogc_params
 from tests.web.test_ogc import _seed
 
 WARDS = "wards_2015_2023"
@@ -47,7 +48,7 @@ def _error(r, status):
 
 
 def _matched(client, collection, **params):
-    return _items(client, collection, limit=ogc.MAX_LIMIT, **params)["numberMatched"]
+    return _items(client, collection, limit=ogc_params.MAX_LIMIT, **params)["numberMatched"]
 
 
 def test_items_id_beyond_integer_is_404(client, seeded):
@@ -87,7 +88,7 @@ def test_datetime_at_calendar_edges(client, seeded, app):
         assert _matched(client, "requests", datetime=when) == expected, when
     located = len(store.request_points())
     for when in (EARLY, f"{EARLY}/{LATE}", "../.."):
-        doc = _items(client, "requests_h3_r7", limit=ogc.MAX_LIMIT, datetime=when)
+        doc = _items(client, "requests_h3_r7", limit=ogc_params.MAX_LIMIT, datetime=when)
         assert sum(f["properties"]["reports"] for f in doc["features"]) == \
             (0 if when == EARLY else located)
     wards = len(store.layer_features(WARDS))
@@ -108,9 +109,9 @@ def test_offset_beyond_bigint(client, seeded, app):
         assert "next" not in {link["rel"] for link in doc["links"]}
     doc = _items(client, "requests", offset=str(total - 1))
     assert (doc["numberMatched"], doc["numberReturned"]) == (total, 1)
-    for limit in (str(10**20), "9" * 5000, str(ogc.MAX_LIMIT + 1)):
+    for limit in (str(10**20), "9" * 5000, str(ogc_params.MAX_LIMIT + 1)):
         doc = _items(client, "requests", limit=limit)
-        assert doc["numberReturned"] == min(total, ogc.MAX_LIMIT)
+        assert doc["numberReturned"] == min(total, ogc_params.MAX_LIMIT)
     wards = len(store.layer_features(WARDS))
     for collection, matched in ((WARDS, wards), ("requests_h3_r7", None)):
         doc = _items(client, collection, offset=str(10**20), limit="9" * 5000)
@@ -156,7 +157,7 @@ def test_datetime_on_boundary_layer_collections(client, seeded, app, tmp_path):
     during_v2 = datetime.now(UTC)
 
     def ids(**params):
-        doc = _items(client, WARDS, limit=ogc.MAX_LIMIT, **params)
+        doc = _items(client, WARDS, limit=ogc_params.MAX_LIMIT, **params)
         versions = {f["properties"]["layer_version"] for f in doc["features"]}
         return sorted(f["id"] for f in doc["features"]), versions, doc["numberMatched"]
 
@@ -204,12 +205,12 @@ def test_bbox_crossing_antimeridian(client, seeded, app):
     halves = shapely.MultiPolygon([shapely.box(box[0], box[1], 180, box[3]),
                                    shapely.box(-180, box[1], box[2], box[3])])
     feats = store.layer_features(WARDS)
-    wards = _items(client, WARDS, bbox=text, limit=ogc.MAX_LIMIT)
+    wards = _items(client, WARDS, bbox=text, limit=ogc_params.MAX_LIMIT)
     assert sorted(f["id"] for f in wards["features"]) == \
         sorted(feats[feats.intersects(halves)]["district_id"])
     assert 0 < wards["numberMatched"] < len(feats)
-    cells = _items(client, "requests_h3_r7", bbox=text, limit=ogc.MAX_LIMIT)
-    every = _items(client, "requests_h3_r7", limit=ogc.MAX_LIMIT)
+    cells = _items(client, "requests_h3_r7", bbox=text, limit=ogc_params.MAX_LIMIT)
+    every = _items(client, "requests_h3_r7", limit=ogc_params.MAX_LIMIT)
     hexes = gpd.GeoSeries([shapely.geometry.shape(f["geometry"]) for f in every["features"]])
     assert sorted(f["id"] for f in cells["features"]) == \
         sorted(f["id"] for f, hit in zip(every["features"], hexes.intersects(halves),
@@ -234,9 +235,9 @@ def test_single_valued_parameter_twice(client, seeded):
     twice = {"limit": ("5", "6"), "offset": ("0", "0"), "bbox": ("-88,41,-87,42",) * 2,
              "datetime": ("../..", "2021-01-01T00:00:00Z"), "f": ("json", "json"),
              "status": ("open", "closed"), "service_code": ("SCB", "SCB"),
-             "bbox-crs": (ogc.CRS84, ogc.CRS84)}
+             "bbox-crs": (ogc_params.CRS84, ogc_params.CRS84)}
     for collection in COLLECTIONS:
-        params = ogc.find_collection(_store(client), collection).params
+        params = ogc_features.find_collection(_store(client), collection).params
         for name, values in twice.items():
             if name not in params:
                 continue
@@ -280,7 +281,7 @@ _values = {
     "f": st.one_of(st.sampled_from(["json", "html", "xml", ""]), _text),
     "status": st.one_of(st.sampled_from(["open", "closed", ""]), _text),
     "service_code": st.one_of(st.sampled_from(["SCB", "SCB,XYZ", ","]), _text),
-    "bbox-crs": st.one_of(st.just(ogc.CRS84), _text),
+    "bbox-crs": st.one_of(st.just(ogc_params.CRS84), _text),
 }
 _known = st.sampled_from(sorted(_values)).flatmap(lambda k: st.tuples(st.just(k), _values[k]))
 # mostly each parameter once; sometimes one more pair: an unknown name or a repeat

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from geo311.config import REMOTE_GEOCODERS
 from geo311.errors import ConfigError
-from geo311.geocoder import Geocode
+from geo311.geocoding.cascade import Geocode
 
 LOGGER = logging.getLogger(__name__)
 

@@ -1,0 +1,213 @@
+"""Quality measures of a boundary layer: overlaps, gaps and reach beyond the service area.
+
+Areas are measured in the layer's UTM zone; the report lists the largest first and
+counts them all, for GIS staff to judge before activating the layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+LOGGER = logging.getLogger(__name__)
+
+#: How many overlaps and gaps a report lists; its totals count them all.
+QUALITY_LIST_LIMIT = 100
+
+
+@dataclass
+class FeatureProblem:
+    """One line of the per-feature report: what was wrong and what was done about it."""
+
+    feature: int
+    district_id: str | None
+    problem: str
+    action: str
+
+
+@dataclass
+class LayerReport:
+    """What reading a layer found, for GIS staff to judge before activating it.
+
+    ``overlaps`` and ``gaps`` list the largest first, at most ``QUALITY_LIST_LIMIT`` each;
+    the areas and counts cover them all.
+    """
+
+    source: str
+    source_crs: str
+    feature_count: int
+    bounds: tuple[float, float, float, float]
+    problems: list[FeatureProblem]
+    overlaps: list[dict[str, Any]]
+    gaps: list[dict[str, Any]]
+    overlap_area_m2: float
+    gap_area_m2: float
+    overlap_count: int = 0
+    gap_count: int = 0
+    #: Features reaching beyond the active service area by more than ``outside_tolerance_m2``
+    #: (filled in when the layer is loaded while a service-area layer is active).
+    service_area: str | None = None
+    outside: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    outside_area_m2: float = 0.0
+    outside_tolerance_m2: float = 0.0
+
+    @property
+    def valid(self) -> bool:
+        """Whether every feature of the source made it into the layer."""
+        return not any(p.action == "rejected" for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as plain JSON-ready values."""
+        data = asdict(self)
+        data["bounds"] = list(self.bounds)
+        data["valid"] = self.valid
+        return data
+
+
+def outside_area(
+    features: gpd.GeoDataFrame, area: Any, tolerance_m2: float = 10_000.0
+) -> list[dict[str, Any]]:
+    """Find districts that reach beyond a service area by more than ``tolerance_m2``.
+
+    ``area`` is the service area's polygon in EPSG:4326. Areas are measured in the
+    layer's UTM zone; slivers along a shared edge drawn twice are below the tolerance.
+    Each item has ``district_id``, ``name``, ``outside_m2``, ``share`` (of the
+    district's area) and a ``lon``/``lat`` inside the outside part; largest first.
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> f = gpd.GeoDataFrame({"district_id": ["1"], "name": [None]},
+    ...                      geometry=[box(-87.70, 41.80, -87.68, 41.82)], crs=4326)
+    >>> [o["district_id"] for o in outside_area(f, box(-87.70, 41.80, -87.69, 41.82))]
+    ['1']
+    """
+    if features.empty or area is None or area.is_empty:
+        return []
+    utm = features.estimate_utm_crs()
+    projected = features.to_crs(utm)
+    area_utm = gpd.GeoSeries([area], crs=4326).to_crs(utm).iloc[0]
+    beyond = shapely.difference(projected.geometry.to_numpy(), area_utm)
+    outside_m2 = shapely.area(beyond)
+    whole_m2 = shapely.area(projected.geometry.to_numpy())
+    picks = np.flatnonzero(outside_m2 > tolerance_m2)
+    if not len(picks):
+        return []
+    inside = gpd.GeoSeries(shapely.point_on_surface(beyond[picks]), crs=utm).to_crs(4326)
+    items = [
+        {
+            "district_id": str(features["district_id"].iloc[i]),
+            "name": as_text(features["name"].iloc[i]),
+            "outside_m2": round(float(outside_m2[i]), 1),
+            "share": round(float(outside_m2[i] / whole_m2[i]), 4) if whole_m2[i] else 1.0,
+            "lon": round(float(point.x), 6),
+            "lat": round(float(point.y), 6),
+        }
+        for i, point in zip(picks, inside, strict=True)
+    ]
+    return sorted(items, key=lambda item: -item["outside_m2"])
+
+
+def layer_quality(
+    features: gpd.GeoDataFrame, tolerance_m2: float = 1.0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Find where districts overlap and where the union of districts has holes.
+
+    ``features`` are as `read_layer` returns them. Areas are measured in the layer's UTM
+    zone; anything up to ``tolerance_m2`` is digitising noise and left out. The outside of
+    the city is not a gap; an enclave that is not part of the city is one (the report cannot
+    tell them apart). Each item has the ``ids`` involved, ``area_m2`` and a ``lon``/``lat``
+    inside it; both lists are sorted largest first.
+
+    Examples
+    --------
+    >>> wards = read_layer("shapefiles/wards_2023", id_field="ward").features
+    >>> overlaps, gaps = layer_quality(wards)
+    >>> sorted(gaps[0])
+    ['area_m2', 'ids', 'lat', 'lon']
+    """
+    if features.empty:
+        return [], []
+    utm_crs = features.estimate_utm_crs()
+    geoms = features.geometry.to_crs(utm_crs).to_numpy()
+    ids = features["district_id"].to_numpy()
+    tree = shapely.STRtree(geoms)
+
+    left, right = tree.query(geoms, predicate="intersects")
+    pair = left < right
+    left, right = left[pair], right[pair]
+    shared = shapely.intersection(geoms[left], geoms[right])
+    big = shapely.area(shared) > tolerance_m2
+    overlaps = _quality_items(
+        shared[big], [[ids[a], ids[b]] for a, b in zip(left[big], right[big], strict=True)], utm_crs
+    )
+
+    union = shapely.union_all(geoms)
+    holes = np.array(
+        [
+            shapely.Polygon(ring)
+            for part in shapely.get_parts(union)
+            if part.geom_type == "Polygon"
+            for ring in part.interiors
+        ],
+        dtype=object,
+    )
+    gaps: list[dict[str, Any]] = []
+    holes = holes[shapely.area(holes) > tolerance_m2] if len(holes) else holes
+    if len(holes):
+        for h, d in zip(*tree.query(holes, predicate="contains"), strict=True):
+            holes[h] = shapely.difference(holes[h], geoms[d])  # a district islanded in a hole
+        holes = holes[shapely.area(holes) > tolerance_m2]
+        hole_index, district_index = tree.query(holes, predicate="dwithin", distance=1.0)
+        around: dict[int, list[str]] = defaultdict(list)
+        for h, d in zip(hole_index, district_index, strict=True):
+            around[int(h)].append(ids[d])
+        gaps = _quality_items(
+            holes, [sorted(around[h], key=natural_key) for h in range(len(holes))], utm_crs
+        )
+    return overlaps, gaps
+
+
+def as_text(value: Any) -> str | None:
+    """Turn a field value into text, reading 35.0 as "35" (numeric DBF fields)."""
+    missing = pd.isna(value)
+    if value is None or (isinstance(missing, bool | np.bool_) and missing):
+        return None
+    if isinstance(value, float | np.floating) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _quality_items(pieces: np.ndarray, ids: list[list[str]], utm_crs: CRS) -> list[dict[str, Any]]:
+    if not len(pieces):
+        return []
+    inside = gpd.GeoSeries(shapely.point_on_surface(pieces), crs=utm_crs).to_crs(4326)
+    items = [
+        {
+            "ids": [str(i) for i in involved],
+            "area_m2": round(float(area), 1),
+            "lon": round(float(point.x), 6),
+            "lat": round(float(point.y), 6),
+        }
+        for involved, area, point in zip(ids, shapely.area(pieces), inside, strict=True)
+    ]
+    return sorted(items, key=lambda item: -item["area_m2"])
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort "2" before "10"."""
+    return tuple(
+        (0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.findall(r"\d+|\D+", text)
+    )
