@@ -12,12 +12,15 @@ import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from geo311.dedup import DuplicateRule
 from geo311.errors import InvalidRequest
 from geo311.model import DATATYPES, Attribute, Service
-from geo311.store.sql import SQLStore
+
+if TYPE_CHECKING:
+    from geo311.store.audit import AuditLog
+    from geo311.store.catalogue import Catalogue
 
 LOGGER = logging.getLogger(__name__)
 
@@ -29,6 +32,17 @@ _SERVICE_KEYS = {"code", "name", "group", "description", "keywords", "sla_days",
 _ATTRIBUTE_KEYS = {"code", "datatype", "description", "required", "variable", "order",
                    "datatype_description", "values"}
 _RULE_KEYS = {"radius_m", "window_days", "scope", "only_open"}
+
+class CatalogueStore(Protocol):
+    """What this module needs of a store."""
+
+    @property
+    def audit(self) -> AuditLog:
+        """The store's ``audit``."""
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The store's ``catalogue``."""
 
 
 def catalogue_path(name_or_path: str | Path) -> Path:
@@ -157,11 +171,11 @@ def parse_attribute(entry: Any, where: str) -> Attribute:
                      values=tuple(pairs))
 
 
-def load_catalogue(store: SQLStore, services: Sequence[Service], *, source: str = "",
+def load_catalogue(store: CatalogueStore, services: Sequence[Service], *, source: str = "",
                    actor: str = "system") -> tuple[int, int]:
     """Upsert ``services`` into the catalogue; audited. Returns (added, updated)."""
-    added = store.upsert_services(services)
-    store.audit("catalogue_loaded", "service", source,
+    added = store.catalogue.upsert(services)
+    store.audit.add("catalogue_loaded", "service", source,
                 {"services": len(services), "added": added}, actor)
     LOGGER.info("loaded %s services from %s (%s new)", len(services), source, added)
     return added, len(services) - added

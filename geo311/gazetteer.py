@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,11 @@ from geo311.addresses import parse_address, parse_street
 from geo311.errors import InvalidRequest
 from geo311.geocode import CHICAGO_GRID, AddressGrid
 from geo311.geocoder import Geocoder
-from geo311.store.sql import SQLStore
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from geo311.store.addresses import Addresses
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +56,17 @@ POINT_COLUMNS = ("address", "house_number", "pre_dir", "street_name", "suffix", 
 INTERSECTION_COLUMNS = ("street_1", "street_2", "zipcode", "lon", "lat")
 CENTERLINE_COLUMNS = ("street", "l_from", "l_to", "r_from", "r_to", "geometry")
 _VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".zip", ".kml", ".fgb", ".gml")
+
+class GazetteerStore(Protocol):
+    """What this module needs of a store."""
+
+    @property
+    def addresses(self) -> Addresses:
+        """The store's ``addresses``."""
+
+    @property
+    def engine(self) -> Engine:
+        """The store's ``engine``."""
 
 
 def guess_kind(path: Path) -> str:
@@ -339,7 +355,7 @@ def _column(table: pd.DataFrame, chosen: dict[str, str], role: str,
 LEARNED_SOURCE = "requests"
 
 
-def learn_addresses(store: SQLStore, *, since: datetime | None = None,
+def learn_addresses(store: GazetteerStore, *, since: datetime | None = None,
                     actor: str = "system") -> int:
     """Store the address points of requests whose coordinates are trusted.
 
@@ -354,13 +370,13 @@ def learn_addresses(store: SQLStore, *, since: datetime | None = None,
     >>> learn_addresses(store)  # doctest: +SKIP
     26287
     """
-    points = learned_points(store.trusted_addresses(since=since))
+    points = learned_points(store.addresses.trusted(since=since))
     if since is not None:
-        known = store.reference_frames()["points"]
+        known = store.addresses.reference_frames()["points"]
         known = known[known["source"] == LEARNED_SOURCE][list(POINT_COLUMNS)]
         points = pd.concat([points, known], ignore_index=True).drop_duplicates(
             "address", keep="first")
-    return store.replace_reference("points", points, LEARNED_SOURCE, actor=actor)
+    return store.addresses.replace_reference("points", points, LEARNED_SOURCE, actor=actor)
 
 
 def learned_points(trusted: pd.DataFrame) -> pd.DataFrame:
@@ -384,20 +400,20 @@ _GEOCODERS: dict[str, tuple[tuple[int, ...], Geocoder]] = {}
 _GEOCODERS_LOCK = threading.Lock()
 
 
-def geocoder_for(store: SQLStore, *, city: str = "CHICAGO", state: str = "IL",
+def geocoder_for(store: GazetteerStore, *, city: str = "CHICAGO", state: str = "IL",
                  grid: AddressGrid = CHICAGO_GRID) -> tuple[Geocoder, tuple[int, ...]]:
     """The geocoder over ``store``'s reference layers and its key, built once per change.
 
     Building reads every reference row (seconds for a whole city), so the last
     geocoder of each database is kept until a reference layer changes.
     """
-    key = store.reference_key()
+    key = store.addresses.reference_key()
     name = store.engine.url.render_as_string(hide_password=True)
     with _GEOCODERS_LOCK:
         cached = _GEOCODERS.get(name)
         if cached is not None and cached[0] == key:
             return cached[1], key
-        frames = store.reference_frames()
+        frames = store.addresses.reference_frames()
         zipcodes = set(frames["intersections"]["zipcode"]) | set(frames["points"]["zipcode"])
         geocoder = Geocoder(frames["points"], frames["intersections"], frames["centerlines"],
                             grid=grid, zipcodes=zipcodes, city=city, state=state)
