@@ -26,8 +26,10 @@ from benchmarks.import_requests import postgis_url  # noqa: E402
 from benchmarks.open311_load import bench_url as open311_bench_url  # noqa: E402
 from geo311.dedup import find_duplicate  # noqa: E402
 from geo311.model import DuplicateRule, DuplicateSearch  # noqa: E402
-from geo311.store import open_store  # noqa: E402
-from geo311.store.sql import SQLStore  # noqa: E402
+from geo311.store import (  # noqa: E402
+    Store,
+    open_store,
+)
 
 
 def main() -> None:
@@ -40,16 +42,16 @@ def main() -> None:
                              "requests, in the Open311 load database (its times end today)")
     args = parser.parse_args()
     store = open_store(open311_bench_url() if args.now else postgis_url())
-    stored = store.count()
+    stored = store.requests.count()
     since = datetime.now(UTC) - timedelta(days=30) if args.now else None
-    frame = store.duplicate_frame(since=since)
+    frame = store.duplicates.frame(since=since)
     rng = np.random.default_rng(5)
     picks = frame.iloc[rng.integers(0, len(frame), args.checks)]
     rule = DuplicateRule(radius_m=args.radius_m, window_days=args.window_days)
     # The reference is the portable path every store has: lock, then a SQLAlchemy query.
-    methods = {"one call (PostGIS function)": store._duplicate_candidates,
+    methods = {"one call (PostGIS function)": store.db.dialect.duplicate_candidates,
                "lock, then query (reference)":
-                   lambda *a, **k: SQLStore._duplicate_candidates(store, *a, **k)}
+                   lambda *a, **k: Store._duplicate_candidates(store, *a, **k)}
     print(f"{stored:,} requests stored; {args.checks} live checks per method, "
           f"{'made now' if args.now else 'each at the time of a stored request'} "
           f"(radius {rule.radius_m:g} m, window {rule.window_days:g} d), interleaved")

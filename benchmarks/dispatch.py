@@ -40,7 +40,7 @@ from geo311.model import Crew, Service  # noqa: E402
 from geo311.routing import nearest_neighbour_order, route_length_m, route_order  # noqa: E402
 from geo311.sla import fill_expected  # noqa: E402
 from geo311.store import open_store  # noqa: E402
-from geo311.store.sql import BULK_COLUMNS  # noqa: E402
+from geo311.store.requests import BULK_COLUMNS  # noqa: E402
 
 LAYER = "wards_2015_2023"
 GROUPS = ("Sanitation", "Streets", "Forestry", "Water")
@@ -61,12 +61,12 @@ def bench_url(postgis: bool, folder: Path) -> str:
 
 
 def seed(store, n: int, n_crews: int, now: datetime) -> list[Crew]:
-    store.drop_schema()
-    store.init_schema()
+    store.schema.drop()
+    store.schema.init()
     d = {x.name: x for x in read_layer_definitions(ROOT / "layers", ROOT)}[LAYER]
     load_layer(store, d.source, name=d.name, title=d.title, role=d.role, id_field=d.id_field,
                name_field=d.name_field, crs=d.crs, activate=True)
-    store.upsert_services([Service(f"S{k}", f"{g} problem", g, sla_days=float(2 + k * 1.5))
+    store.catalogue.upsert([Service(f"S{k}", f"{g} problem", g, sla_days=float(2 + k * 1.5))
                            for k, g in enumerate(GROUPS)])
     lon, lat = make_points(n, seed=6)
     rng = np.random.default_rng(7)
@@ -82,13 +82,13 @@ def seed(store, n: int, n_crews: int, now: datetime) -> list[Crew]:
     frame["closed_datetime"] = pd.to_datetime(frame["closed_datetime"], utc=True)
     frame["requested_datetime"] = pd.to_datetime(frame["requested_datetime"], utc=True)
     frame["updated_datetime"] = pd.to_datetime(frame["updated_datetime"], utc=True)
-    index = DistrictIndex(store.active_district_layers())
+    index = DistrictIndex(store.layers.active_district_layers())
     found = index.assign(lon, lat)
-    version = store.layer_version(LAYER)
+    version = store.layers.version(LAYER)
     a = found[LAYER]
-    store.add_many(frame, {version.id: (a.district_id, a.boundary_case)})
+    store.requests.add_many(frame, {version.id: (a.district_id, a.boundary_case)})
     fill_expected(store)
-    wards = store.layer_features(LAYER)
+    wards = store.layers.features(LAYER)
     wards["c"] = wards.to_crs(3435).centroid.to_crs(4326)
     ids = sorted(wards["district_id"], key=int)
     crews = []
@@ -140,11 +140,11 @@ def main() -> None:
         store = open_store(bench_url(args.postgis, Path(folder)))
         t = time.perf_counter()
         crews = seed(store, args.requests, args.crews, now)
-        print(f"backend {store.dialect}: seeded {args.requests} open requests, {len(crews)} "
+        print(f"backend {store.backend}: seeded {args.requests} open requests, {len(crews)} "
               f"crews in {time.perf_counter() - t:.1f} s")
-        version = store.layer_version(LAYER)
-        t_read, frame = best_of(lambda: store.dispatch_frame(version.id), args.repeat)
-        loads = store.crew_loads()
+        version = store.layers.version(LAYER)
+        t_read, frame = best_of(lambda: store.dispatch.frame(version.id), args.repeat)
+        loads = store.dispatch.crew_loads()
         days = {c.id: core.crew_business_days(c, now.date(), args.horizon_days) for c in crews}
         t_core, found = best_of(lambda: suggest_crews(frame, crews, loads, now,
                                                       horizon_days=args.horizon_days,

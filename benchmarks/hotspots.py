@@ -71,11 +71,11 @@ def prepare(url: str, rows: int, fresh: bool) -> None:
     store = open_store(url)
     with store.engine.begin() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    have = 0 if fresh else (store.count() if store.schema_version() else 0)
+    have = 0 if fresh else (store.requests.count() if store.db.schema_version() else 0)
     if have < rows:
         print(f"importing {rows:,} resampled requests (the database held {have:,}) ...")
-        store.drop_schema()
-        store.init_schema()
+        store.schema.drop()
+        store.schema.init()
         defs = {d.name: d for d in read_layer_definitions(ROOT / "layers", ROOT)}
         for name in LAYERS:
             d = defs[name]
@@ -86,9 +86,9 @@ def prepare(url: str, rows: int, fresh: bool) -> None:
             summary = import_file(store, Context.from_store(store), source,
                                   read_mapping("chicago-311-legacy"))
         print(f"  imported {summary.stored:,} in {summary.seconds:.0f} s")
-    store.init_schema()
+    store.schema.init()
     started = time.perf_counter()
-    filled = store.fill_h3_cells()
+    filled = store.hotspots.fill_cells()
     if filled:
         print(f"  stored H3 cells of {filled:,} requests in {time.perf_counter() - started:.1f} s"
               " (once; new requests are filled as they come)")
@@ -100,15 +100,15 @@ def prepare(url: str, rows: int, fresh: bool) -> None:
         conn.execute(text("CREATE INDEX IF NOT EXISTS ix_requests_updated "
                           "ON service_requests (updated_datetime)"))
         conn.execute(text("VACUUM ANALYZE service_requests"))
-    print(f"  {store.count():,} requests, of which parents: "
-          f"{store.hotspot_counts(8, RequestFilter())['requests'].sum():,}")
+    print(f"  {store.requests.count():,} requests, of which parents: "
+          f"{store.hotspots.counts(8, RequestFilter())['requests'].sum():,}")
     store.dispose()
 
 
 def touch(store, request_id: int, state: list[str]) -> None:
     """A real change: one request's status flips (audited), so every map recomputes."""
     state[0] = "open" if state[0] == "closed" else "closed"
-    store.set_status(request_id, state[0], note="benchmark")
+    store.requests.set_status(request_id, state[0], note="benchmark")
 
 
 def server_times(url: str, paths: list[str], repeat: int) -> None:
@@ -117,11 +117,12 @@ def server_times(url: str, paths: list[str], repeat: int) -> None:
     app = create_app(Settings(database_url=url, instance_path=Path(tempfile.mkdtemp())))
     client = app.test_client()
     store = app.extensions["geo311"].store
-    victim = store.query(limit=1)[0]
+    victim = store.requests.query(limit=1)[0]
     flip = [victim.status]
     started = time.perf_counter()
     client.get("/hotspots?res=10&status=closed")
-    print(f"\nfirst request of a process (loads {store.count():,} requests' cells into memory, "
+    print(f"\nfirst request of a process (loads {store.requests.count():,} requests' cells "
+          "into memory, "
           f"builds the level-10 study area): {time.perf_counter() - started:.2f} s")
     print("\nserver time of a page (Flask test client, in process), seconds; cold = just after "
           "a request changed status, so rows catch up and SQL/Gi*/map are recomputed")
@@ -181,7 +182,7 @@ def browser_times(url: str, path: str, repeat: int) -> None:
                 time.sleep(0.2)
         urllib.request.urlopen(base + path, timeout=120).read()  # study area of the level
         store = open_store(url)
-        victim = store.query(limit=1)[0]
+        victim = store.requests.query(limit=1)[0]
         flip = [victim.status]
         print(f"\nmap ready in Chromium ({path}): ms from navigation start to every cell drawn")
         with sync_playwright() as pw:
@@ -215,8 +216,8 @@ def gi_against_esda(url: str, resolution: int) -> None:
     from libpysal.weights import W
 
     store = open_store(url)
-    found = store.hotspot_counts(resolution, RequestFilter())
-    features = store.layer_features(store.layer_versions(active_only=True)[0].layer)
+    found = store.hotspots.counts(resolution, RequestFilter())
+    features = store.layers.features(store.layers.versions(active_only=True)[0].layer)
     study = cells_covering(shapely.union_all(features.geometry.values), resolution)
     counts = count_cells(found["cell"].to_numpy(), found["reporters"].to_numpy(), study)
     started = time.perf_counter()

@@ -72,7 +72,7 @@ def fresh_store(backend: str, folder: Path):
     store = open_store(postgis_url())
     with store.engine.begin() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    store.drop_schema()
+    store.schema.drop()
     return store
 
 
@@ -80,7 +80,8 @@ def agreement(store, source: Path) -> dict[str, float]:
     src = pd.read_csv(source, dtype=str, usecols=["Service_Request_Number", "Community_Area",
                                                   "Ward"]).drop_duplicates(
         "Service_Request_Number", keep="last").set_index("Service_Request_Number")
-    frames = pd.concat(list(store.export_frames()), ignore_index=True).set_index("external_id")
+    frames = pd.concat(list(store.requests.export_frames()),
+                       ignore_index=True).set_index("external_id")
     joined = frames.join(src, how="inner")
     out = {}
     for column, layer in (("Community_Area", "community_areas"), ("Ward", "wards_2003_2015")):
@@ -132,7 +133,7 @@ def main() -> None:
             source.write_bytes(gzip.decompress(LEGACY.read_bytes()))
         for backend in args.backends:
             store = fresh_store(backend, folder)
-            store.init_schema()
+            store.schema.init()
             for name in LAYERS:
                 d = defs[name]
                 load_layer(store, d.source, name=d.name, role=d.role, id_field=d.id_field,

@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         store = open_store(f"sqlite:///{folder}/reports.sqlite")
-        store.init_schema()
+        store.schema.init()
         print("| layer | features | source CRS | repaired | rejected | overlaps (m²) "
               "| gaps (m²) | beyond service area (m²) | load s |")
         print("|---|---:|---|---:|---:|---|---|---|---:|")

@@ -49,16 +49,10 @@ from geo311.imports import import_file, read_mapping  # noqa: E402
 from geo311.intake import Context  # noqa: E402
 from geo311.layerdefs import read_layer_definitions  # noqa: E402
 from geo311.layers import load_layer  # noqa: E402
-from geo311.store import open_store  # noqa: E402
+from geo311.open311_records import build_records, refresh_records, request_page  # noqa: E402
+from geo311.store import Store, open_store  # noqa: E402
 from geo311.store import tables as t  # noqa: E402
-from geo311.store.clients import create_api_key  # noqa: E402
-from geo311.store.records import (  # noqa: E402
-    build_records,
-    find_statement,
-    refresh_records,
-    request_page,
-)
-from geo311.store.sql import SQLStore, now_utc  # noqa: E402
+from geo311.store.rows import now_utc  # noqa: E402
 
 LEGACY = ROOT / "shapefiles/requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz"
 LAYERS = ("community_areas", "wards_2015_2023")
@@ -102,8 +96,8 @@ def fill(url: str, rows: int) -> None:
     store = open_store(url)
     with store.engine.begin() as conn:
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    store.drop_schema()
-    store.init_schema()
+    store.schema.drop()
+    store.schema.init()
     defs = {d.name: d for d in read_layer_definitions(ROOT / "layers", ROOT)}
     for name in LAYERS:
         d = defs[name]
@@ -175,7 +169,7 @@ def run(calls: list[tuple[str, str, dict | None]], concurrency: int) -> tuple[np
     return latencies, time.perf_counter() - started, statuses
 
 
-def time_pages(store: SQLStore, boxes: list[tuple[float, float, float, float]], *,
+def time_pages(store: Store, boxes: list[tuple[float, float, float, float]], *,
                build: bool) -> tuple[np.ndarray, np.ndarray]:
     """In-process ms and rows of GET's work (query, records, JSON) for each box.
 
@@ -191,7 +185,7 @@ def time_pages(store: SQLStore, boxes: list[tuple[float, float, float, float]], 
         started = time.perf_counter()
         if build:
             with store.engine.connect() as conn:
-                ids = conn.execute(find_statement(store, base=select(sr.id), bbox=box, **window)
+                ids = conn.execute(store.search.statement(base=select(sr.id), bbox=box, **window)
                                    .limit(1000)).scalars().all()
                 conn.rollback()
                 built = build_records(store, conn, ids, zone)
@@ -253,11 +247,11 @@ def main() -> None:
     if not args.skip_load:
         fill(url, args.rows)
     store = open_store(url)
-    store.init_schema()  # a database filled by an older geo311 is upgraded
-    stored = store.count()
-    frame = store.duplicate_frame()
+    store.schema.init()  # a database filled by an older geo311 is upgraded
+    stored = store.requests.count()
+    frame = store.duplicates.frame()
     recent = frame[frame["requested"] >= frame["requested"].max() - pd.Timedelta(days=90)]
-    key = create_api_key(store, f"bench-{time.time_ns()}")
+    key = store.accounts.create_api_key(f"bench-{time.time_ns()}")
 
     dlat = args.box_m / 111_000 / 2
     rng = np.random.default_rng(5)
@@ -278,7 +272,7 @@ def main() -> None:
     read_ms, rows = time_pages(store, boxes, build=False)
     report_pages("in process, stored records", read_ms, rows, built_ms)
     if args.records == "cold":  # reloading the catalogue makes every record stale
-        store.upsert_services(store.services())
+        store.catalogue.upsert(store.catalogue.services())
     store.dispose()
     print(f"{stored:,} requests stored ({len(recent):,} in the last 90 days); gunicorn "
           f"{args.workers} workers, {args.concurrency} client threads, loopback, 2 shared "

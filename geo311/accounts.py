@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from geo311.errors import InvalidRequest, TooManyAttempts, Unauthorized
 
 if TYPE_CHECKING:
-    from geo311.store.sql import SQLStore
+    from geo311.store import Store
 
 LOGGER = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def check_password(password: str) -> None:
         raise InvalidRequest("the password is longer than 1024 characters")
 
 
-def create_user(store: SQLStore, username: str, password: str, role: str, *,
+def create_user(store: Store, username: str, password: str, role: str, *,
                 actor: str = "system") -> StaffUser:
     """Add a staff account with a scrypt-hashed password.
 
@@ -117,34 +117,34 @@ def create_user(store: SQLStore, username: str, password: str, role: str, *,
     if role not in ROLES:
         raise InvalidRequest(f"role was {role!r} but is expected to be in {ROLES}")
     check_password(password)
-    user_id = store.add_user(username, hash_password(password),
+    user_id = store.accounts.add_user(username, hash_password(password),
                              role, actor=actor)
     LOGGER.info("created user %s (%s)", username, role)
     return StaffUser(user_id, username, role)
 
 
-def set_password(store: SQLStore, username: str, password: str, *,
+def set_password(store: Store, username: str, password: str, *,
                  actor: str = "system") -> None:
     """Replace a user's password."""
     check_password(password)
-    store.set_user_password(username, hash_password(password),
+    store.accounts.set_user_password(username, hash_password(password),
                             actor=actor)
 
 
-def set_role(store: SQLStore, username: str, role: str, *, actor: str = "system") -> None:
+def set_role(store: Store, username: str, role: str, *, actor: str = "system") -> None:
     """Give an account another role; its sessions end, so the new role applies at once."""
     if role not in ROLES:
         raise InvalidRequest(f"role was {role!r} but is expected to be in {ROLES}")
-    store.set_user_role(username, role, actor=actor)
+    store.accounts.set_user_role(username, role, actor=actor)
 
 
-def load_user(store: SQLStore, user_id: int, generation: int | None = None) -> StaffUser | None:
+def load_user(store: Store, user_id: int, generation: int | None = None) -> StaffUser | None:
     """An active account by id (for the session), or None.
 
     With ``generation``, None too when the account's sessions were ended after the
     session was signed (logout, password or role change, disabling).
     """
-    row = store.user(user_id=user_id)
+    row = store.accounts.user(user_id=user_id)
     if row is None or not row["active"]:
         return None
     if generation is not None and generation != row["session_generation"]:
@@ -153,7 +153,7 @@ def load_user(store: SQLStore, user_id: int, generation: int | None = None) -> S
                      int(row["session_generation"]))
 
 
-def authenticate(store: SQLStore, username: str, password: str, address: str, *,
+def authenticate(store: Store, username: str, password: str, address: str, *,
                  now: datetime | None = None) -> StaffUser:
     """Check a login; raise ``Unauthorized`` or, after repeated failures, ``TooManyAttempts``.
 
@@ -165,16 +165,17 @@ def authenticate(store: SQLStore, username: str, password: str, address: str, *,
     """
     now = now or datetime.now(UTC)
     username = username.strip()[:100]
-    recent = store.claim_login_attempt(username, address, now - FAILURE_WINDOW, MAX_FAILURES)
+    recent = store.accounts.claim_login_attempt(username, address, now - FAILURE_WINDOW,
+                                                MAX_FAILURES)
     if recent:
         until = recent[-MAX_FAILURES] + FAILURE_WINDOW
         wait = int((until - now).total_seconds() // 60) + 1
         raise TooManyAttempts(f"too many failed logins; try again in {wait} minutes")
-    row = store.user(username)
+    row = store.accounts.user(username)
     ok = verify_password(row["password_hash"] if row else _DUMMY_HASH, password)
     if row is None or not ok or not row["active"]:
         LOGGER.info("failed login for %r from %s", username, address)
         raise Unauthorized("wrong user name or password")
-    store.record_login(username, address, ok=True)
+    store.accounts.record_login(username, address, ok=True)
     return StaffUser(row["id"], row["username"], row["role"], True,
                      int(row["session_generation"]))

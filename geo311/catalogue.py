@@ -16,7 +16,7 @@ from typing import Any
 
 from geo311.errors import InvalidRequest
 from geo311.model import DATATYPES, Attribute, DuplicateRule, Service
-from geo311.store.sql import SQLStore
+from geo311.store import Store
 
 LOGGER = logging.getLogger(__name__)
 
@@ -156,11 +156,11 @@ def parse_attribute(entry: Any, where: str) -> Attribute:
                      values=tuple(pairs))
 
 
-def load_catalogue(store: SQLStore, services: Sequence[Service], *, source: str = "",
+def load_catalogue(store: Store, services: Sequence[Service], *, source: str = "",
                    actor: str = "system") -> tuple[int, int]:
     """Upsert ``services`` into the catalogue; audited. Returns (added, updated)."""
-    added = store.upsert_services(services)
-    store.audit("catalogue_loaded", "service", source,
+    added = store.catalogue.upsert(services)
+    store.audit.add("catalogue_loaded", "service", source,
                 {"services": len(services), "added": added}, actor)
     LOGGER.info("loaded %s services from %s (%s new)", len(services), source, added)
     return added, len(services) - added

@@ -23,7 +23,7 @@ from geo311.model import ACTIVE_WORK_STATUSES, TRANSITIONS, WORK_STATUSES, Crew,
 from geo311.routing import route_order
 
 if TYPE_CHECKING:
-    from geo311.store.sql import SQLStore
+    from geo311.store import Store
 
 LOGGER = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ LOGGER = logging.getLogger(__name__)
 DISTANCE_WEIGHT_PER_KM = 0.02
 
 
-def create_crew(store: SQLStore, crew: Crew, *, actor: str = "system") -> Crew:
+def create_crew(store: Store, crew: Crew, *, actor: str = "system") -> Crew:
     """Check a crew's layer, districts and capacity against the store, then save it.
 
     Examples
@@ -44,21 +44,21 @@ def create_crew(store: SQLStore, crew: Crew, *, actor: str = "system") -> Crew:
     if crew.capacity_per_day < 1:
         raise InvalidRequest(
             f"capacity_per_day was {crew.capacity_per_day} but is expected to be >= 1")
-    known = set(store.layer_features(crew.layer)["district_id"].astype(str))
+    known = set(store.layers.features(crew.layer)["district_id"].astype(str))
     unknown = sorted(set(crew.districts) - known)
     if unknown:
         raise InvalidRequest(f"districts {unknown} are not in layer {crew.layer!r}")
     load_calendar(crew.calendar)
-    return store.add_crew(crew, actor=actor)
+    return store.dispatch.add_crew(crew, actor=actor)
 
 
-def create_work_order(store: SQLStore, crew: int | str, request_ids: Sequence[int], *,
+def create_work_order(store: Store, crew: int | str, request_ids: Sequence[int], *,
                       scheduled: date | str | None = None, actor: str = "system") -> WorkOrder:
     """Put the groups of ``request_ids`` on a new work order of ``crew`` (id or name)."""
-    found = store.crew(crew)
+    found = store.dispatch.crew(crew)
     assert found.id is not None
     day = _day(scheduled, found)
-    return store.add_work_order(found.id, request_ids, day, actor=actor)
+    return store.dispatch.add_work_order(found.id, request_ids, day, actor=actor)
 
 
 def _day(scheduled: date | str | None, crew: Crew) -> str:
@@ -72,12 +72,12 @@ def _day(scheduled: date | str | None, crew: Crew) -> str:
         raise InvalidRequest(f"date was {scheduled!r} but is expected as YYYY-MM-DD") from exc
 
 
-def set_work_order_status(store: SQLStore, order_id: int, status: str, *,
+def set_work_order_status(store: Store, order_id: int, status: str, *,
                           resolution: str = "", actor: str = "system") -> WorkOrder:
     """Move a work order on; ``done`` closes its requests with ``resolution`` as note."""
     if status not in WORK_STATUSES:
         raise InvalidRequest(f"status was {status!r} but is expected to be in {WORK_STATUSES}")
-    order = store.work_order(order_id)
+    order = store.dispatch.work_order(order_id)
     if status not in TRANSITIONS[order.status]:
         raise InvalidRequest(
             f"work order {order_id} is {order.status} and cannot become {status} "
@@ -86,23 +86,24 @@ def set_work_order_status(store: SQLStore, order_id: int, status: str, *,
         raise InvalidRequest("closing a work order needs a resolution note")
     if len(resolution) > 2000:
         raise InvalidRequest(f"resolution has {len(resolution)} characters; at most 2000")
-    updated = store.set_work_order_status(order_id, status, resolution=resolution, actor=actor)
+    updated = store.dispatch.set_work_order_status(order_id, status, resolution=resolution,
+                                                   actor=actor)
     if status == "done":
-        members = store.group_members(list(order.request_ids))
+        members = store.duplicates.group_members(list(order.request_ids))
         for request_id in members:
-            store.set_status(request_id, "closed", note=resolution, actor=actor)
+            store.requests.set_status(request_id, "closed", note=resolution, actor=actor)
         LOGGER.info("work order %s done: closed requests %s", order_id, members)
     return updated
 
 
-def add_note(store: SQLStore, order_id: int, text: str, *, author: str) -> WorkOrder:
+def add_note(store: Store, order_id: int, text: str, *, author: str) -> WorkOrder:
     """Append a note to a work order."""
     if not text.strip():
         raise InvalidRequest("a note cannot be empty")
     if len(text) > 2000:
         raise InvalidRequest(f"note has {len(text)} characters; at most 2000 are allowed")
-    store.add_work_order_note(order_id, text, author=author)
-    return store.work_order(order_id)
+    store.dispatch.add_work_order_note(order_id, text, author=author)
+    return store.dispatch.work_order(order_id)
 
 
 # -- suggestions ---------------------------------------------------------------------
@@ -126,7 +127,7 @@ def suggest_crews(requests: pd.DataFrame, crews: Sequence[Crew], loads: Mapping[
                   ) -> list[Suggestion]:
     """Suggest a crew for each open unassigned stop, most urgent first.
 
-    ``requests`` has the columns of ``SQLStore.dispatch_frame`` (id, group, lon, lat,
+    ``requests`` has the columns of ``Store.dispatch_frame`` (id, group, lon, lat,
     expected, paused, requested, district_id). Stops are taken in order of urgency
     (least time left on the SLA, paused and SLA-less last, then oldest, then id).
     Each goes to the eligible crew (service group and home district match, capacity
@@ -204,51 +205,51 @@ def crew_business_days(crew: Crew, start: date, count: int) -> list[str]:
     return out
 
 
-def suggest(store: SQLStore, layer: str, *, district: str | None = None,
+def suggest(store: Store, layer: str, *, district: str | None = None,
             now: datetime | None = None, horizon_days: int = 5) -> list[Suggestion]:
     """Suggestions for the open unassigned stops of ``layer`` (one district or all)."""
     now = now or datetime.now(UTC)
-    version = store.layer_version(layer)
+    version = store.layers.version(layer)
     if version.status != "active":
         raise InvalidRequest(f"layer {layer!r} has no active version")
-    frame = store.dispatch_frame(version.id, district=district)
-    crews = [c for c in store.crews() if c.layer == layer]
+    frame = store.dispatch.frame(version.id, district=district)
+    crews = [c for c in store.dispatch.crews() if c.layer == layer]
     days = {int(c.id or 0): crew_business_days(c, now.date(), horizon_days) for c in crews}
-    return suggest_crews(frame, crews, store.crew_loads(), now, horizon_days=horizon_days,
+    return suggest_crews(frame, crews, store.dispatch.crew_loads(), now, horizon_days=horizon_days,
                          business_days=days)
 
 
-def accept(store: SQLStore, picks: Sequence[tuple[int, int, str]], *,
+def accept(store: Store, picks: Sequence[tuple[int, int, str]], *,
            actor: str = "system") -> list[WorkOrder]:
     """Create a work order per ``(request_id, crew_id, date)``: accepted or overridden."""
-    return [store.add_work_order(crew_id, [request_id], day, actor=actor)
+    return [store.dispatch.add_work_order(crew_id, [request_id], day, actor=actor)
             for request_id, crew_id, day in picks]
 
 
 # -- routes --------------------------------------------------------------------------
 
 
-def order_route(store: SQLStore, crew: int | str, scheduled: date | str | None = None, *,
+def order_route(store: Store, crew: int | str, scheduled: date | str | None = None, *,
                 search: str = "greedy_descent", actor: str = "system") -> list[WorkOrder]:
     """Order a crew's open work orders of one day and store the positions.
 
     A work order with several stops is visited at its first stop's place.
     """
-    found = store.crew(crew)
+    found = store.dispatch.crew(crew)
     day = _day(scheduled, found)
-    orders = store.work_orders(crew_id=found.id, status=ACTIVE_WORK_STATUSES,
+    orders = store.dispatch.work_orders(crew_id=found.id, status=ACTIVE_WORK_STATUSES,
                                scheduled_date=day)
     if not orders:
         return []
-    points = store.dispatch_frame(None, unassigned_only=False,
+    points = store.dispatch.frame(None, unassigned_only=False,
                                   ids=[o.request_ids[0] for o in orders])
     where = {int(r.id): (float(r.lon), float(r.lat)) for r in points.itertuples()}
     located = [o for o in orders if o.request_ids[0] in where]
     lon = [where[o.request_ids[0]][0] for o in located]
     lat = [where[o.request_ids[0]][1] for o in located]
     order = route_order(lon, lat, found.depot, search=search)
-    store.set_route_positions({located[k].id: pos + 1 for pos, k in enumerate(order)},
+    store.dispatch.set_route_positions({located[k].id: pos + 1 for pos, k in enumerate(order)},
                               actor=actor)
     LOGGER.info("routed %s stops of crew %s on %s", len(order), found.name, day)
-    return store.work_orders(crew_id=found.id, status=ACTIVE_WORK_STATUSES,
+    return store.dispatch.work_orders(crew_id=found.id, status=ACTIVE_WORK_STATUSES,
                              scheduled_date=day)

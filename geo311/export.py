@@ -11,18 +11,33 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import geopandas as gpd
 import pandas as pd
 import pyogrio
 
 from geo311.errors import InvalidRequest
-from geo311.store.sql import SQLStore
+
+if TYPE_CHECKING:
+    from geo311.store.layers import Layers
+    from geo311.store.requests import Requests
 
 LOGGER = logging.getLogger(__name__)
 REQUEST_FORMATS = ("csv", "geojson", "gpkg")
 LAYER_FORMATS = ("shp", "geojson", "gpkg")
 _DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile"}
+
+class ExportStore(Protocol):
+    """What this module needs of a store."""
+
+    @property
+    def layers(self) -> Layers:
+        """The store's ``layers``."""
+
+    @property
+    def requests(self) -> Requests:
+        """The store's ``requests``."""
 
 
 def _partial(path: Path) -> Path:
@@ -38,7 +53,7 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
 
 
 def export_requests(
-    store: SQLStore, path: str | Path, fmt: str = "csv", *, include_private: bool = False
+    store: ExportStore, path: str | Path, fmt: str = "csv", *, include_private: bool = False
 ) -> int:
     """Write every request, one row each, with a ``district_<layer>`` column per active layer.
 
@@ -53,7 +68,7 @@ def export_requests(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _partial(path)
     written = 0
-    for frame in store.export_frames(include_private=include_private):
+    for frame in store.requests.export_frames(include_private=include_private):
         frame = _as_text_times(frame)
         if fmt == "csv":
             frame.to_csv(tmp, mode="a", header=written == 0, index=False)
@@ -80,11 +95,11 @@ def _as_text_times(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def export_layer(
-    store: SQLStore, name: str, path: str | Path, fmt: str = "shp", *, version: int | None = None
+    store: ExportStore, name: str, path: str | Path, fmt: str = "shp", *, version: int | None = None
 ) -> int:
     """Write a layer version (default: the active one) as a zipped shapefile, GeoJSON or GPKG."""
     _check_format(fmt, LAYER_FORMATS)
-    features = store.layer_features(name, version)
+    features = store.layers.features(name, version)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt != "shp":

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Protocol
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
 from geo311.geocoding.cascade import Geocoder
 from geo311.geocoding.references import POINT_COLUMNS, learned_points
 from geo311.geocoding.side import CHICAGO_GRID, AddressGrid
-from geo311.store.sql import SQLStore
+from geo311.store import Store
+from geo311.store.addresses import Addresses
 
 LEARNED_SOURCE = "requests"
 
 
-def learn_addresses(store: SQLStore, *, since: datetime | None = None,
+def learn_addresses(store: Store, *, since: datetime | None = None,
                     actor: str = "system") -> int:
     """Store the address points of requests whose coordinates are trusted.
 
@@ -35,33 +38,45 @@ def learn_addresses(store: SQLStore, *, since: datetime | None = None,
     >>> learn_addresses(store)  # doctest: +SKIP
     26287
     """
-    points = learned_points(store.trusted_addresses(since=since))
+    points = learned_points(store.addresses.trusted(since=since))
     if since is not None:
-        known = store.reference_frames()["points"]
+        known = store.addresses.reference_frames()["points"]
         known = known[known["source"] == LEARNED_SOURCE][list(POINT_COLUMNS)]
         points = pd.concat([points, known], ignore_index=True).drop_duplicates(
             "address", keep="first")
-    return store.replace_reference("points", points, LEARNED_SOURCE, actor=actor)
+    return store.addresses.replace_reference("points", points, LEARNED_SOURCE, actor=actor)
 
 
 _GEOCODERS: dict[str, tuple[tuple[int, ...], Geocoder]] = {}
 _GEOCODERS_LOCK = threading.Lock()
 
 
-def geocoder_for(store: SQLStore, *, city: str = "CHICAGO", state: str = "IL",
+class ReferenceStore(Protocol):
+    """What building a geocoder needs of a store."""
+
+    @property
+    def addresses(self) -> Addresses:
+        """The store's ``addresses``."""
+
+    @property
+    def engine(self) -> Engine:
+        """The store's ``engine`` (its URL names the geocoder's cache entry)."""
+
+
+def geocoder_for(store: ReferenceStore, *, city: str = "CHICAGO", state: str = "IL",
                  grid: AddressGrid = CHICAGO_GRID) -> tuple[Geocoder, tuple[int, ...]]:
     """The geocoder over ``store``'s reference layers and its key, built once per change.
 
     Building reads every reference row (seconds for a whole city), so the last
     geocoder of each database is kept until a reference layer changes.
     """
-    key = store.reference_key()
+    key = store.addresses.reference_key()
     name = store.engine.url.render_as_string(hide_password=True)
     with _GEOCODERS_LOCK:
         cached = _GEOCODERS.get(name)
         if cached is not None and cached[0] == key:
             return cached[1], key
-        frames = store.reference_frames()
+        frames = store.addresses.reference_frames()
         zipcodes = set(frames["intersections"]["zipcode"]) | set(frames["points"]["zipcode"])
         geocoder = Geocoder(frames["points"], frames["intersections"], frames["centerlines"],
                             grid=grid, zipcodes=zipcodes, city=city, state=state)

@@ -234,12 +234,12 @@ def count_cells(cells: np.ndarray, weights: np.ndarray,
 
 def filter_parents(frame: pd.DataFrame, where: RequestFilter,
                    vocabulary: dict[str, int] | None = None) -> np.ndarray:
-    """Mask of the parent requests ``where`` keeps, in a frame of ``SQLStore.hotspot_rows``.
+    """Mask of the parent requests ``where`` keeps, in a frame of ``store.hotspots.rows``.
 
     With ``vocabulary`` (service code to number), the frame is in its compact form:
     ``service`` holds those numbers and ``open`` is a boolean, instead of the
     ``service_code`` and ``status`` texts. District filters need the database
-    (``SQLStore.hotspot_counts``).
+    (``store.hotspots.counts``).
     """
     if where.district_id is not None:
         raise InvalidRequest("a district filter is applied by the store, not in memory")
@@ -267,7 +267,7 @@ def filter_parents(frame: pd.DataFrame, where: RequestFilter,
 def cell_counts_of(frame: pd.DataFrame, keep: np.ndarray, resolution: int) -> pd.DataFrame:
     """Requests and reporters per cell at ``resolution`` among the kept rows.
 
-    The same frame as ``SQLStore.hotspot_counts`` returns: ``cell, requests, reporters``.
+    The same frame as ``store.hotspots.counts`` returns: ``cell, requests, reporters``.
     A frame sorted by cell is summed in one pass (a parent's children are contiguous
     in H3 order); any other is grouped.
     """

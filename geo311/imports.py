@@ -32,7 +32,7 @@ from geo311.geocoding.cascade import Geocoder
 from geo311.intake import Context, regroup_duplicates
 from geo311.model import CLOSED, OPEN, DuplicateRule, Service
 from geo311.sla import fill_expected
-from geo311.store.sql import SQLStore
+from geo311.store import Store
 
 LOGGER = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ def prepare_chunk(
 
 
 def import_file(
-    store: SQLStore, ctx: Context, path: str | Path, mapping: Mapping, *,
+    store: Store, ctx: Context, path: str | Path, mapping: Mapping, *,
     geocode: str = "never", dedup: bool = False,
     progress: Callable[[int], None] | None = None, bulk_min_rows: int | None = None,
 ) -> ImportSummary:
@@ -441,7 +441,7 @@ def import_file(
     Re-importing the same file is idempotent (rows are matched on
     ``external_id``). Returns the summary; rejected rows are listed in it.
     ``bulk_min_rows`` overrides the store's size from which a load suspends
-    index upkeep (``SQLStore.bulk_load``).
+    index upkeep (``Store.bulk_load``).
 
     Examples
     --------
@@ -459,7 +459,7 @@ def import_file(
     transformer = (Transformer.from_crs(mapping.xy_crs, "EPSG:4326", always_xy=True)
                    if mapping.xy_crs else None)
     started = time.perf_counter()
-    with store.bulk_load(_count_lines(path), bulk_min_rows):
+    with store.requests.bulk_load(_count_lines(path), bulk_min_rows):
         for raw in read_rows(path, mapping, summary.rejected):
             summary.rows_read += len(raw)
             frame = prepare_chunk(raw, mapping, summary.rejected, transformer)
@@ -486,7 +486,7 @@ def import_file(
     summary.seconds = time.perf_counter() - started
     LOGGER.info("imported %s: %s stored, %s updated, %s rejected", path, summary.stored,
                 summary.updated, len(summary.rejected))
-    store.audit("import", "file", path.name, {
+    store.audit.add("import", "file", path.name, {
         "mapping": mapping.name, "rows_read": summary.rows_read, "stored": summary.stored,
         "updated": summary.updated, "rejected": len(summary.rejected),
     }, actor="import")
@@ -518,13 +518,13 @@ def geocode_chunk(geocoder: Geocoder, frame: pd.DataFrame, mode: str,
 
 
 def _store_chunk(
-    store: SQLStore, ctx: Context, frame: pd.DataFrame, mapping: Mapping, summary: ImportSummary
+    store: Store, ctx: Context, frame: pd.DataFrame, mapping: Mapping, summary: ImportSummary
 ) -> None:
     """Assign districts to one checked chunk and write it; counts go into ``summary``."""
     repeated = frame["external_id"].duplicated(keep="last").to_numpy()
     summary.repeated_in_file += int(repeated.sum())
     frame = frame[~repeated].reset_index(drop=True)
-    summary.services_created += store.ensure_services(_services_in(frame, mapping))
+    summary.services_created += store.catalogue.ensure(_services_in(frame, mapping))
     if len(frame):
         first = frame["requested_datetime"].min().to_pydatetime()
         if summary.first_requested is None or first < summary.first_requested:
@@ -544,7 +544,8 @@ def _store_chunk(
             outside = located & pd.isna(assigned[ctx.service_area].district_id)
             frame["outside_service_area"] = outside
             summary.outside_service_area += int(outside.sum())
-    result = store.add_many(frame.drop(columns=["line", "service_name", "group"]), districts)
+    result = store.requests.add_many(frame.drop(columns=["line", "service_name", "group"]),
+                                     districts)
     summary.stored += result.stored
     summary.updated += result.updated
     summary.unchanged += result.unchanged

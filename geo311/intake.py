@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
@@ -29,12 +29,47 @@ from geo311.model import (
 )
 from geo311.reports import check_report
 from geo311.sla import calendar_of, due_at, target_for
-from geo311.store.sql import SQLStore
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from geo311.store.addresses import Addresses
+    from geo311.store.catalogue import Catalogue
+    from geo311.store.duplicates import Duplicates
+    from geo311.store.layers import Layers
+    from geo311.store.requests import Requests
 
 if TYPE_CHECKING:
     from geo311.geocoding.remote import RemoteGeocoder
 
 LOGGER = logging.getLogger(__name__)
+
+class IntakeStore(Protocol):
+    """What this module needs of a store."""
+
+    @property
+    def addresses(self) -> Addresses:
+        """The store's ``addresses``."""
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The store's ``catalogue``."""
+
+    @property
+    def duplicates(self) -> Duplicates:
+        """The store's ``duplicates``."""
+
+    @property
+    def layers(self) -> Layers:
+        """The store's ``layers``."""
+
+    @property
+    def requests(self) -> Requests:
+        """The store's ``requests``."""
+
+    @property
+    def engine(self) -> Engine:
+        """The store's ``engine``."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +90,8 @@ class Context:
 
     @classmethod
     def from_store(
-        cls, store: SQLStore, *, service_area_layer: str = "", boundary_tolerance_m: float = 15.0,
+        cls, store: IntakeStore, *, service_area_layer: str = "",
+        boundary_tolerance_m: float = 15.0,
         remote_geocoder: str = "",
     ) -> Context:
         """Index every active layer of ``store``; pick the service-area layer.
@@ -65,8 +101,8 @@ class Context:
         geocoder is built over the store's reference layers; ``remote_geocoder``
         ("nominatim" or "census", default off) adds a web fallback.
         """
-        versions = store.layer_versions(active_only=True)
-        layers = store.active_district_layers()
+        versions = store.layers.versions(active_only=True)
+        layers = store.layers.active_district_layers()
         index = DistrictIndex(layers, boundary_tolerance_m=boundary_tolerance_m)
         names = [v.layer for v in versions]
         area: str | None = None
@@ -138,7 +174,7 @@ def place(ctx: Context, lon: float, lat: float, address: str = "",
                      outside_by_m=outside_by_m)
 
 
-def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
+def submit(store: IntakeStore, ctx: Context, new: NewRequest) -> ServiceRequest:
     """Take in one live report and store it; the one path every live report takes.
 
     Raises ``InvalidRequest`` for a bad service or location and
@@ -150,7 +186,7 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
     """
     if not new.service_code:
         raise InvalidRequest("service_code is required")
-    service = store.service(new.service_code)
+    service = store.catalogue.service(new.service_code)
     new = check_report(new, service)
     lon, lat, match, new = locate(store, ctx, new)
     placement = place(ctx, lon, lat, new.address, match)
@@ -160,12 +196,16 @@ def submit(store: SQLStore, ctx: Context, new: NewRequest) -> ServiceRequest:
             f"{distance_words(placement.outside_by_m)} outside the city limit "
             f"(layer {ctx.service_area!r})"
         )
-    stored = store.add(new, placement, duplicates=duplicate_search(store, service, lon, lat))
     target = target_for(service)
-    if target is not None:  # start the SLA clock from the stored request time
-        due = due_at(stored.requested_datetime, target, calendar_of(service))
-        store.set_expected_datetimes([stored.id], [due])
-        stored = replace(stored, expected_datetime=due)
+    calendar = calendar_of(service) if target is not None else None
+
+    def due(requested: datetime) -> datetime | None:
+        """The SLA clock starts at the stored request time."""
+        return None if target is None or calendar is None else due_at(requested, target,
+                                                                      calendar)
+
+    stored = store.requests.add(new, placement, due=due,
+                                duplicates=duplicate_search(store, service, lon, lat))
     LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
     return stored
 
@@ -179,7 +219,7 @@ def distance_words(metres: float | None) -> str:
     return f"{metres / 1000:,.1f} km"
 
 
-def locate(store: SQLStore, ctx: Context,
+def locate(store: IntakeStore, ctx: Context,
            new: NewRequest) -> tuple[float, float, str, NewRequest]:
     """Where a report is: its lon/lat, else its ``address_id``, else its geocoded address.
 
@@ -192,7 +232,7 @@ def locate(store: SQLStore, ctx: Context,
         return lon, lat, "reported", new
     if new.address_id is not None:
         try:
-            address, lon, lat = store.address_point(int(new.address_id))
+            address, lon, lat = store.addresses.point(int(new.address_id))
         except (NotFound, TypeError, ValueError) as exc:
             raise InvalidRequest(f"address_id {new.address_id!r} is not a stored address "
                                  "point") from exc
@@ -224,12 +264,13 @@ def geocode_address(ctx: Context, text: str) -> Geocode:
     return Geocode(None, None, "none", 0.0, f"{found.reason}; {remote.reason}", found.address)
 
 
-def duplicate_search(store: SQLStore, service: Service, lon: float, lat: float) -> DuplicateSearch:
+def duplicate_search(store: IntakeStore, service: Service, lon: float, lat: float
+                     ) -> DuplicateSearch:
     """How the store should look for an open request this new one repeats."""
     rule = service.duplicate_rule or DuplicateRule()
     codes: tuple[str, ...] = (service.code,)
     if rule.scope == "group" and service.group:
-        codes = tuple(s.code for s in store.services() if s.group == service.group)
+        codes = tuple(s.code for s in store.catalogue.services() if s.group == service.group)
 
     def decide(candidates: Sequence[Candidate], requested: datetime) -> tuple[int, float] | None:
         return find_duplicate(lon, lat, service.code, service.group, requested, candidates, rule)
@@ -239,26 +280,26 @@ def duplicate_search(store: SQLStore, service: Service, lon: float, lat: float) 
 
 
 def regroup_duplicates(
-    store: SQLStore, *, since: datetime | None = None, actor: str = "system"
+    store: IntakeStore, *, since: datetime | None = None, actor: str = "system"
 ) -> tuple[int, int, int]:
     """Recluster stored requests in time order, as live intake would have grouped them.
 
     With ``since``, requests before it keep their links and only serve as earlier
     requests (within the longest window). Returns (requests, children, changed).
     """
-    services = store.services()
+    services = store.catalogue.services()
     rules = {s.code: s.duplicate_rule or DuplicateRule() for s in services}
     groups = {s.code: s.group for s in services}
     context_since = None
     if since is not None:
         longest = max((r.window_days for r in rules.values()), default=DuplicateRule().window_days)
         context_since = since - timedelta(days=longest)
-    frame = store.duplicate_frame(since=context_since)
+    frame = store.duplicates.frame(since=context_since)
     roots = cluster_requests(frame, rules, groups=groups)
     keep = (frame["requested"] >= since).to_numpy() if since is not None else slice(None)
     ids = frame["id"].to_numpy()[keep]
     parents = [None if pd.isna(p) else int(p) for p in roots.to_numpy()[keep]]
-    changed = store.set_duplicate_groups(
+    changed = store.duplicates.set_groups(
         ids, parents, actor=actor, detail={"since": since.isoformat() if since else None})
     children = sum(p is not None for p in parents)
     LOGGER.info("regrouped %s requests: %s duplicates, %s links changed", len(ids), children,

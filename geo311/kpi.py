@@ -21,14 +21,14 @@ GROUPINGS = ("district", "service")
 def kpi_table(frame: pd.DataFrame, by: str, now: datetime) -> pd.DataFrame:
     """Volume, closed, backlog, median days to close and SLA share per ``by``.
 
-    ``frame`` has the columns of ``SQLStore.kpi_frame``. A request counts for the
+    ``frame`` has the columns of ``store.hotspots.kpi_frame``. A request counts for the
     SLA once it is closed (met if closed by its due time) or open past its due time
     (missed); open requests not yet due are not judged. Rows are sorted by volume,
     then name; a last row ``all`` holds the totals.
 
     Examples
     --------
-    >>> kpi_table(store.kpi_frame(version_id), "district", now)  # doctest: +SKIP
+    >>> kpi_table(store.hotspots.kpi_frame(version_id), "district", now)  # doctest: +SKIP
     """
     if by not in GROUPINGS:
         raise InvalidRequest(f"by was {by!r} but is expected to be in {GROUPINGS}")

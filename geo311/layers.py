@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -25,12 +25,26 @@ from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.layerdefs import ROLES, LayerDefinition
 from geo311.model import OPEN, LayerVersion
-from geo311.store.sql import SQLStore
+
+if TYPE_CHECKING:
+    from geo311.store.layers import Layers
+    from geo311.store.requests import Requests
 
 LOGGER = logging.getLogger(__name__)
 
 #: Districts reaching beyond the service area by less than this are drawing noise.
 OUTSIDE_TOLERANCE_M2 = 10_000.0
+
+class LayerStore(Protocol):
+    """What this module needs of a store."""
+
+    @property
+    def layers(self) -> Layers:
+        """The store's ``layers``."""
+
+    @property
+    def requests(self) -> Requests:
+        """The store's ``requests``."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,7 @@ class LoadResult:
 
 
 def load_layer(
-    store: SQLStore, path: str | Path, *, name: str, title: str = "", role: str = "district",
+    store: LayerStore, path: str | Path, *, name: str, title: str = "", role: str = "district",
     description: str = "", id_field: str | None = None, name_field: str | None = None,
     crs: str | None = None, layer: str | None = None, activate: bool = True,
     force: bool = False, loaded_by: str = "system", max_unzipped_bytes: int = 500 * 1024 * 1024,
@@ -73,12 +87,12 @@ def load_layer(
     report = loaded.report
     area_name = service_area_layer(store, service_area)
     if area_name is not None and area_name != name and role != "service_area":
-        area = shapely.union_all(store.layer_features(area_name).geometry.to_numpy())
+        area = shapely.union_all(store.layers.features(area_name).geometry.to_numpy())
         report.service_area = area_name
         report.outside = outside_area(loaded.features, area, OUTSIDE_TOLERANCE_M2)
         report.outside_area_m2 = round(sum(o["outside_m2"] for o in report.outside), 1)
         report.outside_tolerance_m2 = OUTSIDE_TOLERANCE_M2
-    version = store.add_layer_version(
+    version = store.layers.add_version(
         name, loaded.features, title=title, role=role, description=description,
         source_file=Path(path).name, source_crs=report.source_crs, checksum=checksum(path),
         id_field=id_field or "", name_field=name_field or "", report=report.to_dict(),
@@ -92,7 +106,7 @@ def load_layer(
 
 
 def activate_version(
-    store: SQLStore, name: str, version: int, *, actor: str = "system",
+    store: LayerStore, name: str, version: int, *, actor: str = "system",
     boundary_tolerance_m: float = 15.0, replaces: str | None = None,
 ) -> tuple[LayerVersion, int, LayerDiff]:
     """Activate a layer version and reassign stored requests.
@@ -109,7 +123,7 @@ def activate_version(
     >>> activate_version(store, "wards", 2, actor="gis")  # doctest: +SKIP
     """
     plan = _plan(store, name, version, replaces, boundary_tolerance_m)
-    version_row = store.activate_layer_version(
+    version_row = store.layers.activate(
         name, version, actor=actor,
         districts={"ids": plan.ids, "district_id": plan.district_id,
                    "boundary_case": plan.boundary_case},
@@ -182,7 +196,7 @@ class _Plan:
 
 
 def diff_version(
-    store: SQLStore, name: str, version: int, *, replaces: str | None = None,
+    store: LayerStore, name: str, version: int, *, replaces: str | None = None,
     boundary_tolerance_m: float = 15.0,
 ) -> LayerDiff:
     """Compare a version with the active one (of ``name``, or of the layer it ``replaces``).
@@ -196,32 +210,32 @@ def diff_version(
 
 
 def _plan(
-    store: SQLStore, name: str, version: int, replaces: str | None, boundary_tolerance_m: float
+    store: LayerStore, name: str, version: int, replaces: str | None, boundary_tolerance_m: float
 ) -> _Plan:
-    target = store.layer_version(name, version)
-    related = [v for v in store.layer_versions(name) if v.id != target.id]
-    baseline = next((v for v in store.layer_versions(name)
+    target = store.layers.version(name, version)
+    related = [v for v in store.layers.versions(name) if v.id != target.id]
+    baseline = next((v for v in store.layers.versions(name)
                      if v.status == "active" and v.id != target.id), None)
     if replaces is not None:
         if replaces == name:
             raise InvalidRequest(f"layer {name!r} cannot replace itself; leave out replaces")
-        baseline = store.layer_version(replaces)
+        baseline = store.layers.version(replaces)
         if baseline.status != "active":
             raise InvalidRequest(
                 f"layer {replaces!r} has no active version to replace (its newest is "
                 f"v{baseline.version}, {baseline.status})")
-        related += store.layer_versions(replaces)
-    features = store.layer_features(name, version)
+        related += store.layers.versions(replaces)
+    features = store.layers.features(name, version)
     index = DistrictIndex(
         [DistrictLayer(name, target.id, list(features["district_id"]),
                        list(features.geometry.values))],
         boundary_tolerance_m=boundary_tolerance_m,
     )
-    points = store.request_points()
+    points = store.requests.points()
     assigned = assign_by_address(index, points["lon"].to_numpy(dtype=float),
                                  points["lat"].to_numpy(dtype=float),
                                  points["address"].tolist())[name]
-    held = store.request_districts_of([v.id for v in related])
+    held = store.layers.request_districts_of([v.id for v in related])
     # the district a request shows now: its row from the newest related version
     current = (held.sort_values(["request_id", "layer_version_id"])
                .drop_duplicates("request_id", keep="last").set_index("request_id")["district_id"])
@@ -268,13 +282,13 @@ def _natural_key(text: str) -> tuple[Any, ...]:
                  for t in re.findall(r"\d+|\D+", text))
 
 
-def service_area_layer(store: SQLStore, configured: str = "") -> str | None:
+def service_area_layer(store: LayerStore, configured: str = "") -> str | None:
     """The layer that is the service area now, chosen as intake chooses it.
 
     ``configured`` (GEO311_SERVICE_AREA_LAYER) if active, else the active layer whose
     role is ``service_area``, else the first active layer; None without active layers.
     """
-    versions = store.layer_versions(active_only=True)
+    versions = store.layers.versions(active_only=True)
     names = [v.layer for v in versions]
     if configured and configured in names:
         return configured
@@ -283,7 +297,7 @@ def service_area_layer(store: SQLStore, configured: str = "") -> str | None:
 
 
 def retire_layer(
-    store: SQLStore, name: str, *, actor: str = "system", service_area: str | None = None,
+    store: LayerStore, name: str, *, actor: str = "system", service_area: str | None = None,
     force: bool = False, configured_service_area: str = "",
 ) -> list[int]:
     """Take a layer out of use; requests keep the districts they got from it.
@@ -296,8 +310,8 @@ def retire_layer(
     >>> retire_layer(store, "police_districts_2012", actor="gis")  # doctest: +SKIP
     [1]
     """
-    active = [v.layer for v in store.layer_versions(active_only=True)]
-    store.layer_version(name)  # NotFound for an unknown layer
+    active = [v.layer for v in store.layers.versions(active_only=True)]
+    store.layers.version(name)  # NotFound for an unknown layer
     if name not in active:
         raise InvalidRequest(f"layer {name!r} has no active version; nothing to retire")
     if service_area is not None and (service_area == name or service_area not in active):
@@ -313,17 +327,17 @@ def retire_layer(
             f"layer {name!r} is the service area (reports outside it are refused); name the "
             "active layer that takes over with --service-area LAYER, or use --force (the first "
             "active layer then stands in)")
-    return store.retire_layer(name, actor=actor, service_area=service_area)
+    return store.layers.retire(name, actor=actor, service_area=service_area)
 
 
 def load_definitions(
-    store: SQLStore, definitions: list[LayerDefinition], *, loaded_by: str = "system",
+    store: LayerStore, definitions: list[LayerDefinition], *, loaded_by: str = "system",
     boundary_tolerance_m: float = 15.0,
 ) -> list[tuple[LayerDefinition, LoadResult | None]]:
     """Load the shipped layers; a layer whose newest version has the same checksum is skipped."""
     done: list[tuple[LayerDefinition, LoadResult | None]] = []
     for d in definitions:
-        existing = store.layer_versions(d.name)
+        existing = store.layers.versions(d.name)
         if existing and existing[-1].checksum == checksum(d.source):
             done.append((d, None))
             continue
@@ -336,15 +350,15 @@ def load_definitions(
     return done
 
 
-def describe_layer(store: SQLStore, name: str, version: int | None = None) -> dict[str, Any]:
+def describe_layer(store: LayerStore, name: str, version: int | None = None) -> dict[str, Any]:
     """The validation report of a version with its state: what ``layers show`` prints.
 
     Counts, extent, source CRS, problems (repairs and rejections), overlaps and gaps,
     districts beyond the service area, and how many stored requests it holds.
     """
-    v = store.layer_version(name, version)
+    v = store.layers.version(name, version)
     report = v.report
-    counts = store.request_district_counts(v.id)
+    counts = store.layers.district_counts(v.id)
     problems = list(report.get("problems", []))  # type: ignore[call-overload]
     return {
         "name": v.layer, "title": v.title, "role": v.role, "version": v.version,
@@ -364,7 +378,7 @@ def describe_layer(store: SQLStore, name: str, version: int | None = None) -> di
         "outside_tolerance_m2": report.get("outside_tolerance_m2", 0.0),
         "requests_assigned": sum(c for d, c in counts.items() if d is not None),
         "requests_outside": counts.get(None, 0),
-        "versions": [(x.version, x.status) for x in store.layer_versions(name)],
+        "versions": [(x.version, x.status) for x in store.layers.versions(name)],
         "overlaps": report.get("overlaps", []), "gaps": report.get("gaps", []),
         "outside": report.get("outside", []),
     }

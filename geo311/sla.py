@@ -30,7 +30,7 @@ from geo311.errors import InvalidRequest
 from geo311.model import Service
 
 if TYPE_CHECKING:
-    from geo311.store.sql import SQLStore
+    from geo311.store import Store
 
 LOGGER = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def calendar_of(service: Service, default: str = DEFAULT_CALENDAR) -> BusinessCa
     return load_calendar(service.sla_calendar or default)
 
 
-def fill_expected(store: SQLStore, *, codes: Sequence[str] | None = None,
+def fill_expected(store: Store, *, codes: Sequence[str] | None = None,
                   recompute: bool = False, default_calendar: str = DEFAULT_CALENDAR,
                   ids: Sequence[int] | None = None) -> int:
     """Write ``expected_datetime`` of requests whose service has an SLA; return how many.
@@ -136,17 +136,17 @@ def fill_expected(store: SQLStore, *, codes: Sequence[str] | None = None,
     Without ``recompute`` only requests that have none are filled (after an import).
     Pauses are taken into account; a request paused now gets none.
     """
-    services = {s.code: s for s in store.services()}
+    services = {s.code: s for s in store.catalogue.services()}
     with_sla = [c for c, s in services.items() if target_for(s) is not None
                 and (codes is None or c in codes)]
     if codes is not None and recompute:
         with_sla = list(codes)  # a service that lost its SLA loses its due times
     if not with_sla:
         return 0
-    rows = store.sla_rows(with_sla, missing_only=not recompute, ids=ids)
+    rows = store.sla.rows(with_sla, missing_only=not recompute, ids=ids)
     if not rows:
         return 0
-    pauses = store.sla_pauses_of([r[0] for r in rows])
+    pauses = store.sla.pauses_of([r[0] for r in rows])
     values: list[datetime | None] = []
     for request_id, code, requested in rows:
         service = services.get(code)
@@ -156,47 +156,47 @@ def fill_expected(store: SQLStore, *, codes: Sequence[str] | None = None,
             continue
         values.append(due_at(requested, target, calendar_of(service, default_calendar),
                              pauses.get(request_id, [])))
-    store.set_expected_datetimes([r[0] for r in rows], values)
+    store.sla.set_expected([r[0] for r in rows], values)
     LOGGER.info("expected times set on %s requests of %s services", len(rows), len(with_sla))
     return len(rows)
 
 
-def expected_for(store: SQLStore, request_id: int, *,
+def expected_for(store: Store, request_id: int, *,
                  default_calendar: str = DEFAULT_CALENDAR) -> datetime | None:
     """Compute and store the due time of one request (after intake, pause or resume)."""
     fill_expected(store, ids=[request_id], recompute=True, default_calendar=default_calendar,
-                  codes=[store.get(request_id).service_code])
-    return store.get(request_id).expected_datetime
+                  codes=[store.requests.get(request_id).service_code])
+    return store.requests.get(request_id).expected_datetime
 
 
-def pause(store: SQLStore, request_id: int, reason: str, *, actor: str = "system",
+def pause(store: Store, request_id: int, reason: str, *, actor: str = "system",
           now: datetime | None = None) -> None:
     """Stop a request's clock (waiting for the resident, on hold); audited."""
     if reason not in PAUSE_REASONS:
         raise InvalidRequest(f"reason was {reason!r} but is expected to be in {PAUSE_REASONS}")
-    r = store.get(request_id)
+    r = store.requests.get(request_id)
     if r.status != "open":
         raise InvalidRequest(f"request {request_id} is {r.status}; only open requests pause")
-    store.start_sla_pause(request_id, reason, now or datetime.now(UTC), actor=actor)
+    store.sla.start_pause(request_id, reason, now or datetime.now(UTC), actor=actor)
     expected_for(store, request_id)
 
 
-def resume(store: SQLStore, request_id: int, *, actor: str = "system",
+def resume(store: Store, request_id: int, *, actor: str = "system",
            now: datetime | None = None,
            default_calendar: str = DEFAULT_CALENDAR) -> datetime | None:
     """Start a paused request's clock again; returns the new due time. Audited."""
-    store.end_sla_pause(request_id, now or datetime.now(UTC), actor=actor)
+    store.sla.end_pause(request_id, now or datetime.now(UTC), actor=actor)
     return expected_for(store, request_id, default_calendar=default_calendar)
 
 
-def sla_board(store: SQLStore, *, now: datetime | None = None,
+def sla_board(store: Store, *, now: datetime | None = None,
               default_calendar: str = DEFAULT_CALENDAR,
               states: Sequence[str] = ("breached", "at_risk")) -> list[SlaState]:
     """Open group roots in the given states, most urgent first (breached longest first)."""
     now = now or datetime.now(UTC)
-    services = {s.code: s for s in store.services()}
+    services = {s.code: s for s in store.catalogue.services()}
     out = []
-    for request_id, code, due, paused in store.open_sla_rows():
+    for request_id, code, due, paused in store.sla.open_rows():
         service = services.get(code)
         if service is None:
             continue

@@ -41,7 +41,7 @@ def spatialite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SpatiaLite file with the schema, copied for each test (initialising is slow)."""
     path = tmp_path_factory.mktemp("template") / "geo311.sqlite"
     store = open_store(f"sqlite:///{path}")
-    store.init_schema()
+    store.schema.init()
     store.dispose()
     return path
 
@@ -54,14 +54,14 @@ def postgis_url(request: pytest.FixtureRequest) -> str:
         _unavailable(request, "GEO311_TEST_POSTGIS_URL is not set")
     store = open_store(url)
     try:
-        store.ping()
+        store.db.ping()
     except Exception as exc:  # noqa: BLE001 - any connection failure means unavailable
         store.dispose()
         _unavailable(request, f"PostGIS at {url} is unreachable: {exc}")
     with store.engine.begin() as conn:
-        store._prepare_schema(conn)
-    store.drop_schema()
-    store.init_schema()
+        store.db.dialect.prepare_schema(conn)
+    store.schema.drop()
+    store.schema.init()
     store.dispose()
     return url
 
@@ -76,7 +76,7 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{path}"
     url = request.getfixturevalue("postgis_url")
     store = open_store(url)
-    store.truncate_all()
+    store.schema.truncate_all()
     store.dispose()
     return url
 
@@ -270,4 +270,4 @@ def submit_as_imported(store, ctx, new):
         with store.engine.begin() as conn:
             conn.execute(update(tables.service_requests).where(
                 tables.service_requests.c.id == stored.id).values(description=new.description))
-    return store.get(stored.id)
+    return store.requests.get(stored.id)

@@ -40,8 +40,8 @@ def subset() -> dict[str, pd.DataFrame]:
 def load_subset(store) -> dict[str, pd.DataFrame]:
     """Store the subset (and the centreline fixture) as reference layers."""
     frames = subset()
-    store.replace_reference("points", frames["points"], "points-subset")
-    store.replace_reference("intersections", frames["intersections"], "intersections-subset")
-    store.replace_reference("centerlines", read_reference(TIGER, "centerlines")[1],
+    store.addresses.replace_reference("points", frames["points"], "points-subset")
+    store.addresses.replace_reference("intersections", frames["intersections"], "intersections-subset")
+    store.addresses.replace_reference("centerlines", read_reference(TIGER, "centerlines")[1],
                             TIGER.name)
     return frames

@@ -10,8 +10,7 @@ from flask import Flask, current_app
 from geo311.config import Settings
 from geo311.errors import SchemaOutdated
 from geo311.intake import Context
-from geo311.store import open_store
-from geo311.store.sql import SQLStore
+from geo311.store import Store, open_store
 from geo311.store.tables import SCHEMA_VERSION
 
 
@@ -20,7 +19,7 @@ class Geo311:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store: SQLStore = open_store(settings.resolved_database_url)
+        self.store: Store = open_store(settings.resolved_database_url)
         self._context: Context | None = None
         self._lock = threading.Lock()
         self._schema_ready = False
@@ -33,7 +32,7 @@ class Geo311:
         """
         if self._schema_ready:
             return
-        found = self.store.schema_version()
+        found = self.store.db.schema_version()
         if found is None or found < SCHEMA_VERSION:
             have = "no geo311 schema" if found is None else f"schema version {found}"
             raise SchemaOutdated(f"the database has {have} but this geo311 needs version "
@@ -42,7 +41,7 @@ class Geo311:
 
     def context(self) -> Context:
         """The intake context, rebuilt when active layers or geocoding references change."""
-        key, reference_key = self.store.context_key()
+        key, reference_key = self.store.addresses.context_key()
         with self._lock:
             if (self._context is None or self._context.key != key
                     or self._context.reference_key != reference_key):

@@ -168,7 +168,7 @@ def logout() -> Response:
     """End the staff session."""
     staff = current_staff()
     if staff is not None:  # every copy of every session of this account ends here
-        state().store.end_sessions(staff.id, actor=staff.username)
+        state().store.accounts.end_sessions(staff.id, actor=staff.username)
     logout_user()
     flash("logged out")
     return redirect(url_for("pages.index"))

@@ -43,14 +43,13 @@ from geo311.layers import (
     retire_layer,
 )
 from geo311.model import WORK_STATUSES, Crew
+from geo311.open311_records import refresh_records
 from geo311.sla import PAUSE_REASONS, describe_target, fill_expected, sla_board
 from geo311.sla import as_dict as sla_as_dict
 from geo311.sla import pause as sla_pause
 from geo311.sla import resume as sla_resume
 from geo311.sla import target_for as sla_target
-from geo311.store.clients import api_keys, create_api_key, revoke_api_key
-from geo311.store.records import refresh_records
-from geo311.store.sql import SQLStore
+from geo311.store import Store
 from web import create_app, state
 
 #: The shipped request samples the demo imports (under GEO311_DATA_PATH), with their mapping.
@@ -82,8 +81,8 @@ def cli(verbose: bool) -> None:
 def init_db() -> None:
     """Create or upgrade the database schema."""
     store = state().store
-    added = store.upgrade_schema()
-    click.echo(f"schema version {store.schema_version()} ready at "
+    added = store.schema.upgrade()
+    click.echo(f"schema version {store.db.schema_version()} ready at "
                f"{store.engine.url.render_as_string()}")
     for what in added:
         click.echo(f"  added {what}")
@@ -111,7 +110,7 @@ def layers_load(path: Path, name: str, id_field: str | None, name_field: str | N
                 no_activate: bool, force: bool) -> None:
     """Load a boundary file (shapefile folder/.shp/.zip, GeoJSON, GeoPackage, KML)."""
     s = state()
-    s.store.init_schema()
+    s.store.schema.init()
     result = load_layer(
         s.store, path, name=name, title=title, role=role, id_field=id_field,
         name_field=name_field, crs=crs, layer=source_layer, activate=not no_activate, force=force,
@@ -140,7 +139,7 @@ def layers_load(path: Path, name: str, id_field: str | None, name_field: str | N
 @layers.command("list")
 def layers_list() -> None:
     """List layers and their versions."""
-    for v in state().store.layer_versions():
+    for v in state().store.layers.versions():
         click.echo(f"{v.layer:<24} v{v.version:<3} {v.status:<9} {v.role:<13} "
                    f"{v.feature_count:>4} districts  {v.source_file}")
 
@@ -187,7 +186,7 @@ def import_cmd(path: Path, mapping_name: str, geocode: str, dedup: bool,
                rejects: Path | None, bulk_min_rows: int | None) -> None:
     """Import requests exported by a legacy CRM."""
     s = state()
-    s.store.init_schema()
+    s.store.schema.init()
     mapping = read_mapping(mapping_name)
     with tqdm(desc=path.name, unit=" rows", disable=None) as bar:
         summary = import_file(s.store, s.context(), path, mapping, geocode=geocode,
@@ -225,7 +224,7 @@ def groups() -> None:
 @click.argument("request_id", type=int)
 def groups_unmerge(request_id: int) -> None:
     """Take a request out of its group."""
-    state().store.unmerge(request_id, actor="cli")
+    state().store.duplicates.unmerge(request_id, actor="cli")
     click.echo(f"request {request_id} is a group of its own")
 
 
@@ -235,8 +234,9 @@ def groups_unmerge(request_id: int) -> None:
 def groups_move(request_id: int, into_id: int) -> None:
     """Move a request into the group of another."""
     store = state().store
-    store.mark_duplicate(request_id, into_id, actor="cli")
-    click.echo(f"request {request_id} is now in group {store.get(request_id).duplicate_of}")
+    store.duplicates.mark(request_id, into_id, actor="cli")
+    group = store.requests.get(request_id).duplicate_of
+    click.echo(f"request {request_id} is now in group {group}")
 
 
 @groups.command("merge")
@@ -244,7 +244,7 @@ def groups_move(request_id: int, into_id: int) -> None:
 @click.argument("second_id", type=int)
 def groups_merge(first_id: int, second_id: int) -> None:
     """Join the groups of two requests under the older one."""
-    root = state().store.merge_groups(first_id, second_id, actor="cli")
+    root = state().store.duplicates.merge_groups(first_id, second_id, actor="cli")
     click.echo(f"groups merged into {root}")
 
 
@@ -282,7 +282,7 @@ def export_layer_cmd(name: str, fmt: str, output: Path, version: int | None) -> 
 def demo(host: str, port: int, no_serve: bool) -> None:
     """Set up the database, load the shipped layers and requests, and serve."""
     s = state()
-    s.store.init_schema()
+    s.store.schema.init()
     click.echo(f"database: {s.store.engine.url.render_as_string()}")
     definitions = read_layer_definitions(s.settings.layers_path, PROJECT_ROOT)
     for d, result in load_definitions(s.store, definitions, loaded_by="demo",
@@ -329,7 +329,7 @@ def users() -> None:
 def users_create(name: str, role: str, password_stdin: bool) -> None:
     """Create a staff account; the password is prompted for (or read from stdin)."""
     store = state().store
-    store.init_schema()
+    store.schema.init()
     password = _read_password(password_stdin)
     user = create_user(store, name, password, role, actor="cli")
     click.echo(f"created {user.username} ({user.role})")
@@ -354,7 +354,7 @@ def _read_password(from_stdin: bool) -> str:
 @users.command("list")
 def users_list() -> None:
     """List staff accounts."""
-    for u in state().store.users():
+    for u in state().store.accounts.users():
         last = u["last_login"].isoformat(timespec="minutes") if u["last_login"] else "never"
         click.echo(f"{u['username']:<24} {u['role']:<11} "
                    f"{'active' if u['active'] else 'disabled':<9} last login {last}")
@@ -364,7 +364,7 @@ def users_list() -> None:
 @click.argument("name")
 def users_disable(name: str) -> None:
     """Disable a staff account (it can no longer log in)."""
-    state().store.set_user_active(name, False, actor="cli")
+    state().store.accounts.set_user_active(name, False, actor="cli")
     click.echo(f"{name} disabled")
 
 
@@ -381,7 +381,7 @@ def users_role(name: str, role: str) -> None:
 @click.argument("name")
 def users_enable(name: str) -> None:
     """Enable a disabled staff account again."""
-    state().store.set_user_active(name, True, actor="cli")
+    state().store.accounts.set_user_active(name, True, actor="cli")
     click.echo(f"{name} enabled")
 
 
@@ -408,7 +408,7 @@ def sla_set(service_code: str, business_days: float | None, business_hours: floa
                                "--days, --hours")
     (unit, amount), = given.items()
     store = state().store
-    service = store.service(service_code)
+    service = store.catalogue.service(service_code)
     if calendar:
         load_calendar(calendar)
     updated = replace(
@@ -417,8 +417,8 @@ def sla_set(service_code: str, business_days: float | None, business_hours: floa
         sla_clock="business" if unit.startswith("business") else "24x7",
         sla_calendar=calendar or service.sla_calendar)
     sla_target(updated)  # validates the amount
-    store.upsert_services([updated])
-    store.audit("sla_set", "service", service_code, {"unit": unit, "amount": amount}, "cli")
+    store.catalogue.upsert([updated])
+    store.audit.add("sla_set", "service", service_code, {"unit": unit, "amount": amount}, "cli")
     n = fill_expected(store, codes=[service_code], recompute=True)
     click.echo(f"{service_code}: {describe_target(updated)}; due times of {n} requests set")
 
@@ -492,8 +492,8 @@ def _csv(text: str) -> tuple[str, ...]:
 def crews_list() -> None:
     """List crews with their open stops."""
     store = state().store
-    loads = store.crew_loads()
-    for c in store.crews():
+    loads = store.dispatch.crew_loads()
+    for c in store.dispatch.crews():
         click.echo(f"{c.id:<4} {c.name:<24} {c.layer:<20} {','.join(c.districts) or 'all':<20} "
                    f"{','.join(c.service_groups) or 'all':<20} "
                    f"{loads.get(c.id or 0, 0)}/{c.capacity_per_day} a day")
@@ -574,7 +574,7 @@ def services_group() -> None:
 def services_load(path: str) -> None:
     """Check and load a catalogue (TOML or JSON file, or a shipped name: chicago)."""
     s = state()
-    s.store.init_schema()
+    s.store.schema.init()
     services = read_catalogue(path)
     added, updated = load_catalogue(s.store, services, source=str(path), actor="cli")
     click.echo(f"loaded {len(services)} services from {path}: {added} added, {updated} updated")
@@ -583,7 +583,7 @@ def services_load(path: str) -> None:
 @services_group.command("list")
 def services_list() -> None:
     """List the active services."""
-    for sv in state().store.services():
+    for sv in state().store.catalogue.services():
         sla = f"{sv.sla_days:g} d" if sv.sla_days else "-"
         click.echo(f"{sv.code:<10} {sv.name[:44]:<44} {sv.group[:22]:<22} SLA {sla:<6} "
                    f"{len(sv.attributes)} questions")
@@ -598,11 +598,11 @@ def records_group() -> None:
 def records_refresh() -> None:
     """Build every missing or stale record now (readers otherwise build them lazily)."""
     s = state()
-    s.store.init_schema()
+    s.store.schema.init()
     _refresh_records(s.store, s.settings.zone)
 
 
-def _refresh_records(store: SQLStore, zone: tzinfo) -> None:
+def _refresh_records(store: Store, zone: tzinfo) -> None:
     started = time.perf_counter()
     built, current = refresh_records(store, zone)
     click.echo(f"public records: {built} built, {current} already current "
@@ -619,8 +619,8 @@ def api_keys_group() -> None:
 def api_keys_create(name: str) -> None:
     """Make a key; it is printed once, alone on the last line."""
     s = state()
-    s.store.init_schema()
-    key = create_api_key(s.store, name, actor="cli")
+    s.store.schema.init()
+    key = s.store.accounts.create_api_key(name, actor="cli")
     click.echo(f"API key {name!r} created; store it now, it cannot be shown again:")
     click.echo(key)
 
@@ -629,14 +629,14 @@ def api_keys_create(name: str) -> None:
 @click.argument("name")
 def api_keys_revoke(name: str) -> None:
     """Refuse a key from now on."""
-    revoke_api_key(state().store, name, actor="cli")
+    state().store.accounts.revoke_api_key(name, actor="cli")
     click.echo(f"API key {name!r} revoked")
 
 
 @api_keys_group.command("list")
 def api_keys_list() -> None:
     """List keys by name with their state (never the keys)."""
-    for k in api_keys(state().store):
+    for k in state().store.accounts.api_keys():
         when = f"revoked {k.revoked:%Y-%m-%d %H:%M}" if k.revoked else "active"
         click.echo(f"{k.name:<30} created {k.created:%Y-%m-%d %H:%M}  {when}")
 # --- geocoding: reference layers and batch geocoding ---------------------------------
@@ -672,11 +672,11 @@ def addresses() -> None:
 def addresses_load(path: Path, kind: str | None, source: str, **columns: str | None) -> None:
     """Load a reference file; reloading a source replaces its rows."""
     s = state()
-    s.store.init_schema()
+    s.store.schema.init()
     chosen = {role: columns.get(f"{role}_column") or "" for role in _COLUMN_ROLES}
     kind, frame = read_reference(path, kind, chosen)
     table = "centerlines" if kind == "osm" else kind
-    n = s.store.replace_reference(table, frame, source or path.name, actor="cli")
+    n = s.store.addresses.replace_reference(table, frame, source or path.name, actor="cli")
     click.echo(f"loaded {n} {kind} from {path.name} (source {source or path.name!r})")
 
 
@@ -694,7 +694,7 @@ def addresses_learn(since: datetime | None) -> None:
 @addresses.command("list")
 def addresses_list() -> None:
     """List the stored reference sources."""
-    for kind, source, n in state().store.reference_sources():
+    for kind, source, n in state().store.addresses.reference_sources():
         click.echo(f"{kind:<14} {n:>7}  {source}")
 
 
@@ -713,9 +713,9 @@ def geocode_cmd(path: Path, address_column: str, output: Path) -> None:
                + ", ".join(f"{m} {n}" for m, n in sorted(counts.items())))
 
 
-def load_demo_references(store: SQLStore, data_path: Path) -> list[str]:
+def load_demo_references(store: Store, data_path: Path) -> list[str]:
     """Load the shipped geocoding references not loaded yet; one line per file."""
-    loaded = {source for _, source, _ in store.reference_sources()}
+    loaded = {source for _, source, _ in store.addresses.reference_sources()}
     lines = []
     for rel in DEMO_REFERENCES:
         path = data_path / rel
@@ -723,8 +723,8 @@ def load_demo_references(store: SQLStore, data_path: Path) -> list[str]:
             lines.append(f"geocoding {path.name}: already loaded")
             continue
         kind, frame = read_reference(path)
-        n = store.replace_reference("centerlines" if kind == "osm" else kind, frame, path.name,
-                                    actor="demo")
+        n = store.addresses.replace_reference("centerlines" if kind == "osm" else kind, frame,
+                                              path.name, actor="demo")
         lines.append(f"geocoding {path.name}: {n} {kind}")
     return lines
 # --- maps (hotspots, citizen map) ---
@@ -735,7 +735,7 @@ def load_demo_references(store: SQLStore, data_path: Path) -> list[str]:
 @click.option("--off", is_flag=True, help="Show the service's exact locations again.")
 def sensitive(service_code: str, off: bool) -> None:
     """Mark a service as sensitive: public maps show its locations only approximately."""
-    state().store.set_service_sensitive(service_code, not off, actor="cli")
+    state().store.catalogue.set_sensitive(service_code, not off, actor="cli")
     click.echo(f"{service_code}: {'exact locations public' if off else 'locations masked'}")
 # --- GIS staff: layer diff, activation and retirement -----------------------------------
 

@@ -29,12 +29,12 @@ def _layer() -> str:
     s = state()
     wanted = request.values.get("layer")
     if wanted:
-        s.store.layer_version(wanted)
+        s.store.layers.version(wanted)
         return wanted
-    crews = s.store.crews()
+    crews = s.store.dispatch.crews()
     if crews:
         return crews[0].layer
-    versions = s.store.layer_versions(active_only=True)
+    versions = s.store.layers.versions(active_only=True)
     districts = [v.layer for v in versions if v.role == "district"]
     if districts or versions:
         return (districts or [v.layer for v in versions])[0]
@@ -93,14 +93,14 @@ def dispatch_map() -> str:
     s = state()
     layer, day = _layer(), _day()
     store = s.store
-    crews = [c for c in store.crews() if c.layer == layer]
+    crews = [c for c in store.dispatch.crews() if c.layer == layer]
     colours = {c.id: maps.crew_colour(k) for k, c in enumerate(crews)}
-    features = store.layer_features(layer)
+    features = store.layers.features(layer)
     m = maps.base_map(s.settings.tile_url)
-    maps.add_districts(m, features, store.layer_version(layer).title)
-    orders = store.work_orders(status=ACTIVE_WORK_STATUSES, scheduled_date=day)
+    maps.add_districts(m, features, store.layers.version(layer).title)
+    orders = store.dispatch.work_orders(status=ACTIVE_WORK_STATUSES, scheduled_date=day)
     roots = [o.request_ids[0] for o in orders]
-    points = store.dispatch_frame(None, unassigned_only=False, ids=roots) if roots else None
+    points = store.dispatch.frame(None, unassigned_only=False, ids=roots) if roots else None
     where = ({int(r.id): (float(r.lon), float(r.lat), str(r.service_code))
               for r in points.itertuples()} if points is not None else {})
     drawn_stops = 0
@@ -109,16 +109,16 @@ def dispatch_map() -> str:
                       key=lambda o: (o.route_position is None, o.route_position or 0, o.id))
         maps.add_crew_districts(m, features, c, colours[c.id])
         drawn_stops += maps.add_crew_stops(m, c, mine, where, colours[c.id])
-    version = store.layer_version(layer)
-    unassigned = store.dispatch_frame(version.id)
+    version = store.layers.version(layer)
+    unassigned = store.dispatch.frame(version.id)
     states = {st.request_id: st for st in sla.sla_board(store, states=("breached", "at_risk"))}
     most_urgent = unassigned.assign(due=pd.to_datetime(unassigned["expected"], utc=True)) \
         .sort_values(["due", "id"], na_position="last", kind="stable")
     drawn_unassigned = maps.add_unassigned(m, most_urgent.head(MAX_UNASSIGNED_ON_MAP))
-    late = store.dispatch_frame(None, unassigned_only=False, ids=list(states)) if states else None
+    late = store.dispatch.frame(None, unassigned_only=False, ids=list(states)) if states else None
     drawn_late = maps.add_sla_states(m, late, states) if late is not None else 0
     maps.add_layer_control(m)
-    loads = store.crew_loads()
+    loads = store.dispatch.crew_loads()
     return render_template(
         "dispatch.html", parts=maps.map_parts(m), crews=crews, colours=colours, loads=loads,
         layer=layer, day=day, drawn_stops=drawn_stops, crew_names={c.id: c.name for c in crews},
@@ -134,8 +134,9 @@ def dispatch_map() -> str:
 def crew_list() -> str:
     """Crews and their load."""
     store = state().store
-    return render_template("crews.html", crews=store.crews(), loads=store.crew_loads(),
-                           layers=[v.layer for v in store.layer_versions(active_only=True)])
+    return render_template("crews.html", crews=store.dispatch.crews(),
+                           loads=store.dispatch.crew_loads(),
+                           layers=[v.layer for v in store.layers.versions(active_only=True)])
 
 
 @bp.post("/dispatch/crews")
@@ -166,9 +167,9 @@ def work_order_list() -> str:
     """Work orders, newest day first."""
     store = state().store
     status = request.args.get("status") or None
-    orders = store.work_orders(status=[status] if status else None)
+    orders = store.dispatch.work_orders(status=[status] if status else None)
     return render_template("work_orders.html", orders=list(reversed(orders)),
-                           crews={c.id: c for c in store.crews(active_only=False)},
+                           crews={c.id: c for c in store.dispatch.crews(active_only=False)},
                            status=status)
 
 
@@ -177,11 +178,11 @@ def work_order_list() -> str:
 def work_order_page(order_id: int) -> str:
     """One work order: stops, status, notes, history."""
     store = state().store
-    order = store.work_order(order_id)
-    requests = store.query(ids=list(order.request_ids), limit=len(order.request_ids))
-    return render_template("work_order.html", o=order, crew=store.crew(order.crew_id),
-                           requests=requests, crews=store.crews(),
-                           history=store.audit_entries("work_order", order_id),
+    order = store.dispatch.work_order(order_id)
+    requests = store.requests.query(ids=list(order.request_ids), limit=len(order.request_ids))
+    return render_template("work_order.html", o=order, crew=store.dispatch.crew(order.crew_id),
+                           requests=requests, crews=store.dispatch.crews(),
+                           history=store.audit.entries("work_order", order_id),
                            transitions=TRANSITIONS[order.status])
 
 
@@ -219,7 +220,8 @@ def work_order_note(order_id: int) -> Response:
 @role_required(*DISPATCH_ROLES)
 def work_order_reassign(order_id: int) -> Response:
     """Give a work order to another crew."""
-    state().store.reassign_work_order(order_id, _int("crew_id", request.form.get("crew_id")),
+    state().store.dispatch.reassign_work_order(order_id,
+                                               _int("crew_id", request.form.get("crew_id")),
                                       scheduled_date=request.form.get("date") or None,
                                       actor=actor())
     return redirect(url_for("dispatch.work_order_page", order_id=order_id))
@@ -234,9 +236,10 @@ def suggestions_page() -> str:
     district = request.args.get("district") or None
     found = core.suggest(store, layer, district=district)
     shown = found[:500]
-    details = {r.id: r for r in store.query(ids=[s.request_id for s in shown], limit=500)}
+    details = {r.id: r for r in store.requests.query(ids=[s.request_id for s in shown], limit=500)}
     return render_template("suggestions.html", suggestions=shown, total=len(found),
-                           details=details, crews=[c for c in store.crews() if c.layer == layer],
+                           details=details,
+                           crews=[c for c in store.dispatch.crews() if c.layer == layer],
                            layer=layer, district=district)
 
 
@@ -271,7 +274,7 @@ def sla_page() -> str:
     """Breached and at-risk requests, most urgent first, and paused ones."""
     store = state().store
     board = sla.sla_board(store, states=("breached", "at_risk", "paused"))
-    details = {r.id: r for r in store.query(ids=[b.request_id for b in board[:1000]],
+    details = {r.id: r for r in store.requests.query(ids=[b.request_id for b in board[:1000]],
                                             limit=1000)}
     return render_template("sla.html", board=board[:1000], total=len(board), details=details,
                            reasons=sla.PAUSE_REASONS)
@@ -305,12 +308,12 @@ def kpi() -> str:
     store = state().store
     layer = _layer()
     start, end = _date_arg("start"), _date_arg("end")
-    frame = store.kpi_frame(store.layer_version(layer).id, start=start, end=end)
+    frame = store.hotspots.kpi_frame(store.layers.version(layer).id, start=start, end=end)
     now = datetime.now(UTC)
     return render_template("kpi.html", layer=layer, by_district=kpi_table(frame, "district", now),
                            by_service=kpi_table(frame, "service", now),
                            start=request.args.get("start", ""), end=request.args.get("end", ""),
-                           layers=[v.layer for v in store.layer_versions(active_only=True)])
+                           layers=[v.layer for v in store.layers.versions(active_only=True)])
 
 
 def _date_arg(name: str) -> datetime | None:
@@ -339,7 +342,7 @@ def api_suggestions() -> Response:
 @role_required(*DISPATCH_ROLES)
 def api_crews() -> Response:
     """Crews."""
-    return jsonify([_crew_json(c) for c in state().store.crews()])
+    return jsonify([_crew_json(c) for c in state().store.dispatch.crews()])
 
 
 @bp.get("/api/dispatch/work-orders")
@@ -347,7 +350,7 @@ def api_crews() -> Response:
 def api_work_orders() -> Response:
     """Work orders, optionally of one crew, day or status."""
     a = request.args
-    orders = state().store.work_orders(
+    orders = state().store.dispatch.work_orders(
         crew_id=_int("crew_id", a["crew_id"]) if a.get("crew_id") else None,
         status=[a["status"]] if a.get("status") else None,
         scheduled_date=a.get("date") or None)

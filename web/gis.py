@@ -56,7 +56,7 @@ def _text(field: str) -> str | None:
 @bp.get("/")
 def home() -> str:
     """Layers with their versions, report links, exports and the upload form."""
-    versions = state().store.layer_versions()
+    versions = state().store.layers.versions()
     return render_template("gis/home.html", versions=versions, formats=LAYER_FORMATS,
                            roles=ROLES, suffixes=", ".join(UPLOAD_SUFFIXES),
                            max_bytes=state().settings.max_upload_bytes)
@@ -127,7 +127,7 @@ def report(name: str, version: int) -> str:
     s = state()
     info = describe_layer(s.store, name, version)
     m = maps.base_map(s.settings.tile_url)
-    features = s.store.layer_features(name, version)
+    features = s.store.layers.features(name, version)
     maps.add_districts(m, features, info["title"])
     findings = {
         "problems": maps.add_points(m, [
@@ -146,7 +146,7 @@ def report(name: str, version: int) -> str:
                         f"{o['outside_m2']:,.0f} m²"}
             for o in info["outside"]], "beyond the service area", "#de2d26"),
     }
-    active_layers = [v.layer for v in s.store.layer_versions(active_only=True) if v.layer != name]
+    active_layers = [v.layer for v in s.store.layers.versions(active_only=True) if v.layer != name]
     replaces = _replaces()
     diff = None
     if info["status"] != "active":

@@ -119,20 +119,20 @@ class _Requests:
             if self.parts and marker == self.marker:
                 return self.parts, self.vocabulary
             started = time.time()
-            entries = [] if not self.parts else store.audit_since(self.marker,
+            entries = [] if not self.parts else store.audit.since(self.marker,
                                                                   self.MAX_ENTRIES + 1)
             # A bulk change, or a service marked sensitive (its cells move), reloads all.
             if not self.parts or len(entries) > self.MAX_ENTRIES or any(
                     (e["entity"] == "request" and not e["entity_id"])
                     or e["action"] == "service_sensitive" for e in entries):
                 self.vocabulary = {}
-                rows = self._compact(store.hotspot_rows())
+                rows = self._compact(store.hotspots.rows())
                 rows = rows.sort_values("cell", kind="stable", ignore_index=True)
                 self.parts = [rows, rows[:0]]
                 self.loads += 1
             else:
                 since = datetime.fromtimestamp(self.synced - self.MARGIN_S, UTC)
-                changed = store.hotspot_rows(since=since, ids=sorted(_named_requests(entries)))
+                changed = store.hotspots.rows(since=since, ids=sorted(_named_requests(entries)))
                 self.parts = _caught_up(self.parts, self._compact(changed), self.MAX_TAIL)
             self.marker, self.synced = marker, started
             return self.parts, self.vocabulary
@@ -210,7 +210,7 @@ def _counts(q: HotspotQuery, resolution: int | None = None) -> pd.DataFrame:
     """Requests and reporters per cell for a view: in memory, or in SQL for a district."""
     res = q.resolution if resolution is None else resolution
     if q.where.district_id is not None:
-        return state().store.hotspot_counts(res, q.where)  # type: ignore[no-any-return]
+        return state().store.hotspots.counts(res, q.where)  # type: ignore[no-any-return]
     parts, vocabulary = _requests_in_memory()
     counts = [cell_counts_of(part, filter_parents(part, q.where, vocabulary), res)
               for part in parts if len(part)]
@@ -233,16 +233,16 @@ def _per_request(name: str, build: Callable[[], Any]) -> Any:
 
 
 def _services() -> list[Any]:
-    return _per_request("services", state().store.services)  # type: ignore[no-any-return]
+    return _per_request("services", state().store.catalogue.services)  # type: ignore[no-any-return]
 
 
 def _active_layers() -> list[Any]:
     return _per_request(  # type: ignore[no-any-return]
-        "layers", lambda: state().store.layer_versions(active_only=True))
+        "layers", lambda: state().store.layers.versions(active_only=True))
 
 
 def _last_change() -> int:
-    return _per_request("change", state().store.last_change)  # type: ignore[no-any-return]
+    return _per_request("change", state().store.audit.last_change)  # type: ignore[no-any-return]
 
 
 def _day(value: str, name: str) -> date:
@@ -323,7 +323,7 @@ def _study_cells(resolution: int) -> np.ndarray:
     version = picked[0]
 
     def build() -> np.ndarray:
-        union = shapely.union_all(s.store.layer_features(version.layer).geometry.values)
+        union = shapely.union_all(s.store.layers.features(version.layer).geometry.values)
         return cells_covering(union, resolution)
 
     return _cache().get(("study", version.id, resolution), build)  # type: ignore[no-any-return]
@@ -361,11 +361,11 @@ def district_result(q: HotspotQuery) -> tuple[Any, pd.DataFrame] | None:
         return None
     s = state()
     vid = q.where.layer_version_id
-    features = _cache().get(("districts", vid), lambda: _simplified(s.store.layer_features(
+    features = _cache().get(("districts", vid), lambda: _simplified(s.store.layers.features(
         q.layer)))
     where = RequestFilter(**{**q.where.__dict__, "district_id": None})
     summary = _cache().get(("summary", _last_change(), vid, q.key()),
-                           lambda: s.store.district_summary(vid, where))
+                           lambda: s.store.hotspots.district_summary(vid, where))
     return features, summary
 
 
@@ -471,7 +471,7 @@ def export_csv() -> Response:
 def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
     """Emerging-hotspot labels over ``q.weeks`` weekly bins ending at the view's end."""
     s = state()
-    end = q.where.end or s.store.latest_requested()
+    end = q.where.end or s.store.requests.latest_requested()
     if end is None:
         return pd.DataFrame({"cell": [], "label": []}), datetime.min, datetime.min
     if q.where.end is None:
@@ -484,7 +484,7 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
     def build() -> pd.DataFrame:
         where = RequestFilter(**{**q.where.__dict__, "start": origin, "end": end})
         if where.district_id is not None:
-            weekly = s.store.hotspot_weekly(q.resolution, where, origin)
+            weekly = s.store.hotspots.weekly(q.resolution, where, origin)
         else:
             pieces = []
             parts, vocabulary = _requests_in_memory()

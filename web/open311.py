@@ -24,17 +24,9 @@ from geo311 import open311
 from geo311.errors import ConfigError, Forbidden, InvalidRequest, NotFound
 from geo311.intake import submit
 from geo311.model import Service
-from geo311.store.clients import (
-    ApiKey,
-    catalogue_changed,
-    check_rate,
-    claim_submission,
-    find_api_key,
-    release_submission,
-    settle_submission,
-)
-from geo311.store.records import RecordPage, request_page
-from geo311.store.sql import now_utc
+from geo311.open311_records import RecordPage, request_page
+from geo311.store.accounts import ApiKey
+from geo311.store.rows import now_utc
 from web import state
 
 bp = Blueprint("open311", __name__, url_prefix="/open311")
@@ -74,14 +66,14 @@ class Catalogue:
         """Every active service by code."""
         with self._lock:
             if time.monotonic() - self._read > self.ttl_s:
-                self._services = {sv.code: sv for sv in state().store.services()}
+                self._services = {sv.code: sv for sv in state().store.catalogue.services()}
                 self._read = time.monotonic()
             return self._services
 
     def service(self, code: str) -> Service:
         """One service; raise ``NotFound`` when the store has no such active service."""
         found = self.services().get(code)
-        return found if found is not None else state().store.service(code)
+        return found if found is not None else state().store.catalogue.service(code)
 
 
 def _catalogue() -> Catalogue:
@@ -160,7 +152,7 @@ def discovery(fmt: str) -> Response:
     s = state()
     config = current_app.config
     document = open311.discovery(
-        request.host_url.rstrip("/"), changeset=catalogue_changed(s.store),
+        request.host_url.rstrip("/"), changeset=s.store.catalogue.changed(),
         contact=str(config.get("OPEN311_CONTACT",
                                "Ask the city's 311 service for help with this API.")),
         key_service=str(config.get(
@@ -175,14 +167,15 @@ def discovery(fmt: str) -> Response:
 def services(fmt: str) -> Response:
     """GET Service List."""
     _check_jurisdiction(_params())
-    return _respond(fmt, "services", open311.service_list(state().store.services()))
+    return _respond(fmt, "services", open311.service_list(state().store.catalogue.services()))
 
 
 @bp.get(f"/v2/services/<code>.{FMT}")
 def service_definition(code: str, fmt: str) -> Response:
     """GET Service Definition."""
     _check_jurisdiction(_params())
-    return _respond(fmt, "definition", open311.service_definition(state().store.service(code)))
+    service = state().store.catalogue.service(code)
+    return _respond(fmt, "definition", open311.service_definition(service))
 
 
 @bp.get(f"/v2/requests.{FMT}")
@@ -232,7 +225,7 @@ def _api_key(params: dict[str, list[str]]) -> ApiKey:
     given = open311.single_value(params, "api_key")
     if not given:
         raise Forbidden("api_key is missing: POST requests needs an API key")
-    key = find_api_key(state().store, given)
+    key = state().store.accounts.find_api_key(given)
     if key is None:
         raise Forbidden("api_key is invalid or revoked -- can't proceed with create_request")
     return key
@@ -244,7 +237,7 @@ def requests_create(fmt: str) -> Response:
     _check_body()
     params = _params()
     key = _api_key(params)
-    check_rate(state().store, key.id, *post_limit(current_app.config))
+    state().store.accounts.check_rate(key.id, *post_limit(current_app.config))
     _check_jurisdiction(params)
     extensions = open311.wants_extensions(params)
     code = open311.single_value(params, "service_code")
@@ -257,18 +250,18 @@ def requests_create(fmt: str) -> Response:
     if len(client_id) > 200:
         raise InvalidRequest("client_request_id has more than 200 characters")
     if client_id:
-        earlier = claim_submission(s.store, key.id, client_id)
+        earlier = s.store.accounts.claim_submission(key.id, client_id)
         if earlier is not None:
             return _respond(fmt, "requests", open311.post_response(
-                s.store.get(earlier), service, extensions=extensions))
+                s.store.requests.get(earlier), service, extensions=extensions))
     try:
         stored = submit(s.store, s.context(), new)
     except BaseException:
         if client_id:
-            release_submission(s.store, key.id, client_id)
+            s.store.accounts.release_submission(key.id, client_id)
         raise
     if client_id:
-        settle_submission(s.store, key.id, client_id, stored.id)
+        s.store.accounts.settle_submission(key.id, client_id, stored.id)
     return _respond(fmt, "requests", open311.post_response(stored, service,
                                                            extensions=extensions))
 
@@ -283,10 +276,10 @@ def bulk(fmt: str) -> Response:
     end_text = open311.single_value(params, "end_date")
     start = open311.parse_datetime(start_text, "start_date", zone) if start_text else None
     end = open311.parse_datetime(end_text, "end_date", zone) if end_text else None
-    agencies = {sv.code: sv.agency for sv in s.store.services()}
+    agencies = {sv.code: sv.agency for sv in s.store.catalogue.services()}
 
     def records() -> Iterator[dict[str, Any]]:
-        for frame in s.store.export_frames(include_private=False):
+        for frame in s.store.requests.export_frames(include_private=False):
             requested = pd.to_datetime(frame["requested_datetime"], utc=True)
             keep = pd.Series(True, index=frame.index)
             if start is not None:

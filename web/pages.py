@@ -50,18 +50,19 @@ def _index(status_code: int = 200, **extra: object) -> tuple[str, int]:
     m = maps.base_map(s.settings.tile_url)
     ctx = s.context()
     if ctx.service_area:
-        version = s.store.layer_version(ctx.service_area)
-        maps.add_districts(m, s.store.layer_features(ctx.service_area), version.title)
-    sensitive = s.store.sensitive_service_codes()
-    recent = [mask_request(r, sensitive) for r in s.store.query(status=status, limit=limit)]
+        version = s.store.layers.version(ctx.service_area)
+        maps.add_districts(m, s.store.layers.features(ctx.service_area), version.title)
+    sensitive = s.store.catalogue.sensitive_codes()
+    recent = [mask_request(r, sensitive)
+              for r in s.store.requests.query(status=status, limit=limit)]
     drawn = maps.add_requests(m, recent)
     form = extra.pop("form", {})
-    services = s.store.services()
+    services = s.store.catalogue.services()
     chosen = next((sv for sv in services if sv.code == form.get("service_code")), None)
     questions = sorted((a for a in chosen.attributes if a.variable),
                        key=lambda a: a.order) if chosen else []
     return render_template("index.html", parts=maps.map_parts(m), drawn=drawn,
-                           total=s.store.count(), status=status or "any",
+                           total=s.store.requests.count(), status=status or "any",
                            services=services, questions=questions, radius_m=AROUND_RADIUS_M,
                            geocode_available=any(rule.rule == "/api/geocode" for rule in
                                                  current_app.url_map.iter_rules()),
@@ -100,7 +101,7 @@ def report() -> tuple[str, int]:
         stored = submit(s.store, s.context(), new)
     except Geo311Error as exc:
         return _index(exc.status, error=exc.message, form=form)
-    parent = s.store.get(stored.duplicate_of) if stored.duplicate_of else None
+    parent = s.store.requests.get(stored.duplicate_of) if stored.duplicate_of else None
     return render_template("reported.html", r=stored, parent=parent), 200
 
 
@@ -108,9 +109,9 @@ def report() -> tuple[str, int]:
 def tracking(request_id: int) -> str:
     """Tracking page: status and history of one request, without personal data."""
     s = state()
-    r = s.store.get(request_id)
-    sensitive = s.store.sensitive_service_codes()
-    history = [e for e in s.store.audit_entries("request", request_id)]
+    r = s.store.requests.get(request_id)
+    sensitive = s.store.catalogue.sensitive_codes()
+    history = [e for e in s.store.audit.entries("request", request_id)]
     return render_template("request.html", r=mask_request(r, sensitive), history=history,
                            withheld=WITHHELD if r.service_code in sensitive else "")
 
@@ -118,14 +119,14 @@ def tracking(request_id: int) -> str:
 @bp.get("/layers")
 def layer_list() -> str:
     """Boundary layers and their versions."""
-    return render_template("layers.html", versions=state().store.layer_versions())
+    return render_template("layers.html", versions=state().store.layers.versions())
 
 
 @bp.get("/api/requests/<int:request_id>")
 def api_request(request_id: int) -> Response:
     """One request as public JSON."""
     store = state().store
-    return jsonify(_public(store.get(request_id), store.sensitive_service_codes()))
+    return jsonify(_public(store.requests.get(request_id), store.catalogue.sensitive_codes()))
 
 
 def _point_args(default_radius_m: float, max_radius_m: float, default_limit: int,
@@ -155,9 +156,9 @@ def api_nearby() -> Response:
     lon, lat, radius_m, limit = _point_args(NEARBY_RADIUS_M, 2000, NEARBY_LIMIT, 50)
     code = request.args.get("service_code") or None
     store = state().store
-    sensitive = store.sensitive_service_codes()
+    sensitive = store.catalogue.sensitive_codes()
     margin_m = MASK_SHIFT_MAX_M if sensitive else 0.0
-    found = store.near(lon, lat, radius_m + margin_m, service_code=code, status="open",
+    found = store.requests.near(lon, lat, radius_m + margin_m, service_code=code, status="open",
                        limit=5000 if sensitive else 500)
     xs, ys = shown_points([r.service_code for r, _ in found], [r.lon for r, _ in found],
                           [r.lat for r, _ in found], sensitive)
@@ -167,7 +168,7 @@ def api_nearby() -> Response:
         if d <= radius_m:
             nearest.setdefault(r.duplicate_of or r.id, float(d))
     picked = list(nearest)[:limit]
-    roots = {r.id: r for r in store.query(ids=picked, limit=limit)}
+    roots = {r.id: r for r in store.requests.query(ids=picked, limit=limit)}
     return jsonify([{**_public(roots[i], sensitive), "distance_m": round(nearest[i], 1)}
                     for i in picked if i in roots])
 
@@ -181,10 +182,10 @@ def api_around() -> Response:
     """
     lon, lat, radius_m, limit = _point_args(AROUND_RADIUS_M, 3000, AROUND_MAX, AROUND_MAX)
     store = state().store
-    sensitive = store.sensitive_service_codes()
+    sensitive = store.catalogue.sensitive_codes()
     margin_m = MASK_SHIFT_MAX_M if sensitive else 0.0
     out = []
-    for r, _d in store.near(lon, lat, radius_m + margin_m, status="open", limit=100_000):
+    for r, _d in store.requests.near(lon, lat, radius_m + margin_m, status="open", limit=100_000):
         if r.duplicate_of is not None:
             continue
         shown = _public(r, sensitive)
@@ -199,4 +200,4 @@ def api_around() -> Response:
 def health() -> Response:
     """Liveness plus a spatial round trip to the database."""
     s = state()
-    return jsonify({"status": "ok", "backend": s.store.dialect, "spatial": s.store.ping()})
+    return jsonify({"status": "ok", "backend": s.store.backend, "spatial": s.store.db.ping()})

@@ -30,8 +30,7 @@ from geo311.ogc.params import (
     shown,
 )
 from geo311.privacy import mask_request
-from geo311.store.clients import count_requests, find_requests
-from geo311.store.sql import SQLStore
+from geo311.store import Store
 
 LOGGER = logging.getLogger(__name__)
 
@@ -66,16 +65,16 @@ def cell_counts(points: pd.DataFrame, h3_resolution: int) -> pd.DataFrame:
 # --- collections ---------------------------------------------------------------------------
 
 
-def list_collections(store: SQLStore) -> list[Collection]:
+def list_collections(store: Store) -> list[Collection]:
     """Public requests, each active boundary layer, and the H3 aggregates."""
-    box, span = store.request_extent()
+    box, span = store.requests.extent()
     out = [Collection(REQUESTS, "Service requests",
                       "Public 311 service requests: service, status, address, times and "
                       "districts. No personal data.", "requests", box, span)]
     since: dict[str, datetime | None] = {}
-    for layer, _version, valid_from, _valid_to in store.layer_version_validity():
+    for layer, _version, valid_from, _valid_to in store.layers.validity():
         since.setdefault(layer, valid_from)  # periods come earliest first
-    for v in store.layer_versions(active_only=True):
+    for v in store.layers.versions(active_only=True):
         bounds = v.report.get("bounds")
         out.append(Collection(
             v.layer, v.title or v.layer,
@@ -91,7 +90,7 @@ def list_collections(store: SQLStore) -> list[Collection]:
     return out
 
 
-def find_collection(store: SQLStore, collection_id: str) -> Collection:
+def find_collection(store: Store, collection_id: str) -> Collection:
     """One collection by id; ``NotFound`` names the ones there are."""
     collections = list_collections(store)
     for c in collections:
@@ -102,7 +101,7 @@ def find_collection(store: SQLStore, collection_id: str) -> Collection:
 
 
 def find_features(
-    store: SQLStore, c: Collection, q: ItemQuery
+    store: Store, c: Collection, q: ItemQuery
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of a collection's features and how many match in all.
 
@@ -116,7 +115,7 @@ def find_features(
         version = layer_version_at(store, c.id, q.start, q.end)
         if version is None:
             return [], 0
-        features = store.layer_features(c.id, version)
+        features = store.layers.features(c.id, version)
         if q.bbox is not None:
             features = features.iloc[features.sindex.query(_box(q.bbox), predicate="intersects")]
             features = features.sort_index()
@@ -129,7 +128,7 @@ def find_features(
     return [cell_feature(row, c.h3_resolution or 0) for row in page.itertuples()], len(counts)
 
 
-def _request_page(store: SQLStore, q: ItemQuery) -> tuple[list[dict[str, Any]], int]:
+def _request_page(store: Store, q: ItemQuery) -> tuple[list[dict[str, Any]], int]:
     """Requests newest first; a bbox across the antimeridian is two boxes merged."""
     # Matched on the point the public sees: a sensitive service at its cell centre, so a
     # sliding box cannot find its true location (clients.find_requests).
@@ -137,23 +136,23 @@ def _request_page(store: SQLStore, q: ItemQuery) -> tuple[list[dict[str, Any]], 
                                "statuses": (q.status,) if q.status else (),
                                "start": q.start, "end": q.end}
     boxes = [None] if q.bbox is None else bbox_parts(q.bbox)
-    matched = sum(count_requests(store, **filters, bbox=box) for box in boxes)
+    matched = sum(store.search.count(**filters, bbox=box) for box in boxes)
     if q.offset >= matched:
         return [], matched
     if len(boxes) == 1:
-        rows = find_requests(store, **filters, bbox=boxes[0], limit=q.limit, offset=q.offset)
+        rows = store.search.find(**filters, bbox=boxes[0], limit=q.limit, offset=q.offset)
     else:  # the halves are disjoint: the page is a slice of both, merged in query order
         both = [r for box in boxes
-                for r in find_requests(store, **filters, bbox=box, limit=q.offset + q.limit)]
+                for r in store.search.find(**filters, bbox=box, limit=q.offset + q.limit)]
         both.sort(key=lambda r: (r.requested_datetime, r.id), reverse=True)
         rows = both[q.offset:q.offset + q.limit]
-    layers = [v.layer for v in store.layer_versions(active_only=True)]
-    sensitive = store.sensitive_service_codes()
+    layers = [v.layer for v in store.layers.versions(active_only=True)]
+    sensitive = store.catalogue.sensitive_codes()
     return [request_feature(mask_request(r, sensitive), layers) for r in rows], matched
 
 
 def layer_version_at(
-    store: SQLStore, layer: str, start: datetime | None, end: datetime | None
+    store: Store, layer: str, start: datetime | None, end: datetime | None
 ) -> int | None:
     """The version of ``layer`` whose features ``datetime`` selects (None: none then).
 
@@ -162,9 +161,9 @@ def layer_version_at(
     force at its end, or the last before the end if the layer was out of use then).
     """
     if start is None and end is None:
-        return store.layer_version(layer).version
+        return store.layers.version(layer).version
     latest: tuple[datetime, int] | None = None
-    for _layer, version, valid_from, valid_to in store.layer_version_validity(layer):
+    for _layer, version, valid_from, valid_to in store.layers.validity(layer):
         begins = valid_from or EARLIEST
         if (end is None or begins <= end) and (valid_to is None or start is None
                                                or valid_to > start):
@@ -181,9 +180,10 @@ def _box(bbox: tuple[float, float, float, float]) -> Any:
     return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
 
 
-def _counts(store: SQLStore, c: Collection, q: ItemQuery) -> pd.DataFrame:
+def _counts(store: Store, c: Collection, q: ItemQuery) -> pd.DataFrame:
     """Cell counts; with a bbox, the cells whose hexagon meets it (counted in full)."""
-    counts = cell_counts(store.parent_points(start=q.start, end=q.end), c.h3_resolution or 0)
+    counts = cell_counts(store.requests.parent_points(start=q.start, end=q.end),
+                         c.h3_resolution or 0)
     if q.bbox is not None and len(counts):
         import shapely
 
@@ -193,18 +193,18 @@ def _counts(store: SQLStore, c: Collection, q: ItemQuery) -> pd.DataFrame:
     return counts
 
 
-def find_feature(store: SQLStore, c: Collection, fid: str) -> dict[str, Any]:
+def find_feature(store: Store, c: Collection, fid: str) -> dict[str, Any]:
     """One feature by id; ``NotFound`` otherwise (also for ids no column could hold)."""
     missing = NotFound(f"feature {shown(fid)} does not exist in {c.id}")
     if c.kind == "requests":
         if not _REQUEST_ID.fullmatch(fid) or int(fid) > MAX_REQUEST_ID:
             raise missing
-        layers = [v.layer for v in store.layer_versions(active_only=True)]
-        return request_feature(mask_request(store.get(int(fid)),
-                                             store.sensitive_service_codes()), layers)
+        layers = [v.layer for v in store.layers.versions(active_only=True)]
+        return request_feature(mask_request(store.requests.get(int(fid)),
+                                             store.catalogue.sensitive_codes()), layers)
     if c.kind == "layer":
-        active = store.layer_version(c.id).version
-        features = store.layer_features(c.id, active)
+        active = store.layers.version(c.id).version
+        features = store.layers.features(c.id, active)
         hit = features[features["district_id"] == fid]
         if hit.empty:
             raise missing

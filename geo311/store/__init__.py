@@ -1,29 +1,81 @@
-"""Storage: one SQL store over SpatiaLite (embedded default) or PostGIS (production)."""
+"""Storage: one database (SpatiaLite or PostGIS) and a repository per aggregate.
+
+``open_store(url)`` returns a ``Store``: ``store.db`` (engine, dialect, transactions)
+and one repository per aggregate, ``store.requests.add(...)``,
+``store.layers.activate(...)``. A new aggregate is a new module here, with its
+repository class given to ``Store``; backend differences go in the dialects.
+"""
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
-from sqlalchemy import create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from geo311.errors import ConfigError
-from geo311.store.base import RequestStore
-from geo311.store.postgis import PostGISStore
-from geo311.store.spatialite import SpatiaLiteStore
-from geo311.store.sql import SQLStore
+from geo311.store.accounts import Accounts
+from geo311.store.addresses import Addresses
+from geo311.store.audit import AuditLog
+from geo311.store.catalogue import Catalogue
+from geo311.store.database import Database, Dialect
+from geo311.store.dispatch import Dispatch
+from geo311.store.duplicates import Duplicates
+from geo311.store.hotspots import Hotspots
+from geo311.store.layers import Layers
+from geo311.store.postgis import PostGISDialect
+from geo311.store.public_records import PublicRecords
+from geo311.store.requests import Requests
+from geo311.store.schema import Schema
+from geo311.store.search import Search
+from geo311.store.sla import SlaClocks
+from geo311.store.spatialite import SpatiaLiteDialect
 
-__all__ = ["RequestStore", "SQLStore", "PostGISStore", "SpatiaLiteStore", "open_store"]
+__all__ = ["Database", "Dialect", "Store", "open_store"]
+
+#: The backends, each named by the backend part of its URLs.
+DIALECTS: tuple[type[Dialect], ...] = (SpatiaLiteDialect, PostGISDialect)
 
 
-def open_store(url: str) -> SQLStore:
+class Store:
+    """The database and its repositories, one per aggregate."""
+
+    def __init__(self, engine: Engine, dialect: Dialect) -> None:
+        self.db = Database(engine, dialect)
+        self.schema = Schema(self.db)
+        self.audit = AuditLog(self.db)
+        self.catalogue = Catalogue(self.db)
+        self.layers = Layers(self.db)
+        self.requests = Requests(self.db, self.catalogue, self.layers)
+        self.search = Search(self.db, self.catalogue)
+        self.public_records = PublicRecords(self.db, self.search)
+        self.duplicates = Duplicates(self.db, self.requests)
+        self.accounts = Accounts(self.db)
+        self.sla = SlaClocks(self.db)
+        self.dispatch = Dispatch(self.db)
+        self.addresses = Addresses(self.db)
+        self.hotspots = Hotspots(self.db)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (one per process)."""
+        return self.db.engine
+
+    @property
+    def backend(self) -> str:
+        """``postgis`` or ``spatialite``, as the health check reports it."""
+        return self.db.dialect.name
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.db.dispose()
+
+
+def open_store(url: str) -> Store:
     """Connect to the database at ``url``: ``sqlite:///file`` or ``postgresql+psycopg://…``.
 
     Examples
     --------
     >>> store = open_store("sqlite:///instance/geo311.sqlite")  # doctest: +SKIP
-    >>> store.init_schema()  # doctest: +SKIP
+    >>> store.schema.init()  # doctest: +SKIP
     """
     try:
         parsed = make_url(url)
@@ -33,51 +85,11 @@ def open_store(url: str) -> SQLStore:
             "'sqlite:///instance/geo311.sqlite' or 'postgresql+psycopg://host/db'"
         ) from exc
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return SpatiaLiteStore(_spatialite_engine(url))
-    if backend == "postgresql":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(parsed, plugins=["geoalchemy2"], pool_pre_ping=True)
-        return PostGISStore(engine)
+    for kind in DIALECTS:
+        if kind.url_backend == backend:
+            dialect = kind()
+            return Store(dialect.create_engine(url), dialect)
     raise ConfigError(
         f"GEO311_DATABASE_URL was {url!r} but its backend {backend!r} is expected to be "
         "'sqlite' (SpatiaLite) or 'postgresql' (PostGIS)"
     )
-
-
-def _spatialite_engine(url: str) -> Any:
-    """An engine whose connections load SpatiaLite through an extension-capable sqlite3."""
-    try:
-        import pysqlite3.dbapi2 as sqlite_module  # type: ignore[import-not-found]
-    except ImportError:  # a Python whose own sqlite3 can load extensions is fine too
-        import sqlite3 as sqlite_module
-    if not hasattr(sqlite_module.connect(":memory:"), "enable_load_extension"):
-        raise ConfigError(
-            "this Python's sqlite3 cannot load extensions, so SpatiaLite cannot run: "
-            "install the 'pysqlite3-binary' package"
-        )
-    # GDAL (bundled in pyogrio's wheel) must be loaded before mod_spatialite brings in
-    # the system's PROJ, GEOS and SQLite: the other order crashes the process at exit.
-    import pyogrio  # noqa: F401
-
-    os.environ.setdefault("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
-    path = make_url(url).database
-    if path and path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sep = "&" if "?" in url else "?"
-    engine = create_engine(
-        f"{url}{sep}geoalchemy2_connect_sqlite_init_mode=WGS84",
-        module=sqlite_module, plugins=["geoalchemy2"],
-        connect_args={"timeout": 30, "check_same_thread": False},
-    )
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")
-        cur.close()
-
-    return engine

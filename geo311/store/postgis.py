@@ -1,4 +1,4 @@
-"""PostGIS: the production store. Bulk rows go in with COPY."""
+"""PostGIS: the production backend. Bulk rows go in with COPY."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from psycopg.errors import UndefinedFunction
 from sqlalchemy import (
     ARRAY,
     Connection,
+    Engine,
     Integer,
     String,
     any_,
     bindparam,
+    create_engine,
     delete,
     func,
     insert,
@@ -28,12 +30,15 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo311.model import Candidate, DuplicateSearch
 from geo311.store import tables as t
-from geo311.store.sql import SQLStore, candidate_span, degree_box
+from geo311.store.database import Dialect
+from geo311.store.rows import candidate_span, degree_box
 
 LOGGER = logging.getLogger(__name__)
 
@@ -90,7 +95,7 @@ _CALL_DUPLICATE_CANDIDATES = text(
 
 
 def _record_trigger_sql() -> list[str]:
-    """Revision and generation triggers (see ``SQLStore._record_triggers``)."""
+    """Revision and generation triggers (see ``Dialect.record_triggers``)."""
     old = ", ".join(f"OLD.{c}" for c in t.RECORD_COLUMNS)
     new = ", ".join(f"NEW.{c}" for c in t.RECORD_COLUMNS)
     bump = (f"UPDATE schema_info SET value = (value::bigint + 1)::text "
@@ -121,22 +126,37 @@ def _record_trigger_sql() -> list[str]:
     return statements
 
 
-class PostGISStore(SQLStore):
-    """Requests in PostgreSQL with PostGIS."""
+class PostGISDialect(Dialect):
+    """PostgreSQL with PostGIS: advisory locks, COPY, array parameters, GiST indexes."""
 
-    dialect = "postgis"
-    _version_sql = "SELECT PostGIS_Lib_Version()"
+    name = "postgis"
+    url_backend = "postgresql"
+    version_sql = "SELECT PostGIS_Lib_Version()"
+    cascade = " CASCADE"
+    bulk_min_rows = 100_000
+    lookup_chunk = 200_000
 
-    def _prepare_schema(self, conn: Connection) -> None:
+    def create_engine(self, url: str) -> Engine:
+        """An engine over psycopg 3 (a bare ``postgresql://`` URL names it too)."""
+        parsed = make_url(url)
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, plugins=["geoalchemy2"], pool_pre_ping=True)
+
+    def prepare_schema(self, conn: Connection) -> None:
+        """The PostGIS way: see ``Dialect.prepare_schema``."""
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
         conn.execute(text(_DUPLICATE_CANDIDATES_SQL))
 
-    def _finish_schema(self, conn: Connection) -> list[str]:
-        # Box and time in one GiST index (btree_gist): a 90-day bbox (Open311's default)
-        # or a duplicate check's window reads only the rows it returns, where ANDing the
-        # spatial and time indexes first built a bitmap of every request of the window.
-        # Not while a bulk load has it suspended: the load builds it again at its end.
+    def finish_schema(self, conn: Connection) -> list[str]:
+        """Box and time in one GiST index (btree_gist).
+
+        a 90-day bbox (Open311's default) or a duplicate check's window reads only the rows it
+        returns, where ANDing the spatial and time indexes first built a bitmap of every request
+        of the window. Not while a bulk load has it suspended: the load builds it again at its
+        end.
+        """
         exists = conn.execute(text(
             "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_requests_geom_requested' UNION ALL "
             "SELECT 1 FROM suspended_structure WHERE name = 'ix_requests_geom_requested'"
@@ -148,28 +168,30 @@ class PostGISStore(SQLStore):
                           "USING gist (geom, requested_datetime)"))
         return ["index ix_requests_geom_requested"]
 
-    def _record_triggers(self) -> list[str]:
+    def record_triggers(self) -> list[str]:
+        """The PostGIS way: see ``Dialect.record_triggers``."""
         return _record_trigger_sql()
 
     @contextmanager
-    def _cache_transaction(self, conn: Connection) -> Iterator[None]:
-        # Commit without waiting for the WAL flush: a crash loses only the last few.
+    def cache_transaction(self, conn: Connection) -> Iterator[None]:
+        """Commit without waiting for the WAL flush: a crash loses only the last few."""
         with conn.begin():
             conn.execute(text("SET LOCAL synchronous_commit = off"))
             yield
 
-    def _local_time_text(self, column: Any) -> Any:
-        # As open311.format_datetime writes it: whole seconds, offset as +HH:MM.
+    def local_time_text(self, column: Any) -> Any:
+        """As open311.format_datetime writes it: whole seconds, offset as +HH:MM."""
         return func.to_char(column, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM')
 
-    def _use_time_zone(self, conn: Connection, zone: str) -> None:
+    def use_time_zone(self, conn: Connection, zone: str) -> None:
+        """The PostGIS way: see ``Dialect.use_time_zone``."""
         conn.execute(text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone})
 
-    def _duplicate_candidates(
+    def duplicate_candidates(
         self, conn: Connection, lon: float, lat: float, search: DuplicateSearch,
         requested: datetime | None,
     ) -> list[Candidate]:
-        # One round trip: the function takes the locks, then reads with a fresh snapshot.
+        """One round trip: the function takes the locks, then reads with a fresh snapshot."""
         since, until, open_after = candidate_span(search, requested)
         xmin, ymin, xmax, ymax = degree_box(lon, lat, search.radius_m)
         try:
@@ -184,35 +206,44 @@ class PostGISStore(SQLStore):
             raise
         return [Candidate(*row) for row in rows]
 
-    def truncate_all(self) -> None:
+    def truncate_all(self, conn: Connection) -> None:
         """Delete every row and restart ids (tests and demos); the schema stays."""
         names = ", ".join(tb.name for tb in t.metadata.sorted_tables if tb.name != "schema_info")
-        with self.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
-    _cascade = " CASCADE"
-    #: Loads smaller than this keep their indexes (rebuilding costs more than it saves).
-    bulk_min_rows = 100_000
-    _lookup_chunk = 200_000
+    def upsert(self, table: Any) -> Any:
+        """The PostGIS way: see ``Dialect.upsert``."""
+        return pg_insert(table)
 
-    def _one_of(self, column: Any, values: list[Any]) -> ColumnElement[bool]:
+    def epoch_s(self, column: Any) -> Any:
+        """The PostGIS way: see ``Dialect.epoch_s``."""
+        return func.extract("epoch", column)
+
+    def before_scan(self, conn: Connection) -> None:
+        """A one-pass scan: compiling it to machine code costs more than it saves."""
+        conn.execute(text("SET LOCAL jit = off"))
+
+    def one_of(self, column: Any, values: list[Any]) -> ColumnElement[bool]:
         """One array parameter instead of thousands of bound values."""
         kind = Integer if isinstance(column.type, Integer) else String
         return column == any_(bindparam("wanted", values, type_=ARRAY(kind)))  # type: ignore[no-any-return]
 
-    def _lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
-        # One advisory lock per service, taken in a fixed order so two scopes never deadlock.
+    def lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
+        """One advisory lock per service, in a fixed order so two scopes never deadlock."""
         for code in sorted(codes):
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                          {"key": f"geo311.dedup.{code}"})
 
-    def _lock_key(self, conn: Connection, key: str) -> None:
+    def lock_key(self, conn: Connection, key: str) -> None:
+        """The PostGIS way: see ``Dialect.lock_key``."""
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
-    def _within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
+    def within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
+        """The PostGIS way: see ``Dialect.within_box``."""
         return t.service_requests.c.geom.op("&&")(func.ST_MakeEnvelope(*box, 4326))
 
-    def _bulk_insert_requests(self, conn: Connection, frame: pd.DataFrame) -> np.ndarray:
+    def bulk_insert_requests(self, conn: Connection, frame: pd.DataFrame) -> np.ndarray:
+        """The PostGIS way: see ``Dialect.bulk_insert_requests``."""
         n = len(frame)
         # Reserve n ids at once. The lock (which live inserts wait for) keeps anyone else
         # from drawing from the sequence until this commits. Under it no insert is in
@@ -239,7 +270,8 @@ class PostGISStore(SQLStore):
         _copy_table(conn, "service_requests", pa.table(columns))
         return ids
 
-    def _bulk_insert_districts(self, conn: Connection, rows: pd.DataFrame) -> None:
+    def bulk_insert_districts(self, conn: Connection, rows: pd.DataFrame) -> None:
+        """The PostGIS way: see ``Dialect.bulk_insert_districts``."""
         _copy_table(conn, "request_districts", pa.table({
             "request_id": rows["request_id"].to_numpy(np.int64),
             "layer_version_id": rows["layer_version_id"].to_numpy(np.int64),
@@ -249,7 +281,8 @@ class PostGISStore(SQLStore):
         }))
 
     @contextmanager
-    def bulk_load(self, expected_rows: int, min_rows: int | None = None) -> Iterator[None]:
+    def bulk_load(self, engine: Engine, expected_rows: int,
+                  min_rows: int | None = None) -> Iterator[None]:
         """Suspend index and foreign-key upkeep on ``service_requests`` for a large load.
 
         Building an index once is several times faster than growing it row by row, and
@@ -266,11 +299,11 @@ class PostGISStore(SQLStore):
         bulk load wait for the first.
         """
         threshold = self.bulk_min_rows if min_rows is None else min_rows
-        guard = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        guard = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             guard.execute(_TAKE_BULK_LOCK)
-            with self.engine.begin() as conn:
-                self._restore_suspended(conn, locked=True)
+            with engine.begin() as conn:
+                self.restore_suspended(conn, locked=True)
                 existing = int(conn.execute(text(
                     "SELECT greatest(reltuples, 0)::bigint FROM pg_class "
                     "WHERE relname = 'service_requests'"
@@ -278,23 +311,23 @@ class PostGISStore(SQLStore):
             if expected_rows < max(threshold, existing):
                 yield
                 return
-            suspended = self._suspend_structure()
+            suspended = self.suspend_structure(engine)
             LOGGER.info("bulk load of %s rows: %s suspended until it ends",
                         expected_rows, ", ".join(suspended))
             try:
                 yield
             finally:
-                with self.engine.begin() as conn:
-                    self._restore_suspended(conn, locked=True)
+                with engine.begin() as conn:
+                    self.restore_suspended(conn, locked=True)
                     conn.execute(text("ANALYZE service_requests"))
         finally:
             guard.execute(_RELEASE_BULK_LOCK)
             guard.close()
 
-    def _suspend_structure(self) -> list[str]:
+    def suspend_structure(self, engine: Engine) -> list[str]:
         """Drop the secondary indexes and foreign keys, recording each; return their names."""
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
+        with engine.begin() as conn:
             indexes = conn.execute(text(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'service_requests'"
                 " AND schemaname = current_schema()"
@@ -316,9 +349,12 @@ class PostGISStore(SQLStore):
                 conn.execute(text(f'ALTER TABLE service_requests DROP CONSTRAINT "{name}"'))
         return [f"{row['kind']} {row['name']}" for row in rows]
 
-    def _restore_suspended(self, conn: Connection, *, locked: bool = False) -> list[str]:
-        # Without the bulk-load lock (``locked``: the caller holds it), try to take it
-        # for this transaction: if a load is running, its structure is not ours to touch.
+    def restore_suspended(self, conn: Connection, locked: bool = False) -> list[str]:
+        """Without the bulk-load lock (``locked``.
+
+        the caller holds it), try to take it for this transaction: if a load is running, its
+        structure is not ours to touch.
+        """
         if not locked and not conn.execute(_TRY_BULK_LOCK).scalar():
             return []
         ss = t.suspended_structure
@@ -345,8 +381,8 @@ class PostGISStore(SQLStore):
             LOGGER.info("re-created after a bulk load: %s", ", ".join(restored) or "nothing")
         return restored
 
-    def _spatial_index_missing(self, conn: Connection, table: str, column: str) -> bool:
-        # Any single-column GiST index on the column will do, whatever its name.
+    def spatial_index_missing(self, conn: Connection, table: str, column: str) -> bool:
+        """Any single-column GiST index on the column will do, whatever its name."""
         return conn.execute(text(
             "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "JOIN pg_am am ON am.oid = c.relam JOIN pg_attribute a "
@@ -355,25 +391,24 @@ class PostGISStore(SQLStore):
             "AND i.indnatts = 1 AND a.attname = :column"
         ), {"table": table, "column": column}).first() is None
 
-    def _create_spatial_index(self, conn: Connection, table: str, column: str) -> None:
-        # The name and form GeoAlchemy2 gives it when it creates the table.
+    def create_spatial_index(self, conn: Connection, table: str, column: str) -> None:
+        """The name and form GeoAlchemy2 gives it when it creates the table."""
         conn.execute(text(f'CREATE INDEX "idx_{table}_{column}" ON "{table}" '
                           f'USING gist ("{column}")'))
 
-    def _foreign_keys_missing(self, conn: Connection, table: Any) -> list[Any]:
+    def foreign_keys_missing(self, conn: Connection, table: Any) -> list[Any]:
+        """The PostGIS way: see ``Dialect.foreign_keys_missing``."""
         have = {(tuple(fk["constrained_columns"]), fk["referred_table"])
                 for fk in inspect(conn).get_foreign_keys(table.name)}
         return [c for c in table.foreign_key_constraints
                 if (tuple(col.name for col in c.columns), c.referred_table.name) not in have]
 
-    # --- hotspots and maps ---
-
-    def _read_all(self, stmt: Any, columns: list[str]) -> pd.DataFrame:
+    def read_all(self, engine: Engine, stmt: Any, columns: list[str]) -> pd.DataFrame:
         """COPY the result out as CSV and parse it with Arrow: ten times faster than rows."""
-        sql = str(stmt.compile(dialect=self.engine.dialect,
+        sql = str(stmt.compile(dialect=engine.dialect,
                                compile_kwargs={"literal_binds": True}))
         buffer = io.BytesIO()
-        with self.engine.connect() as conn:
+        with engine.connect() as conn:
             raw = conn.connection.dbapi_connection
             with raw.cursor() as cur:  # type: ignore[union-attr]
                 with cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
@@ -388,7 +423,7 @@ class PostGISStore(SQLStore):
                                                   strings_can_be_null=False))
         return table.to_pandas()
 
-    def _write_h3_cells(self, conn: Connection, ids: np.ndarray, cells: np.ndarray) -> None:
+    def write_h3_cells(self, conn: Connection, ids: np.ndarray, cells: np.ndarray) -> None:
         """One UPDATE joined to two array parameters, not a statement per row."""
         conn.execute(text(
             "UPDATE service_requests SET h3_cell = v.cell FROM "

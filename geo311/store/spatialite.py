@@ -1,33 +1,75 @@
-"""SpatiaLite: the embedded default store, a single file with no server."""
+"""SpatiaLite: the embedded default backend, a single file with no server."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ColumnElement
 
+from geo311.errors import ConfigError
 from geo311.store import tables as t
-from geo311.store.sql import SQLStore
+from geo311.store.database import Dialect
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 #: How long (ms) a reader waits for the write lock to save records it built.
 SAVE_WAIT_MS = 200
 
 
-class SpatiaLiteStore(SQLStore):
-    """Requests in a SQLite file with the SpatiaLite extension."""
+class SpatiaLiteDialect(Dialect):
+    """A SQLite file with the SpatiaLite extension: one writer, an R*Tree index table."""
 
-    dialect = "spatialite"
-    _version_sql = "SELECT spatialite_version()"
+    name = "spatialite"
+    url_backend = "sqlite"
+    version_sql = "SELECT spatialite_version()"
 
-    def _record_triggers(self) -> list[str]:
-        # SQLite triggers are per row; each is dropped and made again so that a newer
-        # column list replaces an older one.
+    def create_engine(self, url: str) -> Engine:
+        """An engine whose connections load SpatiaLite through an extension-capable sqlite3."""
+        try:
+            import pysqlite3.dbapi2 as sqlite_module  # type: ignore[import-not-found]
+        except ImportError:  # a Python whose own sqlite3 can load extensions is fine too
+            import sqlite3 as sqlite_module
+        if not hasattr(sqlite_module.connect(":memory:"), "enable_load_extension"):
+            raise ConfigError(
+                "this Python's sqlite3 cannot load extensions, so SpatiaLite cannot run: "
+                "install the 'pysqlite3-binary' package"
+            )
+        # GDAL (bundled in pyogrio's wheel) must be loaded before mod_spatialite brings in
+        # the system's PROJ, GEOS and SQLite: the other order crashes the process at exit.
+        import pyogrio  # noqa: F401
+
+        os.environ.setdefault("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
+        path = make_url(url).database
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        sep = "&" if "?" in url else "?"
+        engine = create_engine(
+            f"{url}{sep}geoalchemy2_connect_sqlite_init_mode=WGS84",
+            module=sqlite_module, plugins=["geoalchemy2"],
+            connect_args={"timeout": 30, "check_same_thread": False},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.close()
+
+        return engine
+
+    def record_triggers(self) -> list[str]:
+        """SQLite triggers are per row.
+
+        Each is dropped and made again so that a newer column list replaces an older one.
+        """
         bump = (f"UPDATE schema_info SET value = CAST(value AS INTEGER) + 1 "
                 f"WHERE key = '{t.RECORDS_GENERATION}';")
         made = {
@@ -39,15 +81,16 @@ class SpatiaLiteStore(SQLStore):
                 f"WHERE request_id = NEW.request_id) BEGIN {bump} END"),
         }
         for table in ("services", "layers", "layer_versions", "request_districts"):
-            for event in ("UPDATE", "DELETE"):
-                made[f"geo311_records_stale_{table}_{event.lower()}"] = (
-                    f"AFTER {event} ON {table} BEGIN {bump} END")
+            for change in ("UPDATE", "DELETE"):
+                made[f"geo311_records_stale_{table}_{change.lower()}"] = (
+                    f"AFTER {change} ON {table} BEGIN {bump} END")
         statements = []
         for name, body in made.items():
             statements += [f"DROP TRIGGER IF EXISTS {name}", f"CREATE TRIGGER {name} {body}"]
         return statements
 
-    def _spatial_index_missing(self, conn: Connection, table: str, column: str) -> bool:
+    def spatial_index_missing(self, conn: Connection, table: str, column: str) -> bool:
+        """The SpatiaLite way: see ``Dialect.spatial_index_missing``."""
         enabled = conn.execute(text(
             "SELECT spatial_index_enabled FROM geometry_columns "
             "WHERE f_table_name = lower(:table) AND f_geometry_column = lower(:column)"
@@ -56,8 +99,8 @@ class SpatiaLiteStore(SQLStore):
                              {"name": f"idx_{table}_{column}"}).first()
         return enabled != 1 or rtree is None
 
-    def _create_spatial_index(self, conn: Connection, table: str, column: str) -> None:
-        # From whatever is left: metadata without its R*Tree, or an R*Tree not enabled.
+    def create_spatial_index(self, conn: Connection, table: str, column: str) -> None:
+        """From whatever is left: metadata without its R*Tree, or an R*Tree not enabled."""
         conn.execute(text("SELECT DisableSpatialIndex(:table, :column)"),
                      {"table": table, "column": column})
         conn.execute(text(f'DROP TABLE IF EXISTS "idx_{table}_{column}"'))
@@ -65,10 +108,12 @@ class SpatiaLiteStore(SQLStore):
                      {"table": table, "column": column})
 
     @contextmanager
-    def _cache_transaction(self, conn: Connection) -> Iterator[None]:
-        # A reader saving what it built does not queue behind a long write (an import):
-        # it waits SAVE_WAIT_MS for the lock, then gives up; the connection's own
-        # patience is given back afterwards.
+    def cache_transaction(self, conn: Connection) -> Iterator[None]:
+        """A reader saving what it built does not queue behind a long write (an import).
+
+        it waits SAVE_WAIT_MS for the lock, then gives up; the connection's own patience is
+        given back afterwards.
+        """
         waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {SAVE_WAIT_MS}")
         conn.commit()
@@ -79,15 +124,16 @@ class SpatiaLiteStore(SQLStore):
             conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
             conn.commit()
 
-    def _lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
-        # SQLite has one writer at a time: take the write lock before reading candidates.
+    def lock_for_duplicates(self, conn: Connection, codes: Sequence[str]) -> None:
+        """SQLite has one writer at a time: take the write lock before reading candidates."""
         conn.execute(text("UPDATE schema_info SET value = value WHERE key = 'version'"))
 
-    def _lock_key(self, conn: Connection, key: str) -> None:
-        # One writer at a time: the write lock serialises every key at once.
+    def lock_key(self, conn: Connection, key: str) -> None:
+        """One writer at a time: the write lock serialises every key at once."""
         conn.execute(text("UPDATE schema_info SET value = value WHERE key = 'version'"))
 
-    def _within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
+    def within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
+        """The SpatiaLite way: see ``Dialect.within_box``."""
         minx, miny, maxx, maxy = box
         # SpatiaLite does not use its R*Tree on its own: ask the index table directly.
         index = text(
@@ -96,8 +142,8 @@ class SpatiaLiteStore(SQLStore):
         ).bindparams(minx=minx, miny=miny, maxx=maxx, maxy=maxy)
         return t.service_requests.c.id.in_(index.columns(pkid=t.service_requests.c.id.type))
 
-    def _bulk_insert_requests(self, conn: Connection, frame: pd.DataFrame) -> np.ndarray:
-        # SQLite serialises writers, so the next ids are ours for this transaction.
+    def bulk_insert_requests(self, conn: Connection, frame: pd.DataFrame) -> np.ndarray:
+        """SQLite serialises writers, so the next ids are ours for this transaction."""
         first = (conn.execute(select(t.service_requests.c.id).order_by(
             t.service_requests.c.id.desc()).limit(1)).scalar() or 0) + 1
         n = len(frame)
@@ -130,7 +176,8 @@ class SpatiaLiteStore(SQLStore):
         cur.close()
         return ids
 
-    def _bulk_insert_districts(self, conn: Connection, rows: pd.DataFrame) -> None:
+    def bulk_insert_districts(self, conn: Connection, rows: pd.DataFrame) -> None:
+        """The SpatiaLite way: see ``Dialect.bulk_insert_districts``."""
         raw = conn.connection.dbapi_connection
         cur = raw.cursor()  # type: ignore[union-attr]
         cur.executemany(

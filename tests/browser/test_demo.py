@@ -9,8 +9,8 @@ pytestmark = pytest.mark.browser
 
 def test_demo_serves_the_shipped_data(serve, page, backend_url, store):
     base = serve(backend_url, command="demo", timeout_s=300)
-    assert store.count() == 55_167 + 5_000
-    assert {v.layer for v in store.layer_versions(active_only=True)} == {
+    assert store.requests.count() == 55_167 + 5_000
+    assert {v.layer for v in store.layers.versions(active_only=True)} == {
         "community_areas", "wards_2015_2023", "police_districts_2012"}
     page.goto(base + "/")
     page.wait_for_selector(".leaflet-container")

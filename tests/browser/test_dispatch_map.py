@@ -42,7 +42,7 @@ OPEN_STOP = """() => {
 @pytest.fixture
 def seeded_url(store, backend_url):
     load_shipped(store, "community_areas", "wards_2015_2023")
-    store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation",
+    store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation",
                                    sla_hours=4, sla_clock="24x7")])
     ctx = Context.from_store(store)
     now = datetime.now(UTC)
@@ -101,7 +101,7 @@ def test_dispatch_map_and_kpi_after_login(serve, page, seeded_url, store):
 
     page.goto(f"{base}/kpi?layer={LAYER}")
     total = page.locator("#kpi-service tr.total")
-    assert total.locator("td.volume").inner_text() == str(store.count())
+    assert total.locator("td.volume").inner_text() == str(store.requests.count())
     assert total.locator("td.backlog").inner_text() == "12"
     assert page.locator("#kpi-district tr").count() >= 3
     assert not errors and not failed, (errors, failed)

@@ -35,7 +35,7 @@ def test_report_map_shows_the_layer_and_its_findings(serve, page, store, backend
     evil.to_file(tmp_path / "evil.geojson")
     load_layer(store, tmp_path / "evil.geojson", name="evil", title=XSS, id_field="ward",
                activate=False)
-    info = store.layer_version("wards_2023").report
+    info = store.layers.version("wards_2023").report
     create_user(store, "gina", STAFF_PASSWORD, "gis")
     base = serve(backend_url)
     errors, failed = [], []

@@ -44,7 +44,7 @@ def seeded_url(store, backend_url):
     ctx = Context.from_store(store)
     import_file(store, ctx, SAMPLE_2021_CSV, read_mapping("chicago-311"))
     learn_addresses(store)  # the address search geocodes against the imported history
-    store.upsert_services([Service("XSSV", XSS, XSS)])
+    store.catalogue.upsert([Service("XSSV", XSS, XSS)])
     submit_as_imported(store, ctx, NewRequest("SCB", *SPOT, address="121 N LA SALLE ST",
                                               description=XSS))
     submit_as_imported(store, ctx, NewRequest("XSSV", SPOT[0] + 0.001, SPOT[1],
@@ -106,7 +106,7 @@ def test_emerging_map_renders_and_filters(serve, page, seeded_url):
 def test_no_payload_runs_on_any_page(serve, page, seeded_url, store):
     base = serve(seeded_url)
     problems = _watch(page)
-    xss = store.query(service_codes=["XSSV"], limit=1)[0]
+    xss = store.requests.query(service_codes=["XSSV"], limit=1)[0]
     for path in ("/", "/hotspots", "/hotspots?service=XSSV&layer=community_areas",
                  "/hotspots/emerging?weeks=2&end=2021-01-02", f"/requests/{xss.id}", "/layers"):
         page.goto(base + path)
@@ -141,7 +141,7 @@ def test_citizen_click_lists_open_requests_and_report_joins_group(serve, page, s
     page.wait_for_function("() => window.geo311.ready")
     lat, lon = float(page.input_value("#report-lat")), float(page.input_value("#report-long"))
     assert abs(lat - SPOT[1] - 0.0003) < 2e-3 and abs(lon - SPOT[0]) < 2e-3  # a pixel at z10
-    want = [r.id for r, _ in store.near(lon, lat, 400, status="open", limit=10_000)
+    want = [r.id for r, _ in store.requests.near(lon, lat, 400, status="open", limit=10_000)
             if r.duplicate_of is None]
     markers = page.evaluate("() => window.geo311.around.getLayers().length")
     assert markers == len(want) == page.locator("#around-list > li").count() >= 2
@@ -158,7 +158,7 @@ def test_citizen_click_lists_open_requests_and_report_joins_group(serve, page, s
     assert "onerror=" in page.wait_for_selector(".leaflet-popup-content").inner_text()
     assert page.evaluate("() => window.__xss") is None
 
-    known = store.trusted_addresses().iloc[0]
+    known = store.addresses.trusted().iloc[0]
     page.fill("#search-q", "zzqx nowhere")
     page.click("#search button[type=submit]")
     page.wait_for_function("() => document.getElementById('search-message').textContent")
@@ -180,7 +180,7 @@ def test_citizen_click_lists_open_requests_and_report_joins_group(serve, page, s
     page.wait_for_selector("#suggestions:not([hidden])")
     assert page.locator("#suggestion-list > li").count() >= 1
     page.fill("#report-description", "still there")
-    first = [r for r in store.query(service_codes=["SCB"], limit=10) if r.description == XSS][0]
+    first = [r for r in store.requests.query(service_codes=["SCB"], limit=10) if r.description == XSS][0]
     page.click(f"#suggestion-list button:has-text('#{first.id}')")
     page.wait_for_selector("#outcome")
     assert page.inner_text("#outcome") == "Already reported"

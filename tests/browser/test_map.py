@@ -51,7 +51,7 @@ def test_map_renders_markers_filters_and_escapes(serve, page, seeded_url, store)
     page.wait_for_selector(".leaflet-container")
     drawn = int(page.inner_text("#drawn"))
     assert page.evaluate(COUNT_MARKERS) == drawn
-    located = [r for r in store.query(limit=300) if r.lon is not None]
+    located = [r for r in store.requests.query(limit=300) if r.lon is not None]
     assert drawn == len(located) and drawn > 250
     assert page.evaluate(COUNT_MARKERS.replace("L.CircleMarker", "L.Polygon")) == 77
     assert page.evaluate(OPEN_XSS_POPUP, "onerror") is True
@@ -63,14 +63,14 @@ def test_map_renders_markers_filters_and_escapes(serve, page, seeded_url, store)
     page.goto(base + "/?status=open&limit=2000")
     page.wait_for_selector(".leaflet-container")
     open_drawn = page.evaluate(COUNT_MARKERS)
-    assert open_drawn == len([r for r in store.query(status="open", limit=2000)
+    assert open_drawn == len([r for r in store.requests.query(status="open", limit=2000)
                               if r.lon is not None])
     assert 0 < open_drawn < drawn
 
 
 def test_tracking_page_shows_status_without_script(serve, page, seeded_url, store):
     base = serve(seeded_url)
-    target = store.query(limit=1)[0]
+    target = store.requests.query(limit=1)[0]
     page.goto(f"{base}/requests/{target.id}")
     assert page.inner_text("#tracking-number") == str(target.id)
     assert page.inner_text("#description") == XSS

@@ -22,7 +22,7 @@ SECRETS = ("Zed", "Quill", "zed@example.org", "773-555-0199", "device-42", "acct
 def seeded(layered_store, ctx):
     from geo311.model import Service
 
-    layered_store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation")])
+    layered_store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation")])
     for i in range(3):
         submit(layered_store, ctx, NewRequest(
             "SCB", lon=-87.6298, lat=41.8781 + i * 0.01, address=f"{100 + i} W MADISON ST",

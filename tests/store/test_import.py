@@ -19,11 +19,11 @@ def test_legacy_sample_imports_with_districts(layered_store, ctx, tmp_path):
     assert summary.rows_read == 3000
     assert summary.rejected == []
     assert summary.stored + summary.repeated_in_file == 3000
-    assert layered_store.count() == summary.stored
+    assert layered_store.requests.count() == summary.stored
     assert "SCB" in summary.services_created
     source = pd.read_csv(src, dtype=str)
     exported = {
-        r.external_id: r for r in layered_store.query(limit=5000)
+        r.external_id: r for r in layered_store.requests.query(limit=5000)
     }
     agree = total = 0
     for row in source.drop_duplicates("Service_Request_Number", keep="last").itertuples():
@@ -34,7 +34,7 @@ def test_legacy_sample_imports_with_districts(layered_store, ctx, tmp_path):
         agree += r.districts["community_areas"] == str(int(float(row.Community_Area)))
     assert total > 2900
     assert agree / total >= 0.98, f"community area agreement {agree / total:.4f}"
-    one = layered_store.get_by_external_id(source["Service_Request_Number"].iloc[0])
+    one = layered_store.requests.get_by_external_id(source["Service_Request_Number"].iloc[0])
     assert one.requested_datetime.isoformat() == "2000-01-03T06:00:00+00:00"  # local midnight
     assert one.status == "closed" and one.status_notes == "Completed"
 
@@ -51,17 +51,17 @@ def test_reimport_is_idempotent_and_picks_up_changes(layered_store, ctx, tmp_pat
     frame.to_csv(src, index=False)
     third = import_file(layered_store, ctx, src, LEGACY)
     assert third.updated == 1 and third.stored == 0
-    assert layered_store.get_by_external_id(target).status == "open"
-    assert layered_store.count() == first.stored
+    assert layered_store.requests.get_by_external_id(target).status == "open"
+    assert layered_store.requests.count() == first.stored
 
 
 def test_2021_sample_keeps_parents_services_and_times(layered_store, ctx):
     summary = import_file(layered_store, ctx, SAMPLE_2021_CSV, CURRENT)
     assert summary.rows_read == 5000 and summary.rejected == []
     assert summary.stored == 5000
-    codes = {s.code for s in layered_store.services()}
+    codes = {s.code for s in layered_store.catalogue.services()}
     assert {"SCB", "311IOC", "PHF"} <= codes
-    first = layered_store.get_by_external_id("SR21-00000001")
+    first = layered_store.requests.get_by_external_id("SR21-00000001")
     assert first.requested_datetime.isoformat() == "2021-01-01T06:00:09+00:00"
     assert first.districts["community_areas"] == "28"
     assert first.districts["wards_2015_2023"] == "28"
@@ -101,12 +101,12 @@ def test_bad_rows_are_reported_by_line_and_do_not_stop_the_import(layered_store,
     assert summary.stored == 4
     assert summary.outside_service_area == 1  # New York, kept and flagged
     assert summary.without_location == 1
-    from_xy = layered_store.get_by_external_id("12-00000008")
+    from_xy = layered_store.requests.get_by_external_id("12-00000008")
     assert (from_xy.lon, from_xy.lat) == pytest.approx((-87.66975, 41.80576), abs=2e-5)
     assert from_xy.districts["community_areas"] == "61"
-    nowhere = layered_store.get_by_external_id("12-00000009")
+    nowhere = layered_store.requests.get_by_external_id("12-00000009")
     assert nowhere.lon is None and nowhere.geocode_match == "none"
-    assert layered_store.count() == existing.stored + 4
+    assert layered_store.requests.count() == existing.stored + 4
 
 
 def test_missing_required_column_names_it(layered_store, ctx, tmp_path):
@@ -114,7 +114,7 @@ def test_missing_required_column_names_it(layered_store, ctx, tmp_path):
     src.write_text("Status,Street_Address\nCompleted,1 W MADISON\n")
     with pytest.raises(InvalidRequest, match="Service_Request_Number"):
         import_file(layered_store, ctx, src, LEGACY)
-    assert layered_store.count() == 0
+    assert layered_store.requests.count() == 0
 
 
 def test_not_a_csv_is_refused(layered_store, ctx, tmp_path):
@@ -127,9 +127,9 @@ def test_not_a_csv_is_refused(layered_store, ctx, tmp_path):
 def test_import_with_dedup_uses_the_mappings_rule(layered_store, ctx, tmp_path):
     src = csv_head(LEGACY_CSV, tmp_path / "legacy.csv", 4000)
     summary = import_file(layered_store, ctx, src, LEGACY, dedup=True)
-    rule = layered_store.service("SCB").duplicate_rule
+    rule = layered_store.catalogue.service("SCB").duplicate_rule
     assert (rule.radius_m, rule.window_days, rule.only_open) == (0, 3, True)
-    requests = {r.id: r for r in layered_store.query(limit=5000)}
+    requests = {r.id: r for r in layered_store.requests.query(limit=5000)}
     children = [r for r in requests.values() if r.duplicate_of is not None]
     assert len(children) == summary.duplicates > 0
     for child in children:

@@ -76,7 +76,7 @@ class Databases:
 
     def _prepare(self, url: str) -> None:
         store = open_store(url)
-        store.init_schema()
+        store.schema.init()
         load_shipped(store, "community_areas")
         store.dispose()
 
@@ -226,7 +226,7 @@ def _read(conn, query: str) -> list[tuple[Any, ...]]:
 def structure(url: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every table, column, index, constraint, trigger and function of a database."""
     store = open_store(url)
-    queries = _POSTGIS_STRUCTURE if store.dialect == "postgis" else _SPATIALITE_STRUCTURE
+    queries = _POSTGIS_STRUCTURE if store.backend == "postgis" else _SPATIALITE_STRUCTURE
     try:
         with store.engine.connect() as conn:
             found = {k: _read(conn, q) for k, q in queries.items()}
@@ -305,7 +305,7 @@ class Observer:
         self.holders: list[Any] = []
 
     def pids(self) -> set[int]:
-        if self.store.dialect != "postgis":
+        if self.store.backend != "postgis":
             return set()
         return {c.execute(text("SELECT pg_backend_pid()")).scalar() for c in
                 [self.watch, *self.holders]}
@@ -483,13 +483,13 @@ def test_init_db_alone_rebuilds_what_is_missing(request, backend, source, tmp_pa
         assert "added index ix_requests_status" in out
     # Once whole, init-db adds nothing more and audits nothing more.
     store = open_store(url)
-    audited = len(store.audit_entries("schema", t.SCHEMA_VERSION))
+    audited = len(store.audit.entries("schema", t.SCHEMA_VERSION))
     store.dispose()
     again = _run(url, tmp_path / "instance", _command("init-db")).stdout
     assert "added" not in again
     assert structure(url) == after
     store = open_store(url)
-    assert len(store.audit_entries("schema", t.SCHEMA_VERSION)) == audited
+    assert len(store.audit.entries("schema", t.SCHEMA_VERSION)) == audited
     store.dispose()
 
 
@@ -512,9 +512,9 @@ def _status_index(store) -> bool:
 def test_init_db_leaves_a_running_bulk_load_alone(postgis_url):
     loading, other = open_store(postgis_url), open_store(postgis_url)
     try:
-        with loading.bulk_load(10**9, min_rows=1):
+        with loading.requests.bulk_load(10**9, min_rows=1):
             assert not _status_index(loading)
-            assert other.upgrade_schema() == []  # the load's structure is not its to rebuild
+            assert other.schema.upgrade() == []  # the load's structure is not its to rebuild
             assert not _status_index(other)
             assert structure(postgis_url)["suspended"]
         assert _status_index(other)
@@ -528,11 +528,11 @@ def test_a_bulk_load_first_rebuilds_what_a_killed_one_left(postgis_url):
     store = open_store(postgis_url)
     try:
         whole = structure(postgis_url)
-        store._suspend_structure()  # and then the process died
+        store.db.dialect.suspend_structure(store.engine)  # and then the process died
         assert not _status_index(store)
-        with store.bulk_load(1, min_rows=10**9):  # too small to suspend anything itself
+        with store.requests.bulk_load(1, min_rows=10**9):  # too small to suspend anything itself
             assert _status_index(store)
             assert structure(postgis_url) == whole
     finally:
-        store.init_schema()
+        store.schema.init()
         store.dispose()

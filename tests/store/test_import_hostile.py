@@ -57,10 +57,10 @@ def test_a_nul_byte_rejects_its_line_with_the_column_and_the_rest_imports(runner
         '12,"line 12: Street_Address contains a NUL byte"',
     ]
     store = app.extensions["geo311"].store
-    stored = {r.external_id for r in store.query(limit=1000)}
-    assert len(stored) == store.count() > 0
+    stored = {r.external_id for r in store.requests.query(limit=1000)}
+    assert len(stored) == store.requests.count() > 0
     assert not stored & bad_ids
-    assert store.count() + 2 + int(result.output.split("repeated ids in file ")[1].split()[0]) \
+    assert store.requests.count() + 2 + int(result.output.split("repeated ids in file ")[1].split()[0]) \
         == ROWS
     with store.engine.connect() as conn:
         texts = conn.execute(select(t.service_requests.c.description,

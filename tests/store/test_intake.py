@@ -12,7 +12,7 @@ LOOP = (-87.6321, 41.8837)
 
 @pytest.fixture
 def catalogued(layered_store):
-    layered_store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation")])
+    layered_store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation")])
     return layered_store
 
 
@@ -36,7 +36,7 @@ def test_submit_assigns_every_active_layer(catalogued, ctx):
 def test_outside_the_city_is_refused_and_nothing_stored(catalogued, ctx, lon, lat, needle):
     with pytest.raises(OutsideServiceArea, match=needle):
         submit(catalogued, ctx, NewRequest("SCB", lon, lat))
-    assert catalogued.count() == 0
+    assert catalogued.requests.count() == 0
 
 
 @pytest.mark.parametrize("lon,lat,needle", [
@@ -48,7 +48,7 @@ def test_outside_the_city_is_refused_and_nothing_stored(catalogued, ctx, lon, la
 def test_bad_locations_are_refused(catalogued, ctx, lon, lat, needle):
     with pytest.raises(InvalidRequest, match=needle):
         submit(catalogued, ctx, NewRequest("SCB", lon, lat))
-    assert catalogued.count() == 0
+    assert catalogued.requests.count() == 0
 
 
 def test_unknown_service_and_long_description(catalogued, ctx):
@@ -56,7 +56,7 @@ def test_unknown_service_and_long_description(catalogued, ctx):
         submit(catalogued, ctx, NewRequest("XYZ", *LOOP))
     with pytest.raises(InvalidRequest, match="4001 characters"):
         submit(catalogued, ctx, NewRequest("SCB", *LOOP, description="x" * 4001))
-    assert catalogued.count() == 0
+    assert catalogued.requests.count() == 0
 
 
 def test_service_area_defaults_to_role_and_can_be_named(catalogued):

@@ -16,9 +16,9 @@ from geo311 import open311
 from geo311.intake import submit
 from geo311.model import NewRequest, Reporter, Service
 from geo311.open311 import request_record
+from geo311.open311_records import request_documents
 from geo311.privacy import mask_request
 from geo311.store import tables as t
-from geo311.store.clients import find_requests, request_documents
 from tests.conftest import submit_as_imported
 
 LON, LAT = -87.6321, 41.8837
@@ -27,22 +27,22 @@ CHICAGO = ZoneInfo("America/Chicago")
 
 def records_of_requests(store, zone, *, extensions, **query):
     """The reference: stored requests, masked, then ``request_record``."""
-    sensitive = store.sensitive_service_codes()
-    agencies = {sv.code: sv.agency for sv in store.services()}
+    sensitive = store.catalogue.sensitive_codes()
+    agencies = {sv.code: sv.agency for sv in store.catalogue.services()}
     return [request_record(mask_request(r, sensitive), zone, extensions=extensions,
                            agency=agencies.get(r.service_code, ""))
-            for r in find_requests(store, **query)]
+            for r in store.search.find(**query)]
 
 
 @pytest.fixture
 def varied(layered_store, ctx):
     store = layered_store
-    store.upsert_services([
+    store.catalogue.upsert([
         Service("SCB", "Sanitation Code Violation", "Sanitation", agency="Streets and San"),
         Service("DV", "Shelter referral", "Social", agency="Family Services"),
         Service("OLD", "Retired service", "", agency="Gone"),
     ])
-    store.set_service_sensitive("DV", True)
+    store.catalogue.set_sensitive("DV", True)
     winter = datetime(2026, 1, 15, 18, 30, 12, 987654, tzinfo=UTC)   # CST, -06:00
     summer = datetime(2026, 7, 4, 3, 5, 0, tzinfo=UTC)               # CDT, -05:00
     made = [
@@ -60,8 +60,8 @@ def varied(layered_store, ctx):
                                                   description="tab\there\x01",
                                                   requested_datetime=summer)),
     ]
-    store.set_status(made[0].id, "closed", note="Cleaned; cart replaced")
-    store.set_expected_datetimes([made[1].id], [summer + timedelta(days=3, seconds=0.5)])
+    store.requests.set_status(made[0].id, "closed", note="Cleaned; cart replaced")
+    store.sla.set_expected([made[1].id], [summer + timedelta(days=3, seconds=0.5)])
     with store.engine.begin() as conn:
         conn.execute(update(t.services).where(t.services.c.code == "OLD").values(active=False))
     return store, made

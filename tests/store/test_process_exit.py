@@ -9,7 +9,7 @@ SCRIPT = """
 import sys
 from geo311.store import open_store
 store = open_store(sys.argv[1])
-store.init_schema()
+store.schema.init()
 import pyogrio
 pyogrio.read_dataframe("shapefiles/community_areas")
 store.dispose()

@@ -16,8 +16,8 @@ from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.layers import load_layer
 from geo311.model import NewRequest, Service
+from geo311.open311_records import build_records, refresh_records, request_page, save_records
 from geo311.store import tables as t
-from geo311.store.records import build_records, refresh_records, request_page, save_records
 from tests.conftest import SAMPLE_2021_CSV, SHAPEFILES, csv_head, load_shipped
 from tests.store.test_open311_records import CHICAGO, LAT, LON, records_of_requests
 
@@ -28,7 +28,7 @@ EVERYTHING = {"start": datetime(2025, 1, 1, tzinfo=UTC), "limit": 1000, "offset"
 def recorded(layered_store, ctx):
     """Three requests, their records built and stored by a first read."""
     store = layered_store
-    store.upsert_services([
+    store.catalogue.upsert([
         Service("SCB", "Sanitation Code Violation", "Sanitation", agency="Streets and San"),
         Service("PHF", "Pothole in Street", "Streets", agency="Transportation"),
     ])
@@ -75,15 +75,15 @@ def test_strict_and_json_forms_come_from_the_same_records(recorded):
 
 
 def _status(store, made):
-    store.set_status(made[0].id, "closed", note="Cart replaced")
+    store.requests.set_status(made[0].id, "closed", note="Cart replaced")
 
 
 def _merge(store, made):
-    store.mark_duplicate(made[2].id, made[0].id)
+    store.duplicates.mark(made[2].id, made[0].id)
 
 
 def _due(store, made):
-    store.set_expected_datetimes([made[1].id], [datetime(2026, 3, 9, 17, tzinfo=UTC)])
+    store.sla.set_expected([made[1].id], [datetime(2026, 3, 9, 17, tzinfo=UTC)])
 
 
 def _raw_sql(store, made):
@@ -99,12 +99,12 @@ def _moved(store, made):
 
 
 def _agency(store, made):
-    store.upsert_services([Service("SCB", "Sanitation Violation", "Sanitation",
+    store.catalogue.upsert([Service("SCB", "Sanitation Violation", "Sanitation",
                                    agency="Department of Streets and Sanitation")])
 
 
 def _sensitive(store, made):
-    store.set_service_sensitive("PHF", True)
+    store.catalogue.set_sensitive("PHF", True)
 
 
 def _inactive(store, made):
@@ -150,7 +150,7 @@ def test_a_change_elsewhere_keeps_every_record(recorded):
     with store.engine.connect() as conn:
         revisions = dict(conn.execute(select(t.service_requests.c.id,
                                              t.service_requests.c.revision)).all())
-    store.fill_h3_cells()
+    store.hotspots.fill_cells()
     with store.engine.begin() as conn:
         conn.execute(update(t.service_requests).values(geocode_match="exact"))
         assert dict(conn.execute(select(t.service_requests.c.id,
@@ -164,7 +164,7 @@ def test_a_record_built_before_a_change_is_never_served_after_it(recorded):
     store, made = recorded
     with store.engine.connect() as conn:
         early = build_records(store, conn, [made[0].id], CHICAGO)
-    store.set_status(made[0].id, "closed", note="done")
+    store.requests.set_status(made[0].id, "closed", note="done")
     assert save_records(store, early) == 1  # the reader's late write lands...
     page = {r["service_request_id"]: r for r in _page(store)}
     assert page[str(made[0].id)]["status"] == "closed"  # ...and is not believed
@@ -199,12 +199,12 @@ def test_refresh_builds_what_is_missing_or_stale_after_an_import(layered_store, 
     ctx = Context.from_store(store)
     import_file(store, ctx, csv_head(SAMPLE_2021_CSV, tmp_path / "s.csv", 300),
                 read_mapping("chicago-311"))
-    total = store.count()
+    total = store.requests.count()
     assert refresh_records(store, CHICAGO) == (total, 0)
     assert refresh_records(store, CHICAGO) == (0, total)
-    some = [r.id for r in store.query(limit=5)]
+    some = [r.id for r in store.requests.query(limit=5)]
     for rid in some:
-        store.set_status(rid, "closed")
+        store.requests.set_status(rid, "closed")
     assert refresh_records(store, CHICAGO) == (len(some), total - len(some))
     query = {"start": datetime(2000, 1, 1, tzinfo=UTC), "limit": 1000, "offset": 0}
     assert _page(store, **query) == records_of_requests(store, CHICAGO, extensions=True,
@@ -229,7 +229,7 @@ def test_a_busy_spatialite_file_costs_only_the_saving(spatialite_template, tmp_p
     shutil.copy(spatialite_template, path)
     store = open_store(f"sqlite:///{path}")
     load_shipped(store, "community_areas")
-    store.upsert_services([Service("SCB", "Sanitation", "")])
+    store.catalogue.upsert([Service("SCB", "Sanitation", "")])
     made = submit(store, Context.from_store(store), NewRequest(
         "SCB", LON, LAT, requested_datetime=datetime(2026, 3, 1, tzinfo=UTC)))
     with store.engine.connect() as conn:
@@ -261,18 +261,18 @@ def test_schema_upgrade_gives_an_older_database_its_triggers(backend_url):
     store = open_store(backend_url)
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE public_records"))
-        if store.dialect == "postgis":
+        if store.backend == "postgis":
             conn.execute(text("DROP TRIGGER geo311_request_revised ON service_requests"))
         else:
             conn.execute(text("DROP TRIGGER geo311_request_revised"))
         conn.execute(update(t.schema_info).where(t.schema_info.c.key == "version")
                      .values(value="3"))
-    assert store.init_schema() == t.SCHEMA_VERSION
-    store.upsert_services([Service("SCB", "Sanitation", "")])
+    assert store.schema.init() == t.SCHEMA_VERSION
+    store.catalogue.upsert([Service("SCB", "Sanitation", "")])
     ctx = Context.from_store(store)
     made = submit(store, ctx, NewRequest("SCB", LON, LAT, requested_datetime=datetime(
         2026, 3, 1, tzinfo=UTC) - timedelta(days=1)))
     assert _page(store)[0]["status"] == "open"
-    store.set_status(made.id, "closed")
+    store.requests.set_status(made.id, "closed")
     assert _page(store)[0]["status"] == "closed"
     store.dispose()

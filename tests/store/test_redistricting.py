@@ -20,15 +20,15 @@ def sample_store(layered_store, ctx):
 
 def _wards(store, layer):
     """Each request's stored district of ``layer`` (None where it has none)."""
-    return {r.id: r.districts.get(layer) for r in store.query(limit=10_000)}
+    return {r.id: r.districts.get(layer) for r in store.requests.query(limit=10_000)}
 
 
 def _sjoin_wards(store, layer):
     """Independent reference: geopandas point-in-polygon on the stored layer."""
-    pts = store.request_points()
+    pts = store.requests.points()
     frame = gpd.GeoDataFrame(pts[["id", "status"]], crs=4326,
                              geometry=gpd.points_from_xy(pts["lon"], pts["lat"]))
-    joined = gpd.sjoin(frame, store.layer_features(layer)[["district_id", "geometry"]],
+    joined = gpd.sjoin(frame, store.layers.features(layer)[["district_id", "geometry"]],
                        how="left", predicate="within")
     joined = joined[~joined.index.duplicated()]
     return dict(zip(joined["id"], joined["district_id"].where(joined["district_id"].notna(), None),
@@ -37,12 +37,12 @@ def _sjoin_wards(store, layer):
 
 def test_diff_is_a_dry_run_matching_an_independent_join(sample_store):
     before = _wards(sample_store, "wards_2015_2023")
-    audit_before = len(sample_store.audit_entries())
+    audit_before = len(sample_store.audit.entries())
     diff = diff_version(sample_store, "wards_2023", 1, replaces="wards_2015_2023")
     assert _wards(sample_store, "wards_2015_2023") == before  # nothing written
-    assert len(sample_store.audit_entries()) == audit_before
-    assert sample_store.layer_version("wards_2023").status == "inactive"
-    located = sample_store.request_points()
+    assert len(sample_store.audit.entries()) == audit_before
+    assert sample_store.layers.version("wards_2023").status == "inactive"
+    located = sample_store.requests.points()
     assert diff.open_requests + diff.closed_requests == len(located)
     assert diff.open_requests == int((located["status"] == "open").sum()) > 0
     assert diff.closed_kept == diff.closed_requests - diff.closed_assigned
@@ -57,7 +57,7 @@ def test_diff_is_a_dry_run_matching_an_independent_join(sample_store):
     assert 0 < diff.open_changed < diff.open_requests
     # the same index, compared request by request in plain Python (None == None)
     from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
-    feats = sample_store.layer_features("wards_2023")
+    feats = sample_store.layers.features("wards_2023")
     index = DistrictIndex([DistrictLayer("w", 0, list(feats["district_id"]),
                                          list(feats.geometry.values))])
     got = assign_by_address(index, located["lon"].to_numpy(), located["lat"].to_numpy(),
@@ -76,11 +76,11 @@ def test_activation_moves_open_requests_and_keeps_closed_ones(sample_store):
                                                   replaces="wards_2015_2023", actor="gis-test")
     assert applied == diff
     assert version.status == "active"
-    assert sample_store.layer_version("wards_2015_2023").status == "retired"
+    assert sample_store.layers.version("wards_2015_2023").status == "retired"
     assert assigned == diff.open_requests + diff.closed_assigned
     after_old = _wards(sample_store, "wards_2015_2023")
     after_new = _wards(sample_store, "wards_2023")
-    requests = {r.id: r for r in sample_store.query(limit=10_000)}
+    requests = {r.id: r for r in sample_store.requests.query(limit=10_000)}
     closed = [i for i, r in requests.items() if r.status == "closed" and r.lon is not None]
     opened = [i for i, r in requests.items() if r.status == "open" and r.lon is not None]
     assert closed and opened
@@ -95,11 +95,11 @@ def test_activation_moves_open_requests_and_keeps_closed_ones(sample_store):
         if after_new[i] != before[i]:
             moves[(before[i], after_new[i])] = moves.get((before[i], after_new[i]), 0) + 1
     assert moves == {(o, n): c for o, n, c in diff.transitions}
-    entry = sample_store.audit_entries("layer", "wards_2023")[-1]
+    entry = sample_store.audit.entries("layer", "wards_2023")[-1]
     assert entry["action"] == "layer_activated" and entry["actor"] == "gis-test"
     assert entry["detail"]["open_changed"] == diff.open_changed
     assert entry["detail"]["replaces"] == "wards_2015_2023"
-    retired = sample_store.audit_entries("layer", "wards_2015_2023")[-1]
+    retired = sample_store.audit.entries("layer", "wards_2015_2023")[-1]
     assert retired["action"] == "layer_retired" and retired["detail"]["replaced_by"] == "wards_2023"
     # new reports get only the active ward map
     from geo311.intake import Context
@@ -122,34 +122,34 @@ def test_versions_of_one_layer_switch_back_and_forth(store, tmp_path):
     assert (diff.baseline_layer, diff.baseline_version) == ("wards", 1)
     activate_version(store, "wards", 2)
     mid = _wards(store, "wards")
-    requests = store.query(limit=10_000)
+    requests = store.requests.query(limit=10_000)
     closed = [r.id for r in requests if r.status == "closed" and r.lon is not None]
     opened = [r.id for r in requests if r.status == "open" and r.lon is not None]
     assert all(mid[i] == before[i] for i in closed)
     assert sum(mid[i] != before[i] for i in opened) == diff.open_changed > 0
     # close one request that moved, then go back to version 1: it keeps its 2023 ward
     moved = next(i for i in opened if mid[i] != before[i])
-    store.set_status(moved, "closed")
+    store.requests.set_status(moved, "closed")
     back = diff_version(store, "wards", 1)
     assert back.open_changed == diff.open_changed - 1
     activate_version(store, "wards", 1)
     final = _wards(store, "wards")
     assert final[moved] == mid[moved] != before[moved]
     assert all(final[i] == before[i] for i in opened if i != moved)
-    assert [v.status for v in store.layer_versions("wards")] == ["active", "inactive"]
+    assert [v.status for v in store.layers.versions("wards")] == ["active", "inactive"]
 
 
 def test_retire_keeps_districts_and_guards_the_service_area(layered_store, ctx):
     from geo311.intake import submit
     from geo311.model import NewRequest, Service
 
-    layered_store.upsert_services([Service("SCB", "Sanitation Code Violation")])
+    layered_store.catalogue.upsert([Service("SCB", "Sanitation Code Violation")])
     r = submit(layered_store, ctx, NewRequest("SCB", -87.6321, 41.8837))
     ward = r.districts["wards_2015_2023"]
     assert ward is not None
     assert retire_layer(layered_store, "wards_2015_2023", actor="gis") == [1]
-    assert layered_store.get(r.id).districts["wards_2015_2023"] == ward
-    assert layered_store.layer_version("wards_2015_2023").status == "retired"
+    assert layered_store.requests.get(r.id).districts["wards_2015_2023"] == ward
+    assert layered_store.layers.version("wards_2015_2023").status == "retired"
     with pytest.raises(InvalidRequest, match="no active version"):
         retire_layer(layered_store, "wards_2015_2023")
     with pytest.raises(NotFound):
@@ -158,10 +158,10 @@ def test_retire_keeps_districts_and_guards_the_service_area(layered_store, ctx):
         retire_layer(layered_store, "community_areas")
     with pytest.raises(InvalidRequest, match="another active layer"):
         retire_layer(layered_store, "community_areas", service_area="wards_2015_2023")
-    assert layered_store.layer_version("community_areas").status == "active"
+    assert layered_store.layers.version("community_areas").status == "active"
     load_shipped(layered_store, "police_districts_2012")
     retire_layer(layered_store, "community_areas", service_area="police_districts_2012")
-    assert layered_store.layer_version("police_districts_2012").role == "service_area"
-    assert layered_store.layer_version("community_areas").role == "district"
-    actions = [e["action"] for e in layered_store.audit_entries("layer", "community_areas")]
+    assert layered_store.layers.version("police_districts_2012").role == "service_area"
+    assert layered_store.layers.version("community_areas").role == "district"
+    actions = [e["action"] for e in layered_store.audit.entries("layer", "community_areas")]
     assert actions[-1] == "layer_retired"

@@ -11,7 +11,7 @@ from geo311.store import tables as t
 def _older_schema(store, dropped: str) -> None:
     """Re-create ``services`` without one column, as an older release had it."""
     with store.engine.begin() as conn:
-        conn.execute(text(f'DROP TABLE "services"{store._cascade}'))
+        conn.execute(text(f'DROP TABLE "services"{store.db.dialect.cascade}'))
     old = MetaData()
     columns = [c._copy() for c in t.services.columns if c.name != dropped]
     Table("services", old, *columns).create(store.engine)
@@ -26,21 +26,21 @@ def test_init_db_adds_columns_an_older_release_lacked(backend_url):
         with store.engine.begin() as conn:
             conn.execute(insert(t.services).values(code="SCB", name="Sanitation", group="",
                                                    description="", keywords="", active=True))
-        store.init_schema()
+        store.schema.init()
         with store.engine.connect() as conn:
             row = conn.execute(select(t.services.c.code, t.services.c.dedup_only_open)).one()
         assert row.code == "SCB"
         assert row.dedup_only_open is None
-        assert store.service("SCB").name == "Sanitation"
+        assert store.catalogue.service("SCB").name == "Sanitation"
         with store.engine.connect() as conn:
             names = {i["name"] for i in inspect(conn).get_indexes("service_requests")}
         assert "ix_requests_updated" in names
-        entries = store.audit_entries("schema", t.SCHEMA_VERSION)
+        entries = store.audit.entries("schema", t.SCHEMA_VERSION)
         assert entries and "services.dedup_only_open" in str(entries[-1])
         assert "index ix_requests_updated" in str(entries[-1])
-        store.init_schema()  # nothing left to add: no second audit entry
-        assert len(store.audit_entries("schema", t.SCHEMA_VERSION)) == len(entries)
+        store.schema.init()  # nothing left to add: no second audit entry
+        assert len(store.audit.entries("schema", t.SCHEMA_VERSION)) == len(entries)
     finally:
-        store.drop_schema()  # leave the shared PostGIS test database as other tests expect
-        store.init_schema()
+        store.schema.drop()  # leave the shared PostGIS test database as other tests expect
+        store.schema.init()
         store.dispose()

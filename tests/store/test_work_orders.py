@@ -20,7 +20,7 @@ LAYER = "wards_2015_2023"
 
 @pytest.fixture
 def sla_store(layered_store):
-    layered_store.upsert_services([
+    layered_store.catalogue.upsert([
         Service("SCB", "Sanitation Code Violation", "Sanitation", sla_days=3),
         Service("PHF", "Pothole in Street", "Streets", sla_hours=4, sla_clock="24x7"),
         Service("INF", "Information Only", "Info"),
@@ -33,14 +33,14 @@ def new(code, lon, lat, when=None, **kw):
 
 
 def ward_of(store, request_id):
-    return store.get(request_id).districts[LAYER]
+    return store.requests.get(request_id).districts[LAYER]
 
 
 def test_intake_fills_expected_datetime_on_the_business_calendar(sla_store, ctx):
     monday = datetime(2026, 11, 23, 9, 0, tzinfo=CHI)  # Thanksgiving is on Thursday
     r = submit(sla_store, ctx, new("SCB", *LOOP, monday))
     assert r.expected_datetime.astimezone(CHI) == datetime(2026, 11, 27, 9, 0, tzinfo=CHI)
-    assert sla_store.get(r.id).expected_datetime == r.expected_datetime
+    assert sla_store.requests.get(r.id).expected_datetime == r.expected_datetime
     p = submit(sla_store, ctx, new("PHF", *LOOP, monday))
     assert p.expected_datetime - monday == timedelta(hours=4)
     assert submit(sla_store, ctx, new("INF", *LOOP, monday)).expected_datetime is None
@@ -51,19 +51,19 @@ def test_pause_and_resume_move_the_due_time(sla_store, ctx):
     r = submit(sla_store, ctx, new("SCB", *LOOP, monday))
     sla.pause(sla_store, r.id, "waiting_for_resident", actor="ada",
               now=datetime(2026, 11, 24, 9, 0, tzinfo=CHI))
-    assert sla_store.get(r.id).expected_datetime is None
+    assert sla_store.requests.get(r.id).expected_datetime is None
     board = sla.sla_board(sla_store, states=("paused",))
     assert [b.request_id for b in board] == [r.id]
     with pytest.raises(InvalidRequest, match="paused already"):
         sla.pause(sla_store, r.id, "on_hold")
     due = sla.resume(sla_store, r.id, actor="ada", now=datetime(2026, 11, 25, 9, 0, tzinfo=CHI))
     assert due.astimezone(CHI) == datetime(2026, 11, 30, 9, 0, tzinfo=CHI)  # one business day on
-    assert sla_store.get(r.id).expected_datetime == due
+    assert sla_store.requests.get(r.id).expected_datetime == due
     with pytest.raises(InvalidRequest, match="not paused"):
         sla.resume(sla_store, r.id)
     with pytest.raises(InvalidRequest, match="reason"):
         sla.pause(sla_store, r.id, "lunch")
-    actions = [e["action"] for e in sla_store.audit_entries("request", r.id)]
+    actions = [e["action"] for e in sla_store.audit.entries("request", r.id)]
     assert actions[-2:] == ["sla_paused", "sla_resumed"]
 
 
@@ -75,7 +75,7 @@ def test_breached_and_at_risk_board(sla_store, ctx):
     board = {b.request_id: b.state for b in sla.sla_board(sla_store, now=now)}
     assert board == {late.id: "breached", risky.id: "at_risk"}
     assert fine.id not in board
-    sla_store.set_status(late.id, "closed", note="fixed")
+    sla_store.requests.set_status(late.id, "closed", note="fixed")
     assert late.id not in {b.request_id for b in sla.sla_board(sla_store, now=now)}
 
 
@@ -97,24 +97,24 @@ def test_work_order_lifecycle_closes_the_whole_group_and_is_audited(sla_store, c
     started = core.set_work_order_status(sla_store, order.id, "in_progress", actor="ada")
     assert started.started is not None and started.finished is None
     core.add_note(sla_store, order.id, "<b>gate locked</b>", author="ada")
-    moved = sla_store.reassign_work_order(order.id, spare.id, actor="ada")
+    moved = sla_store.dispatch.reassign_work_order(order.id, spare.id, actor="ada")
     assert moved.crew_id == spare.id
     done = core.set_work_order_status(sla_store, order.id, "done",
                                       resolution="Cleaned the alley", actor="ada")
     assert done.finished is not None and done.resolution == "Cleaned the alley"
     assert done.notes[0][1:] == ("ada", "<b>gate locked</b>")
     for rid in (first.id, repeat.id, other.id):
-        r = sla_store.get(rid)
+        r = sla_store.requests.get(rid)
         assert r.status == "closed" and r.status_notes == "Cleaned the alley"
         assert r.closed_datetime is not None
     with pytest.raises(InvalidRequest, match="cannot become"):
         core.set_work_order_status(sla_store, order.id, "assigned")
     with pytest.raises(InvalidRequest, match="not open"):
         core.create_work_order(sla_store, crew.id, [first.id])
-    history = [(e["action"], e["actor"]) for e in sla_store.audit_entries("work_order", order.id)]
+    history = [(e["action"], e["actor"]) for e in sla_store.audit.entries("work_order", order.id)]
     assert history == [("created", "ada"), ("status", "ada"), ("note", "ada"),
                        ("reassigned", "ada"), ("status", "ada")]
-    closed = [e for e in sla_store.audit_entries("request", repeat.id) if e["action"] == "status"]
+    closed = [e for e in sla_store.audit.entries("request", repeat.id) if e["action"] == "status"]
     assert closed[-1]["detail"]["note"] == "Cleaned the alley"
 
 
@@ -159,7 +159,7 @@ def test_suggestions_are_deterministic_and_accepting_assigns(sla_store, ctx):
     assert {s.request_id for s in one_ward} == {r.id for r in seeded
                                                 if ward_of(sla_store, r.id) == wards[0]}
     picks = [(s.request_id, s.crew_id, s.scheduled_date) for s in assigned[:3]]
-    picks[0] = (picks[0][0], sla_store.crew("B").id, picks[0][2])  # the dispatcher overrides
+    picks[0] = (picks[0][0], sla_store.dispatch.crew("B").id, picks[0][2])  # the dispatcher overrides
     orders = core.accept(sla_store, picks, actor="ada")
     assert [o.crew_id for o in orders] == [p[1] for p in picks]
     left = core.suggest(sla_store, LAYER, now=now)
@@ -177,7 +177,7 @@ def test_route_order_is_stored_and_audited(sla_store, ctx):
     assert [o.route_position for o in routed] == list(range(1, 8))  # listed in route order
     again = core.order_route(sla_store, crew.id, "2026-11-24")
     assert [o.id for o in again] == [o.id for o in routed]
-    assert any(e["action"] == "route_ordered" for e in sla_store.audit_entries("work_order"))
+    assert any(e["action"] == "route_ordered" for e in sla_store.audit.entries("work_order"))
     assert core.order_route(sla_store, crew.id, "2026-11-25") == []
 
 
@@ -188,10 +188,10 @@ def test_kpis_count_group_roots_only(sla_store, ctx):
     missed = submit(sla_store, ctx, new("PHF", -87.65, 41.90, now - timedelta(hours=30)))
     backlog = submit(sla_store, ctx, new("SCB", -87.66, 41.91, now - timedelta(hours=1)))
     late_open = submit(sla_store, ctx, new("PHF", -87.67, 41.92, now - timedelta(hours=9)))
-    sla_store.set_status(met.id, "closed", note="done")
-    sla_store.set_status(missed.id, "closed", note="done")
-    version = sla_store.layer_version(LAYER)
-    frame = sla_store.kpi_frame(version.id)
+    sla_store.requests.set_status(met.id, "closed", note="done")
+    sla_store.requests.set_status(missed.id, "closed", note="done")
+    version = sla_store.layers.version(LAYER)
+    frame = sla_store.hotspots.kpi_frame(version.id)
     assert len(frame) == 4
     by_service = kpi_table(frame, "service", now).set_index("service")
     scb, phf, total = (by_service.loc[k] for k in ("Sanitation Code Violation",
@@ -214,16 +214,16 @@ def test_import_fills_due_times_and_a_new_target_recomputes_them(sla_store, ctx,
 
     summary = import_file(sla_store, ctx, csv_head(LEGACY_CSV, tmp_path / "head.csv", 300),
                           read_mapping("chicago-311-legacy"))
-    codes = {r.service_code for r in sla_store.query(limit=1000)}
+    codes = {r.service_code for r in sla_store.requests.query(limit=1000)}
     assert codes == {"SCB"}  # the mapping's code, which has a 3 business day SLA here
     assert summary.expected_set == summary.stored > 250
     cal = business_calendar.load_calendar()
-    rows = sla_store.query(limit=1000)
+    rows = sla_store.requests.query(limit=1000)
     for r in rows[:40]:
         assert r.expected_datetime == business_calendar.add_clock(r.requested_datetime, 3 * 86400,
                                                     "business_days", cal)
-    sla_store.upsert_services([replace(sla_store.service("SCB"), sla_days=5)])
+    sla_store.catalogue.upsert([replace(sla_store.catalogue.service("SCB"), sla_days=5)])
     assert sla.fill_expected(sla_store, codes=["SCB"], recompute=True) == len(rows)
-    for r in sla_store.query(limit=40):
+    for r in sla_store.requests.query(limit=40):
         assert r.expected_datetime == business_calendar.add_clock(r.requested_datetime, 5 * 86400,
                                                     "business_days", cal)

@@ -13,7 +13,6 @@ from geo311.catalogue import load_catalogue, read_catalogue
 from geo311.intake import submit
 from geo311.layers import load_layer
 from geo311.model import NewRequest
-from geo311.store.clients import create_api_key
 
 #: Two halves of a box around Chicago, split at lon -87.69: the service area.
 WEST = box(-87.95, 41.64, -87.69, 42.03)
@@ -38,7 +37,7 @@ def city(app, tmp_path):
     load_layer(store, write_city(tmp_path / "city.geojson"), name="city", role="service_area",
                id_field="id", name_field="name", activate=True)
     load_catalogue(store, read_catalogue("chicago"), source="chicago")
-    key = create_api_key(store, "tests")
+    key = store.accounts.create_api_key("tests")
 
     def report(code="SDR", at=LOOP, **kw):
         return submit(store, app.extensions["geo311"].context(),

@@ -72,7 +72,7 @@ def test_roles_get_403_outside_their_role(staff_client):
 def test_passwords_are_hashed_with_scrypt(app):
     store = app.extensions["geo311"].store
     create_user(store, "ada", STAFF_PASSWORD, "dispatcher")
-    row = store.user("ada")
+    row = store.accounts.user("ada")
     assert row["password_hash"].startswith("scrypt:")
     assert STAFF_PASSWORD not in row["password_hash"]
 
@@ -115,7 +115,7 @@ def test_login_throttled_per_name_and_address(app, client):
 def test_disabled_accounts_lose_their_session(app, staff_client):
     c = staff_client("dispatcher", "bob")
     assert c.get("/dispatch/crews").status_code == 200
-    app.extensions["geo311"].store.set_user_active("bob", False)
+    app.extensions["geo311"].store.accounts.set_user_active("bob", False)
     assert c.get("/dispatch/crews").status_code == 302
     again = csrf_ready(app, app.test_client())
     assert again.post("/login", data={"username": "bob", "password": STAFF_PASSWORD}
@@ -165,7 +165,7 @@ def test_users_cli(runner, app):
     dup = run(runner, "users", "create", "carol", "--role", "admin", "--password-stdin",
               input=STAFF_PASSWORD + "\n")
     assert dup.exit_code == 1 and "exists already" in dup.output
-    actions = [e["action"] for e in app.extensions["geo311"].store.audit_entries("user")]
+    actions = [e["action"] for e in app.extensions["geo311"].store.audit.entries("user")]
     assert actions.count("user_created") == 2 and "user_disabled" in actions
 
 

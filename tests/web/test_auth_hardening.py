@@ -87,7 +87,7 @@ def test_session_cookie_copied_before_logout_is_refused_after_it(app):
     assert copied.get("/dispatch").status_code == 302
     assert elsewhere.get("/api/dispatch/crews").status_code == 401
     assert _logged_in(app, "ada").get("/api/dispatch/crews").status_code == 200
-    actions = [e["action"] for e in app.extensions["geo311"].store.audit_entries("user")]
+    actions = [e["action"] for e in app.extensions["geo311"].store.audit.entries("user")]
     assert "sessions_ended" in actions
 
 
@@ -100,11 +100,11 @@ def test_password_change_disabling_and_role_change_end_every_session(app, change
     if change == "password":
         set_password(store, "bob", "another long password")
     elif change == "disable":
-        store.set_user_active("bob", False)
+        store.accounts.set_user_active("bob", False)
     else:
         result = app.test_cli_runner().invoke(cli, ["users", "role", "bob", "planner"])
         assert result.exit_code == 0 and "bob is now planner" in result.output
-        assert store.user("bob")["role"] == "planner"
+        assert store.accounts.user("bob")["role"] == "planner"
     for client in (c, copied):
         assert client.get("/api/dispatch/crews").status_code == 401
 

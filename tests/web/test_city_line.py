@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from geo311.catalogue import load_catalogue, read_catalogue
 from geo311.store import tables
-from geo311.store.clients import create_api_key
 from tests.conftest import load_shipped
 
 V2 = "/open311/v2"
@@ -23,7 +22,7 @@ def chicago(app):
     store = app.extensions["geo311"].store
     load_shipped(store, "community_areas")
     load_catalogue(store, read_catalogue("chicago"), source="chicago")
-    return store, create_api_key(store, "tests")
+    return store, store.accounts.create_api_key("tests")
 
 
 def _outside_the_line(store, count: int, outside_m: float):
@@ -34,7 +33,7 @@ def _outside_the_line(store, count: int, outside_m: float):
     outside the union, and pyproj's geodesic distance to the nearest point of the ring
     is about ``outside_m``.
     """
-    frame = store.layer_features("community_areas")
+    frame = store.layers.features("community_areas")
     union = shapely.union_all(frame.geometry.to_numpy())
     ring = max(getattr(union, "geoms", [union]), key=lambda g: g.area).exterior
     points = []
@@ -74,7 +73,7 @@ def test_reports_within_the_tolerance_of_the_city_line_are_taken_with_a_district
                                        tables.request_districts.c.boundary_case).where(
                 tables.request_districts.c.request_id == request_id)).all()
         assert len(rows) == 1 and rows[0][0] is not None and rows[0][1] is True
-    assert store.count() == 15
+    assert store.requests.count() == 15
 
 
 def test_a_report_fifty_metres_outside_is_refused_with_the_distance(client, chicago):
@@ -87,7 +86,7 @@ def test_a_report_fifty_metres_outside_is_refused_with_the_distance(client, chic
     metres = int(re.search(r"(\d+) m outside the city limit", said).group(1))
     assert 49 <= metres <= 51, said
     assert "outside the service area" in said
-    assert store.count() == 0
+    assert store.requests.count() == 0
 
 
 GOOD = {"service_code": "SDR", "description": "Mattress in the alley"}
@@ -128,7 +127,7 @@ def test_the_same_bad_report_gets_the_same_answer_from_open311_and_the_form(
     assert form.status_code == 400, page[:300]
     shown = re.search(r'<p id="report-error" class="error">(.*?)</p>', page, re.S).group(1)
     assert unescape(shown) == _same_words(api_said), (unescape(shown), api_said)
-    assert store.count() == 0
+    assert store.requests.count() == 0
 
 
 def _same_words(open311_said: str) -> str:
@@ -141,10 +140,10 @@ def test_the_form_takes_a_report_with_its_answers(client, chicago):
     r = client.post("/report", data={"service_code": "SCB", "lat": "41.8837",
                                      "long": "-87.6321", "attribute[nature]": _first_key(store)})
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
-    stored = store.query(limit=5)[0]
+    stored = store.requests.query(limit=5)[0]
     assert stored.service_code == "SCB"
 
 
 def _first_key(store) -> str:
-    scb = store.service("SCB")
+    scb = store.catalogue.service("SCB")
     return next(a for a in scb.attributes if a.code == "nature").values[0][0]

@@ -82,9 +82,9 @@ def test_demo_prepares_everything(runner, app):
     out = run(runner, "demo", "--no-serve")
     assert out.exit_code == 0, out.output
     store = app.extensions["geo311"].store
-    assert {v.layer for v in store.layer_versions(active_only=True)} == {
+    assert {v.layer for v in store.layers.versions(active_only=True)} == {
         "community_areas", "wards_2015_2023", "police_districts_2012"}
-    assert store.count() > 60_000
+    assert store.requests.count() > 60_000
     again = run(runner, "demo", "--no-serve")
     assert "already loaded" in again.output and "stored 0," in again.output
 
@@ -120,9 +120,9 @@ def test_dedup_recompute_and_group_corrections(runner, app, tmp_path):
     assert total > 2900 and 0 < children < total and changed == children
     assert "0 links changed" in run(runner, "dedup", "--recompute").output
     store = app.extensions["geo311"].store
-    child = next(r for r in store.query(limit=5000) if r.duplicate_of is not None)
+    child = next(r for r in store.requests.query(limit=5000) if r.duplicate_of is not None)
     out = run(runner, "groups", "unmerge", child.id)
-    assert out.exit_code == 0 and store.get(child.id).duplicate_of is None
+    assert out.exit_code == 0 and store.requests.get(child.id).duplicate_of is None
     out = run(runner, "groups", "move", child.id, "--into", child.duplicate_of)
     assert f"now in group {child.duplicate_of}" in out.output
     refused = run(runner, "groups", "unmerge", child.duplicate_of)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from geo311.store.clients import find_api_key
 from geo311.store.tables import api_keys
 from tests.web.conftest import LOOP
 from web.cli import cli
@@ -21,7 +20,7 @@ def test_api_key_create_prints_the_key_alone_on_the_last_line(runner, app, clien
     with store.engine.connect() as conn:  # only the hash is stored
         stored = [r.key_hash for r in conn.execute(api_keys.select())]
     assert key not in stored and len(stored) == 2
-    assert find_api_key(store, key).name == "seeclickfix"
+    assert store.accounts.find_api_key(key).name == "seeclickfix"
     form = {"api_key": key, "service_code": "SDR", "lat": LOOP[1], "long": LOOP[0]}
     assert client.post("/open311/v2/requests.json", data=form).status_code == 200
     listing = run(runner, "api-keys", "list").output
@@ -34,7 +33,7 @@ def test_api_key_create_prints_the_key_alone_on_the_last_line(runner, app, clien
     assert again.exit_code == 1 and "was revoked on" in again.output
     assert "exists already" in run(runner, "api-keys", "create", "tests").output
     assert "no API key is named" in run(runner, "api-keys", "revoke", "nobody").output
-    assert [e["action"] for e in store.audit_entries("api_key", "seeclickfix")] == [
+    assert [e["action"] for e in store.audit.entries("api_key", "seeclickfix")] == [
         "api_key_created", "api_key_revoked"]
 
 
@@ -52,13 +51,13 @@ def test_services_load_validates_and_upserts_then_lists(runner, app, tmp_path):
     listing = run(runner, "services", "list").output
     assert "Pothole in street" in listing and "1 questions" in listing
     store = app.extensions["geo311"].store
-    assert store.service("PH").attributes[0].values == (("curb", "Curb lane"),)
-    assert [e["action"] for e in store.audit_entries("service")] == ["catalogue_loaded"] * 2
+    assert store.catalogue.service("PH").attributes[0].values == (("curb", "Curb lane"),)
+    assert [e["action"] for e in store.audit.entries("service")] == ["catalogue_loaded"] * 2
 
     path.write_text('[[services]]\ncode = "PH"\nname = "x"\nsla_days = "soon"\n')
     bad = run(runner, "services", "load", path)
     assert bad.exit_code == 1 and "sla_days" in bad.output and "Traceback" not in bad.output
-    assert store.service("PH").name == "Pothole in street"
+    assert store.catalogue.service("PH").name == "Pothole in street"
 
 
 def test_services_load_shipped_chicago(runner, app):

@@ -17,7 +17,7 @@ LAYER = "wards_2015_2023"
 def seeded(app):
     s = app.extensions["geo311"]
     load_shipped(s.store, "community_areas", "wards_2015_2023")
-    s.store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation",
+    s.store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation",
                                      sla_hours=4, sla_clock="24x7")])
     now = datetime.now(UTC)
     points = [(-87.6321, 41.8837), (-87.6500, 41.9000), (-87.6600, 41.9100), (-87.6700, 41.8900)]
@@ -36,7 +36,7 @@ def test_crew_form_suggestions_override_and_close(app, staff_client, seeded):
     assert r.status_code == 302
     c.post("/dispatch/crews", data={"name": "Spare", "layer": LAYER, "capacity_per_day": "5"})
     store = app.extensions["geo311"].store
-    xss_crew, spare = store.crews()
+    xss_crew, spare = store.dispatch.crews()
     page = c.get("/dispatch/suggestions").get_data(as_text=True)
     assert "<script>window.__xss" not in page and "&lt;script&gt;" in page
     suggestions = c.get(f"/api/dispatch/suggestions?layer={LAYER}").get_json()
@@ -58,7 +58,7 @@ def test_crew_form_suggestions_override_and_close(app, staff_client, seeded):
     closed = c.post(f"/dispatch/work-orders/{order_id}/status",
                     data={"status": "done", "resolution": "Picked up"})
     assert closed.status_code == 302
-    assert store.get(seeded[2].id).status == "closed"
+    assert store.requests.get(seeded[2].id).status == "closed"
     api = c.post(f"/api/dispatch/work-orders/{order_id}/status", json={"status": "assigned"})
     assert api.status_code == 400 and "cannot become assigned" in api.get_json()[0]["description"]
     assert c.post("/dispatch/route", data={"crew_id": spare.id}).status_code == 302
@@ -77,14 +77,14 @@ def test_dispatch_map_and_sla_board(app, staff_client, seeded):
     assert c.post(f"/dispatch/requests/{seeded[1].id}/pause",
                   data={"reason": "waiting_for_resident"}).status_code == 302
     assert "paused" in c.get("/dispatch/sla").get_data(as_text=True)
-    assert app.extensions["geo311"].store.get(seeded[1].id).expected_datetime is None
+    assert app.extensions["geo311"].store.requests.get(seeded[1].id).expected_datetime is None
     assert c.post(f"/dispatch/requests/{seeded[1].id}/resume").status_code == 302
-    assert app.extensions["geo311"].store.get(seeded[1].id).expected_datetime is not None
+    assert app.extensions["geo311"].store.requests.get(seeded[1].id).expected_datetime is not None
 
 
 def test_kpi_page_for_planners(app, staff_client, seeded):
     store = app.extensions["geo311"].store
-    store.set_status(seeded[3].id, "closed", note="done")  # closed within its 4 hours
+    store.requests.set_status(seeded[3].id, "closed", note="done")  # closed within its 4 hours
     body = staff_client("planner").get(f"/kpi?layer={LAYER}").get_data(as_text=True)
     total = re.search(r'<tr class="total"><td>all</td><td class="volume">(\d+)</td>.*?'
                       r'<td class="backlog">(\d+)</td>.*?<td class="sla-share">([^<]+)</td>',
@@ -110,7 +110,7 @@ def test_crews_sla_and_dispatch_commands(runner, app, seeded):
     sug = run(runner, "dispatch", "suggest", "--layer", LAYER, "--accept")
     assert sug.exit_code == 0, sug.output
     assert "4 work orders created" in sug.output  # 2 a day for the 5-day horizon
-    first_day = app.extensions["geo311"].store.work_order(1).scheduled_date  # a business day
+    first_day = app.extensions["geo311"].store.dispatch.work_order(1).scheduled_date  # a business day
     route = run(runner, "dispatch", "route", "--crew", "North", "--date", first_day)
     assert route.exit_code == 0 and "  1. work order" in route.output
     done = run(runner, "dispatch", "status", "1", "done", "--resolution", "Fixed")

@@ -39,11 +39,11 @@ def gis(app):
     """Community areas and wards 2015-2023 active; three requests, one closed."""
     store = app.extensions["geo311"].store
     load_shipped(store, "community_areas", "wards_2015_2023")
-    store.upsert_services([Service("SCB", "Sanitation Code Violation")])
+    store.catalogue.upsert([Service("SCB", "Sanitation Code Violation")])
     ctx = Context.from_store(store)
     made = [submit(store, ctx, NewRequest("SCB", lon, lat)) for lon, lat in
             [(-87.6389, 41.9402), (-87.7000, 41.9000), (-87.6650, 41.7800), (-87.6321, 41.8837)]]
-    store.set_status(made[0].id, "closed")
+    store.requests.set_status(made[0].id, "closed")
     return store
 
 
@@ -54,11 +54,11 @@ def _upload(client, data, filename, **fields):
 
 
 def test_upload_zip_shows_report_diff_and_activates(client, gis):
-    before = {r.id: r.districts["wards_2015_2023"] for r in gis.query()}
+    before = {r.id: r.districts["wards_2015_2023"] for r in gis.requests.query()}
     r = _upload(client, _zip_of(SHAPEFILES / "wards_2023", "wards_2023"), "wards_2023.zip")
     assert r.status_code == 303
     assert r.headers["Location"].endswith("/gis/layers/wards_2023/versions/1/report")
-    v = gis.layer_version("wards_2023")
+    v = gis.layers.version("wards_2023")
     assert (v.status, v.source_file, v.loaded_by) == ("inactive", "wards_2023.zip", "gis-user")
     report = client.get("/gis/layers/wards_2023/versions/1/report.json")
     assert report.content_type == "application/json"
@@ -76,18 +76,18 @@ def test_upload_zip_shows_report_diff_and_activates(client, gis):
     done = client.post("/gis/layers/wards_2023/versions/1/activate",
                        data={"replaces": "wards_2015_2023"})
     assert done.status_code == 303
-    assert gis.layer_version("wards_2023").status == "active"
-    assert gis.layer_version("wards_2015_2023").status == "retired"
-    after = {r.id: r for r in gis.query()}
+    assert gis.layers.version("wards_2023").status == "active"
+    assert gis.layers.version("wards_2015_2023").status == "retired"
+    after = {r.id: r for r in gis.requests.query()}
     closed = next(i for i, r in after.items() if r.status == "closed")
     assert after[closed].districts["wards_2015_2023"] == before[closed]
     assert "wards_2023" not in after[closed].districts
-    feats = gis.layer_features("wards_2023")
+    feats = gis.layers.features("wards_2023")
     for r in after.values():
         if r.status == "open":
             hit = feats[feats.contains(shapely.Point(r.lon, r.lat))]["district_id"].tolist()
             assert r.districts["wards_2023"] in hit
-    assert gis.audit_entries("layer", "wards_2023")[-1]["actor"] == "gis-user"
+    assert gis.audit.entries("layer", "wards_2023")[-1]["actor"] == "gis-user"
 
 
 def test_upload_geojson_and_geopackage(client, gis, tmp_path):
@@ -95,8 +95,8 @@ def test_upload_geojson_and_geopackage(client, gis, tmp_path):
     pyogrio.write_dataframe(wards, tmp_path / "w.gpkg", layer="wards")
     assert _upload(client, (tmp_path / "w.gpkg").read_bytes(), "w.gpkg").status_code == 303
     assert _upload(client, wards.to_json().encode(), "w.geojson").status_code == 303
-    assert [v.source_file for v in gis.layer_versions("wards_2023")] == ["w.gpkg", "w.geojson"]
-    assert {v.checksum for v in gis.layer_versions("wards_2023")} != {""}
+    assert [v.source_file for v in gis.layers.versions("wards_2023")] == ["w.gpkg", "w.geojson"]
+    assert {v.checksum for v in gis.layers.versions("wards_2023")} != {""}
 
 
 @pytest.mark.parametrize("data, filename, message", [
@@ -105,17 +105,17 @@ def test_upload_geojson_and_geopackage(client, gis, tmp_path):
     (b"{not json", "w.geojson", "could not be read as GeoJSON"),
 ])
 def test_bad_uploads_get_precise_messages_and_store_nothing(client, gis, data, filename, message):
-    audit = len(gis.audit_entries())
+    audit = len(gis.audit.entries())
     r = _upload(client, data, filename)
     assert r.status_code == 400
     text = html.unescape(r.get_data(as_text=True))
     assert message in text and "geo311-upload-" not in text
     assert not _has(gis)
-    assert len(gis.audit_entries()) == audit
+    assert len(gis.audit.entries()) == audit
 
 
 def _has(store):
-    return any(v.layer == "wards_2023" for v in store.layer_versions())
+    return any(v.layer == "wards_2023" for v in store.layers.versions())
 
 
 def test_zip_without_dbf_is_refused(client, gis):
@@ -163,7 +163,7 @@ def test_retire_from_the_page_guards_the_service_area(client, gis):
     r = client.post("/gis/layers/community_areas/retire")
     assert r.status_code == 400 and "is the service area" in r.get_data(as_text=True)
     assert client.post("/gis/layers/wards_2015_2023/retire").status_code == 303
-    assert gis.layer_version("wards_2015_2023").status == "retired"
+    assert gis.layers.version("wards_2015_2023").status == "retired"
 
 
 def test_staff_hook_guards_every_route(app, staff_client, gis):
@@ -199,7 +199,7 @@ def test_cli_diff_activate_retire(runner, gis):
     text = runner.invoke(cli, ["layers", "diff", "wards_2023", "--version", "1", "--replaces",
                                "wards_2015_2023"]).output
     assert f"would change district: {data['open_changed']}" in text
-    assert gis.layer_version("wards_2023").status == "inactive"
+    assert gis.layers.version("wards_2023").status == "inactive"
     done = runner.invoke(cli, ["layers", "activate", "wards_2023", "--version", "1",
                                "--replaces", "wards_2015_2023"])
     assert done.exit_code == 0, done.output

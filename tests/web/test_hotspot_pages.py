@@ -24,7 +24,7 @@ def real(app):
 
 
 def _parents(store, **filters):
-    frame = pd.concat(list(store.export_frames()), ignore_index=True)
+    frame = pd.concat(list(store.requests.export_frames()), ignore_index=True)
     frame = frame[frame["duplicate_of"].isna() & frame["long"].notna()]
     for column, value in filters.items():
         frame = frame[frame[column] == value]
@@ -58,7 +58,7 @@ def test_children_never_count_but_their_reporters_do(client, real):
     rows = list(csv.DictReader(io.StringIO(before)))
     parents = _parents(real)
     a, b = parents["service_request_id"].iloc[0], parents["service_request_id"].iloc[1]
-    real.mark_duplicate(int(b), int(a))
+    real.duplicates.mark(int(b), int(a))
     after = list(csv.DictReader(io.StringIO(
         client.get("/hotspots/export.csv?res=9").get_data(as_text=True))))
     assert sum(int(r["requests"]) for r in after) == sum(int(r["requests"]) for r in rows) - 1
@@ -144,8 +144,8 @@ def sensitive(real):
     """A sensitive service with one real-looking request at an exact point."""
     from geo311.model import Service
 
-    real.upsert_services([Service("SHELTER", "Shelter concern", "Human services")])
-    real.set_service_sensitive("SHELTER", True)
+    real.catalogue.upsert([Service("SHELTER", "Shelter concern", "Human services")])
+    real.catalogue.set_sensitive("SHELTER", True)
     return real
 
 
@@ -173,10 +173,10 @@ def test_sensitive_locations_never_reach_the_browser(client, app, sensitive):
 def test_around_lists_open_parents_within_the_radius(client, app, real):
     lon, lat = -87.6321, 41.8837
     ctx = app.extensions["geo311"].context()
-    for r, _d in real.near(lon, lat, 700, status=None, limit=25):  # reported again, live
+    for r, _d in real.requests.near(lon, lat, 700, status=None, limit=25):  # reported again, live
         submit(real, ctx, NewRequest(r.service_code, r.lon, r.lat, address=r.address))
     found = client.get(f"/api/requests/around?lat={lat}&long={lon}&radius_m=800").get_json()
-    want = [(r.id, d) for r, d in real.near(lon, lat, 800, status="open", limit=10_000)
+    want = [(r.id, d) for r, d in real.requests.near(lon, lat, 800, status="open", limit=10_000)
             if r.duplicate_of is None]
     assert sorted(int(f["service_request_id"]) for f in found) == sorted(i for i, _ in want)
     assert len(found) > 3 and all(f["distance_m"] <= 800 and f["status"] == "open"
@@ -194,7 +194,7 @@ def test_report_form_goes_through_intake_and_says_already_reported(client, real)
     body = first.get_data(as_text=True)
     assert first.status_code == 200 and 'id="outcome">Thank you<' in body
     number = int(re.search(r'id="tracking-number"[^>]*>(\d+)<', body).group(1))
-    assert real.get(number).description == "rats < 3 feet & more"
+    assert real.requests.get(number).description == "rats < 3 feet & more"
     second = client.post("/report", data={**form, "email": "other@example.org"})
     body = second.get_data(as_text=True)
     assert 'id="outcome">Already reported<' in body
@@ -206,13 +206,13 @@ def test_report_form_goes_through_intake_and_says_already_reported(client, real)
 
 
 def test_report_form_refuses_bad_input_and_stores_nothing(client, real):
-    count = real.count()
+    count = real.requests.count()
     missing = client.post("/report", data={"service_code": "SCB", "description": "x"})
     assert missing.status_code == 400 and "a location is required" in missing.get_data(as_text=True)
     outside = client.post("/report", data={"service_code": "SCB", "lat": "40.0", "long": "-87.6"})
     assert outside.status_code == 422 and "outside the service area" in outside.get_data(as_text=True)
     assert 'value="40.0"' in outside.get_data(as_text=True)  # the form keeps what was typed
-    assert real.count() == count
+    assert real.requests.count() == count
 
 
 def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
@@ -225,7 +225,7 @@ def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
             memory = pd.concat([cell_counts_of(p, filter_parents(p, where, vocabulary), 9)
                                 for p in parts])
             memory = memory.groupby("cell", as_index=False)[["requests", "reporters"]].sum()
-        return memory, real.hotspot_counts(9, where)
+        return memory, real.hotspots.counts(9, where)
 
     code = _parents(real)["service_code"].value_counts().index[0]
     filters = [RequestFilter(), RequestFilter(service_codes=(code,)), RequestFilter(status="open")]
@@ -235,9 +235,9 @@ def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
     again = submit(real, ctx, NewRequest(code, -87.6301, 41.8801, description="again"))
     parents = _parents(real)
     a, b = (int(x) for x in parents["service_request_id"].iloc[:2])
-    real.mark_duplicate(b, a)
-    real.set_status(new.id, "closed")
-    real.unmerge(again.id) if again.duplicate_of else None
+    real.duplicates.mark(b, a)
+    real.requests.set_status(new.id, "closed")
+    real.duplicates.unmerge(again.id) if again.duplicate_of else None
     for where in filters:
         memory, sql = both(where)
         pd.testing.assert_frame_equal(memory.reset_index(drop=True), sql.sort_values("cell")
@@ -251,13 +251,13 @@ def test_sensitive_command_masks_a_service(runner, app):
     store = app.extensions["geo311"].store
     from geo311.model import Service
 
-    store.upsert_services([Service("RAT", "Rodent baiting", "Sanitation")])
+    store.catalogue.upsert([Service("RAT", "Rodent baiting", "Sanitation")])
     out = run(runner, "sensitive", "RAT")
     assert out.exit_code == 0 and "locations masked" in out.output
-    assert store.sensitive_service_codes() == {"RAT"}
+    assert store.catalogue.sensitive_codes() == {"RAT"}
     assert run(runner, "sensitive", "RAT", "--off").exit_code == 0
-    assert store.sensitive_service_codes() == set()
+    assert store.catalogue.sensitive_codes() == set()
     missing = run(runner, "sensitive", "NOPE")
     assert missing.exit_code != 0 and "'NOPE' is not in the service catalogue" in missing.output
-    assert [e["action"] for e in store.audit_entries("service", "RAT")] == [
+    assert [e["action"] for e in store.audit.entries("service", "RAT")] == [
         "service_sensitive", "service_sensitive"]

@@ -22,7 +22,7 @@ def _seed(store, tmp_path, rows=400):
     ctx = Context.from_store(store)
     import_file(store, ctx, csv_head(SAMPLE_2021_CSV, tmp_path / "s.csv", rows),
                 read_mapping("chicago-311"))
-    store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation")])
+    store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation")])
     first = submit_as_imported(store, ctx, NewRequest("SCB", -87.6321, 41.8837, description=XSS,
                                           reporter=Reporter(*PERSONAL)))
     submit(store, ctx, NewRequest("SCB", -87.6321, 41.8837, reporter=Reporter(*PERSONAL)))
@@ -56,11 +56,11 @@ def test_collections_list_requests_active_layers_and_h3(client, seeded, app):
     store = app.extensions["geo311"].store
     doc = client.get("/ogc/collections").get_json()
     ids = [c["id"] for c in doc["collections"]]
-    active = [v.layer for v in store.layer_versions(active_only=True)]
+    active = [v.layer for v in store.layers.versions(active_only=True)]
     assert ids == ["requests", *active, "requests_h3_r7", "requests_h3_r8", "requests_h3_r9"]
     one = client.get("/ogc/collections/requests").get_json()
     (minx, miny, maxx, maxy), = one["extent"]["spatial"]["bbox"]
-    points = store.request_points()
+    points = store.requests.points()
     assert (minx, maxx) == pytest.approx((points["lon"].min(), points["lon"].max()))
     assert (miny, maxy) == pytest.approx((points["lat"].min(), points["lat"].max()))
     assert one["extent"]["temporal"]["interval"][0][0].startswith("2021-01-01")
@@ -70,7 +70,7 @@ def test_collections_list_requests_active_layers_and_h3(client, seeded, app):
 
 def test_items_page_with_links_and_counts(client, seeded, app):
     store = app.extensions["geo311"].store
-    total = store.count()
+    total = store.requests.count()
     r = client.get("/ogc/collections/requests/items?limit=50")
     assert r.status_code == 200 and r.content_type == "application/geo+json"
     doc = r.get_json()
@@ -105,12 +105,12 @@ def test_bbox_matches_an_independent_filter(client, seeded, app):
     box = (-87.70, 41.85, -87.60, 41.95)
     doc = client.get("/ogc/collections/requests/items?limit=10000&bbox="
                      + ",".join(map(str, box))).get_json()
-    pts = store.request_points()
+    pts = store.requests.points()
     inside = pts[(pts.lon >= box[0]) & (pts.lon <= box[2]) & (pts.lat >= box[1]) & (pts.lat <= box[3])]
     assert sorted(f["id"] for f in doc["features"]) == sorted(inside["id"])
     assert doc["numberMatched"] == len(inside) > 0
     wards = client.get("/ogc/collections/wards_2015_2023/items?bbox=" + ",".join(map(str, box))).get_json()
-    feats = store.layer_features("wards_2015_2023")
+    feats = store.layers.features("wards_2015_2023")
     expect = feats[feats.intersects(shapely.box(*box))]["district_id"]
     assert sorted(f["id"] for f in wards["features"]) == sorted(expect)
     assert client.get("/ogc/collections/requests/items?bbox=1,2,3").status_code == 400
@@ -118,7 +118,7 @@ def test_bbox_matches_an_independent_filter(client, seeded, app):
 
 def test_datetime_filters_requests(client, seeded, app):
     store = app.extensions["geo311"].store
-    everything = store.query(limit=10_000)
+    everything = store.requests.query(limit=10_000)
     cut = sorted(r.requested_datetime for r in everything)[len(everything) // 2]
     stamp = cut.strftime("%Y-%m-%dT%H:%M:%SZ")
     doc = client.get(f"/ogc/collections/requests/items?limit=10000&datetime=../{stamp}").get_json()
@@ -148,7 +148,7 @@ def test_single_items_and_404s(client, seeded):
 def test_h3_counts_weight_parents_by_reporters(client, seeded, app):
     store = app.extensions["geo311"].store
     doc = client.get("/ogc/collections/requests_h3_r9/items?limit=10000").get_json()
-    located = [r for r in store.query(limit=10_000) if r.lon is not None]
+    located = [r for r in store.requests.query(limit=10_000) if r.lon is not None]
     parents = [r for r in located if r.duplicate_of is None]
     assert sum(f["properties"]["reports"] for f in doc["features"]) == \
         sum(r.reporter_count for r in parents) == len(located)
@@ -166,17 +166,17 @@ def test_gdal_oapif_client_reads_every_collection(serve, store, backend_url, tmp
     base = serve(backend_url)
     url = f"OAPIF:{base}/ogc"
     listed = {name for name, _kind in pyogrio.list_layers(url)}
-    active = [v.layer for v in store.layer_versions(active_only=True)]
+    active = [v.layer for v in store.layers.versions(active_only=True)]
     assert {"requests", *active, "requests_h3_r8"} <= listed
     requests = pyogrio.read_dataframe(url, layer="requests")
-    located = store.request_points()
-    assert len(requests) == store.count()
+    located = store.requests.points()
+    assert len(requests) == store.requests.count()
     assert "district_wards_2015_2023" in requests.columns
     assert not {"email", "phone", "first_name"} & set(requests.columns)
     got = requests.dropna(subset=["geometry"])
     assert len(got) == len(located)
     wards = pyogrio.read_dataframe(url, layer="wards_2015_2023")
-    assert sorted(wards["district_id"]) == sorted(store.layer_features("wards_2015_2023")["district_id"])
+    assert sorted(wards["district_id"]) == sorted(store.layers.features("wards_2015_2023")["district_id"])
     assert isinstance(wards, gpd.GeoDataFrame) and wards.crs.to_epsg() == 4326
     cells = pyogrio.read_dataframe(url, layer="requests_h3_r8")
     assert cells["reports"].sum() == len(located)

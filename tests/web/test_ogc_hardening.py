@@ -70,8 +70,8 @@ def test_items_id_beyond_integer_is_404(client, seeded):
 
 def test_datetime_at_calendar_edges(client, seeded, app):
     store = app.extensions["geo311"].store
-    total = store.count()
-    everything = store.query(limit=10_000)
+    total = store.requests.count()
+    everything = store.requests.query(limit=10_000)
     cut = sorted(r.requested_datetime for r in everything)[len(everything) // 2]
     stamp = cut.strftime("%Y-%m-%dT%H:%M:%SZ")
     up_to_cut = sum(r.requested_datetime <= cut for r in everything)
@@ -86,12 +86,12 @@ def test_datetime_at_calendar_edges(client, seeded, app):
     }
     for when, expected in cases.items():
         assert _matched(client, "requests", datetime=when) == expected, when
-    located = len(store.request_points())
+    located = len(store.requests.points())
     for when in (EARLY, f"{EARLY}/{LATE}", "../.."):
         doc = _items(client, "requests_h3_r7", limit=ogc_params.MAX_LIMIT, datetime=when)
         assert sum(f["properties"]["reports"] for f in doc["features"]) == \
             (0 if when == EARLY else located)
-    wards = len(store.layer_features(WARDS))
+    wards = len(store.layers.features(WARDS))
     for when, expected in ((EARLY, 0), (LATE, 0), (f"{EARLY}/{LATE}", wards),
                            (f"../{EARLY}", 0), (f"{LATE}/..", 0)):
         assert _matched(client, WARDS, datetime=when) == expected, when
@@ -102,7 +102,7 @@ def test_datetime_at_calendar_edges(client, seeded, app):
 
 def test_offset_beyond_bigint(client, seeded, app):
     store = app.extensions["geo311"].store
-    total = store.count()
+    total = store.requests.count()
     for offset in (str(10**20), str(2**63), str(2**63 - 1), "9" * 5000, str(total)):
         doc = _items(client, "requests", offset=offset)
         assert (doc["numberMatched"], doc["numberReturned"], doc["features"]) == (total, 0, [])
@@ -112,7 +112,7 @@ def test_offset_beyond_bigint(client, seeded, app):
     for limit in (str(10**20), "9" * 5000, str(ogc_params.MAX_LIMIT + 1)):
         doc = _items(client, "requests", limit=limit)
         assert doc["numberReturned"] == min(total, ogc_params.MAX_LIMIT)
-    wards = len(store.layer_features(WARDS))
+    wards = len(store.layers.features(WARDS))
     for collection, matched in ((WARDS, wards), ("requests_h3_r7", None)):
         doc = _items(client, collection, offset=str(10**20), limit="9" * 5000)
         assert doc["numberReturned"] == 0 and doc["numberMatched"] > 0
@@ -131,7 +131,7 @@ def test_offset_beyond_bigint(client, seeded, app):
 def _small_wards(tmp_path, store):
     """Three wards of the active version, as a file to load as a new version."""
     path = tmp_path / "three_wards.geojson"
-    store.layer_features(WARDS).head(3).rename(columns={"district_id": "ward"}).to_file(
+    store.layers.features(WARDS).head(3).rename(columns={"district_id": "ward"}).to_file(
         path, driver="GeoJSON")
     return path
 
@@ -148,12 +148,12 @@ def _wait_past(t):
 
 def test_datetime_on_boundary_layer_collections(client, seeded, app, tmp_path):
     store = app.extensions["geo311"].store
-    v1 = store.layer_features(WARDS, 1)
+    v1 = store.layers.features(WARDS, 1)
     during_v1 = datetime.now(UTC)
     _wait_past(during_v1)
     load_layer(store, _small_wards(tmp_path, store), name=WARDS, id_field="ward",
                activate=True)
-    assert store.layer_version(WARDS).version == 2
+    assert store.layers.version(WARDS).version == 2
     during_v2 = datetime.now(UTC)
 
     def ids(**params):
@@ -187,12 +187,12 @@ def test_bbox_crossing_antimeridian(client, seeded, app):
     # minlon > maxlon: everything east of -87.65 and west of -87.70, wrapping round the globe
     box = (-87.65, 41.6, -87.70, 42.1)
     text = ",".join(map(str, box))
-    pts = store.request_points()
+    pts = store.requests.points()
     keep = ((pts.lon >= box[0]) | (pts.lon <= box[2])) & (pts.lat >= box[1]) & (pts.lat <= box[3])
     expect = set(pts[keep]["id"])
     assert 0 < len(expect) < len(pts)
     assert (pts[keep].lon >= box[0]).any() and (pts[keep].lon <= box[2]).any()
-    order = [r.id for r in store.query(limit=10_000) if r.id in expect]
+    order = [r.id for r in store.requests.query(limit=10_000) if r.id in expect]
     seen, offset = [], 0
     while True:  # pages of 37 merge both halves in the collection's order
         doc = _items(client, "requests", bbox=text, limit=37, offset=offset)
@@ -204,7 +204,7 @@ def test_bbox_crossing_antimeridian(client, seeded, app):
     assert seen == order
     halves = shapely.MultiPolygon([shapely.box(box[0], box[1], 180, box[3]),
                                    shapely.box(-180, box[1], box[2], box[3])])
-    feats = store.layer_features(WARDS)
+    feats = store.layers.features(WARDS)
     wards = _items(client, WARDS, bbox=text, limit=ogc_params.MAX_LIMIT)
     assert sorted(f["id"] for f in wards["features"]) == \
         sorted(feats[feats.intersects(halves)]["district_id"])

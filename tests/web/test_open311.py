@@ -14,7 +14,6 @@ from werkzeug.datastructures import MultiDict
 
 from geo311 import open311
 from geo311.model import DATATYPES, Reporter
-from geo311.store.clients import request_answers, revoke_api_key
 from tests.web.conftest import AUSTIN, LOOP, OUTSIDE, PILSEN
 
 V2 = "/open311/v2"
@@ -107,7 +106,7 @@ def test_discovery_announces_extensions_and_the_bulk_endpoint(client, city):
 
 def test_services_list_every_service_with_metadata_and_realtime_type(client, city):
     data = client.get(f"{V2}/services.json").get_json()
-    assert len(data) == len(city.store.services()) == 75
+    assert len(data) == len(city.store.catalogue.services()) == 75
     scb = next(s for s in data if s["service_code"] == "SCB")
     assert scb["metadata"] is True and scb["type"] == "realtime" and scb["group"] == "Sanitation"
     assert next(s for s in data if s["service_code"] == "SDR")["metadata"] is False
@@ -151,7 +150,7 @@ def test_service_definition_of_unknown_code_is_404(client, city):
 def test_post_without_api_key_is_403(client, city):
     response = post(client, city, "xml", api_key=None)
     assert response.status_code == 403 and error_of(response)[0][0] == 403
-    assert city.store.count() == 0
+    assert city.store.requests.count() == 0
 
 
 def test_post_with_invalid_api_key_is_403(client, city):
@@ -160,10 +159,10 @@ def test_post_with_invalid_api_key_is_403(client, city):
 
 def test_post_with_revoked_api_key_is_403(client, city):
     assert post(client, city).status_code == 200
-    revoke_api_key(city.store, "tests")
+    city.store.accounts.revoke_api_key("tests")
     response = post(client, city)
     assert response.status_code == 403 and "revoked" in error_of(response)[0][1]
-    assert city.store.count() == 1
+    assert city.store.requests.count() == 1
 
 
 def test_post_without_service_code_is_400(client, city):
@@ -172,7 +171,7 @@ def test_post_without_service_code_is_400(client, city):
 
 def test_post_with_unknown_service_code_is_404(client, city):
     response = post(client, city, service_code="NOPE")
-    assert response.status_code == 404 and city.store.count() == 0
+    assert response.status_code == 404 and city.store.requests.count() == 0
 
 
 def test_post_must_be_form_encoded(client, city):
@@ -193,13 +192,13 @@ def test_post_with_lat_but_no_long_is_400(client, city):
 def test_post_location_outside_the_service_area_is_400(client, city):
     response = post(client, city, lat=str(OUTSIDE[1]), long=str(OUTSIDE[0]))
     assert response.status_code == 400 and "outside the service area" in error_of(response)[0][1]
-    assert city.store.count() == 0
+    assert city.store.requests.count() == 0
 
 
 def test_post_returns_a_list_with_service_request_id_and_notice(client, city):
     data = post(client, city, description="Mattresses\nin the alley").get_json()
     assert isinstance(data, list) and len(data) == 1
-    stored = city.store.get(int(data[0]["service_request_id"]))
+    stored = city.store.requests.get(int(data[0]["service_request_id"]))
     assert stored.description == "Mattresses\nin the alley"
     assert "account_id" in data[0] and data[0]["account_id"] is None
     root = xml(post(client, city, "xml", lat=str(AUSTIN[1]), long=str(AUSTIN[0])))
@@ -210,7 +209,7 @@ def test_post_returns_a_list_with_service_request_id_and_notice(client, city):
 
 def test_post_keeps_address_string_with_lat_long(client, city):
     data = post(client, city, address_string="1200 W 18TH ST").get_json()
-    assert city.store.get(int(data[0]["service_request_id"])).address == "1200 W 18TH ST"
+    assert city.store.requests.get(int(data[0]["service_request_id"])).address == "1200 W 18TH ST"
 
 
 def test_post_description_over_4000_characters_is_400(client, city):
@@ -269,7 +268,7 @@ def test_post_multivaluelist_takes_several_values_and_stores_them(client, city):
         ("attribute[where][]", "fence")]))
     assert response.status_code == 200, response.get_data(as_text=True)
     rid = int(response.get_json()[0]["service_request_id"])
-    assert request_answers(city.store, rid) == {"surface": ["brick"],
+    assert city.store.requests.answers(rid) == {"surface": ["brick"],
                                                 "where": ["garage", "fence"]}
 
 
@@ -294,7 +293,7 @@ def test_post_number_string_and_datetime_attributes_are_checked(client, city):
     ok = ska(last_moved="2021-01-01T08:00:00-06:00")
     assert ok.status_code == 200
     rid = int(ok.get_json()[0]["service_request_id"])
-    assert request_answers(city.store, rid)["days_parked"] == ["9"]
+    assert city.store.requests.answers(rid)["days_parked"] == ["9"]
 
 
 def test_post_text_attribute_may_have_line_breaks(client, city):
@@ -312,7 +311,7 @@ def test_post_stores_reporter_fields_as_personal_data(client, city):
     rid = post(client, city, email="ann@example.org", first_name="Ann", last_name="Lee",
                phone="312-555-0100", device_id="dev-1", account_id="acct-1"
                ).get_json()[0]["service_request_id"]
-    reporter = city.store.reporters_of(int(rid))[0]
+    reporter = city.store.requests.reporters_of(int(rid))[0]
     assert (reporter.email, reporter.first_name, reporter.last_name, reporter.phone,
             reporter.device_id, reporter.account_id) == (
         "ann@example.org", "Ann", "Lee", "312-555-0100", "dev-1", "acct-1")
@@ -321,7 +320,7 @@ def test_post_stores_reporter_fields_as_personal_data(client, city):
 def test_post_bad_email_or_overlong_reporter_field_is_400(client, city):
     assert post(client, city, email="not an email").status_code == 400
     assert post(client, city, phone="5" * 41).status_code == 400
-    assert city.store.count() == 0
+    assert city.store.requests.count() == 0
 
 
 def test_duplicate_post_tells_the_client_it_joined_the_earlier_request(client, city):
@@ -331,7 +330,7 @@ def test_duplicate_post_tells_the_client_it_joined_the_earlier_request(client, c
     assert f"already reported as request {first}" in second["service_notice"]
     assert second["extended_attributes"] == {"duplicate": True,
                                              "parent_service_request_id": first}
-    assert city.store.get(int(first)).reporter_count == 2
+    assert city.store.requests.get(int(first)).reporter_count == 2
 
 
 # -- GET requests -----------------------------------------------------------------------------
@@ -388,7 +387,7 @@ def test_service_code_list_filters_comma_delimited(client, city):
 def test_status_filter_returns_only_that_status(client, city):
     a = city.report()
     b = city.report(at=AUSTIN)
-    city.store.set_status(b.id, "closed", note="Removed")
+    city.store.requests.set_status(b.id, "closed", note="Removed")
     opened = client.get(f"{V2}/requests.json?status=open").get_json()
     closed = client.get(f"{V2}/requests.xml?status=closed")
     assert [r["service_request_id"] for r in opened] == [str(a.id)]
@@ -412,7 +411,7 @@ def test_results_are_newest_first_and_at_most_1000(client, city):
         "requested_datetime": [now - timedelta(minutes=i) for i in range(n)],
         "updated_datetime": now, "closed_datetime": pd.NaT,
         "lon": LOOP[0], "lat": LOOP[1]})
-    city.store.add_many(frame)
+    city.store.requests.add_many(frame)
     data = client.get(f"{V2}/requests.json").get_json()
     assert len(data) == 1000
     times = [datetime.fromisoformat(r["requested_datetime"]) for r in data]
@@ -497,7 +496,7 @@ def test_extensions_lat_long_radius_filter_in_metres(client, city):
 def test_extensions_updated_after_and_before(client, city):
     a = city.report()
     b = city.report(at=AUSTIN)
-    closed = city.store.set_status(b.id, "closed")
+    closed = city.store.requests.set_status(b.id, "closed")
     cut = (closed.updated_datetime - timedelta(microseconds=1)).isoformat()
     assert a.updated_datetime <= datetime.fromisoformat(cut)
 
@@ -512,7 +511,7 @@ def test_extensions_updated_after_and_before(client, city):
 def test_extensions_add_districts_duplicates_notes_agency_and_expected_time(client, city):
     parent = city.report()
     child = city.report()
-    city.store.set_status(parent.id, "open", note="Crew assigned")
+    city.store.requests.set_status(parent.id, "open", note="Crew assigned")
     plain = client.get(f"{V2}/requests/{child.id}.json").get_json()[0]
     assert "extended_attributes" not in plain
     assert {"status_notes", "agency_responsible", "expected_datetime"} <= set(plain)
@@ -551,7 +550,7 @@ def test_client_request_id_returns_the_same_request_without_a_second_insert(clie
     first = post(client, city, extensions="true", client_request_id="app-77").get_json()[0]
     again = post(client, city, extensions="true", client_request_id="app-77").get_json()[0]
     assert again["service_request_id"] == first["service_request_id"]
-    assert city.store.count() == 1
+    assert city.store.requests.count() == 1
     other = post(client, city, extensions="true", client_request_id="app-78",
                  lat=str(AUSTIN[1]), long=str(AUSTIN[0])).get_json()[0]
     assert other["service_request_id"] != first["service_request_id"]
@@ -561,13 +560,13 @@ def test_client_request_id_works_without_extensions(client, city):
     first = post(client, city, client_request_id="app-1").get_json()[0]
     again = post(client, city, client_request_id="app-1").get_json()[0]
     assert again["service_request_id"] == first["service_request_id"]
-    assert city.store.count() == 1
+    assert city.store.requests.count() == 1
 
 
 def test_client_request_id_is_per_api_key(client, city):
-    from geo311.store.clients import create_api_key
 
-    other_key = create_api_key(city.store, "other app")
+
+    other_key = city.store.accounts.create_api_key("other app")
     a = post(client, city, extensions="true", client_request_id="same").get_json()[0]
     b = post(client, city, extensions="true", client_request_id="same", api_key=other_key,
              lat=str(AUSTIN[1]), long=str(AUSTIN[0])).get_json()[0]
@@ -590,7 +589,7 @@ def test_client_request_id_sent_twice_at_once_stores_one_request(app, city):
         t.join()
     assert [a.status_code for a in answers] == [200] * 4
     assert len({a.get_json()[0]["service_request_id"] for a in answers}) == 1
-    assert city.store.count() == 1
+    assert city.store.requests.count() == 1
 
 
 def test_failed_submission_releases_its_client_request_id(client, city):
@@ -598,11 +597,11 @@ def test_failed_submission_releases_its_client_request_id(client, city):
                lat=str(OUTSIDE[1]), long=str(OUTSIDE[0]))
     assert bad.status_code == 400
     good = post(client, city, extensions="true", client_request_id="retry-me")
-    assert good.status_code == 200 and city.store.count() == 1
+    assert good.status_code == 200 and city.store.requests.count() == 1
 
 
 def test_rate_limit_per_api_key_is_429_with_retry_after(app, client, city):
-    from geo311.store.clients import create_api_key
+
 
     app.config["OPEN311_POST_LIMIT"] = "3/60"
     spots = [(LOOP[0] + i * 0.01, LOOP[1]) for i in range(4)]
@@ -611,10 +610,10 @@ def test_rate_limit_per_api_key_is_429_with_retry_after(app, client, city):
     limited = post(client, city, "xml")
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
     assert error_of(limited)[0][0] == 429
-    other = create_api_key(city.store, "another client")
+    other = city.store.accounts.create_api_key("another client")
     assert post(client, city, api_key=other, lat=str(AUSTIN[1]),
                 long=str(AUSTIN[0])).status_code == 200
-    assert city.store.count() == 4
+    assert city.store.requests.count() == 4
 
 
 def test_rate_limit_is_shared_by_every_server_process(app, client, city, app_for):
@@ -626,30 +625,30 @@ def test_rate_limit_is_shared_by_every_server_process(app, client, city, app_for
     codes = [post(clients[i % 2], city, lat=str(LOOP[1]), long=str(LOOP[0] + i * 0.01))
              .status_code for i in range(6)]
     assert codes == [200, 200, 200, 200, 429, 429]
-    assert city.store.count() == 4
+    assert city.store.requests.count() == 4
 
 
 def test_rate_limit_window_slides(tmp_path):
     """The previous minute still counts, less as it ages; the wait says when room returns."""
     from geo311.errors import TooManyRequests
     from geo311.store import open_store
-    from geo311.store.clients import api_keys, check_rate, create_api_key
+
 
     store = open_store(f"sqlite:///{tmp_path / 'limits.sqlite'}")
-    store.init_schema()
-    create_api_key(store, "k")
-    kid = next(k.id for k in api_keys(store) if k.name == "k")
+    store.schema.init()
+    store.accounts.create_api_key("k")
+    kid = next(k.id for k in store.accounts.api_keys() if k.name == "k")
     t0 = datetime(2026, 1, 1, 12, 0, 50, tzinfo=UTC)  # 50 s into a 60 s window
     for _ in range(3):
-        check_rate(store, kid, 3, 60, now=t0)
+        store.accounts.check_rate(kid, 3, 60, now=t0)
     with pytest.raises(TooManyRequests) as late:
-        check_rate(store, kid, 3, 60, now=t0)
+        store.accounts.check_rate(kid, 3, 60, now=t0)
     assert 1 <= late.value.retry_after_s <= 60
     # 15 s later (5 s into the next window) the 4 calls before weigh 4 * 55/60 = 3.7.
     with pytest.raises(TooManyRequests):
-        check_rate(store, kid, 3, 60, now=t0 + timedelta(seconds=15))
+        store.accounts.check_rate(kid, 3, 60, now=t0 + timedelta(seconds=15))
     # 50 s into the next window they weigh 4 * 10/60 = 0.7, plus this window's 2 calls.
-    check_rate(store, kid, 3, 60, now=t0 + timedelta(seconds=60))
+    store.accounts.check_rate(kid, 3, 60, now=t0 + timedelta(seconds=60))
     store.dispose()
 
 

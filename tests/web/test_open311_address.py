@@ -25,26 +25,26 @@ def test_post_with_address_string_is_geocoded(client, located):
     rid = r.get_json()[0]["service_request_id"]
     got = client.get(f"{V2}/requests/{rid}.json").get_json()[0]
     assert haversine_m(got["long"], got["lat"], point["lon"], point["lat"]) < 1.0
-    stored = city.store.get(int(rid))
+    stored = city.store.requests.get(int(rid))
     assert stored.geocode_match == "exact"
 
 
 def test_post_with_unplaceable_address_is_400_and_stores_nothing(client, located):
     city, _ = located
-    before = city.store.count()
+    before = city.store.requests.count()
     r = post(client, city, lat=None, long=None, address_string="99999 N NOWHERE ST")
     assert r.status_code == 400
     assert "cannot be located" in r.get_json()[0]["description"]
-    assert city.store.count() == before
+    assert city.store.requests.count() == before
 
 
 def test_post_with_address_id_takes_the_stored_point(client, located):
     city, point = located
-    frames = city.store.reference_frames()["points"]
+    frames = city.store.addresses.reference_frames()["points"]
     row = frames[frames["address"] == point["address"]].iloc[0]
     r = post(client, city, lat=None, long=None, address_id=str(int(row["id"])))
     assert r.status_code == 200, r.get_data(as_text=True)
-    stored = city.store.get(int(r.get_json()[0]["service_request_id"]))
+    stored = city.store.requests.get(int(r.get_json()[0]["service_request_id"]))
     assert (round(stored.lon, 6), round(stored.lat, 6)) == (round(row["lon"], 6),
                                                             round(row["lat"], 6))
     assert stored.address == point["address"]

@@ -52,7 +52,7 @@ def test_georeport_client_round_trip(city, serve, backend_url, fmt):
 
     city.report("SDR", at=AUSTIN)
     closed = city.report("SGQ", at=PILSEN)
-    city.store.set_status(closed.id, "closed")
+    city.store.requests.set_status(closed.id, "closed")
     start = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     end = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     found = as_list(client.get_service_requests(service_code="GRAF,SDR", status="open",

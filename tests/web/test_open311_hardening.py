@@ -48,7 +48,7 @@ def ids(response):
 @pytest.fixture
 def hidden(city):
     """A sensitive SDR request at (LON, LAT) and a plain SCB one at the same point."""
-    city.store.set_service_sensitive("SDR", True)
+    city.store.catalogue.set_sensitive("SDR", True)
     secret = city.report("SDR", at=(LON, LAT))
     plain = city.report("SCB", at=(LON, LAT), attributes={"nature": ("other",)})
     return str(secret.id), str(plain.id)
@@ -114,7 +114,7 @@ def test_ids_beyond_the_integer_column_are_simply_not_found(client, city):
             "api_key": city.key, "service_code": "SDR", "address_id": rid})
         assert post.status_code == 400
         assert "not a stored address point" in errors(post)[0][1]
-    assert city.store.count() == 1
+    assert city.store.requests.count() == 1
 
 
 # 3 -----------------------------------------------------------------------------------------
@@ -183,12 +183,12 @@ def test_a_single_valued_post_parameter_given_twice_is_400_naming_it(client, cit
     response = client.post(f"{V2}/requests.json", data=MultiDict(data))
     assert response.status_code == 400
     assert f"{name} was given 2 times" in errors(response)[0][1]
-    assert city.store.count() == 0
+    assert city.store.requests.count() == 0
 
 
 def test_api_key_in_the_body_wins_over_the_query_string(client, city):
     response = client.post(f"{V2}/requests.json?api_key=not-a-key", data=_form(city))
-    assert response.status_code == 200 and city.store.count() == 1
+    assert response.status_code == 200 and city.store.requests.count() == 1
     refused = client.post(f"{V2}/requests.json?api_key={city.key}",
                           data=_form(city, api_key="not-a-key"))
     assert refused.status_code == 403
@@ -225,12 +225,12 @@ def test_multipart_with_an_unquoted_boundary_holding_equals_is_read(client, city
                            content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 200, response.get_data(as_text=True)
     rid = response.get_json()[0]["service_request_id"]
-    assert city.store.get(int(rid)).description == "Line one\r\nline two"
+    assert city.store.requests.get(int(rid)).description == "Line one\r\nline two"
     # Quoted, and with a charset after it, as other clients send it.
     again = client.post(f"{V2}/requests.xml", data=_multipart(boundary, _form(
         city, lat=str(AUSTIN[1]), long=str(AUSTIN[0]))),
         content_type=f'multipart/form-data; boundary={boundary}; charset=UTF-8')
-    assert again.status_code == 200 and city.store.count() == 2
+    assert again.status_code == 200 and city.store.requests.count() == 2
 
 
 @pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=abc",
@@ -246,7 +246,7 @@ def test_a_body_that_cannot_be_read_is_400_not_403(client, city, content_type):
 
 def test_strict_documents_carry_every_georeport_v2_field(client, city):
     r = city.report("SCB", attributes={"nature": ("other",)})
-    city.store.set_status(r.id, "open", note="Crew assigned")
+    city.store.requests.set_status(r.id, "open", note="Crew assigned")
     for url in (f"{V2}/requests.json", f"{V2}/requests/{r.id}.json",
                 f"{V2}/requests.json?service_request_id={r.id}"):
         record = client.get(url).get_json()[0]
@@ -286,11 +286,11 @@ def test_an_imported_request_is_updated_when_its_source_last_changed_it(app, cli
     want = {"SR12-1": "2012-03-09T10:30:00-06:00", "SR12-2": "2012-04-02T09:15:00-05:00",
             "SR12-3": "2012-05-01T08:00:00-05:00"}
     for external_id, updated in want.items():
-        stored = city.store.get_by_external_id(external_id)
+        stored = city.store.requests.get_by_external_id(external_id)
         assert stored.updated_datetime == datetime.fromisoformat(updated)
         record = client.get(f"{V2}/requests/{stored.id}.json").get_json()[0]
         assert record["updated_datetime"] == updated
-    assert all(city.store.get_by_external_id(e).updated_datetime.year == 2012 for e in want)
+    assert all(city.store.requests.get_by_external_id(e).updated_datetime.year == 2012 for e in want)
 
 
 # 9 -----------------------------------------------------------------------------------------

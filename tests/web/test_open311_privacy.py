@@ -61,7 +61,7 @@ def test_no_reporter_value_appears_in_any_get_response(app, client, city):
     for leaf in leaves_of_json(posted.get_json()):  # the POST answer leaks nothing either
         assert not any(s in leaf for s in SECRETS)
     assert child.duplicate_of == parent.id
-    assert city.store.reporters_of(parent.id)[0].email == REPORTERS[0].email
+    assert city.store.requests.reporters_of(parent.id)[0].email == REPORTERS[0].email
 
     urls = ["/open311/discovery.{f}", "/open311/v2/services.{f}",
             "/open311/v2/services/SCB.{f}", "/open311/v2/services/GRAF.{f}",

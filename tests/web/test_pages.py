@@ -14,7 +14,7 @@ def seeded(app):
 
     store = app.extensions["geo311"].store
     load_shipped(store, "community_areas", "wards_2015_2023")
-    store.upsert_services([Service("SCB", "Sanitation Code Violation", "Sanitation")])
+    store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation")])
     r = submit_as_imported(store, app.extensions["geo311"].context(), NewRequest(
         "SCB", -87.6321, 41.8837, address="121 N LA SALLE ST", description=XSS,
         reporter=Reporter("Zed", "Quill", "zed@example.org", "773-555-0199", "dev-9", "a-9")))
@@ -67,7 +67,7 @@ def test_bad_query_value_is_a_clear_400(client, seeded):
 
 def test_health_reports_backend(client, app):
     data = client.get("/healthz").get_json()
-    assert data["backend"] == app.extensions["geo311"].store.dialect
+    assert data["backend"] == app.extensions["geo311"].store.backend
     assert data["status"] == "ok"
 
 

@@ -18,7 +18,7 @@ def test_an_outdated_schema_is_503_naming_init_db_until_upgraded(app, client):
     assert client.get("/healthz").status_code == 503
     page = client.get("/")
     assert page.status_code == 503 and b"geo311 init-db" in page.data
-    store.init_schema()
+    store.schema.init()
     assert client.get("/open311/v2/requests.json").status_code == 200
     assert client.get("/healthz").get_json()["status"] == "ok"
 

@@ -22,8 +22,8 @@ SECRET = "behind the blue door at 123 W Secret St"
 def seeded(app):
     store = app.extensions["geo311"].store
     load_shipped(store, "community_areas")
-    store.upsert_services([Service("SHELTER", "Shelter concern"), Service("SCB", "Sanitation")])
-    store.set_service_sensitive("SHELTER", True)
+    store.catalogue.upsert([Service("SHELTER", "Shelter concern"), Service("SCB", "Sanitation")])
+    store.catalogue.set_sensitive("SHELTER", True)
     ctx = Context.from_store(store)
     hidden = submit(store, ctx, NewRequest("SHELTER", LON, LAT, address="123 W SECRET ST",
                                            description=SECRET))
@@ -92,7 +92,7 @@ def test_fine_hotspot_cells_place_a_sensitive_request_at_its_masked_centre(clien
     masked_cell = h3.latlng_to_cell(lat, lon, 10)
     true_cell = h3.latlng_to_cell(LAT, LON, 10)
     assert masked_cell != true_cell  # the point was chosen away from its cell's centre
-    district = store.get(hidden).districts["community_areas"]
+    district = store.requests.get(hidden).districts["community_areas"]
 
     def cells(query, service="SHELTER"):
         rows = csv.DictReader(io.StringIO(client.get(
@@ -104,5 +104,5 @@ def test_fine_hotspot_cells_place_a_sensitive_request_at_its_masked_centre(clien
     assert in_memory == in_sql == {masked_cell: 1}
     # SCB is not sensitive: its request stays in its true cell, until it is marked so.
     assert cells("", "SCB") == {true_cell: 1}
-    store.set_service_sensitive("SCB", True)
+    store.catalogue.set_sensitive("SCB", True)
     assert cells("", "SCB") == {masked_cell: 1}
