@@ -15,10 +15,10 @@ from sqlalchemy import (
     update,
 )
 
-from geo311.dedup import DuplicateRule
 from geo311.errors import NotFound
 from geo311.model import (
     Attribute,
+    DuplicateRule,
     Service,
 )
 from geo311.store import tables as t

@@ -30,8 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 
-from geo311.dedup import Candidate
-from geo311.model import DuplicateSearch
+from geo311.model import Candidate, DuplicateSearch
 from geo311.store import tables as t
 from geo311.store.rows import candidate_span, degree_box, to_frame
 

@@ -17,10 +17,12 @@ from sqlalchemy import (
     update,
 )
 
-from geo311.dispatch import ACTIVE_WORK_STATUSES, Crew, WorkOrder
 from geo311.errors import InvalidRequest, NotFound
 from geo311.model import (
+    ACTIVE_WORK_STATUSES,
     OPEN,
+    Crew,
+    WorkOrder,
 )
 from geo311.store import tables as t
 from geo311.store.audit import write_audit

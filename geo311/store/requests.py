@@ -21,7 +21,6 @@ from sqlalchemy import (
     update,
 )
 
-from geo311.dedup import Candidate
 from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
 from geo311.model import (
@@ -29,6 +28,7 @@ from geo311.model import (
     OPEN,
     STATUSES,
     BulkResult,
+    Candidate,
     DuplicateSearch,
     NewRequest,
     Placement,
