@@ -440,3 +440,21 @@ def geocode_csv(geocoder: Geocoder, source: str | Path, output: str | Path,
     table["geocode_reason"] = found["reason"]
     table.to_csv(output, index=False)
     return {str(k): int(v) for k, v in found["match"].value_counts().items()}
+
+
+def load_reference(store: SQLStore, path: str | Path, kind: str | None = None,
+                   columns: dict[str, str] | None = None, *, source: str = "",
+                   actor: str = "system") -> tuple[str, int]:
+    """Read a reference file and replace the rows of its source; return (kind, rows stored).
+
+    OSM streets are stored as centrelines. ``source`` defaults to the file name.
+
+    Examples
+    --------
+    >>> load_reference(store, "chicago_street_intersections.csv.gz")  # doctest: +SKIP
+    ('intersections', 47046)
+    """
+    path = Path(path)
+    kind, frame = read_reference(path, kind, columns)
+    table = "centerlines" if kind == "osm" else kind
+    return kind, store.replace_reference(table, frame, source or path.name, actor=actor)
