@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Set
 
+import numpy as np
+
 from geo311.geodesy import haversine_m
 from geo311.model import ServiceRequest
 from geo311.privacy import MASK_SHIFT_MAX_M, mask_request, shown_points
@@ -36,6 +38,8 @@ def open_requests_around(store: SQLStore, lon: float, lat: float, radius_m: floa
         if r.duplicate_of is not None:
             continue
         shown = mask_request(r, sensitive)
+        if shown.lon is None or shown.lat is None:  # the database found it by its point
+            continue
         distance = float(haversine_m(lon, lat, shown.lon, shown.lat))
         if distance <= radius_m:
             out.append((shown, round(distance, 1)))
@@ -60,9 +64,10 @@ def open_groups_near(store: SQLStore, lon: float, lat: float, radius_m: float,
     margin_m = MASK_SHIFT_MAX_M if sensitive else 0.0
     found = store.near(lon, lat, radius_m + margin_m, service_code=service_code, status="open",
                        limit=5000 if sensitive else 500)
-    xs, ys = shown_points([r.service_code for r, _ in found], [r.lon for r, _ in found],
-                          [r.lat for r, _ in found], sensitive)
-    shown_m = haversine_m(lon, lat, xs, ys) if found else []
+    xs, ys = shown_points([r.service_code for r, _ in found],
+                          np.array([r.lon for r, _ in found], dtype=float),
+                          np.array([r.lat for r, _ in found], dtype=float), sensitive)
+    shown_m = haversine_m(lon, lat, xs, ys) if found else np.empty(0)
     nearest: dict[int, float] = {}  # each group once, at its nearest member's distance
     for (r, _d), d in sorted(zip(found, shown_m, strict=True), key=lambda x: (x[1], x[0][0].id)):
         if d <= radius_m:
