@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from geo311.geocoding.cascade import Geocoder
-from geo311.geocoding.references import POINT_COLUMNS, learned_points
+from geo311.geocoding.references import POINT_COLUMNS, learned_points, read_reference
 from geo311.geocoding.side import CHICAGO_GRID, AddressGrid
 from geo311.store import Store
 from geo311.store.addresses import Addresses
@@ -82,3 +83,21 @@ def geocoder_for(store: ReferenceStore, *, city: str = "CHICAGO", state: str = "
                             grid=grid, zipcodes=zipcodes, city=city, state=state)
         _GEOCODERS[name] = (key, geocoder)
         return geocoder, key
+
+
+def load_reference(store: Store, path: str | Path, kind: str | None = None,
+                   columns: dict[str, str] | None = None, *, source: str = "",
+                   actor: str = "system") -> tuple[str, int]:
+    """Read a reference file and replace the rows of its source; return (kind, rows stored).
+
+    OSM streets are stored as centrelines. ``source`` defaults to the file name.
+
+    Examples
+    --------
+    >>> load_reference(store, "chicago_street_intersections.csv.gz")  # doctest: +SKIP
+    ('intersections', 47046)
+    """
+    path = Path(path)
+    kind, frame = read_reference(path, kind, columns)
+    table = "centerlines" if kind == "osm" else kind
+    return kind, store.addresses.replace_reference(table, frame, source or path.name, actor=actor)

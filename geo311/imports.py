@@ -114,6 +114,14 @@ class ImportSummary:
         return out
 
 
+def write_rejects(path: str | Path, rejected: list[tuple[int, str]]) -> None:
+    """Write rejected lines and their reasons as CSV (``line,reason``) for the sender."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("line,reason\n")
+        for line_no, reason in rejected:
+            fh.write(f'{line_no},"{reason.replace(chr(34), chr(34) * 2)}"\n')
+
+
 def read_mapping(name_or_path: str | Path) -> Mapping:
     """Load a shipped mapping by name (``chicago-311-legacy``) or a mapping file.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +159,36 @@ def fill_expected(store: Store, *, codes: Sequence[str] | None = None,
     store.sla.set_expected([r[0] for r in rows], values)
     LOGGER.info("expected times set on %s requests of %s services", len(rows), len(with_sla))
     return len(rows)
+
+
+def set_target(store: Store, service_code: str, unit: str, amount: float, *,
+               calendar: str = "", actor: str = "system") -> tuple[Service, int]:
+    """Give a service an SLA target and recompute its requests' due times; audited.
+
+    ``unit`` is one of ``UNITS``; ``calendar`` names a calendar (or TOML file) to count
+    on, else the service keeps its own. Returns the updated service and how many
+    requests got a due time.
+
+    Examples
+    --------
+    >>> service, n = set_target(store, "SCB", "business_days", 3)  # doctest: +SKIP
+    >>> describe_target(service)  # doctest: +SKIP
+    '3 business days (chicago)'
+    """
+    if unit not in UNITS:
+        raise InvalidRequest(f"unit was {unit!r} but is expected to be in {UNITS}")
+    service = store.catalogue.service(service_code)
+    if calendar:
+        load_calendar(calendar)
+    updated = replace(
+        service, sla_days=amount if unit in ("business_days", "days") else None,
+        sla_hours=amount if unit in ("business_hours", "hours") else None,
+        sla_clock="business" if unit.startswith("business") else "24x7",
+        sla_calendar=calendar or service.sla_calendar)
+    target_for(updated)  # validates the amount
+    store.catalogue.upsert([updated])
+    store.audit.add("sla_set", "service", service_code, {"unit": unit, "amount": amount}, actor)
+    return updated, fill_expected(store, codes=[service_code], recompute=True)
 
 
 def expected_for(store: Store, request_id: int, *,

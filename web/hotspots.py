@@ -6,11 +6,10 @@ import csv
 import io
 import json
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,18 +18,16 @@ import shapely
 from flask import Blueprint, Response, current_app, g, render_template, request
 
 from geo311.errors import InvalidRequest
+from geo311.hotspot_index import HotspotIndex
 from geo311.hotspots import (
     CONFIDENCE,
     EMERGING_LABELS,
     RESOLUTIONS,
     RequestFilter,
-    cell_counts_of,
     cells_covering,
     count_cells,
     emerging_hotspots,
-    filter_parents,
     hotspot_cells,
-    parent_cells,
 )
 from geo311.model import STATUSES
 from web import maps, state
@@ -90,134 +87,18 @@ class _Cache:
         return value
 
 
-class _Requests:
-    """Each located request's map columns, kept in memory and caught up from the audit log.
-
-    A map view then filters and counts a million rows in numpy instead of scanning them
-    in the database. Rows are compact (numbers only: a service is its number in
-    ``vocabulary``, a status whether it is open). The bulk is sorted by cell, so counting
-    is one pass; requests that arrive later wait in a small tail until it grows.
-    Catching up reads only the requests named by new audit entries or updated since the
-    last catch-up (less a margin for late commits); a bulk change (an audit entry on
-    requests without an id) reloads everything.
-    """
-
-    MARGIN_S = 30.0
-    MAX_ENTRIES = 5000
-    MAX_TAIL = 20_000
-
-    def __init__(self) -> None:
-        self.parts: list[pd.DataFrame] = []
-        self.vocabulary: dict[str, int] = {}
-        self.marker = -1
-        self.synced = 0.0
-        self.loads = 0
-        self._lock = threading.Lock()
-
-    def get(self, store: Any, marker: int) -> tuple[list[pd.DataFrame], dict[str, int]]:
-        with self._lock:
-            if self.parts and marker == self.marker:
-                return self.parts, self.vocabulary
-            started = time.time()
-            entries = [] if not self.parts else store.audit.since(self.marker,
-                                                                  self.MAX_ENTRIES + 1)
-            # A bulk change, or a service marked sensitive (its cells move), reloads all.
-            if not self.parts or len(entries) > self.MAX_ENTRIES or any(
-                    (e["entity"] == "request" and not e["entity_id"])
-                    or e["action"] == "service_sensitive" for e in entries):
-                self.vocabulary = {}
-                rows = self._compact(store.hotspots.rows())
-                rows = rows.sort_values("cell", kind="stable", ignore_index=True)
-                self.parts = [rows, rows[:0]]
-                self.loads += 1
-            else:
-                since = datetime.fromtimestamp(self.synced - self.MARGIN_S, UTC)
-                changed = store.hotspots.rows(since=since, ids=sorted(_named_requests(entries)))
-                self.parts = _caught_up(self.parts, self._compact(changed), self.MAX_TAIL)
-            self.marker, self.synced = marker, started
-            return self.parts, self.vocabulary
-
-    def _compact(self, rows: pd.DataFrame) -> pd.DataFrame:
-        for code in pd.unique(rows["service_code"]):
-            self.vocabulary.setdefault(str(code), len(self.vocabulary))
-        return pd.DataFrame({
-            "id": rows["id"].to_numpy(np.int64), "cell": rows["cell"].to_numpy(np.int64),
-            "reporters": rows["reporters"].to_numpy(np.int64),
-            "service": rows["service_code"].map(self.vocabulary).to_numpy(np.int32),
-            "open": (rows["status"] == "open").to_numpy(bool),
-            "requested": rows["requested"].to_numpy(float),
-            "parent": rows["parent"].to_numpy(bool),
-        })
-
-
-def _named_requests(entries: list[dict[str, Any]]) -> set[int]:
-    """Ids of requests an audit entry changed: its own and any group it names."""
-    ids: set[int] = set()
-    for e in entries:
-        if e["entity"] != "request":
-            continue
-        values = [e["entity_id"], *[e["detail"].get(k) for k in ("into", "from", "folded")]]
-        for v in values:
-            for x in v if isinstance(v, list) else [v]:
-                if x is not None and str(x).isdigit():
-                    ids.add(int(x))
-    return ids
-
-
-def _caught_up(parts: list[pd.DataFrame], changed: pd.DataFrame,
-               max_tail: int) -> list[pd.DataFrame]:
-    """Replace changed rows where they are; new ones join the tail (bulk re-sorted if needed).
-
-    Parts are replaced, never edited, so a view reading the old ones is unaffected.
-    """
-    if changed.empty:
-        return parts
-    bulk, tail = parts
-    left = np.ones(len(changed), dtype=bool)
-    resort = False
-    out = []
-    for i, part in enumerate((bulk, tail)):
-        at = np.flatnonzero(np.isin(part["id"].to_numpy(), changed["id"].to_numpy()))
-        if not len(at):
-            out.append(part)
-            continue
-        src = pd.Index(changed["id"]).get_indexer(part["id"].to_numpy()[at])
-        if i == 0 and (part["cell"].to_numpy()[at] != changed["cell"].to_numpy()[src]).any():
-            resort = True  # a request moved: its row is no longer in cell order
-        columns = {}
-        for column in part.columns:
-            values = part[column].to_numpy(copy=True)
-            values[at] = changed[column].to_numpy()[src]
-            columns[column] = values
-        out.append(pd.DataFrame(columns))
-        left[src] = False
-    bulk, tail = out
-    if left.any():
-        tail = pd.concat([tail, changed[left]], ignore_index=True)
-    if resort or len(tail) > max_tail:
-        bulk = pd.concat([bulk, tail], ignore_index=True).sort_values(
-            "cell", kind="stable", ignore_index=True)
-        tail = bulk[:0]
-    return [bulk, tail]
+def _index() -> HotspotIndex:
+    return current_app.extensions.setdefault(  # type: ignore[no-any-return]
+        "geo311.hotspot_rows", HotspotIndex())
 
 
 def _requests_in_memory() -> tuple[list[pd.DataFrame], dict[str, int]]:
-    holder = current_app.extensions.setdefault("geo311.hotspot_rows", _Requests())
-    return holder.get(state().store, _last_change())  # type: ignore[no-any-return]
+    return _index().rows(state().store, _last_change())
 
 
-def _counts(q: HotspotQuery, resolution: int | None = None) -> pd.DataFrame:
+def _counts(q: HotspotQuery) -> pd.DataFrame:
     """Requests and reporters per cell for a view: in memory, or in SQL for a district."""
-    res = q.resolution if resolution is None else resolution
-    if q.where.district_id is not None:
-        return state().store.hotspots.counts(res, q.where)  # type: ignore[no-any-return]
-    parts, vocabulary = _requests_in_memory()
-    counts = [cell_counts_of(part, filter_parents(part, q.where, vocabulary), res)
-              for part in parts if len(part)]
-    if not counts:
-        return pd.DataFrame({"cell": [], "requests": [], "reporters": []}, dtype=np.int64)
-    both = pd.concat(counts, ignore_index=True)
-    return both.groupby("cell", as_index=False, sort=True)[["requests", "reporters"]].sum()
+    return _index().counts(state().store, _last_change(), q.where, q.resolution)
 
 
 def _cache() -> _Cache:
@@ -483,19 +364,7 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
 
     def build() -> pd.DataFrame:
         where = RequestFilter(**{**q.where.__dict__, "start": origin, "end": end})
-        if where.district_id is not None:
-            weekly = s.store.hotspots.weekly(q.resolution, where, origin)
-        else:
-            pieces = []
-            parts, vocabulary = _requests_in_memory()
-            for frame in parts:
-                keep = filter_parents(frame, where, vocabulary)
-                pieces.append(pd.DataFrame({
-                    "cell": parent_cells(frame["cell"].to_numpy(np.int64)[keep], q.resolution),
-                    "week": ((frame["requested"].to_numpy(float)[keep] - origin.timestamp())
-                             // 604800).astype(np.int64),
-                    "reporters": frame["reporters"].to_numpy(np.int64)[keep]}))
-            weekly = pd.concat(pieces, ignore_index=True)
+        weekly = _index().weekly(s.store, _last_change(), where, q.resolution, origin)
         out = emerging_hotspots(weekly["cell"].to_numpy(), weekly["week"].to_numpy(),
                                 weekly["reporters"].to_numpy(), _study_cells(q.resolution),
                                 n_bins=weeks)

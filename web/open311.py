@@ -1,7 +1,7 @@
 """Open311 GeoReport v2 over HTTP: ``/open311/v2/``, discovery and the bulk export.
 
-Views read parameters, call ``geo311.open311`` and ``geo311.intake``, and write the
-document in the format the URL ends with. Errors are rendered by ``web/errors.py``.
+Views read parameters, call ``geo311.open311`` and ``geo311.open311_service``, and write
+the document in the format the URL ends with. Errors are rendered by ``web/errors.py``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -21,11 +18,9 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from werkzeug.http import parse_options_header
 
 from geo311 import open311
-from geo311.errors import ConfigError, Forbidden, InvalidRequest, NotFound
-from geo311.intake import submit
-from geo311.model import Service
+from geo311.errors import ConfigError, InvalidRequest, NotFound
 from geo311.open311_records import RecordPage, request_page
-from geo311.store.accounts import ApiKey
+from geo311.open311_service import Catalogue, check_jurisdiction, create_request
 from geo311.store.rows import now_utc
 from web import state
 
@@ -49,37 +44,10 @@ def post_limit(config: Mapping[str, Any]) -> tuple[int, float]:
     return int(count), seconds
 
 
-class Catalogue:
-    """The service catalogue as this process last read it, re-read every ``ttl_s`` seconds.
-
-    Used to check a POST's answers and to name agencies; a code it does not hold is
-    looked up in the store, so a newly loaded service is usable at once.
-    """
-
-    def __init__(self, ttl_s: float = 5.0) -> None:
-        self.ttl_s = ttl_s
-        self._services: dict[str, Service] = {}
-        self._read = -math.inf
-        self._lock = threading.Lock()
-
-    def services(self) -> dict[str, Service]:
-        """Every active service by code."""
-        with self._lock:
-            if time.monotonic() - self._read > self.ttl_s:
-                self._services = {sv.code: sv for sv in state().store.catalogue.services()}
-                self._read = time.monotonic()
-            return self._services
-
-    def service(self, code: str) -> Service:
-        """One service; raise ``NotFound`` when the store has no such active service."""
-        found = self.services().get(code)
-        return found if found is not None else state().store.catalogue.service(code)
-
-
 def _catalogue() -> Catalogue:
     found = current_app.extensions.get("open311_catalogue")
     if found is None:
-        found = current_app.extensions["open311_catalogue"] = Catalogue()
+        found = current_app.extensions["open311_catalogue"] = Catalogue(state().store)
     return found  # type: ignore[no-any-return]
 
 
@@ -130,12 +98,12 @@ def _check_body() -> None:
             "): no part was found")
 
 
+def _jurisdiction() -> str:
+    return str(current_app.config.get("OPEN311_JURISDICTION_ID", ""))
+
+
 def _check_jurisdiction(params: dict[str, list[str]]) -> None:
-    wanted = str(current_app.config.get("OPEN311_JURISDICTION_ID", ""))
-    given = open311.single_value(params, "jurisdiction_id")
-    if wanted and given and given != wanted:
-        raise NotFound(f"jurisdiction_id {given!r} was not found; this endpoint serves "
-                       f"{wanted!r}")
+    check_jurisdiction(params, _jurisdiction())
 
 
 def _respond(fmt: str, kind: str, document: Any, status: int = 200) -> Response:
@@ -221,49 +189,15 @@ def token(token: str, fmt: str) -> Response:
                    "returns its service_request_id at once")
 
 
-def _api_key(params: dict[str, list[str]]) -> ApiKey:
-    given = open311.single_value(params, "api_key")
-    if not given:
-        raise Forbidden("api_key is missing: POST requests needs an API key")
-    key = state().store.accounts.find_api_key(given)
-    if key is None:
-        raise Forbidden("api_key is invalid or revoked -- can't proceed with create_request")
-    return key
-
-
 @bp.post(f"/v2/requests.{FMT}")
 def requests_create(fmt: str) -> Response:
     """POST Service Request (form-encoded or multipart; needs an api_key)."""
     _check_body()
-    params = _params()
-    key = _api_key(params)
-    state().store.accounts.check_rate(key.id, *post_limit(current_app.config))
-    _check_jurisdiction(params)
-    extensions = open311.wants_extensions(params)
-    code = open311.single_value(params, "service_code")
-    if not code:
-        raise InvalidRequest("service_code was not provided")
     s = state()
-    service = _catalogue().service(code)
-    new = open311.parse_submission(params, service)
-    client_id = open311.single_value(params, "client_request_id")
-    if len(client_id) > 200:
-        raise InvalidRequest("client_request_id has more than 200 characters")
-    if client_id:
-        earlier = s.store.accounts.claim_submission(key.id, client_id)
-        if earlier is not None:
-            return _respond(fmt, "requests", open311.post_response(
-                s.store.requests.get(earlier), service, extensions=extensions))
-    try:
-        stored = submit(s.store, s.context(), new)
-    except BaseException:
-        if client_id:
-            s.store.accounts.release_submission(key.id, client_id)
-        raise
-    if client_id:
-        s.store.accounts.settle_submission(key.id, client_id, stored.id)
-    return _respond(fmt, "requests", open311.post_response(stored, service,
-                                                           extensions=extensions))
+    created = create_request(
+        s.store, s.context, _catalogue(), _params(), rate_limit=post_limit(current_app.config),
+        jurisdiction_id=_jurisdiction())
+    return _respond(fmt, "requests", created.document())
 
 
 @bp.get("/bulk/requests.<any(csv, json):fmt>")

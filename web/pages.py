@@ -6,11 +6,11 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
 from geo311.errors import Geo311Error, InvalidRequest
-from geo311.geodesy import haversine_m
 from geo311.intake import submit
 from geo311.model import NewRequest, Reporter, ServiceRequest
+from geo311.nearby import open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
-from geo311.privacy import MASK_SHIFT_MAX_M, mask_request, shown_points
+from geo311.privacy import mask_request
 from web import maps, state
 
 bp = Blueprint("pages", __name__)
@@ -154,23 +154,11 @@ def api_nearby() -> Response:
     Sensitive services are matched on their masked location, as on the citizen map.
     """
     lon, lat, radius_m, limit = _point_args(NEARBY_RADIUS_M, 2000, NEARBY_LIMIT, 50)
-    code = request.args.get("service_code") or None
     store = state().store
     sensitive = store.catalogue.sensitive_codes()
-    margin_m = MASK_SHIFT_MAX_M if sensitive else 0.0
-    found = store.requests.near(lon, lat, radius_m + margin_m, service_code=code, status="open",
-                       limit=5000 if sensitive else 500)
-    xs, ys = shown_points([r.service_code for r, _ in found], [r.lon for r, _ in found],
-                          [r.lat for r, _ in found], sensitive)
-    shown_m = haversine_m(lon, lat, xs, ys) if found else []
-    nearest: dict[int, float] = {}  # each group once, at its nearest member's distance
-    for (r, _d), d in sorted(zip(found, shown_m, strict=True), key=lambda x: (x[1], x[0][0].id)):
-        if d <= radius_m:
-            nearest.setdefault(r.duplicate_of or r.id, float(d))
-    picked = list(nearest)[:limit]
-    roots = {r.id: r for r in store.requests.query(ids=picked, limit=limit)}
-    return jsonify([{**_public(roots[i], sensitive), "distance_m": round(nearest[i], 1)}
-                    for i in picked if i in roots])
+    found = open_groups_near(store, lon, lat, radius_m, sensitive,
+                             service_code=request.args.get("service_code") or None, limit=limit)
+    return jsonify([{**_public(r, sensitive), "distance_m": d} for r, d in found])
 
 
 @bp.get("/api/requests/around")
@@ -183,17 +171,8 @@ def api_around() -> Response:
     lon, lat, radius_m, limit = _point_args(AROUND_RADIUS_M, 3000, AROUND_MAX, AROUND_MAX)
     store = state().store
     sensitive = store.catalogue.sensitive_codes()
-    margin_m = MASK_SHIFT_MAX_M if sensitive else 0.0
-    out = []
-    for r, _d in store.requests.near(lon, lat, radius_m + margin_m, status="open", limit=100_000):
-        if r.duplicate_of is not None:
-            continue
-        shown = _public(r, sensitive)
-        distance = float(haversine_m(lon, lat, shown["long"], shown["lat"]))
-        if distance <= radius_m:
-            out.append({**shown, "distance_m": round(distance, 1)})
-    out.sort(key=lambda x: (x["distance_m"], int(str(x["service_request_id"]))))
-    return jsonify(out[:limit])
+    found = open_requests_around(store, lon, lat, radius_m, sensitive, limit=limit)
+    return jsonify([{**_public(r, sensitive), "distance_m": d} for r, d in found])
 
 
 @bp.get("/healthz")

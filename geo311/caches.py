@@ -1,0 +1,49 @@
+"""Every cache geo311 keeps, where it lives, and what makes it stale.
+
+Nothing here has to be invalidated by hand: each cache is keyed by, or checked
+against, something that changes with the data it holds.
+
+Stored Open311 records
+    ``public_records`` (``geo311/store/records.py``): each request's public record as
+    JSON with the request's ``revision`` and a stamp (records generation, time zone,
+    record format). Database triggers raise the revision when a shown column is
+    written and the generation when services, layers, layer versions or a recorded
+    request's districts change; a reader that meets an older record rebuilds it.
+    ``geo311 records refresh`` (``open311_service.refresh_stored_records``) builds
+    stale ones in advance.
+
+Intake context
+    ``web.Geo311.context()`` keeps one ``intake.Context`` (district index, service
+    area, geocoder), rebuilt when ``store.addresses.context_key()`` changes: the ids of the active
+    layer versions, or the reference key (last geocoding audit id and the highest id of
+    each reference table).
+
+Geocoder per database
+    ``gazetteer.geocoder_for`` keeps the last ``Geocoder`` of each database URL, rebuilt
+    when ``store.addresses.reference_key()`` changes (a reference layer loaded or replaced).
+
+Hotspot rows
+    ``hotspot_index.HotspotIndex`` (one per app, ``app.extensions["geo311.hotspot_rows"]``)
+    holds every located request's map columns, caught up to the newest audit-log id
+    (``store.audit.last_change()``): requests named by newer entries or updated since are
+    re-read; a bulk change or a service marked sensitive reloads it all.
+
+Hotspot results
+    ``web/hotspots.py`` ``_Cache`` (one per app, ``app.extensions["geo311.hotspots"]``;
+    least recently used, 64 entries): computed cells,
+    district summaries and map parts keyed by the view's filters and the newest
+    audit-log id; district shapes and study cells by layer version id.
+
+Open311 catalogue
+    ``open311_service.Catalogue`` (one per app, ``app.extensions["open311_catalogue"]``):
+    the active services, re-read after ``ttl_s`` (5 s); a code it lacks is looked up in
+    the store at once, so only a changed or retired service is seen late.
+
+``functools.lru_cache``
+    Pure functions of their arguments, never stale: ``addresses._token_features`` and
+    ``addresses._parse_cached`` (address parsing), ``geocode._number_and_direction``,
+    ``sla._holidays`` (a calendar's holidays of a year). ``sla.load_calendar`` keeps
+    each calendar file as first read (restart to see an edited shipped calendar).
+    Each ``Geocoder`` caches its answers (``Geocoder.geocode``, ``clear_caches()``)
+    and lives as long as its references do.
+"""
