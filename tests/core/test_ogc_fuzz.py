@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from geo311 import ogc
 from geo311.errors import InvalidRequest
+from tests.conftest import examples
 
-settings.register_profile("ogc-core-fuzz", max_examples=300, deadline=None)
+settings.register_profile("ogc-core-fuzz", max_examples=examples(300), deadline=None)
 CORE_FUZZ = settings.get_profile("ogc-core-fuzz")
 
 REQ = ogc.Collection("requests", "Requests", "", "requests", None)
