@@ -18,7 +18,11 @@ from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
 from geo311.imports import import_file, read_mapping
 from geo311.privacy import masked_point
+from tests.conftest import examples
 from tests.web.conftest import AUSTIN, LOOP
+
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
 
 V2 = "/open311/v2"
 #: A true point whose resolution-9 cell centre is 129 m away (west, a little north).
@@ -389,8 +393,8 @@ def _core_calls(params):
             yield lambda v=value, n=name: open311.parse_datetime(v, n, zone)
 
 
-CORE_EXAMPLES = 300
-HTTP_EXAMPLES = 100
+CORE_EXAMPLES = examples(300)
+HTTP_EXAMPLES = examples(100)
 
 
 @settings(max_examples=CORE_EXAMPLES, deadline=None)
