@@ -224,8 +224,9 @@ def test_post_description_over_4000_characters_is_400(client, city):
     assert response.status_code == 400 and "4001" in error_of(response)[0][1]
 
 
-@pytest.mark.parametrize("text", ["<b>big</b> hole", "see <script>alert(1)</script>",
-                                  "a <img src=x onerror=y>", "&lt;b&gt;", "javascript:alert(1)"])
+# Every variation of these parameter rules is checked in tests/core/test_open311_params.py;
+# here one case each keeps the HTTP contract (status and error document).
+@pytest.mark.parametrize("text", ["see <script>alert(1)</script>"])
 def test_post_description_with_html_is_400(client, city, text):
     response = post(client, city, description=text)
     assert response.status_code == 400 and "HTML" in error_of(response)[0][1]
@@ -235,8 +236,7 @@ def test_post_description_may_contain_line_breaks_and_comparisons(client, city):
     assert post(client, city, description="2 < 3 and 5 > 4\r\nline two").status_code == 200
 
 
-@pytest.mark.parametrize("url", ["ftp://x.org/a.jpg", "javascript:alert(1)", "/relative.jpg",
-                                 "http://", "http://x.org/a b.jpg"])
+@pytest.mark.parametrize("url", ["javascript:alert(1)"])
 def test_post_media_url_must_be_an_http_url(client, city, url):
     assert post(client, city, media_url=url).status_code == 400
 
@@ -371,8 +371,7 @@ def test_end_date_before_start_date_is_400(client, city):
                       "&end_date=2021-01-01T00:00:00Z").status_code == 400
 
 
-@pytest.mark.parametrize("value", ["2021-01-01T00:00:00", "01/02/2021", "yesterday",
-                                   "2021-02-30"])
+@pytest.mark.parametrize("value", ["2021-01-01T00:00:00"])
 def test_date_without_time_zone_or_not_w3c_is_400(client, city, value):
     assert client.get(f"{V2}/requests.json?start_date={value}").status_code == 400
 
