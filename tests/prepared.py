@@ -61,6 +61,12 @@ def prepared_state(name: str, *, base: str | None = "schema", fixtures: tuple[st
     return register
 
 
+def starts_from(name: str, *fixtures: str, module: str | None = None) -> None:
+    """Tests using one of ``fixtures`` (of ``module``) start from the existing state ``name``."""
+    for fixture in fixtures:
+        STATE_FIXTURES[(module, fixture)] = name
+
+
 def state_of(request: pytest.FixtureRequest) -> State:
     """The deepest state asked for by the test's fixtures (they must lie on one line)."""
     module = request.module.__name__ if request.module is not None else None
