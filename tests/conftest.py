@@ -126,8 +126,7 @@ def postgis_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgis_templates(postgis_url: str,
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgisTemplates]:
+def postgis_templates(postgis_url: str) -> Iterator[PostgisTemplates]:
     templates = PostgisTemplates(postgis_url)
     yield templates
     templates.close()
