@@ -11,7 +11,7 @@ import shapely
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Reporter, Service
-from tests.conftest import SAMPLE_2021_CSV, csv_head, submit_as_imported
+from tests.conftest import SAMPLE_2021_CSV, csv_head, load_shipped, submit_as_imported
 from tests.prepared import prepared_state
 
 #: Backend-specific paths throughout: every test here runs on PostGIS too.
@@ -169,6 +169,7 @@ def test_h3_counts_weight_parents_by_reporters(client, seeded, app):
 
 def test_gdal_oapif_client_reads_every_collection(serve, store, backend_url, tmp_path):
     """What QGIS does: GDAL's OAPIF driver against a live server on loopback."""
+    load_shipped(store, "community_areas", "wards_2015_2023")
     _seed(store, tmp_path, rows=1200)
     base = serve(backend_url)
     url = f"OAPIF:{base}/ogc"
