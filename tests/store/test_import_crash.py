@@ -32,7 +32,6 @@ from geo311.store import tables as t
 from tests.conftest import LEGACY_CSV, csv_head, load_shipped
 
 ROWS = 10_000
-DB_PREFIX = "geo311_h_crash_"  # the only extra databases these tests may make
 WAIT_S = 120
 
 
@@ -56,6 +55,8 @@ class Databases:
         self.base = base
         self.postgis_url = postgis_url
         self.made: list[str] = []
+        # Named after the test database, so that sessions on other databases never meet.
+        self.prefix = f"{make_url(postgis_url).database}_crash_" if postgis_url else ""
         self.clean: dict[str, Any] | None = None
         self.template = self._make_template()
 
@@ -64,7 +65,7 @@ class Databases:
             path = self.base / "template.sqlite"
             self._prepare(f"sqlite:///{path}")
             return str(path)
-        name = DB_PREFIX + "template"
+        name = self.prefix + "template"
         admin = _admin(self.postgis_url)
         _drop_database(admin, name)
         with admin.connect() as conn:
@@ -92,7 +93,7 @@ class Databases:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             shutil.copy(self.template, path)
             return f"sqlite:///{path}"
-        name = DB_PREFIX + label
+        name = self.prefix + label
         admin = _admin(self.postgis_url)
         _drop_database(admin, name)
         with admin.connect() as conn:
