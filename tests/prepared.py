@@ -125,7 +125,8 @@ class PostgisTemplates:
         self.admin = create_engine(url, isolation_level="AUTOCOMMIT")
         self.built: dict[str, tuple[str, Any]] = {}
         self.copies = itertools.count(1)
-        self.dropper = ThreadPoolExecutor(max_workers=1)
+        self.worker = ThreadPoolExecutor(max_workers=1)
+        self.spares: dict[str, Future[str]] = {}
         self.dropping: list[Future[None]] = []
         with self.admin.connect() as conn:
             fast = conn.execute(text("SHOW server_version_num")).scalar_one()
@@ -175,17 +176,28 @@ class PostgisTemplates:
             yield self.url, None
             return
         template, extra = self.template(name, workroot)
-        db = self.prefix("copy") + str(next(self.copies))
-        self.create(db, template)
+        ready = self.spares.pop(name, None)
+        db = ready.result() if ready is not None else self.fresh(template)
+        # Tests of one state come together (a file, a fixture): copy the next one while
+        # this test runs, and drop this copy after it, both off the test's time.
+        self.spares[name] = self.worker.submit(self.fresh, template)
         try:
             yield self.url_of(db), extra
-        finally:  # while the next test runs: a drop waits on the disk, not on us
-            self.dropping.append(self.dropper.submit(self.drop, db))
+        finally:
+            self.dropping.append(self.worker.submit(self.drop, db))
+
+    def fresh(self, template: str) -> str:
+        """A new copy of ``template``; its name."""
+        db = self.prefix("copy") + str(next(self.copies))
+        self.create(db, template)
+        return db
 
     def close(self) -> None:
-        self.dropper.shutdown(wait=True)
+        self.worker.shutdown(wait=True)
         for done in self.dropping:
             done.result()  # a copy that could not be dropped is an error
+        for spare in self.spares.values():
+            self.drop(spare.result())
         for db, _ in self.built.values():
             self.drop(db)
         self.admin.dispose()
