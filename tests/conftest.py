@@ -1,20 +1,34 @@
-"""Fixtures: real SpatiaLite and PostGIS stores, the Flask app, client and runner."""
+"""Fixtures: real SpatiaLite and PostGIS stores, the Flask app, client and runner.
+
+Each test's database is its own copy of a state built once per session (``tests.prepared``).
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from geo311.config import PROJECT_ROOT, Settings
 from geo311.store import open_store
+from tests.prepared import (
+    PREPARED,
+    PostgisTemplates,
+    SpatialiteTemplates,
+    prepared_state,
+    state_of,
+)
 
 BACKENDS = ("spatialite", "postgis")
 SHAPEFILES = PROJECT_ROOT / "shapefiles"
@@ -22,12 +36,56 @@ SAMPLES = SHAPEFILES / "requests"
 LEGACY_CSV = SAMPLES / "chicago_311_sanitation_code_complaints_2011_2013.csv.gz"
 SAMPLE_2021_CSV = SAMPLES / "chicago_311_all_types_2021-01-01_to_02_sample.csv.gz"
 
+# --- Hypothesis: quick while developing, thorough in CI ------------------------------
+
+hypothesis_settings.register_profile("ci", max_examples=100, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("dev", max_examples=15, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+hypothesis_settings.load_profile(PROFILE)
+
+
+def examples(thorough: int) -> int:
+    """``max_examples`` for a test that sets its own: all of them in CI, a tenth in dev.
+
+    A ``@settings`` decorator overrides the loaded profile, so such tests ask here.
+    """
+    return thorough if PROFILE == "ci" else max(5, thorough // 10)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--require-all-backends", action="store_true",
         help="fail (instead of skip) when SpatiaLite or PostGIS is not available",
     )
+    parser.addoption(
+        "--web-on-both-backends", action="store_true",
+        help="run every web and browser test on PostGIS too, not only the both_backends ones",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Web and browser tests run on SpatiaLite; those marked ``both_backends`` on both.
+
+    Every store test stays on both backends: only views over the same store calls drop
+    their PostGIS twin, and the marked ones cover each backend-specific path.
+    """
+    if config.getoption("--web-on-both-backends"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgis = callspec is not None and callspec.params.get("backend_url") == "postgis"
+        part = Path(str(item.fspath)).parent.name
+        if (on_postgis and part in ("web", "browser")
+                and item.get_closest_marker("both_backends") is None):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _unavailable(request: pytest.FixtureRequest, why: str) -> None:
@@ -37,13 +95,14 @@ def _unavailable(request: pytest.FixtureRequest, why: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def spatialite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def spatialite_templates(tmp_path_factory: pytest.TempPathFactory) -> SpatialiteTemplates:
+    return SpatialiteTemplates(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.fixture(scope="session")
+def spatialite_template(spatialite_templates: SpatialiteTemplates) -> Path:
     """A SpatiaLite file with the schema, copied for each test (initialising is slow)."""
-    path = tmp_path_factory.mktemp("template") / "geo311.sqlite"
-    store = open_store(f"sqlite:///{path}")
-    store.schema.init()
-    store.dispose()
-    return path
+    return spatialite_templates.template("schema")[0]
 
 
 @pytest.fixture(scope="session")
@@ -66,19 +125,34 @@ def postgis_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def postgis_templates(postgis_url: str) -> Iterator[PostgisTemplates]:
+    templates = PostgisTemplates(postgis_url)
+    yield templates
+    templates.close()
+
+
 @pytest.fixture(params=BACKENDS)
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database URL for each backend, empty of data."""
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database URL for each backend: a fresh copy of the state the test starts from."""
+    state = state_of(request)
     if request.param == "spatialite":
-        template = request.getfixturevalue("spatialite_template")
-        path = tmp_path / "geo311.sqlite"
-        shutil.copy(template, path)
-        return f"sqlite:///{path}"
-    url = request.getfixturevalue("postgis_url")
-    store = open_store(url)
-    store.schema.truncate_all()
-    store.dispose()
-    return url
+        copies = request.getfixturevalue("spatialite_templates").copy(state.name, tmp_path)
+    else:
+        copies = request.getfixturevalue("postgis_templates").copy(
+            state.name, tmp_path_factory.getbasetemp())
+    url, extra = next(copies)
+    request.node.stash[PREPARED] = extra
+    yield url
+    copies.close()
+
+
+
+@pytest.fixture
+def prepared(request: pytest.FixtureRequest, backend_url: str) -> Any:
+    """What the test's prepared state's builder returned (ids, keys, outputs)."""
+    return request.node.stash[PREPARED]
 
 
 @pytest.fixture
@@ -126,11 +200,44 @@ def load_shipped(store, *names: str) -> None:
                    id_field=d.id_field, name_field=d.name_field, crs=d.crs, activate=True)
 
 
+@prepared_state("layered", fixtures=("layered_store",))
+def _layered(store, workdir: Path) -> None:
+    load_shipped(store, "community_areas", "wards_2015_2023")
+
+
 @pytest.fixture
 def layered_store(store):
     """A store with community areas (the service area) and wards 2015-2023 active."""
-    load_shipped(store, "community_areas", "wards_2015_2023")
     return store
+
+
+@prepared_state("demo", fixtures=("demo_output",))
+def _demo(store, workdir: Path):
+    """``geo311 demo --no-serve`` once per session and backend; its result is kept."""
+    from web import create_app
+    from web.cli import cli
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    app = create_app(Settings(database_url=url, instance_path=workdir / "instance"))
+    try:
+        result = app.test_cli_runner().invoke(cli, ["demo", "--no-serve"])
+    finally:
+        app.extensions["geo311"].store.dispose()
+    return DemoRun(result.exit_code, result.output)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What the session's one full ``geo311 demo`` run said."""
+
+    exit_code: int
+    output: str
+
+
+@pytest.fixture
+def demo_output(prepared) -> DemoRun:
+    """The test's database is a copy of the demo's; this is what that run printed."""
+    return prepared
 
 
 @pytest.fixture

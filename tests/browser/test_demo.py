@@ -7,7 +7,8 @@ from tests.browser.test_map import COUNT_MARKERS
 pytestmark = pytest.mark.browser
 
 
-def test_demo_serves_the_shipped_data(serve, page, backend_url, store):
+def test_demo_serves_the_shipped_data(serve, page, backend_url, store, demo_output):
+    """On a copy of the session's demo database: ``demo`` finds it loaded, then serves."""
     base = serve(backend_url, command="demo", timeout_s=300)
     assert store.requests.count() == 55_167 + 5_000
     assert {v.layer for v in store.layers.versions(active_only=True)} == {

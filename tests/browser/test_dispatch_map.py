@@ -6,9 +6,11 @@ import pytest
 
 from geo311 import dispatch as core
 from geo311.accounts import create_user
+from geo311.dispatch import Crew
 from geo311.intake import Context, submit
-from geo311.model import Crew, NewRequest, Service
-from tests.conftest import STAFF_PASSWORD, load_shipped
+from geo311.model import NewRequest, Service
+from tests.conftest import STAFF_PASSWORD
+from tests.prepared import starts_from
 
 pytestmark = pytest.mark.browser
 DAY = "2026-11-24"
@@ -39,9 +41,11 @@ OPEN_STOP = """() => {
 }"""
 
 
+starts_from("layered", "seeded_url", module=__name__)
+
+
 @pytest.fixture
 def seeded_url(store, backend_url):
-    load_shipped(store, "community_areas", "wards_2015_2023")
     store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation",
                                    sla_hours=4, sla_clock="24x7")])
     ctx = Context.from_store(store)

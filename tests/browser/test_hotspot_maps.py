@@ -8,7 +8,8 @@ from geo311.gazetteer import learn_addresses
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context
 from geo311.model import NewRequest, Service
-from tests.conftest import SAMPLE_2021_CSV, load_shipped, submit_as_imported
+from tests.conftest import SAMPLE_2021_CSV, submit_as_imported
+from tests.prepared import prepared_state
 
 pytestmark = pytest.mark.browser
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -38,9 +39,8 @@ HOVER_HOTTEST = """() => {
 }"""
 
 
-@pytest.fixture
-def seeded_url(store, backend_url):
-    load_shipped(store, "community_areas", "wards_2015_2023")
+@prepared_state("hotspot_maps", base="layered", fixtures=("seeded_url",), module=__name__)
+def _seed(store, workdir):
     ctx = Context.from_store(store)
     import_file(store, ctx, SAMPLE_2021_CSV, read_mapping("chicago-311"))
     learn_addresses(store)  # the address search geocodes against the imported history
@@ -49,6 +49,10 @@ def seeded_url(store, backend_url):
                                               description=XSS))
     submit_as_imported(store, ctx, NewRequest("XSSV", SPOT[0] + 0.001, SPOT[1],
                                               description=XSS, address=XSS))
+
+
+@pytest.fixture
+def seeded_url(store, backend_url):
     return backend_url
 
 

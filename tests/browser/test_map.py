@@ -5,7 +5,8 @@ import pytest
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context
 from geo311.model import NewRequest
-from tests.conftest import SAMPLE_2021_CSV, load_shipped, submit_as_imported
+from tests.conftest import SAMPLE_2021_CSV, submit_as_imported
+from tests.prepared import prepared_state
 
 pytestmark = pytest.mark.browser
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -31,13 +32,16 @@ OPEN_XSS_POPUP = """(needle) => {
 }"""
 
 
-@pytest.fixture
-def seeded_url(store, backend_url):
-    load_shipped(store, "community_areas", "wards_2015_2023")
+@prepared_state("map", base="layered", fixtures=("seeded_url",), module=__name__)
+def _seed(store, workdir):
     ctx = Context.from_store(store)
     import_file(store, ctx, SAMPLE_2021_CSV, read_mapping("chicago-311"))
     submit_as_imported(store, ctx, NewRequest("SCB", -87.6321, 41.8837,
                                               address="121 N LA SALLE ST", description=XSS))
+
+
+@pytest.fixture
+def seeded_url(store, backend_url):
     return backend_url
 
 

@@ -14,14 +14,15 @@ from hypothesis import strategies as st
 
 from geo311 import dedup
 from geo311.dedup import (
+    Candidate,
+    DuplicateRule,
     cluster_requests,
     find_duplicate,
     match_requests,
 )
 from geo311.errors import InvalidRequest
 from geo311.geodesy import haversine_m
-from geo311.model import Candidate, DuplicateRule
-from tests.conftest import LEGACY_CSV
+from tests.conftest import LEGACY_CSV, examples
 
 LON0 = -87.65
 T0 = datetime(2012, 6, 1, 9, 30, tzinfo=UTC)
@@ -344,7 +345,7 @@ def by_id(frame, series):
     return {i: (None if pd.isna(v) else int(v)) for i, v in zip(frame["id"], series, strict=True)}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_bulk_equals_live_in_time_order(scenario):
     frame, rules, groups = scenario
@@ -358,7 +359,7 @@ def test_bulk_equals_live_in_time_order(scenario):
     assert by_id(ordered, cluster_requests(ordered, rules, groups=groups)) == expected
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_same_point_rules_equal_live(scenario):
     """Radius 0 groups by exact point instead of searching trees: same answers."""
@@ -369,7 +370,7 @@ def test_same_point_rules_equal_live(scenario):
     assert by_id(frame, cluster_requests(frame, rules, groups=groups)) == expected
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.randoms(use_true_random=False))
 def test_clustering_does_not_depend_on_row_order(scenario, random):
     frame, rules, groups = scenario
@@ -379,7 +380,7 @@ def test_clustering_does_not_depend_on_row_order(scenario, random):
     assert by_id(shuffled, cluster_requests(shuffled, rules, groups=groups)) == expected
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_never_crosses_service_codes_or_the_radius(scenario):
     frame, rules, _ = scenario

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from geo311.geocode import AddressGrid, building_side, toward_building
 from geoms import (
     BETWEEN_ISLANDS,
     CM_EAST_OF_EDGE,
@@ -51,7 +52,7 @@ from hypothesis import strategies as st
 from geo311.config import PROJECT_ROOT
 from geo311.districts import DistrictIndex, DistrictLayer
 from geo311.errors import InvalidRequest, LayerError, NotFound
-from geo311.geocoding.side import AddressGrid, building_side, toward_building
+from tests.conftest import examples
 
 SHAPEFILES = PROJECT_ROOT / "shapefiles"
 REQUESTS = SHAPEFILES / "requests/chicago_311_sanitation_code_complaints_2011_2013.csv.gz"
@@ -258,7 +259,7 @@ def probe_points(draw, xs, ys, n=60):
     return np.array(pts)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), cell_size_m=st.sampled_from([5.0, 20.0, 300.0]),
        tolerance_m=st.sampled_from([0.0, 15.0, 60.0]))
 def test_each_point_in_the_union_gets_exactly_one_holding_district(data, cell_size_m,
@@ -281,7 +282,7 @@ def test_each_point_in_the_union_gets_exactly_one_holding_district(data, cell_si
     assert again.district_id.tolist() == got.tolist()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_sites=st.integers(2, 30))
 def test_voronoi_partitions_match_a_plain_point_in_polygon_test(seed, n_sites):
     rng = np.random.default_rng(seed)

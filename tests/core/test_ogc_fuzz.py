@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from geo311.errors import InvalidRequest
 from geo311.ogc import params as ogc_params
+from tests.conftest import examples
 
-settings.register_profile("ogc-core-fuzz", max_examples=300, deadline=None)
+settings.register_profile("ogc-core-fuzz", max_examples=examples(300), deadline=None)
 CORE_FUZZ = settings.get_profile("ogc-core-fuzz")
 
 REQ = ogc_params.Collection("requests", "Requests", "", "requests", None)

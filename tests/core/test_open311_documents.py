@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from geo311 import open311
 from geo311.catalogue import read_catalogue
 from geo311.errors import InvalidRequest
+from tests.conftest import examples
 
 ZONE = ZoneInfo("America/Chicago")
 NOW = datetime(2021, 6, 1, 12, tzinfo=UTC)
@@ -133,7 +134,7 @@ _documents = st.recursive(_leaves, lambda inner: st.lists(inner, max_size=4)
                           | st.dictionaries(_names, inner, max_size=4), max_leaves=30)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(root=st.sampled_from(["service_requests", "services", "errors", "discovery"]),
        document=_documents)
 def test_xml_text_writer_equals_element_tree(root, document):
@@ -151,7 +152,7 @@ def _as_parsed(value):
     return open311._NOT_XML.sub("\ufffd", str(value))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(records=st.lists(st.dictionaries(
     st.sampled_from(["description", "status_notes", "address", "lat", "media_url"]),
     st.none() | st.text() | st.floats(allow_nan=False, allow_infinity=False)

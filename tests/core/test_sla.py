@@ -17,6 +17,7 @@ from geo311.business_calendar import (
 from geo311.errors import InvalidRequest, NotFound
 from geo311.model import Service
 from geo311.sla import Target, classify, due_at, target_for
+from tests.conftest import examples
 
 CHI = ZoneInfo("America/Chicago")
 CAL = load_calendar("chicago")
@@ -110,7 +111,7 @@ def test_clock_seconds_over_a_holiday_week():
     assert clock_seconds(b, a, "business_days", CAL) == 0
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 1),
                           timezones=st.just(UTC)),
        amount=st.floats(min_value=60, max_value=30 * DAY),

@@ -5,16 +5,23 @@ import pytest
 
 from geo311.errors import InvalidRequest, NotFound
 from geo311.imports import import_file, read_mapping
+from geo311.intake import Context
 from geo311.layers import activate_version, diff_version, load_layer, retire_layer
 from tests.conftest import SAMPLE_2021_CSV, SHAPEFILES, load_shipped
+from tests.prepared import prepared_state
+
+
+@prepared_state("sample_2021_wards_2023", base="layered", fixtures=("sample_store",),
+                module=__name__)
+def _sample(store, workdir):
+    import_file(store, Context.from_store(store), SAMPLE_2021_CSV, read_mapping("chicago-311"))
+    load_layer(store, SHAPEFILES / "wards_2023", name="wards_2023", id_field="ward",
+               title="Wards 2023-", activate=False)
 
 
 @pytest.fixture
 def sample_store(layered_store, ctx):
     """Community areas and wards 2015-2023 active, the 2021 sample imported, wards 2023 loaded."""
-    import_file(layered_store, ctx, SAMPLE_2021_CSV, read_mapping("chicago-311"))
-    load_layer(layered_store, SHAPEFILES / "wards_2023", name="wards_2023", id_field="ward",
-               title="Wards 2023-", activate=False)
     return layered_store
 
 

@@ -13,6 +13,7 @@ from geo311.catalogue import load_catalogue, read_catalogue
 from geo311.intake import submit
 from geo311.layers import load_layer
 from geo311.model import NewRequest
+from tests.prepared import prepared_state
 
 #: Two halves of a box around Chicago, split at lon -87.69: the service area.
 WEST = box(-87.95, 41.64, -87.69, 42.03)
@@ -30,17 +31,21 @@ def write_city(path):
     return path
 
 
-@pytest.fixture
-def city(app, tmp_path):
-    """The app's store with a two-district service area, the Chicago catalogue and a key."""
-    store = app.extensions["geo311"].store
-    load_layer(store, write_city(tmp_path / "city.geojson"), name="city", role="service_area",
+@prepared_state("city", fixtures=("city",))
+def _city(store, workdir):
+    load_layer(store, write_city(workdir / "city.geojson"), name="city", role="service_area",
                id_field="id", name_field="name", activate=True)
     load_catalogue(store, read_catalogue("chicago"), source="chicago")
-    key = store.accounts.create_api_key("tests")
+    return store.accounts.create_api_key("tests")
+
+
+@pytest.fixture
+def city(app, prepared):
+    """The app's store with a two-district service area, the Chicago catalogue and a key."""
+    store = app.extensions["geo311"].store
 
     def report(code="SDR", at=LOOP, **kw):
         return submit(store, app.extensions["geo311"].context(),
                       NewRequest(code, lon=at[0], lat=at[1], **kw))
 
-    return SimpleNamespace(store=store, key=key, report=report)
+    return SimpleNamespace(store=store, key=prepared, report=report)

@@ -10,6 +10,9 @@ from tests.conftest import STAFF_PASSWORD, csrf_ready
 from web.auth import STAFF_PREFIXES
 from web.cli import cli
 
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
+
 ARGS = {"int": "1", "float": "1.0", "string": "x", "path": "x", "default": "x"}
 
 

@@ -14,6 +14,9 @@ from tests.conftest import STAFF_PASSWORD, csrf_ready
 from web import create_app
 from web.cli import cli
 
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
+
 
 def _cookie_for(secret: str, session: dict) -> str:
     """A session cookie signed with ``secret``, as an attacker who knows it would make."""

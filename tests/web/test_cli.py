@@ -3,6 +3,7 @@
 import zipfile
 
 import pandas as pd
+import pytest
 
 from tests.conftest import SAMPLE_2021_CSV, SHAPEFILES
 from web.cli import cli
@@ -13,6 +14,7 @@ def run(runner, *args):
     return result
 
 
+@pytest.mark.both_backends
 def test_init_db_and_layers(runner):
     from geo311.store.tables import SCHEMA_VERSION
 
@@ -39,6 +41,7 @@ def test_layer_load_errors_are_clean(runner, tmp_path):
     assert "Traceback" not in out.output
 
 
+@pytest.mark.both_backends
 def test_import_export_round_trip(runner, tmp_path):
     run(runner, "layers", "load", SHAPEFILES / "community_areas", "--name", "community_areas",
         "--id-field", "area_numbe", "--role", "service_area")
@@ -59,6 +62,7 @@ def test_import_export_round_trip(runner, tmp_path):
     assert layer.exit_code == 0 and (tmp_path / "ca.zip").stat().st_size > 100_000
 
 
+@pytest.mark.both_backends
 def test_records_refresh_builds_what_import_left_stale(runner, app):
     run(runner, "layers", "load", SHAPEFILES / "community_areas", "--name", "community_areas",
         "--id-field", "area_numbe", "--role", "service_area")
@@ -77,10 +81,10 @@ def test_import_with_unknown_mapping_fails_cleanly(runner):
     assert out.exit_code == 1 and "nowhere" in out.output
 
 
-def test_demo_prepares_everything(runner, app):
-    """The README's first command, without serving."""
-    out = run(runner, "demo", "--no-serve")
-    assert out.exit_code == 0, out.output
+@pytest.mark.both_backends
+def test_demo_prepares_everything(runner, app, demo_output):
+    """The README's first command, without serving (run once per session: ``demo_output``)."""
+    assert demo_output.exit_code == 0, demo_output.output
     store = app.extensions["geo311"].store
     assert {v.layer for v in store.layers.versions(active_only=True)} == {
         "community_areas", "wards_2015_2023", "police_districts_2012"}
@@ -103,6 +107,7 @@ def test_layer_of_a_geopackage_is_chosen_with_layer(runner, tmp_path):
     assert out.exit_code == 0 and "3 districts" in out.output
 
 
+@pytest.mark.both_backends
 def test_dedup_recompute_and_group_corrections(runner, app, tmp_path):
     import re
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from geo311.store.tables import api_keys
 from tests.web.conftest import LOOP
 from web.cli import cli
+
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
 
 
 def run(runner, *args):

@@ -6,17 +6,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from geo311.model import NewRequest, Reporter, Service
-from tests.conftest import load_shipped, submit_as_imported
+from tests.conftest import submit_as_imported
+from tests.prepared import starts_from
 from web.cli import cli
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 LAYER = "wards_2015_2023"
 
 
+starts_from("layered", "seeded", module=__name__)
+
+
 @pytest.fixture
 def seeded(app):
     s = app.extensions["geo311"]
-    load_shipped(s.store, "community_areas", "wards_2015_2023")
     s.store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation",
                                      sla_hours=4, sla_clock="24x7")])
     now = datetime.now(UTC)

@@ -12,7 +12,8 @@ import shapely
 
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Service
-from tests.conftest import SHAPEFILES, load_shipped
+from tests.conftest import SHAPEFILES
+from tests.prepared import starts_from
 from web.cli import cli
 
 XSS = '<img src=x onerror="window.__xss=1">'
@@ -34,11 +35,13 @@ def client(staff_client):
     return staff_client("gis")
 
 
+starts_from("layered", "gis", module=__name__)
+
+
 @pytest.fixture
 def gis(app):
     """Community areas and wards 2015-2023 active; three requests, one closed."""
     store = app.extensions["geo311"].store
-    load_shipped(store, "community_areas", "wards_2015_2023")
     store.catalogue.upsert([Service("SCB", "Sanitation Code Violation")])
     ctx = Context.from_store(store)
     made = [submit(store, ctx, NewRequest("SCB", lon, lat)) for lon, lat in

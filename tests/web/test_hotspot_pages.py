@@ -12,15 +12,18 @@ from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest
 from tests.conftest import LEGACY_CSV, SAMPLE_2021_CSV, csv_head, load_shipped
+from tests.prepared import prepared_state
+
+
+@prepared_state("sample_2021", base="layered", fixtures=("real",), module=__name__)
+def _real(store, workdir):
+    import_file(store, Context.from_store(store), SAMPLE_2021_CSV, read_mapping("chicago-311"))
 
 
 @pytest.fixture
 def real(app):
     """The 2021 sample (5,000 real requests, all types) behind a running app."""
-    store = app.extensions["geo311"].store
-    load_shipped(store, "community_areas", "wards_2015_2023")
-    import_file(store, Context.from_store(store), SAMPLE_2021_CSV, read_mapping("chicago-311"))
-    return store
+    return app.extensions["geo311"].store
 
 
 def _parents(store, **filters):
@@ -35,6 +38,7 @@ def _number(body, name):
     return int(re.search(rf'id="{name}">(\d+)<', body).group(1))
 
 
+@pytest.mark.both_backends
 def test_hotspot_page_counts_parents_weighted_by_reporters(client, real):
     page = client.get("/hotspots?res=8")
     assert page.status_code == 200
@@ -53,6 +57,7 @@ def test_hotspot_page_counts_parents_weighted_by_reporters(client, real):
     assert _number(one, "drawn") < drawn
 
 
+@pytest.mark.both_backends
 def test_children_never_count_but_their_reporters_do(client, real):
     before = client.get("/hotspots/export.csv?res=9").get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(before)))
@@ -65,6 +70,7 @@ def test_children_never_count_but_their_reporters_do(client, real):
     assert sum(int(r["reporters"]) for r in after) == sum(int(r["reporters"]) for r in rows)
 
 
+@pytest.mark.both_backends
 def test_exports_match_the_page_and_its_filters(client, real):
     args = "res=9&status=open&start=2021-01-01&end=2021-01-01"
     body = client.get(f"/hotspots?{args}").get_data(as_text=True)
@@ -88,6 +94,7 @@ def test_exports_match_the_page_and_its_filters(client, real):
     assert all(f["properties"]["filters"]["status"] == "open" for f in features)
 
 
+@pytest.mark.both_backends
 def test_district_filter_and_choropleth(client, real):
     body = client.get("/hotspots?layer=community_areas&metric=requests").get_data(as_text=True)
     table = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>", body)
@@ -121,6 +128,7 @@ def test_bad_filters_are_precise_400s(client, real, query, message):
             message in answer.get_data(as_text=True)
 
 
+@pytest.mark.both_backends
 def test_emerging_page_labels_real_weeks(client, store, tmp_path):
     load_shipped(store, "community_areas")
     ctx = Context.from_store(store)
@@ -149,6 +157,7 @@ def sensitive(real):
     return real
 
 
+@pytest.mark.both_backends
 def test_sensitive_locations_never_reach_the_browser(client, app, sensitive):
     ctx = app.extensions["geo311"].context()
     lon, lat = -87.6543219, 41.9012345
@@ -170,6 +179,7 @@ def test_sensitive_locations_never_reach_the_browser(client, app, sensitive):
     assert "shown only approximately" in client.get(f"/requests/{r.id}").get_data(as_text=True)
 
 
+@pytest.mark.both_backends
 def test_around_lists_open_parents_within_the_radius(client, app, real):
     lon, lat = -87.6321, 41.8837
     ctx = app.extensions["geo311"].context()
@@ -186,6 +196,7 @@ def test_around_lists_open_parents_within_the_radius(client, app, real):
     assert client.get(f"/api/requests/around?lat={lat}&long={lon}&radius_m=9000").status_code == 400
 
 
+@pytest.mark.both_backends
 def test_report_form_goes_through_intake_and_says_already_reported(client, real):
     form = {"service_code": "SCB", "lat": "41.8837", "long": "-87.6321",
             "address": "121 N LA SALLE ST", "description": "rats < 3 feet & more",
@@ -215,6 +226,7 @@ def test_report_form_refuses_bad_input_and_stores_nothing(client, real):
     assert real.requests.count() == count
 
 
+@pytest.mark.both_backends
 def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
     from geo311.hotspots import RequestFilter, cell_counts_of, filter_parents
     from web.hotspots import _requests_in_memory
@@ -245,6 +257,7 @@ def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
     assert app.extensions["geo311.hotspot_rows"].loads == 1  # caught up, never reloaded
 
 
+@pytest.mark.both_backends
 def test_sensitive_command_masks_a_service(runner, app):
     from tests.web.test_cli import run
 

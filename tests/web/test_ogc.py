@@ -12,13 +12,17 @@ from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Reporter, Service
 from tests.conftest import SAMPLE_2021_CSV, csv_head, load_shipped, submit_as_imported
+from tests.prepared import prepared_state
+
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
 
 PERSONAL = ("Zed", "Quill", "zed@example.org", "773-555-0199", "dev-9", "acct-9")
 XSS = '<script>window.__xss=1</script>'
 
 
 def _seed(store, tmp_path, rows=400):
-    load_shipped(store, "community_areas", "wards_2015_2023")
+    """Layered ``store``: ``rows`` of the 2021 sample, and a hostile request twice."""
     ctx = Context.from_store(store)
     import_file(store, ctx, csv_head(SAMPLE_2021_CSV, tmp_path / "s.csv", rows),
                 read_mapping("chicago-311"))
@@ -29,9 +33,12 @@ def _seed(store, tmp_path, rows=400):
     return first
 
 
+prepared_state("ogc_400", base="layered", fixtures=("seeded",), module=__name__)(_seed)
+
+
 @pytest.fixture
-def seeded(app, tmp_path):
-    return _seed(app.extensions["geo311"].store, tmp_path)
+def seeded(app, prepared):
+    return prepared
 
 
 def test_landing_conformance_and_api_have_the_right_types(client, seeded):
@@ -162,6 +169,7 @@ def test_h3_counts_weight_parents_by_reporters(client, seeded, app):
 
 def test_gdal_oapif_client_reads_every_collection(serve, store, backend_url, tmp_path):
     """What QGIS does: GDAL's OAPIF driver against a live server on loopback."""
+    load_shipped(store, "community_areas", "wards_2015_2023")
     _seed(store, tmp_path, rows=1200)
     base = serve(backend_url)
     url = f"OAPIF:{base}/ogc"

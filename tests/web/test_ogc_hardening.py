@@ -15,22 +15,32 @@ from hypothesis import strategies as st
 from geo311.layers import load_layer
 from geo311.ogc import features as ogc_features
 from geo311.ogc import params as ogc_params
+from tests.conftest import examples
+from tests.prepared import prepared_state
 from tests.web.test_ogc import _seed
+
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
 
 WARDS = "wards_2015_2023"
 COLLECTIONS = ("requests", WARDS, "requests_h3_r7")
 EARLY = "0001-01-01T00:00:00+14:00"  # 0000-12-31T10:00Z: before the calendar in UTC
 LATE = "9999-12-31T23:59:59-14:00"  # 10000-01-01T13:59:59Z: after it
 
-settings.register_profile("ogc-http-fuzz", max_examples=100, deadline=None,
+settings.register_profile("ogc-http-fuzz", max_examples=examples(100), deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                  HealthCheck.too_slow])
 HTTP_FUZZ = settings.get_profile("ogc-http-fuzz")
 
 
+@prepared_state("ogc_150", base="layered", fixtures=("seeded",), module=__name__)
+def _seed_150(store, workdir):
+    return _seed(store, workdir, rows=150)
+
+
 @pytest.fixture
-def seeded(app, tmp_path):
-    return _seed(app.extensions["geo311"].store, tmp_path, rows=150)
+def seeded(app, prepared):
+    return prepared
 
 
 def _items(client, collection, **params):
@@ -291,9 +301,14 @@ _pairs = st.tuples(st.lists(_known, max_size=4, unique_by=lambda p: p[0]),
 _fid = st.one_of(st.none(), st.none(), st.none(), _text, _number)
 
 
+@prepared_state("ogc_60", base="layered", fixtures=("fuzz_seeded",), module=__name__)
+def _seed_60(store, workdir):
+    return _seed(store, workdir, rows=60)
+
+
 @pytest.fixture
-def fuzz_seeded(app, tmp_path):
-    return _seed(app.extensions["geo311"].store, tmp_path, rows=60)
+def fuzz_seeded(app, prepared):
+    return prepared
 
 
 @HTTP_FUZZ

@@ -51,6 +51,7 @@ def test_xml_has_declaration_no_namespace_and_text_xml_content_type(client, city
     assert root.tag == "services" and {c.tag for c in root} == {"service"}
 
 
+@pytest.mark.both_backends
 def test_json_is_a_top_level_array_with_ids_as_strings(client, city):
     city.report()
     response = client.get(f"{V2}/requests.json")
@@ -61,6 +62,7 @@ def test_json_is_a_top_level_array_with_ids_as_strings(client, city):
     assert isinstance(data[0]["lat"], float) and isinstance(data[0]["long"], float)
 
 
+@pytest.mark.both_backends
 def test_dates_are_w3c_with_a_time_zone(client, city):
     city.report()
     r = client.get(f"{V2}/requests.json").get_json()[0]
@@ -157,6 +159,7 @@ def test_post_with_invalid_api_key_is_403(client, city):
     assert post(client, city, api_key="not-a-key").status_code == 403
 
 
+@pytest.mark.both_backends
 def test_post_with_revoked_api_key_is_403(client, city):
     assert post(client, city).status_code == 200
     city.store.accounts.revoke_api_key("tests")
@@ -195,6 +198,7 @@ def test_post_location_outside_the_service_area_is_400(client, city):
     assert city.store.requests.count() == 0
 
 
+@pytest.mark.both_backends
 def test_post_returns_a_list_with_service_request_id_and_notice(client, city):
     data = post(client, city, description="Mattresses\nin the alley").get_json()
     assert isinstance(data, list) and len(data) == 1
@@ -207,6 +211,7 @@ def test_post_returns_a_list_with_service_request_id_and_notice(client, city):
     assert "Streets and Sanitation" in root[0].findtext("service_notice")
 
 
+@pytest.mark.both_backends
 def test_post_keeps_address_string_with_lat_long(client, city):
     data = post(client, city, address_string="1200 W 18TH ST").get_json()
     assert city.store.requests.get(int(data[0]["service_request_id"])).address == "1200 W 18TH ST"
@@ -218,8 +223,9 @@ def test_post_description_over_4000_characters_is_400(client, city):
     assert response.status_code == 400 and "4001" in error_of(response)[0][1]
 
 
-@pytest.mark.parametrize("text", ["<b>big</b> hole", "see <script>alert(1)</script>",
-                                  "a <img src=x onerror=y>", "&lt;b&gt;", "javascript:alert(1)"])
+# Every variation of these parameter rules is checked in tests/core/test_open311_params.py;
+# here one case each keeps the HTTP contract (status and error document).
+@pytest.mark.parametrize("text", ["see <script>alert(1)</script>"])
 def test_post_description_with_html_is_400(client, city, text):
     response = post(client, city, description=text)
     assert response.status_code == 400 and "HTML" in error_of(response)[0][1]
@@ -229,12 +235,12 @@ def test_post_description_may_contain_line_breaks_and_comparisons(client, city):
     assert post(client, city, description="2 < 3 and 5 > 4\r\nline two").status_code == 200
 
 
-@pytest.mark.parametrize("url", ["ftp://x.org/a.jpg", "javascript:alert(1)", "/relative.jpg",
-                                 "http://", "http://x.org/a b.jpg"])
+@pytest.mark.parametrize("url", ["javascript:alert(1)"])
 def test_post_media_url_must_be_an_http_url(client, city, url):
     assert post(client, city, media_url=url).status_code == 400
 
 
+@pytest.mark.both_backends
 def test_post_media_url_is_stored_and_shown(client, city):
     url = "https://photos.example.org/311/abc.jpg"
     rid = post(client, city, media_url=url).get_json()[0]["service_request_id"]
@@ -261,6 +267,7 @@ def test_post_singlevaluelist_takes_one_value(client, city):
     assert response.status_code == 400 and "takes one value" in error_of(response)[0][1]
 
 
+@pytest.mark.both_backends
 def test_post_multivaluelist_takes_several_values_and_stores_them(client, city):
     response = client.post(f"{V2}/requests.json", data=MultiDict([
         ("api_key", city.key), ("service_code", "GRAF"), ("lat", str(LOOP[1])), ("long", str(LOOP[0])),
@@ -307,6 +314,7 @@ def test_post_unknown_or_informational_attribute_is_400(client, city):
     assert post(client, city, service_code="PHF", **{"attribute[info]": "x"}).status_code == 400
 
 
+@pytest.mark.both_backends
 def test_post_stores_reporter_fields_as_personal_data(client, city):
     rid = post(client, city, email="ann@example.org", first_name="Ann", last_name="Lee",
                phone="312-555-0100", device_id="dev-1", account_id="acct-1"
@@ -323,6 +331,7 @@ def test_post_bad_email_or_overlong_reporter_field_is_400(client, city):
     assert city.store.requests.count() == 0
 
 
+@pytest.mark.both_backends
 def test_duplicate_post_tells_the_client_it_joined_the_earlier_request(client, city):
     first = post(client, city).get_json()[0]["service_request_id"]
     second = post(client, city, extensions="true").get_json()[0]
@@ -335,6 +344,7 @@ def test_duplicate_post_tells_the_client_it_joined_the_earlier_request(client, c
 
 # -- GET requests -----------------------------------------------------------------------------
 
+@pytest.mark.both_backends
 def test_get_requests_defaults_to_the_last_90_days(client, city):
     now = datetime.now(UTC)
     old = city.report(requested_datetime=now - timedelta(days=91), at=AUSTIN)
@@ -360,12 +370,12 @@ def test_end_date_before_start_date_is_400(client, city):
                       "&end_date=2021-01-01T00:00:00Z").status_code == 400
 
 
-@pytest.mark.parametrize("value", ["2021-01-01T00:00:00", "01/02/2021", "yesterday",
-                                   "2021-02-30"])
+@pytest.mark.parametrize("value", ["2021-01-01T00:00:00"])
 def test_date_without_time_zone_or_not_w3c_is_400(client, city, value):
     assert client.get(f"{V2}/requests.json?start_date={value}").status_code == 400
 
 
+@pytest.mark.both_backends
 def test_service_request_id_list_overrides_every_other_argument(client, city):
     a = city.report(requested_datetime=datetime.now(UTC) - timedelta(days=400))
     b = city.report("SCB", at=AUSTIN, attributes={"nature": ("other",)})
@@ -375,6 +385,7 @@ def test_service_request_id_list_overrides_every_other_argument(client, city):
         sorted([str(a.id), str(b.id)])
 
 
+@pytest.mark.both_backends
 def test_service_code_list_filters_comma_delimited(client, city):
     city.report("SDR")
     city.report("SGQ", at=AUSTIN)
@@ -384,6 +395,7 @@ def test_service_code_list_filters_comma_delimited(client, city):
     assert codes == {"SDR", "SGQ"}
 
 
+@pytest.mark.both_backends
 def test_status_filter_returns_only_that_status(client, city):
     a = city.report()
     b = city.report(at=AUSTIN)
@@ -400,6 +412,7 @@ def test_invalid_status_is_400(client, city):
     assert client.get(f"{V2}/requests.json?status=pending").status_code == 400
 
 
+@pytest.mark.both_backends
 def test_results_are_newest_first_and_at_most_1000(client, city):
     now = datetime.now(UTC)
     n = 1005
@@ -419,6 +432,7 @@ def test_results_are_newest_first_and_at_most_1000(client, city):
     assert abs(times[0] - now) < timedelta(seconds=2)
 
 
+@pytest.mark.both_backends
 def test_get_request_by_id_is_a_list_of_one(client, city):
     r = city.report(description="Tyres")
     data = client.get(f"{V2}/requests/{r.id}.json").get_json()
@@ -428,6 +442,7 @@ def test_get_request_by_id_is_a_list_of_one(client, city):
     assert root.tag == "service_requests" and root.find("request/long").text == str(LOOP[0])
 
 
+@pytest.mark.both_backends
 def test_get_request_with_unknown_id_is_404(client, city):
     assert client.get(f"{V2}/requests/999999.json").status_code == 404
     assert client.get(f"{V2}/requests/abc.xml").status_code == 404
@@ -450,6 +465,7 @@ def test_unknown_jurisdiction_is_404(app, client, city):
 @pytest.mark.parametrize("query", ["page=2", "page_size=5", "bbox=-88,41,-87,42",
                                    "lat=41.8&long=-87.6&radius=100",
                                    "updated_after=2021-01-01T00:00:00Z"])
+@pytest.mark.both_backends
 def test_extension_parameters_apply_without_extensions_true(client, city, query):
     city.report(at=LOOP)
     city.report(at=AUSTIN)
@@ -460,6 +476,7 @@ def test_extension_parameters_apply_without_extensions_true(client, city, query)
         [r["service_request_id"] for r in extended.get_json()]
 
 
+@pytest.mark.both_backends
 def test_extensions_page_and_page_size(client, city):
     made = [city.report(at=at, requested_datetime=datetime.now(UTC) - timedelta(hours=i))
             for i, at in enumerate((LOOP, AUSTIN, PILSEN))]
@@ -471,6 +488,7 @@ def test_extensions_page_and_page_size(client, city):
     assert client.get(f"{V2}/requests.json?extensions=true&page=0").status_code == 400
 
 
+@pytest.mark.both_backends
 def test_extensions_bbox_filter(client, city):
     city.report(at=LOOP)
     west = city.report(at=AUSTIN)
@@ -480,6 +498,7 @@ def test_extensions_bbox_filter(client, city):
     assert client.get(f"{V2}/requests.json?extensions=true&bbox=1,2,3").status_code == 400
 
 
+@pytest.mark.both_backends
 def test_extensions_lat_long_radius_filter_in_metres(client, city):
     loop = city.report(at=LOOP)
     city.report(at=PILSEN)
@@ -493,6 +512,7 @@ def test_extensions_lat_long_radius_filter_in_metres(client, city):
                       ).status_code == 400
 
 
+@pytest.mark.both_backends
 def test_extensions_updated_after_and_before(client, city):
     a = city.report()
     b = city.report(at=AUSTIN)
@@ -508,6 +528,7 @@ def test_extensions_updated_after_and_before(client, city):
     assert ids(updated_before=cut) == [str(a.id)]
 
 
+@pytest.mark.both_backends
 def test_extensions_add_districts_duplicates_notes_agency_and_expected_time(client, city):
     parent = city.report()
     child = city.report()
@@ -532,6 +553,7 @@ def test_extensions_add_districts_duplicates_notes_agency_and_expected_time(clie
     assert ext.find("districts/district/layer").text == "city"
 
 
+@pytest.mark.both_backends
 def test_expected_datetime_is_shown_when_set(client, city):
     from sqlalchemy import update
 
@@ -546,6 +568,7 @@ def test_expected_datetime_is_shown_when_set(client, city):
     assert datetime.fromisoformat(data["expected_datetime"]) == due
 
 
+@pytest.mark.both_backends
 def test_client_request_id_returns_the_same_request_without_a_second_insert(client, city):
     first = post(client, city, extensions="true", client_request_id="app-77").get_json()[0]
     again = post(client, city, extensions="true", client_request_id="app-77").get_json()[0]
@@ -556,6 +579,7 @@ def test_client_request_id_returns_the_same_request_without_a_second_insert(clie
     assert other["service_request_id"] != first["service_request_id"]
 
 
+@pytest.mark.both_backends
 def test_client_request_id_works_without_extensions(client, city):
     first = post(client, city, client_request_id="app-1").get_json()[0]
     again = post(client, city, client_request_id="app-1").get_json()[0]
@@ -563,6 +587,7 @@ def test_client_request_id_works_without_extensions(client, city):
     assert city.store.requests.count() == 1
 
 
+@pytest.mark.both_backends
 def test_client_request_id_is_per_api_key(client, city):
 
 
@@ -573,6 +598,7 @@ def test_client_request_id_is_per_api_key(client, city):
     assert a["service_request_id"] != b["service_request_id"]
 
 
+@pytest.mark.both_backends
 def test_client_request_id_sent_twice_at_once_stores_one_request(app, city):
     barrier = threading.Barrier(4)
     answers = []
@@ -592,6 +618,7 @@ def test_client_request_id_sent_twice_at_once_stores_one_request(app, city):
     assert city.store.requests.count() == 1
 
 
+@pytest.mark.both_backends
 def test_failed_submission_releases_its_client_request_id(client, city):
     bad = post(client, city, extensions="true", client_request_id="retry-me",
                lat=str(OUTSIDE[1]), long=str(OUTSIDE[0]))
@@ -600,6 +627,7 @@ def test_failed_submission_releases_its_client_request_id(client, city):
     assert good.status_code == 200 and city.store.requests.count() == 1
 
 
+@pytest.mark.both_backends
 def test_rate_limit_per_api_key_is_429_with_retry_after(app, client, city):
 
 
@@ -616,6 +644,7 @@ def test_rate_limit_per_api_key_is_429_with_retry_after(app, client, city):
     assert city.store.requests.count() == 4
 
 
+@pytest.mark.both_backends
 def test_rate_limit_is_shared_by_every_server_process(app, client, city, app_for):
     """Two apps over one database stand for two workers: the key's limit is one limit."""
     other = app_for(city.store)
@@ -654,6 +683,7 @@ def test_rate_limit_window_slides(tmp_path):
 
 # -- bulk -------------------------------------------------------------------------------------
 
+@pytest.mark.both_backends
 def test_bulk_export_csv_and_json_has_public_fields_only(client, city):
     city.report(description="Couch", reporter=Reporter(
         "Ann", "Lee", "ann@example.org", "312-555-0100", "dev-1", "acct-1"))

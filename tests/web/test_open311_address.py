@@ -8,6 +8,9 @@ from geo311.geodesy import haversine_m
 from tests.references import load_subset
 from tests.web.test_open311 import V2, post
 
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def located(city):

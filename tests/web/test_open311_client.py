@@ -9,6 +9,9 @@ import requests
 
 from tests.web.conftest import AUSTIN, LOOP, PILSEN
 
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
+
 georeport = pytest.importorskip("georeport")
 
 

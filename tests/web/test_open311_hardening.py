@@ -18,6 +18,7 @@ from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
 from geo311.imports import import_file, read_mapping
 from geo311.privacy import masked_point
+from tests.conftest import examples
 from tests.web.conftest import AUSTIN, LOOP
 
 V2 = "/open311/v2"
@@ -56,6 +57,7 @@ def hidden(city):
 
 # 1 -----------------------------------------------------------------------------------------
 
+@pytest.mark.both_backends
 def test_public_spatial_filters_match_a_sensitive_service_at_its_masked_point(client, hidden):
     secret, plain = hidden
     assert float(haversine_m(LON, LAT, CENTRE[0], CENTRE[1])) > 120
@@ -97,6 +99,7 @@ def test_public_spatial_filters_match_a_sensitive_service_at_its_masked_point(cl
 
 # 2 -----------------------------------------------------------------------------------------
 
+@pytest.mark.both_backends
 def test_ids_beyond_the_integer_column_are_simply_not_found(client, city):
     city.report()
     missing = "987654"
@@ -119,10 +122,8 @@ def test_ids_beyond_the_integer_column_are_simply_not_found(client, city):
 
 # 3 -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("query", ["start_date=0001-01-01T00:00:00%2B14:00",
-                                   "end_date=9999-12-31T23:59:59-14:00",
-                                   "updated_after=0001-01-01T00:00:00%2B14:00",
-                                   "start_date=0001-01-01", "end_date=9999-12-31"])
+# The other dates at the calendar's edges: tests/core/test_open311_params.py.
+@pytest.mark.parametrize("query", ["start_date=0001-01-01T00:00:00%2B14:00"])
 def test_dates_at_the_edge_of_the_calendar_are_400_saying_what_arrived(client, city, query):
     name, value = query.split("=")
     value = value.replace("%2B", "+")
@@ -136,6 +137,7 @@ def test_dates_at_the_edge_of_the_calendar_are_400_saying_what_arrived(client, c
         assert name in message and value in message and "calendar" in message
 
 
+@pytest.mark.both_backends
 def test_the_90_day_window_still_holds_near_the_calendar_edge(client, city):
     response = client.get(f"{V2}/requests.json?start_date=0002-01-01T00:00:00Z"
                           "&end_date=9998-01-01T00:00:00Z")
@@ -146,7 +148,8 @@ def test_the_90_day_window_still_holds_near_the_calendar_edge(client, city):
 
 # 4 -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["page", "page_size", "radius", "lat", "long", "bbox"])
+# The other numbers: tests/core/test_open311_params.py.
+@pytest.mark.parametrize("name", ["bbox"])
 def test_numbers_too_long_to_parse_are_400_saying_what_arrived(client, city, name):
     digits = "7" * 5000
     query = {"lat": "41.88", "long": "-87.63", "radius": "100"} \
@@ -186,6 +189,7 @@ def test_a_single_valued_post_parameter_given_twice_is_400_naming_it(client, cit
     assert city.store.requests.count() == 0
 
 
+@pytest.mark.both_backends
 def test_api_key_in_the_body_wins_over_the_query_string(client, city):
     response = client.post(f"{V2}/requests.json?api_key=not-a-key", data=_form(city))
     assert response.status_code == 200 and city.store.requests.count() == 1
@@ -198,6 +202,7 @@ def test_api_key_in_the_body_wins_over_the_query_string(client, city):
                        ).status_code == 200
 
 
+@pytest.mark.both_backends
 def test_get_list_parameters_given_twice_merge(client, city):
     a = city.report("SDR")
     b = city.report("SCB", at=AUSTIN, attributes={"nature": ("other",)})
@@ -244,6 +249,7 @@ def test_a_body_that_cannot_be_read_is_400_not_403(client, city, content_type):
 
 # 7 -----------------------------------------------------------------------------------------
 
+@pytest.mark.both_backends
 def test_strict_documents_carry_every_georeport_v2_field(client, city):
     r = city.report("SCB", attributes={"nature": ("other",)})
     city.store.requests.set_status(r.id, "open", note="Crew assigned")
@@ -269,6 +275,7 @@ def test_strict_documents_carry_every_georeport_v2_field(client, city):
 
 # 8 -----------------------------------------------------------------------------------------
 
+@pytest.mark.both_backends
 def test_an_imported_request_is_updated_when_its_source_last_changed_it(app, client, city,
                                                                           tmp_path):
     src = tmp_path / "requests.csv"
@@ -295,6 +302,7 @@ def test_an_imported_request_is_updated_when_its_source_last_changed_it(app, cli
 
 # 9 -----------------------------------------------------------------------------------------
 
+@pytest.mark.both_backends
 def test_common_client_parameters_apply_without_extensions_and_unknown_ones_are_ignored(
         client, city):
     loop = city.report(at=LOOP)
@@ -325,6 +333,7 @@ def _xml_value(element):
     return element.text if element.text is not None else None
 
 
+@pytest.mark.both_backends
 def test_xml_and_json_agree_on_nulls_and_line_breaks(client, city):
     posted = client.post(f"{V2}/requests.json", data=_form(
         city, description="First line\r\nsecond\tline\rthird")).get_json()[0]
@@ -389,8 +398,8 @@ def _core_calls(params):
             yield lambda v=value, n=name: open311.parse_datetime(v, n, zone)
 
 
-CORE_EXAMPLES = 300
-HTTP_EXAMPLES = 100
+CORE_EXAMPLES = examples(300)
+HTTP_EXAMPLES = examples(100)
 
 
 @settings(max_examples=CORE_EXAMPLES, deadline=None)
@@ -409,6 +418,7 @@ def _checked(response):
         errors(response)  # the Open311 error format, and never the internal error
 
 
+@pytest.mark.both_backends
 @settings(max_examples=HTTP_EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
@@ -434,6 +444,7 @@ def test_fuzz_open311_over_http_never_fails_with_a_server_error(client, city, pa
         _checked(answer)
 
 
+@pytest.mark.both_backends
 def test_ogc_request_items_bbox_matches_a_sensitive_service_at_its_masked_point(client, hidden):
     secret, plain = hidden
 

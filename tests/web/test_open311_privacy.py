@@ -7,8 +7,13 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from geo311.model import Reporter
 from tests.web.conftest import AUSTIN, LOOP
+
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
 
 REPORTERS = [
     Reporter("Quintessa", "Vandermolen", "q.vandermolen@example.org", "773-555-0142",

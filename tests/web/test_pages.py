@@ -4,16 +4,18 @@ import pytest
 
 from geo311.model import NewRequest, Reporter, Service
 from tests.conftest import submit_as_imported
+from tests.prepared import starts_from
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 
 
+starts_from("layered", "seeded", module=__name__)
+
+
 @pytest.fixture
 def seeded(app):
-    from tests.conftest import load_shipped
-
+    """Community areas and wards 2015-2023 active (the layered state); one hostile request."""
     store = app.extensions["geo311"].store
-    load_shipped(store, "community_areas", "wards_2015_2023")
     store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation")])
     r = submit_as_imported(store, app.extensions["geo311"].context(), NewRequest(
         "SCB", -87.6321, 41.8837, address="121 N LA SALLE ST", description=XSS,

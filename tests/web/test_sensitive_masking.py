@@ -14,6 +14,9 @@ from geo311.intake import Context, submit
 from geo311.model import NewRequest, Service
 from tests.conftest import load_shipped
 
+#: Backend-specific paths throughout: every test here runs on PostGIS too.
+pytestmark = pytest.mark.both_backends
+
 LON, LAT = -87.64123, 41.88456
 SECRET = "behind the blue door at 123 W Secret St"
 
