@@ -95,7 +95,7 @@ def settings(backend_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings):
-    from web import create_app
+    from geo311_web import create_app
 
     app = create_app(settings)
     app.config.update(TESTING=True)
@@ -155,7 +155,7 @@ def csv_head(src: Path, dest: Path, rows: int) -> Path:
 @pytest.fixture
 def app_for(tmp_path):
     """An app over an existing store's database."""
-    from web import create_app
+    from geo311_web import create_app
 
     made = []
 
@@ -228,7 +228,7 @@ def serve(tmp_path):
                "GEO311_INSTANCE_PATH": str(tmp_path / "instance"), **env_extra}
         log = open(tmp_path / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
-            [sys.executable, "-m", "web", command, "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "geo311_web", command, "--host", "127.0.0.1", "--port", str(port)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append((proc, log))
         base = f"http://127.0.0.1:{port}"

@@ -6,9 +6,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from geo311.accounts import MAX_FAILURES, create_user
+from geo311_web.auth import STAFF_PREFIXES
+from geo311_web.cli import cli
 from tests.conftest import STAFF_PASSWORD, csrf_ready
-from web.auth import STAFF_PREFIXES
-from web.cli import cli
 
 ARGS = {"int": "1", "float": "1.0", "string": "x", "path": "x", "default": "x"}
 

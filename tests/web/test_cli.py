@@ -4,8 +4,8 @@ import zipfile
 
 import pandas as pd
 
+from geo311_web.cli import cli
 from tests.conftest import SAMPLE_2021_CSV, SHAPEFILES
-from web.cli import cli
 
 
 def run(runner, *args):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from geo311.store.tables import api_keys
+from geo311_web.cli import cli
 from tests.web.conftest import LOOP
-from web.cli import cli
 
 
 def run(runner, *args):
