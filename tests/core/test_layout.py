@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from itertools import pairwise
 
 from geo311.config import PROJECT_ROOT
 
@@ -62,7 +63,7 @@ def bare_web_uses(source: str, name: str = "<source>") -> list[str]:
                 found.append(f"{name}:{node.lineno}: {node.value!r}")
         elif isinstance(node, ast.List | ast.Tuple):
             words = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
-            found += [f"{name}:{node.lineno}: -m web" for a, b in zip(words, words[1:])
+            found += [f"{name}:{node.lineno}: -m web" for a, b in pairwise(words)
                       if a == "-m" and b == "web"]
     return sorted(found, key=lambda f: int(f.split(":")[1]))
 
@@ -121,4 +122,5 @@ def test_every_package_folder_is_installed_under_its_name():
     found = {".".join([prefix[init.parent.relative_to(PROJECT_ROOT).parts[0]],
                        *init.parent.relative_to(PROJECT_ROOT).parts[1:]])
              for top in prefix for init in (PROJECT_ROOT / top).rglob("__init__.py")}
-    assert found == set(config["packages"])
+    assert found | {"geo311_data"} == set(config["packages"])
+    assert config["package-dir"]["geo311_data"] == "."
