@@ -112,7 +112,7 @@ def touch(store, request_id: int, state: list[str]) -> None:
 
 
 def server_times(url: str, paths: list[str], repeat: int) -> None:
-    from web import create_app
+    from geo311_web import create_app
 
     app = create_app(Settings(database_url=url, instance_path=Path(tempfile.mkdtemp())))
     client = app.test_client()
@@ -169,7 +169,7 @@ def browser_times(url: str, path: str, repeat: int) -> None:
 
     port = _free_port()
     env = {**os.environ, "GEO311_DATABASE_URL": url}
-    server = subprocess.Popen([sys.executable, "-m", "web", "run", "--host", "127.0.0.1",
+    server = subprocess.Popen([sys.executable, "-m", "geo311_web", "run", "--host", "127.0.0.1",
                                "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

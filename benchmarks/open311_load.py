@@ -121,7 +121,7 @@ def serve(url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "GEO311_DATABASE_URL": url, "GEO311_OPEN311_POST_LIMIT": "1000000/1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
-         f"127.0.0.1:{port}", "--log-level", "warning", "web:create_app()"],
+         f"127.0.0.1:{port}", "--log-level", "warning", "geo311_web:create_app()"],
         cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):

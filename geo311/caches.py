@@ -13,7 +13,7 @@ Stored Open311 records
     stale ones in advance.
 
 Intake context
-    ``web.Geo311.context()`` keeps one ``intake.Context`` (district index, service
+    ``geo311_web.Geo311.context()`` keeps one ``intake.Context`` (district index, service
     area, geocoder), rebuilt when ``store.addresses.context_key()`` changes: the ids of the active
     layer versions, or the reference key (last geocoding audit id and the highest id of
     each reference table).

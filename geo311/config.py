@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from importlib.util import find_spec
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,8 +25,28 @@ MIN_SECRET_LENGTH = 16
 #: The file in the instance folder holding the generated secret (owner-only).
 SECRET_FILE = "secret_key"
 
-#: Root of a source checkout: shipped layers, shapefiles and samples live here.
+#: Root of a source checkout (tests and benchmarks read its files); in an installed
+#: geo311 it is site-packages and holds no data: use ``SHIPPED_ROOT`` for that.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shipped_root() -> Path:
+    """The folder holding ``layers/`` and ``shapefiles/``: the package ``geo311_data``.
+
+    An installed geo311 ships them as ``geo311_data`` (pyproject maps it to the
+    checkout's root, so an editable install finds the checkout's folders); a checkout
+    used without installing it has them at its root.
+    """
+    spec = find_spec("geo311_data")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "layers").is_dir():
+            return Path(location).resolve()
+    return PROJECT_ROOT
+
+
+#: Where the shipped ``layers/`` and ``shapefiles/`` are, installed or in a checkout;
+#: layer definitions name their files relative to it (``shapefiles/wards_2023/...``).
+SHIPPED_ROOT = _shipped_root()
 
 
 @dataclass(frozen=True)
@@ -38,8 +59,8 @@ class Settings:
     database_url: str = ""
     instance_path: Path = field(default_factory=lambda: Path.cwd() / "instance")
     timezone: str = "America/Chicago"
-    layers_path: Path = PROJECT_ROOT / "layers"
-    data_path: Path = PROJECT_ROOT / "shapefiles"
+    layers_path: Path = SHIPPED_ROOT / "layers"
+    data_path: Path = SHIPPED_ROOT / "shapefiles"
     service_area_layer: str = ""
     boundary_tolerance_m: float = 15.0
     max_upload_bytes: int = 50 * 1024 * 1024

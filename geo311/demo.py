@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from geo311.catalogue import load_catalogue, read_catalogue
-from geo311.config import PROJECT_ROOT, Settings
+from geo311.config import SHIPPED_ROOT, Settings
 from geo311.gazetteer import learn_addresses, load_reference
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context
@@ -49,7 +49,7 @@ def prepare_demo(store: Store, settings: Settings, context: Callable[[], Context
     """
     store.schema.init()
     report(f"database: {store.engine.url.render_as_string()}")
-    definitions = read_layer_definitions(settings.layers_path, PROJECT_ROOT)
+    definitions = read_layer_definitions(settings.layers_path, SHIPPED_ROOT)
     for d, result in load_definitions(store, definitions, loaded_by="demo",
                                       boundary_tolerance_m=settings.boundary_tolerance_m):
         state_text = ("already loaded" if result is None else

@@ -49,8 +49,8 @@ def read_layer_definitions(layers_path: Path, root: Path) -> list[LayerDefinitio
 
     Examples
     --------
-    >>> from geo311.config import PROJECT_ROOT
-    >>> [d.name for d in read_layer_definitions(PROJECT_ROOT / "layers", PROJECT_ROOT)][0]
+    >>> from geo311.config import SHIPPED_ROOT
+    >>> [d.name for d in read_layer_definitions(SHIPPED_ROOT / "layers", SHIPPED_ROOT)][0]
     'community_areas'
     """
     if not layers_path.is_dir():

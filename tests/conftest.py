@@ -169,7 +169,7 @@ def settings(backend_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings):
-    from web import create_app
+    from geo311_web import create_app
 
     app = create_app(settings)
     app.config.update(TESTING=True)
@@ -214,8 +214,8 @@ def layered_store(store):
 @prepared_state("demo", fixtures=("demo_output",))
 def _demo(store, workdir: Path):
     """``geo311 demo --no-serve`` once per session and backend; its result is kept."""
-    from web import create_app
-    from web.cli import cli
+    from geo311_web import create_app
+    from geo311_web.cli import cli
 
     url = store.engine.url.render_as_string(hide_password=False)
     app = create_app(Settings(database_url=url, instance_path=workdir / "instance"))
@@ -262,7 +262,7 @@ def csv_head(src: Path, dest: Path, rows: int) -> Path:
 @pytest.fixture
 def app_for(tmp_path):
     """An app over an existing store's database."""
-    from web import create_app
+    from geo311_web import create_app
 
     made = []
 
@@ -335,7 +335,7 @@ def serve(tmp_path):
                "GEO311_INSTANCE_PATH": str(tmp_path / "instance"), **env_extra}
         log = open(tmp_path / f"server-{port}.log", "w")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
-            [sys.executable, "-m", "web", command, "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "geo311_web", command, "--host", "127.0.0.1", "--port", str(port)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append((proc, log))
         base = f"http://127.0.0.1:{port}"

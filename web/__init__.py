@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.extensions["geo311"] = Geo311(settings)
 
-    from web import auth, dispatch, errors, geocoding, gis, hotspots, ogc, open311, pages
+    from geo311_web import auth, dispatch, errors, geocoding, gis, hotspots, ogc, open311, pages
 
     errors.register(app)
     app.before_request(lambda: state().check_schema())

@@ -1,5 +1,5 @@
-"""``python -m web`` is the ``geo311`` command."""
+"""``python -m geo311_web`` is the ``geo311`` command."""
 
-from web.cli import cli
+from geo311_web.cli import cli
 
 cli()

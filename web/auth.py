@@ -29,7 +29,7 @@ from werkzeug.wrappers import Response
 
 from geo311.accounts import ROLES, StaffUser, authenticate, load_user
 from geo311.errors import Forbidden, TooManyAttempts, Unauthorized
-from web import state
+from geo311_web import state
 
 LOGGER = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from geo311.dispatch import Suggestion
 from geo311.errors import InvalidRequest, NotFound
 from geo311.kpi import kpi_table
 from geo311.model import ACTIVE_WORK_STATUSES, TRANSITIONS, Crew, WorkOrder
-from web import maps, state
-from web.auth import actor, role_required
+from geo311_web import maps, state
+from geo311_web.auth import actor, role_required
 
 bp = Blueprint("dispatch", __name__)
 DISPATCH_ROLES = ("dispatcher",)

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from geo311.errors import InvalidRequest
 from geo311.geocoding.cascade import Geocoder
 from geo311.intake import geocode_address
-from web import state
+from geo311_web import state
 
 bp = Blueprint("geocoding", __name__)
 

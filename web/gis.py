@@ -29,8 +29,8 @@ from geo311.layers import (
     load_layer,
     retire_layer,
 )
-from web import maps, state
-from web.auth import actor, require_role
+from geo311_web import maps, state
+from geo311_web.auth import actor, require_role
 
 bp = Blueprint("gis", __name__, url_prefix="/gis")
 

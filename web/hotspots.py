@@ -30,7 +30,7 @@ from geo311.hotspots import (
     hotspot_cells,
 )
 from geo311.model import STATUSES
-from web import maps, state
+from geo311_web import maps, state
 
 bp = Blueprint("hotspots", __name__)
 

@@ -11,7 +11,7 @@ from geo311.errors import InvalidRequest
 from geo311.ogc import documents as ogc_documents
 from geo311.ogc import features as ogc_features
 from geo311.ogc import params as ogc_params
-from web import state
+from geo311_web import state
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 

@@ -22,7 +22,7 @@ from geo311.errors import ConfigError, InvalidRequest, NotFound
 from geo311.open311_records import RecordPage, request_page
 from geo311.open311_service import Catalogue, check_jurisdiction, create_request
 from geo311.store.rows import now_utc
-from web import state
+from geo311_web import state
 
 bp = Blueprint("open311", __name__, url_prefix="/open311")
 

@@ -11,7 +11,7 @@ from geo311.model import NewRequest, Reporter, ServiceRequest
 from geo311.nearby import open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
-from web import maps, state
+from geo311_web import maps, state
 
 bp = Blueprint("pages", __name__)
 MAX_MAP_REQUESTS = 2000

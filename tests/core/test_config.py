@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from geo311.config import Settings
+from geo311.config import PROJECT_ROOT, SHIPPED_ROOT, Settings
 from geo311.errors import ConfigError
 
 
@@ -18,6 +18,17 @@ def test_from_env_reads_prefixed_variables():
 def test_default_database_is_spatialite_in_instance_folder(tmp_path):
     s = Settings(instance_path=tmp_path)
     assert s.resolved_database_url == f"sqlite:///{tmp_path / 'geo311.sqlite'}"
+
+
+def test_shipped_layers_and_data_are_found_and_can_be_replaced(tmp_path):
+    s = Settings()
+    assert (s.layers_path / "community_areas.toml").is_file()
+    assert (s.data_path / "requests").is_dir() and s.layers_path.parent == SHIPPED_ROOT
+    # in a checkout the package geo311_data is the checkout's root (pyproject package-dir)
+    assert SHIPPED_ROOT == PROJECT_ROOT
+    s = Settings.from_env({"GEO311_LAYERS_PATH": str(tmp_path / "layers"),
+                           "GEO311_DATA_PATH": str(tmp_path / "data")})
+    assert (s.layers_path, s.data_path) == (tmp_path / "layers", tmp_path / "data")
 
 
 @pytest.mark.parametrize("var,value,needle", [

@@ -145,7 +145,7 @@ def _env(url: str, instance: Path) -> dict[str, str]:
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "web", *args]
+    return [sys.executable, "-m", "geo311_web", *args]
 
 
 def _import_args(path: Path) -> list[str]:

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from geo311.store import tables as t
+from geo311_web.cli import cli
 from tests.conftest import LEGACY_CSV, csv_head
-from web.cli import cli
 
 ROWS = 40
 

@@ -6,9 +6,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from geo311.accounts import MAX_FAILURES, create_user
+from geo311_web.auth import STAFF_PREFIXES
+from geo311_web.cli import cli
 from tests.conftest import STAFF_PASSWORD, csrf_ready
-from web.auth import STAFF_PREFIXES
-from web.cli import cli
 
 #: Backend-specific paths throughout: every test here runs on PostGIS too.
 pytestmark = pytest.mark.both_backends

@@ -10,9 +10,9 @@ from flask.sessions import SecureCookieSessionInterface
 from geo311.accounts import MAX_FAILURES, authenticate, create_user, set_password
 from geo311.config import Settings
 from geo311.errors import ConfigError, TooManyAttempts, Unauthorized
+from geo311_web import create_app
+from geo311_web.cli import cli
 from tests.conftest import STAFF_PASSWORD, csrf_ready
-from web import create_app
-from web.cli import cli
 
 #: Backend-specific paths throughout: every test here runs on PostGIS too.
 pytestmark = pytest.mark.both_backends

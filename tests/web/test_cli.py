@@ -5,8 +5,8 @@ import zipfile
 import pandas as pd
 import pytest
 
+from geo311_web.cli import cli
 from tests.conftest import SAMPLE_2021_CSV, SHAPEFILES
-from web.cli import cli
 
 
 def run(runner, *args):

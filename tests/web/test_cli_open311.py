@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from geo311.store.tables import api_keys
+from geo311_web.cli import cli
 from tests.web.conftest import LOOP
-from web.cli import cli
 
 #: Backend-specific paths throughout: every test here runs on PostGIS too.
 pytestmark = pytest.mark.both_backends

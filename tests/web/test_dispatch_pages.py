@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from geo311.model import NewRequest, Reporter, Service
+from geo311_web.cli import cli
 from tests.conftest import submit_as_imported
 from tests.prepared import starts_from
-from web.cli import cli
 
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 LAYER = "wards_2015_2023"

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
+from geo311_web.cli import cli
 from tests.references import INTERSECTIONS, TIGER, load_subset, subset
-from web.cli import cli
 
 
 def test_geocode_endpoint(app, client):

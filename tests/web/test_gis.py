@@ -12,9 +12,9 @@ import shapely
 
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Service
+from geo311_web.cli import cli
 from tests.conftest import SHAPEFILES
 from tests.prepared import starts_from
-from web.cli import cli
 
 XSS = '<img src=x onerror="window.__xss=1">'
 
@@ -170,7 +170,7 @@ def test_retire_from_the_page_guards_the_service_area(client, gis):
 
 
 def test_staff_hook_guards_every_route(app, staff_client, gis):
-    from web import gis as gis_web
+    from geo311_web import gis as gis_web
 
     assert gis_web._staff_only in gis_web.bp.before_request_funcs[None]
     rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("gis.")]

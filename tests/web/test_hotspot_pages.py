@@ -229,7 +229,7 @@ def test_report_form_refuses_bad_input_and_stores_nothing(client, real):
 @pytest.mark.both_backends
 def test_in_memory_counts_follow_every_change_and_equal_sql(client, app, real):
     from geo311.hotspots import RequestFilter, cell_counts_of, filter_parents
-    from web.hotspots import _requests_in_memory
+    from geo311_web.hotspots import _requests_in_memory
 
     def both(where):
         with app.test_request_context("/hotspots"):

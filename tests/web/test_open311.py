@@ -705,7 +705,7 @@ def test_bulk_export_csv_and_json_has_public_fields_only(client, city):
 def test_a_bad_post_limit_stops_start_up_naming_it(monkeypatch, tmp_path, value):
     from geo311.config import Settings
     from geo311.errors import ConfigError
-    from web import create_app
+    from geo311_web import create_app
 
     monkeypatch.setenv("GEO311_OPEN311_POST_LIMIT", value)
     with pytest.raises(ConfigError, match=f"GEO311_OPEN311_POST_LIMIT was '{value}'"):

@@ -25,7 +25,7 @@ def test_an_outdated_schema_is_503_naming_init_db_until_upgraded(app, client):
 
 def test_an_empty_database_is_503_too(tmp_path):
     from geo311.config import Settings
-    from web import create_app
+    from geo311_web import create_app
 
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'empty.sqlite'}",
                               instance_path=tmp_path / "instance"))

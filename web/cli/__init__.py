@@ -13,8 +13,8 @@ import click
 from flask.cli import FlaskGroup
 
 from geo311.errors import Geo311Error
-from web import create_app, state
-from web.cli import demo, dispatch, geocoding, layers, requests, staff
+from geo311_web import create_app, state
+from geo311_web.cli import demo, dispatch, geocoding, layers, requests, staff
 
 
 class _Geo311Group(FlaskGroup):

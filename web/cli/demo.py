@@ -6,7 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from geo311.demo import prepare_demo
-from web import state
+from geo311_web import state
 
 
 @click.command("demo")

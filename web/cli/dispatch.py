@@ -21,7 +21,7 @@ from geo311.sla import PAUSE_REASONS, describe_target, set_target, sla_board
 from geo311.sla import as_dict as sla_as_dict
 from geo311.sla import pause as sla_pause
 from geo311.sla import resume as sla_resume
-from web import state
+from geo311_web import state
 
 
 @click.group("sla", cls=AppGroup)

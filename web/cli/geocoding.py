@@ -11,7 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from geo311.gazetteer import learn_addresses, load_reference
 from geo311.geocoding.batch import geocode_csv
 from geo311.geocoding.references import KINDS
-from web import state
+from geo311_web import state
 
 _COLUMN_ROLES = ("address", "number", "street", "pre_dir", "zip", "lon", "lat", "street_1",
                  "street_2")

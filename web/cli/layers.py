@@ -9,7 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from geo311.layers import activate_version, describe_layer, diff_version, load_layer, retire_layer
-from web import state
+from geo311_web import state
 
 
 @click.group("layers", cls=AppGroup)

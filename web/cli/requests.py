@@ -14,7 +14,7 @@ from geo311.export import LAYER_FORMATS, REQUEST_FORMATS, export_layer, export_r
 from geo311.imports import GEOCODE_MODES, import_file, read_mapping, write_rejects
 from geo311.intake import regroup_duplicates
 from geo311.open311_service import refresh_stored_records
-from web import state
+from geo311_web import state
 
 
 @click.command("import")

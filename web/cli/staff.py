@@ -8,7 +8,7 @@ import click
 from flask.cli import AppGroup
 
 from geo311.accounts import ROLES, create_user, set_password, set_role
-from web import state
+from geo311_web import state
 
 
 @click.group("users", cls=AppGroup)
