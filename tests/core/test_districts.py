@@ -51,7 +51,7 @@ from hypothesis import strategies as st
 from geo311.config import PROJECT_ROOT
 from geo311.districts import DistrictIndex, DistrictLayer
 from geo311.errors import InvalidRequest, LayerError, NotFound
-from geo311.geocode import AddressGrid, building_side, toward_building
+from geo311.geocoding.side import AddressGrid, building_side, toward_building
 from tests.conftest import examples
 
 SHAPEFILES = PROJECT_ROOT / "shapefiles"
