@@ -11,7 +11,7 @@ AURORA = ("-88.3000", "41.7600")
 
 
 @pytest.fixture
-def city(layered_store, ctx):
+def keyed_city(layered_store, ctx):
     layered_store.catalogue.upsert([Service("SDR", "Street debris", "Streets", sla_days=3)])
     key = layered_store.accounts.create_api_key("app")
     return layered_store, ctx, key
@@ -27,8 +27,8 @@ def post(store, ctx, p, limit=(60, 60.0), jurisdiction=""):
                           jurisdiction_id=jurisdiction)
 
 
-def test_a_post_is_stored_through_intake_and_answered(city):
-    store, ctx, key = city
+def test_a_post_is_stored_through_intake_and_answered(keyed_city):
+    store, ctx, key = keyed_city
     created = post(store, ctx, params(key, description="bricks on the road"))
     assert not created.replayed and created.service.code == "SDR"
     assert store.requests.get(created.request.id).description == "bricks on the road"
@@ -37,8 +37,8 @@ def test_a_post_is_stored_through_intake_and_answered(city):
     assert "within 3 days" in doc["service_notice"]
 
 
-def test_a_client_request_id_is_stored_once_and_replayed(city):
-    store, ctx, key = city
+def test_a_client_request_id_is_stored_once_and_replayed(keyed_city):
+    store, ctx, key = keyed_city
     count = store.requests.count()
     first = post(store, ctx, params(key, client_request_id="abc-1"))
     again = post(store, ctx, params(key, client_request_id="abc-1"))
@@ -49,16 +49,16 @@ def test_a_client_request_id_is_stored_once_and_replayed(city):
     assert not theirs.replayed and theirs.request.id != first.request.id
 
 
-def test_a_failed_intake_releases_the_client_request_id(city):
-    store, ctx, key = city
+def test_a_failed_intake_releases_the_client_request_id(keyed_city):
+    store, ctx, key = keyed_city
     with pytest.raises(OutsideServiceArea):
         post(store, ctx, params(key, at=AURORA, client_request_id="retry-me"))
     retried = post(store, ctx, params(key, client_request_id="retry-me"))
     assert not retried.replayed and store.requests.get(retried.request.id).service_code == "SDR"
 
 
-def test_keys_limits_and_jurisdiction_are_checked_before_anything_is_stored(city):
-    store, ctx, key = city
+def test_keys_limits_and_jurisdiction_are_checked_before_anything_is_stored(keyed_city):
+    store, ctx, key = keyed_city
     count = store.requests.count()
     with pytest.raises(Forbidden, match="api_key is missing"):
         post(store, ctx, {"service_code": ["SDR"]})
