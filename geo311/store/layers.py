@@ -261,6 +261,21 @@ class Layers:
             ).all()
         return {r[0]: int(r[1]) for r in rows}
 
+    def active_district_names(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Each active layer's title and its districts' names by id, for pages people read."""
+        d, lv, ly = t.districts.c, t.layer_versions.c, t.layers.c
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(ly.name, ly.title, d.district_id, d.name)
+                .select_from(t.districts.join(t.layer_versions, lv.id == d.layer_version_id)
+                             .join(t.layers, ly.id == lv.layer_id))
+                .where(lv.status == "active")
+            ).all()
+        out: dict[str, tuple[str, dict[str, str]]] = {}
+        for layer, title, district_id, name in rows:
+            out.setdefault(layer, (title or layer, {}))[1][district_id] = name or district_id
+        return out
+
     def _retire(
         self, conn: Connection, name: str, actor: str, detail: dict[str, Any] | None = None
     ) -> list[int]:
