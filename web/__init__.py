@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         geocoding,
         gis,
         hotspots,
+        kpi,
         navigation,
         ogc,
         open311,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.init_app(app)
     navigation.init_app(app)
     app.register_blueprint(dispatch.bp)
+    app.register_blueprint(kpi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)
     app.register_blueprint(hotspots.bp)

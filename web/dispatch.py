@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -13,14 +13,12 @@ from geo311 import dispatch as core
 from geo311 import sla
 from geo311.dispatch import Suggestion
 from geo311.errors import InvalidRequest, NotFound
-from geo311.kpi import kpi_table
 from geo311.model import ACTIVE_WORK_STATUSES, TRANSITIONS, Crew, WorkOrder
 from geo311_web import maps, state
 from geo311_web.auth import actor, role_required
 
 bp = Blueprint("dispatch", __name__)
 DISPATCH_ROLES = ("dispatcher",)
-KPI_ROLES = ("planner", "dispatcher")
 MAX_UNASSIGNED_ON_MAP = 3000
 
 
@@ -299,32 +297,6 @@ def resume(request_id: int) -> Response:
 def _local_referrer() -> bool:
     ref = request.referrer or ""
     return ref.startswith(request.host_url)
-
-
-@bp.get("/kpi")
-@role_required(*KPI_ROLES)
-def kpi() -> str:
-    """Volume, median time to close, SLA share and backlog per district and service."""
-    store = state().store
-    layer = _layer()
-    start, end = _date_arg("start"), _date_arg("end")
-    frame = store.hotspots.kpi_frame(store.layers.version(layer).id, start=start, end=end)
-    now = datetime.now(UTC)
-    return render_template("kpi.html", layer=layer, by_district=kpi_table(frame, "district", now),
-                           by_service=kpi_table(frame, "service", now),
-                           start=request.args.get("start", ""), end=request.args.get("end", ""),
-                           layers=[v.layer for v in store.layers.versions(active_only=True)])
-
-
-def _date_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(raw), datetime.min.time(),
-                                tzinfo=state().settings.zone)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name} was {raw!r} but is expected as YYYY-MM-DD") from exc
 
 
 # -- JSON ----------------------------------------------------------------------------

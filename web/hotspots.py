@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -17,6 +15,7 @@ import pandas as pd
 import shapely
 from flask import Blueprint, Response, current_app, g, render_template, request
 
+from geo311.caches import ResultCache
 from geo311.errors import InvalidRequest
 from geo311.hotspot_index import HotspotIndex
 from geo311.hotspots import (
@@ -66,27 +65,6 @@ class HotspotQuery:
         return tuple(sorted(self.args.items()))
 
 
-class _Cache:
-    """Results keyed by the view and the last audited change: exact while nothing changes."""
-
-    def __init__(self, size: int = 64) -> None:
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
-
-    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = build()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
-
-
 def _index() -> HotspotIndex:
     return current_app.extensions.setdefault(  # type: ignore[no-any-return]
         "geo311.hotspot_rows", HotspotIndex())
@@ -101,8 +79,8 @@ def _counts(q: HotspotQuery) -> pd.DataFrame:
     return _index().counts(state().store, _last_change(), q.where, q.resolution)
 
 
-def _cache() -> _Cache:
-    return current_app.extensions.setdefault("geo311.hotspots", _Cache())  # type: ignore[no-any-return]
+def _cache() -> ResultCache:
+    return current_app.extensions.setdefault("geo311.hotspots", ResultCache())  # type: ignore[no-any-return]
 
 
 def _per_request(name: str, build: Callable[[], Any]) -> Any:

@@ -29,7 +29,7 @@ STAFF_PAGES = (
     StaffPage("dispatch.dispatch_map", "Dispatch", ("dispatcher",)),
     StaffPage("dispatch.work_order_list", "Work orders", ("dispatcher",)),
     StaffPage("dispatch.sla_page", "SLA", ("dispatcher",)),
-    StaffPage("dispatch.kpi", "KPI", ("planner", "dispatcher")),
+    StaffPage("kpi.kpi", "KPI", ("planner", "dispatcher")),
     StaffPage("gis.home", "GIS", ("gis",)),
 )
 
