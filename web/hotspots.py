@@ -25,6 +25,7 @@ from geo311.hotspots import (
     RequestFilter,
     cells_covering,
     count_cells,
+    default_emerging_end,
     emerging_hotspots,
     hotspot_cells,
 )
@@ -330,11 +331,9 @@ def export_csv() -> Response:
 def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
     """Emerging-hotspot labels over ``q.weeks`` weekly bins ending at the view's end."""
     s = state()
-    end = q.where.end or s.store.requests.latest_requested()
+    end = q.where.end or _default_end()
     if end is None:
         return pd.DataFrame({"cell": [], "label": []}), datetime.min, datetime.min
-    if q.where.end is None:
-        end = end + timedelta(seconds=1)
     origin = end - timedelta(weeks=q.weeks)
     if q.where.start is not None and q.where.start > origin:
         origin = q.where.start
@@ -355,16 +354,30 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
     return _cache().get(key, build), origin, end  # type: ignore[no-any-return]
 
 
+def _default_end() -> datetime | None:
+    """The end of the last complete, covered week of the stored requests."""
+    s = state()
+
+    def build() -> datetime | None:
+        parts, _ = _index().rows(s.store, _last_change())
+        requested = np.concatenate([p["requested"].to_numpy(float) for p in parts])
+        return default_emerging_end(requested, s.settings.zone)
+
+    return _cache().get(("emerging-end", _last_change()), build)  # type: ignore[no-any-return]
+
+
 @bp.get("/hotspots/emerging")
 def emerging_page() -> str:
     """Emerging hotspots: each cell's Gi* trend over weekly bins, labelled."""
     q = parse_query(request.args.to_dict())
     cells, origin, end = emerging_result(q)
-    counts = {label: int((cells["label"] == label).sum()) for label in EMERGING_LABELS}
+    found = cells["label"].value_counts()
+    counts = {label: int(found.get(label, 0)) for label in EMERGING_LABELS}
     style = maps.script_json({"key": "l", "plain": "", "name": "emerging hotspots",
                               "colours": maps.EMERGING_COLOURS})
     return render_template("emerging.html", parts=_base_parts(q, None),
                            cell_data=maps.script_json(maps.emerging_features(cells)),
                            cell_style=style, q=q, drawn=len(cells), counts=counts,
                            origin=origin, end=end, labels=EMERGING_LABELS,
+                           one_day=timedelta(days=1), default_end="end" not in request.args,
                            colours=maps.EMERGING_COLOURS, **_options())

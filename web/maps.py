@@ -227,11 +227,17 @@ CONFIDENCE_COLOURS = {
     99: "#b2182b", 95: "#ef8a62", 90: "#fddbc7", 0: "#bdbdbd",
     -90: "#d1e5f0", -95: "#67a9cf", -99: "#2166ac",
 }
+#: One hue per pattern, so no two classes read alike; cold patterns in blues and teals.
 EMERGING_COLOURS = {
-    "new": "#fd8d3c", "intensifying": "#bd0026", "persistent": "#fc4e2a",
-    "diminishing": "#fed976", "": "#bdbdbd",
+    "new": "#ffd700", "consecutive": "#ff8c00", "intensifying": "#b2182b",
+    "persistent": "#e7298a", "diminishing": "#f4a582", "sporadic": "#8c510a",
+    "oscillating": "#66a61e", "historical": "#762a83",
+    "new cold": "#c6dbef", "consecutive cold": "#6baed6", "intensifying cold": "#08306b",
+    "persistent cold": "#2171b5", "diminishing cold": "#9ecae1", "sporadic cold": "#35978f",
+    "oscillating cold": "#01665e", "historical cold": "#80cdc1", "": "#bdbdbd",
 }
-CHOROPLETH_COLOURS = ("#f1eef6", "#bdc9e1", "#74a9cf", "#2b8cbe", "#045a8d")
+#: Districts in purples: never mistaken for the red hot and blue cold spots drawn over them.
+CHOROPLETH_COLOURS = ("#f2f0f7", "#cbc9e2", "#9e9ac8", "#756bb1", "#54278f")
 
 
 def confidence_label(level: int) -> str:
@@ -280,18 +286,18 @@ def hexagon_features(cells: Any) -> dict[str, Any]:
 def emerging_features(cells: Any) -> dict[str, Any]:
     """Cells with their emerging-hotspot label (``l``) and a tooltip (``tip``)."""
     features = []
-    for ring, n, label, hot, tz, cz in zip(
+    for ring, n, label, hot, cold, tz, cz in zip(
         hexagon_rings(cells["cell"]), cells["count"].tolist(), cells["label"].tolist(),
-        cells["hot_bins"].tolist(), cells["trend_z"].tolist(), cells["count_trend_z"].tolist(),
-        strict=True,
+        cells["hot_bins"].tolist(), cells["cold_bins"].tolist(), cells["trend_z"].tolist(),
+        cells["count_trend_z"].tolist(), strict=True,
     ):
         features.append({
             "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
             "properties": {
                 "l": str(label),
                 "tip": f"{html.escape(str(label) or 'no pattern')}: {int(n)} reporters, "
-                       f"hot in {int(hot)} weeks<br>trend of Gi* z: {tz:+.2f}, "
-                       f"of counts: {cz:+.2f}",
+                       f"hot in {int(hot)}, cold in {int(cold)} weeks<br>"
+                       f"trend of Gi* z: {tz:+.2f}, of counts: {cz:+.2f}",
             },
         })
     return _compact(features, "emerging")
