@@ -161,7 +161,12 @@ def test_suggestions_are_deterministic_and_accepting_assigns(sla_store, ctx):
     picks = [(s.request_id, s.crew_id, s.scheduled_date) for s in assigned[:3]]
     picks[0] = (picks[0][0], sla_store.dispatch.crew("B").id, picks[0][2])  # the dispatcher overrides
     orders = core.accept(sla_store, picks, actor="ada")
-    assert [o.crew_id for o in orders] == [p[1] for p in picks]
+    # one work order per crew and day, holding exactly that crew's picks of the day
+    assert sorted((o.crew_id, o.scheduled_date) for o in orders) == sorted(
+        {(p[1], p[2]) for p in picks})
+    for o in orders:
+        assert set(o.request_ids) == {p[0] for p in picks
+                                      if (p[1], p[2]) == (o.crew_id, o.scheduled_date)}
     left = core.suggest(sla_store, LAYER, now=now)
     assert {s.request_id for s in left} == {r.id for r in seeded} - {p[0] for p in picks}
 
