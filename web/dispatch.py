@@ -148,6 +148,7 @@ def dispatch_map() -> str:
     most_urgent = unassigned.assign(due=pd.to_datetime(unassigned["expected"], utc=True)) \
         .sort_values(["due", "id"], na_position="last", kind="stable")
     drawn_unassigned = maps.add_unassigned(m, most_urgent.head(MAX_UNASSIGNED_ON_MAP))
+    maps.keep_crews_on_top(m)
     maps.add_layer_control(m)
     loads = store.dispatch.crew_loads()
     return render_template(

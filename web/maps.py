@@ -12,6 +12,8 @@ import folium
 import geopandas as gpd
 import numpy as np
 from flask import url_for
+from folium.elements import MacroElement
+from jinja2 import Template
 
 from geo311.hotspots import cell_boundaries, cell_centres
 from geo311.model import ServiceRequest
@@ -195,20 +197,44 @@ def add_unassigned(m: folium.Map, frame: object) -> int:
     return len(features)
 
 
-#: The pane late rings are drawn in: below the overlay pane (400) of routes and stops.
-SLA_PANE = "slaRings"
 SLA_LAYER_NAME = "Late and at risk (SLA)"
+
+
+class _CrewsOnTop(MacroElement):
+    """Brings routes and stops back to the front whenever a layer is switched on."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.on("overlayadd", function () {
+            {{ this._parent.get_name() }}.eachLayer(function (layer) {
+                var kind = layer.feature && layer.feature.properties.kind;
+                if ((kind === "route" || kind === "stop") && layer.bringToFront) {
+                    layer.bringToFront();
+                }
+            });
+        });
+        {% endmacro %}
+    """)
+
+
+def keep_crews_on_top(m: folium.Map) -> None:
+    """Keep crews' routes and stops above late rings, even after toggling the rings.
+
+    Rings are drawn before routes and stops; a layer switched on again is drawn last,
+    so this puts routes, then stops, back on top.
+    """
+    _CrewsOnTop().add_to(m)
 
 
 def add_sla_states(m: folium.Map, frame: object, states: dict[int, object],
                    zone: Any = None) -> int:
     """Breached and at-risk requests as rings (red, orange); returns how many.
 
-    The rings are one layer the layer control switches on and off, drawn in a pane
-    under routes and stops, so they never hide a crew's day however many there are.
+    The rings are one layer the layer control switches on and off. Draw them before
+    routes and stops and call ``keep_crews_on_top``, so they never hide a crew's day
+    however many there are, even when switched off and on again.
     Due times are shown in ``zone`` (the city's time zone) when given.
     """
-    folium.map.CustomPane(SLA_PANE, z_index=390, pointer_events=True).add_to(m)
     group = folium.FeatureGroup(name=SLA_LAYER_NAME, show=True)
     drawn = 0
     for state_name, colour in SLA_COLOURS.items():
@@ -231,7 +257,7 @@ def add_sla_states(m: folium.Map, frame: object, states: dict[int, object],
                 name=html.escape(state_name.replace("_", " ")), control=False,
                 marker=folium.CircleMarker(radius=10, weight=2, fill=True, fill_opacity=0.25),
                 style_function=lambda _f, c=colour: {"color": c, "fillColor": c,
-                                                     "dashArray": "3", "pane": SLA_PANE},
+                                                     "dashArray": "3"},
                 popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
             ).add_to(group)
             drawn += len(features)
