@@ -180,3 +180,34 @@ def test_remaining_words():
     assert sla.remaining_words(-125) == "2 minutes overdue"
     assert sla.remaining_words(30) == "due now"
     assert sla.remaining_words(None) == "no SLA"
+
+
+def test_gis_diff_cli_and_dispatch_pages_after_the_2023_wards(app, runner, staff_client, board):
+    from geo311.layers import load_layer
+    from tests.conftest import SHAPEFILES
+
+    store, made, north, south = board
+    load_layer(store, SHAPEFILES / "wards_2023", name="wards_2023", id_field="ward",
+               activate=False)
+    gis = staff_client("gis")
+    page = gis.get("/gis/layers/wards_2023/versions/1/report?replaces=wards_2015_2023")
+    table = page.get_data(as_text=True).split('id="crew-moves"', 1)[1].split("</table>", 1)[0]
+    assert "North" in table and "South" in table and "3 → 3 (same id" in table
+    dry = run(runner, "layers", "diff", "wards_2023", "--version", "1", "--replaces", LAYER,
+              "--json")
+    assert dry.exit_code == 0, dry.output
+    import json
+    crews = {m["crew"]: m for m in json.loads(dry.output)["crews"]}
+    assert crews["South"]["districts_to"] == ["3"] and crews["North"]["layer_to"] == "wards_2023"
+    done = run(runner, "layers", "activate", "wards_2023", "--version", "1", "--replaces", LAYER)
+    assert done.exit_code == 0 and "crews follow: North, South" in done.output
+    shown = json.loads(run(runner, "layers", "show", "wards_2023", "--json").output)
+    assert {m["crew"] for m in shown["crews"]} == {"North", "South"}
+    c = staff_client("dispatcher")
+    suggestions = c.get("/dispatch/suggestions")  # the crews' layer is the active one
+    assert suggestions.status_code == 200
+    assert "layer wards_2023" in suggestions.get_data(as_text=True)
+    assert c.get("/api/dispatch/suggestions?layer=wards_2023").status_code == 200
+    assert c.get("/dispatch").status_code == 200
+    crew_page = c.get(f"/dispatch/crews/{south.id}").get_data(as_text=True)
+    assert "crew remapped" in crew_page and "wards_2015_2023 → wards_2023" in unescape(crew_page)
