@@ -35,7 +35,8 @@ from sqlalchemy.types import TypeDecorator
 #: 5: ``suspended_structure`` records what a bulk load dropped, so a killed load's
 #: indexes and foreign keys come back (next load or ``init-db``);
 #: ``users.session_generation`` ends every session of an account on logout.
-SCHEMA_VERSION = 5
+#: 6: ``work_order_requests.position`` keeps each stop's place in its crew's routed day.
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -329,6 +330,7 @@ work_order_requests = Table(
            primary_key=True),
     Column("request_id", Integer, ForeignKey("service_requests.id"), primary_key=True,
            index=True),
+    Column("position", Integer),  # the stop's place in its crew's routed day
 )
 
 work_order_notes = Table(
