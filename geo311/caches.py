@@ -34,6 +34,14 @@ Hotspot results
     district summaries and map parts keyed by the view's filters and the newest
     audit-log id; district shapes and study cells by layer version id.
 
+KPI rows
+    ``kpi_index.KpiIndex`` (one per app, ``app.extensions["geo311.kpi_rows"]``): every
+    request's service, status, times and group role, and its district per layer version
+    asked for, caught up to the newest audit-log id like the hotspot rows (requests named
+    by newer entries or updated since are re-read); a bulk change, or any change to
+    services, layers or the schema (an SLA set for a service moves many due times),
+    reloads it all.
+
 KPI tables
     ``web/kpi.py`` (a ``ResultCache`` per app, ``app.extensions["geo311.kpi"]``, 32
     entries): the district, service, trend and previous-period tables of a view, keyed

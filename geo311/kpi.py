@@ -51,23 +51,29 @@ def kpi_table(frame: pd.DataFrame, by: str, now: datetime) -> pd.DataFrame:
     f["judged"] = judged.astype(int)
     f["met"] = (judged & closed & (f["closed"] <= f["expected"])).astype(int)
 
-    def summarise(g: pd.DataFrame) -> dict[str, float]:
-        judged_n = int(g["judged"].sum())
-        return {
-            "volume": len(g), "closed": int(g["closed_n"].sum()),
-            "backlog": int(g["open_n"].sum()),
-            "median_days_to_close": float(g["days"].median()) if g["closed_n"].any()
-            else float("nan"),
-            "sla_judged": judged_n, "sla_met": int(g["met"].sum()),
-            "sla_share": g["met"].sum() / judged_n if judged_n else float("nan"),
-        }
-
-    rows = [{by: name, **summarise(g)} for name, g in f.groupby(key, sort=True)]
-    table = pd.DataFrame(rows, columns=[by, *KPI_COLUMNS])
+    grouped = f.groupby(key, sort=True).agg(
+        volume=("status", "size"), closed=("closed_n", "sum"), backlog=("open_n", "sum"),
+        median_days_to_close=("days", "median"), sla_judged=("judged", "sum"),
+        sla_met=("met", "sum"))
+    table = _with_share(grouped.reset_index().rename(columns={key: by}), by)
     if len(table):
         table = table.sort_values(["volume", by], ascending=[False, True], kind="stable")
-    total = pd.DataFrame([{by: "all", **summarise(f)}], columns=[by, *KPI_COLUMNS])
+    total = _with_share(pd.DataFrame([{
+        by: "all", "volume": len(f), "closed": int(f["closed_n"].sum()),
+        "backlog": int(f["open_n"].sum()), "median_days_to_close": f["days"].median(),
+        "sla_judged": int(f["judged"].sum()), "sla_met": int(f["met"].sum())}]), by)
     return pd.concat([table, total], ignore_index=True)
+
+
+def _with_share(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The SLA share column (met / judged; NaN where nothing was judged), columns in order."""
+    judged = table["sla_judged"].astype(float)
+    table["sla_share"] = np.where(judged > 0, table["sla_met"] / judged.where(judged > 0, 1),
+                                  np.nan)
+    for col in ("volume", "closed", "backlog", "sla_judged", "sla_met"):
+        table[col] = table[col].astype(int)
+    table["median_days_to_close"] = table["median_days_to_close"].astype(float)
+    return table[[by, *KPI_COLUMNS]]
 
 
 def trend_table(frame: pd.DataFrame, period: str, zone: ZoneInfo) -> pd.DataFrame:

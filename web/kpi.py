@@ -26,6 +26,7 @@ from geo311.kpi import (
     previous_period,
     trend_table,
 )
+from geo311.kpi_index import KpiIndex, kpi_frame
 from geo311_web import state
 from geo311_web.auth import role_required
 
@@ -84,6 +85,10 @@ def _cache() -> ResultCache:
     return current_app.extensions.setdefault("geo311.kpi", ResultCache(32))  # type: ignore[no-any-return]
 
 
+def _index() -> KpiIndex:
+    return current_app.extensions.setdefault("geo311.kpi_rows", KpiIndex())  # type: ignore[no-any-return]
+
+
 def tables(view: KpiView) -> dict[str, Any]:
     """The view's tables, from the cache while no audited change was made."""
     s = state()
@@ -95,14 +100,14 @@ def tables(view: KpiView) -> dict[str, Any]:
     def build() -> dict[str, Any]:
         now = datetime.now(UTC)
         start, end = local_day_range(view.start, view.end, zone)
-        frame = store.hotspots.kpi_frame(version_id, start=start, end=end)
+        frame = kpi_frame(store, _index(), version_id, start=start, end=end)
         names = store.layers.active_district_names().get(view.layer, ("", {}))[1]
         by_district = kpi_table(frame, "district", now)
         by_service = kpi_table(frame, "service", now)
         if view.compared and start is not None and end is not None:
             before = previous_period(start.date(), end.date())
             b_start, b_end = local_day_range(before[0], before[1] - timedelta(days=1), zone)
-            earlier = store.hotspots.kpi_frame(version_id, start=b_start, end=b_end)
+            earlier = kpi_frame(store, _index(), version_id, start=b_start, end=b_end)
             by_district = compare_tables(by_district, kpi_table(earlier, "district", now),
                                          "district")
             by_service = compare_tables(by_service, kpi_table(earlier, "service", now),

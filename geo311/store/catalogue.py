@@ -71,6 +71,12 @@ class Catalogue:
             ).mappings().all()
         return [_service_from_row(r) for r in rows]
 
+    def service_names(self) -> dict[str, str]:
+        """Every stored service's name by code, retired ones included (old requests keep them)."""
+        sv = t.services.c
+        with self.db.connect() as conn:
+            return dict(conn.execute(select(sv.code, sv.name)).all())  # type: ignore[arg-type]
+
     def service(self, code: str) -> Service:
         """One service by code; raise ``NotFound``."""
         with self.db.connect() as conn:

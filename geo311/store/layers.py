@@ -319,6 +319,20 @@ class Layers:
         LOGGER.info("retired layer %s (versions %s)", name, retired)
         return retired
 
+    def districts_of_requests(self, layer_version_id: int,
+                              ids: Sequence[int] | None = None) -> pd.Series:
+        """Each request's district in one layer version (outside: None), by request id."""
+        rd = t.request_districts.c
+        stmt = select(rd.request_id, rd.district_id).where(
+            rd.layer_version_id == layer_version_id)
+        if ids is not None:
+            stmt = stmt.where(rd.request_id.in_([int(i) for i in ids]))
+        frame = self.db.dialect.read_all(self.db.engine, stmt, ["request_id", "district_id"],
+                                         text_columns=("district_id",))
+        district = frame["district_id"]
+        return pd.Series(district.where(district.notna() & (district != ""), None).to_numpy(),
+                         index=frame["request_id"].astype(np.int64).to_numpy(), dtype=object)
+
     def request_districts_of(self, layer_version_ids: Sequence[int]) -> pd.DataFrame:
         """``request_id, layer_version_id, district_id`` rows of these layer versions."""
         rd = t.request_districts.c
