@@ -65,10 +65,29 @@ def timed(snippets: list[dict], find, repeat: int = 20) -> float:
     return (time.perf_counter() - start) / (repeat * len(snippets)) * 1e6
 
 
+#: Repetitive 4,000-character descriptions (the most a description holds) that make
+#: badly nested patterns backtrack for seconds: the time of each must stay small.
+HOSTILE = ["a", "1", "a.", "1 ", "12-", "a at b dot ", "(1)", "+1 ", "dot ", "a dot ",
+           "x at ", "a at a dot", ".", "1.", "a@b.", "tel 1-", "call 1 "]
+
+
+def worst_case() -> None:
+    times = []
+    for unit in HOSTILE:
+        text = (unit * (4000 // len(unit) + 1))[:4000]
+        start = time.perf_counter()
+        redact_text(text)
+        times.append(((time.perf_counter() - start) * 1000, unit))
+    slowest = sorted(times, reverse=True)[:3]
+    print("hostile 4,000-character texts, slowest:",
+          ", ".join(f"{unit!r} x n {ms:.1f} ms" for ms, unit in slowest))
+
+
 def main() -> None:
     for name, path in SETS.items():
         print(f"== {name} ({path.name})")
         compare(load(path))
+    worst_case()
 
 
 def compare(snippets: list[dict]) -> None:

@@ -33,12 +33,13 @@ _EXT = r"(?:\s*(?:x|ext\.?|extension|ex\.)\s*\d{1,6})?"
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # Email, plain: local@domain.tld.
-    ("email", re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,24}\b")),
+    ("email", re.compile(r"(?<![\w.+'-])[\w.+'-]{1,64}@[\w-]+(?:\.[\w-]+){0,8}\.[A-Za-z]{2,24}\b")),
     # Email, obfuscated: "maria.lopez at example dot com", "maria [at] example [dot] com".
     ("email", re.compile(
-        r"[\w+-]+(?:(?:\.|\s(?:dot|DOT)\s)[\w+-]+)*\s*(?:[\[({<]\s*(?:at|@)\s*[\])}>]|\s(?:at|AT|At)\s|@)\s*"
-        r"[\w-]+(?:\s*(?:[\[({<]\s*(?:dot|\.)\s*[\])}>]|\s(?:dot|DOT|Dot)\s|\.)\s*[\w-]+)*?"
-        r"\s*(?:[\[({<]\s*(?:dot|\.)\s*[\])}>]|\s(?:dot|DOT|Dot)\s|\.)\s*"
+        r"(?<![\w.+-])[\w.+-]{1,64}(?:\sdot\s[\w.+-]{1,64}){0,4}"
+        r"\s*(?:[\[({<]\s*(?:at|@)\s*[\])}>]|\sat\s|@)\s*"
+        r"[\w-]+(?:\s*(?:[\[({<]\s*(?:dot|\.)\s*[\])}>]|\sdot\s|\.)\s*[\w-]+){0,4}?"
+        r"\s*(?:[\[({<]\s*(?:dot|\.)\s*[\])}>]|\sdot\s|\.)\s*"
         rf"(?:{_TLDS})\b", re.IGNORECASE)),
     # North American numbers: optional +1, area code (maybe in parentheses), exchange,
     # line, optional extension. Area code and exchange start with 2-9.
@@ -51,7 +52,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("phone", re.compile(_LEFT + r"[2-9]\d{2}[.-]\d{4}" + _EXT + _RIGHT)),
     # International: +44 20 7946 0958, 0048 601 234 567, +86 (10) 1234-5678.
     ("phone", re.compile(
-        r"(?<![\w+#$./:-])(?:\+|\b00)\s?[1-9]\d{0,2}(?:\s?\(0\))?(?:[\s.-]?\(?\d{1,5}\)?){2,6}"
+        r"(?<![\w+#$./:-])(?:\+|\b00)\s?[1-9]\d{0,2}(?:\s?\(0\))?(?:[\s.-]?(?:\(\d{1,5}\)|\d{1,5})){2,6}"
         + _EXT + _RIGHT)),
     # National forms with a trunk 0: UK "020 7946 0958", "07700 900123".
     ("phone", re.compile(_LEFT + r"0\d{2,4}[\s-]\d{3,4}[\s-]?\d{3,4}" + _RIGHT)),
@@ -71,6 +72,11 @@ _CUED = re.compile(
     r"tel\u00e9fono|telefono|celular|numer|nr|kom)\b\.?|\u7535\u8bdd|\u624b\u673a)"
     r"[\s:.,]*(?:(?:me|us|at|on|is|number|no\.?|#|nr|de)\s*[:.]?\s*){0,3}"
     r"(\+?\(?\d[\d\s().-]{5,22}\d)", re.IGNORECASE)
+
+
+#: Every identifier holds a digit, an "@" or a spelled-out "at": text without one is left
+#: as it is without trying each pattern.
+_MAYBE = re.compile(r"\d|@|\bat\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ def redact_text(text: str) -> str:
     >>> redact_text("call me at 312-555-0199 or maria.lopez@example.com")
     'call me at [phone removed] or [email removed]'
     """
-    if not text:
+    if not text or not _MAYBE.search(text):
         return text
     found = find_identifiers(text)
     if not found:

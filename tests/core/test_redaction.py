@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,56 @@ def test_redaction_is_idempotent_and_keeps_the_rest_of_the_text():
     once = redact_text(text)
     assert once == f"Pothole at 1200 W 35TH ST, call {PHONE_TOKEN} after 5 pm"
     assert redact_text(once) == once
+
+
+# --- generated variants: beyond the handwritten snippets ------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+US_FORMATS = ["{a}-{e}-{l}", "({a}) {e}-{l}", "{a}.{e}.{l}", "{a} {e} {l}", "{a}{e}{l}",
+              "+1 {a} {e} {l}", "1-{a}-{e}-{l}", "+1 ({a}) {e}-{l}", "({a}){e}-{l}",
+              "{a}-{e}-{l} ext. 12", "{a}.{e}.{l} x4", "+1{a}{e}{l}", "{a}/{e}-{l}"]
+SENTENCES = ["call me at {x}", "{x} is my cell", "Pothole at 1200 W 35TH ST. Phone: {x}.",
+             "reach the owner ({x}) about the cart", "Llame al {x}, gracias", "tel {x}; SR21-00123456"]
+STREETS = ["W 35TH ST", "N ELSTON AVE", "S HALSTED ST", "N MILWAUKEE AVE", "E 63RD ST"]
+
+
+@given(area=st.integers(200, 999), exchange=st.integers(200, 999), line=st.integers(0, 9999),
+       fmt=st.sampled_from(US_FORMATS), sentence=st.sampled_from(SENTENCES))
+def test_any_north_american_number_in_any_usual_writing_is_masked(area, exchange, line, fmt,
+                                                                  sentence):
+    number = fmt.format(a=area, e=exchange, l=f"{line:04d}")
+    out = redact_text(sentence.format(x=number))
+    assert out == sentence.format(x=PHONE_TOKEN)
+
+
+@given(user=st.from_regex(r"[a-z][a-z0-9._-]{0,15}[a-z0-9]", fullmatch=True),
+       domain=st.from_regex(r"[a-z][a-z0-9-]{1,12}", fullmatch=True),
+       tld=st.sampled_from(["com", "org", "net", "edu", "pl", "cn", "gov", "us"]),
+       spelled=st.booleans())
+def test_any_email_plain_or_spelled_out_is_masked(user, domain, tld, spelled):
+    address = (f"{user} at {domain} dot {tld}" if spelled else f"{user}@{domain}.{tld}")
+    out = redact_text(f"Broken light at 4800 N ELSTON AVE, write to {address} please")
+    assert out == f"Broken light at 4800 N ELSTON AVE, write to {EMAIL_TOKEN} please"
+
+
+@given(number=st.integers(1, 13999), street=st.sampled_from(STREETS),
+       zipcode=st.integers(60601, 60666), plus4=st.integers(0, 9999),
+       year=st.integers(0, 99), sr=st.integers(0, 99_999_999), ticket=st.integers(1, 9_999_999),
+       day=st.dates(date(1900, 1, 1), date(2100, 12, 31)), count=st.integers(1, 500))
+def test_addresses_request_numbers_dates_and_counts_are_never_masked(
+        number, street, zipcode, plus4, year, sr, ticket, day, count):
+    text = (f"{count} potholes at {number} {street} {zipcode}-{plus4:04d}, "
+            f"SR{year:02d}-{sr:08d}, SR {year:02d}-{sr:08d}, #{ticket}, request {ticket}, "
+            f"since {day.isoformat()} ({day:%m/%d/%Y}) 10:40, ward {count % 50 + 1}, "
+            f"${count},{number % 1000:03d}.50")
+    assert redact_text(text) == text
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Nd", "Cs"),
+                                      blacklist_characters="@"), max_size=200))
+def test_text_without_digits_or_at_signs_is_left_alone_unless_spelled_out(text):
+    if " at " in f" {text.lower()} " or "(at)" in text.lower() or "[at]" in text.lower():
+        return
+    assert redact_text(text) == text
