@@ -55,6 +55,8 @@ class LayerReport:
     gap_area_m2: float
     overlap_count: int = 0
     gap_count: int = 0
+    #: How the file's ids were read (``geo311.district_ids``), e.g. "digits".
+    id_rule: str = "as written"
     #: Features reaching beyond the active service area by more than ``outside_tolerance_m2``
     #: (filled in when the layer is loaded while a service-area layer is active).
     service_area: str | None = None
