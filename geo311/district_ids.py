@@ -13,6 +13,8 @@ Steps, applied in the order given:
     leading zeros removed (``"007A"`` -> ``"7A"``; ``"0"`` stays ``"0"``);
 ``upper``
     upper case, inner spaces collapsed (``"c 11"`` -> ``"C 11"``);
+``alnum``
+    letters and digits only (``"C-11"`` -> ``"C11"``);
 ``regex:PATTERN``
     the id must match PATTERN in full; it becomes the first group (or the whole match)
     (``regex:(\d\d)\d\d`` turns precinct ``"0509"`` into ward ``"05"``).
@@ -27,9 +29,10 @@ from dataclasses import dataclass
 from geo311.errors import LayerError
 
 #: The step names a rule may use; ``regex:`` takes a pattern after the colon.
-STEPS = ("digits", "strip_zeros", "upper", "regex:PATTERN")
+STEPS = ("digits", "strip_zeros", "upper", "alnum", "regex:PATTERN")
 _DIGIT_RUN = re.compile(r"\d+")
 _SPACES = re.compile(r"\s+")
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ def _apply_step(step: str, text: str) -> str:
         return (text.lstrip("0") or "0") if text else text
     if step == "upper":
         return _SPACES.sub(" ", text.upper())
+    if step == "alnum":
+        return _NOT_ALNUM.sub("", text)
     pattern = re.compile(step.removeprefix("regex:"))
     match = pattern.fullmatch(text)
     if match is None:

@@ -98,11 +98,13 @@ def outside_area(
     if features.empty or area is None or area.is_empty:
         return []
     utm = features.estimate_utm_crs()
-    projected = features.to_crs(utm)
-    area_utm = gpd.GeoSeries([area], crs=4326).to_crs(utm).iloc[0]
-    beyond = shapely.difference(projected.geometry.to_numpy(), area_utm)
+    # Reprojection can leave a ring of a valid polygon touching itself (a district dissolved
+    # from many parts, a union of many districts); make_valid keeps GEOS from refusing it.
+    projected = shapely.make_valid(features.to_crs(utm).geometry.to_numpy())
+    area_utm = shapely.make_valid(gpd.GeoSeries([area], crs=4326).to_crs(utm).iloc[0])
+    beyond = shapely.difference(projected, area_utm)
     outside_m2 = shapely.area(beyond)
-    whole_m2 = shapely.area(projected.geometry.to_numpy())
+    whole_m2 = shapely.area(projected)
     picks = np.flatnonzero(outside_m2 > tolerance_m2)
     if not len(picks):
         return []

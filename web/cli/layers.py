@@ -26,8 +26,8 @@ def layers() -> None:
 @click.option("--layer", "source_layer",
               help="Layer of a GeoPackage or KML, or shapefile of a folder or zip.")
 @click.option("--id-rule", "id_rule", multiple=True,
-              help="How the file writes its ids: digits, strip_zeros, upper or regex:PATTERN "
-                   "(repeat for several steps, applied in order).")
+              help="How the file writes its ids: digits, strip_zeros, upper, alnum or "
+                   "regex:PATTERN (repeat for several steps, applied in order).")
 @click.option("--title", default="", help="Human title of the layer.")
 @click.option("--role", type=click.Choice(["district", "service_area"]), default="district")
 @click.option("--no-activate", is_flag=True, help="Store the version without using it.")
