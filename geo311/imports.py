@@ -164,14 +164,10 @@ def read_mapping(name_or_path: str | Path) -> Mapping:
     if (columns.get("x") or columns.get("y")) and not raw.get("coordinates", {}).get("xy_crs"):
         raise InvalidRequest(f"mapping {path}: x/y columns need [coordinates] xy_crs")
     placeholder = raw.get("coordinates", {}).get("placeholder")
-    if placeholder is not None and not (
-        isinstance(placeholder, list) and len(placeholder) == 2
-        and all(isinstance(v, int | float) for v in placeholder)
-    ):
-        raise InvalidRequest(
-            f"mapping {path}: [coordinates] placeholder was {placeholder!r} but is expected "
-            "to be [lon, lat]"
-        )
+    if placeholder is not None and not (isinstance(placeholder, list) and len(placeholder) == 2
+                                        and all(isinstance(v, int | float) for v in placeholder)):
+        raise InvalidRequest(f"mapping {path}: [coordinates] placeholder was {placeholder!r} "
+                             "but is expected to be [lon, lat]")
     services = {
         k: (v if isinstance(v, dict) else {"code": str(v)})
         for k, v in raw.get("services", {}).items()

@@ -110,7 +110,8 @@ def read_layer(
     )
     rule = parse_id_rule(id_rule, f"{path}: id_rule")
     ids = _district_ids(path, id_column, frame[id_column], rule)
-    names = [as_text(v) for v in frame[name_column]] if name_column else [None] * len(ids)
+    names: list[str | None] = (
+        [as_text(v) for v in frame[name_column]] if name_column else [None] * len(ids))
     try:
         frame = frame.to_crs(4326)
     except Exception as exc:  # pyproj raises several kinds
@@ -308,7 +309,7 @@ def _dissolve_parts(
         out_geoms.append(merged if merged.geom_type in _POLYGONAL else _polygonal(merged)[0])
         forms = sorted({w for w in (written[i] for i in members) if w is not None})
         shown = f"; written {', '.join(repr(f) for f in forms)}" if forms != [district] else ""
-        names_seen = sorted({names[i] for i in members if names[i] is not None})
+        names_seen = sorted({n for n in (names[i] for i in members) if n is not None})
         if len(names_seen) > 1:
             shown += f"; names {', '.join(repr(n) for n in names_seen)}, kept the first"
         problems.append(FeatureProblem(
