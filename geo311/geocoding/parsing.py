@@ -2,10 +2,10 @@
 
 ``usaddress`` (a trained CRF tagger) labels the tokens; this module only maps its
 labels to one normal form: directionals as N/S/E/W, street types as the USPS
-abbreviations Chicago uses (AV, AVE and AVENUE become AVE), bare numbered streets
-as ordinals (71 becomes 71ST), units dropped, a number range reduced to its first
-number, ``1/2`` kept aside. Intersections are two street names joined by ``&``,
-``and``, ``at``, ``@`` or ``/``.
+abbreviations (AV, AVE and AVENUE become AVE), bare numbered streets as ordinals
+(71 becomes 71ST), units dropped, a number range reduced to its first number,
+``1/2`` kept aside. Intersections are two street names joined by ``&``, ``and``,
+``at``, ``@`` or ``/``, optionally after ``intersection of`` or ``corner of``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import usaddress
 
 #: Longest text taken as an address; longer input is refused, not parsed.
 MAX_ADDRESS_CHARS = 200
-#: Highest house number any US city uses (Chicago's reach 13000).
+#: Highest house number any US city uses (the largest grids reach 13000).
 MAX_HOUSE_NUMBER = 99_999
 
 DIRECTIONS = {
@@ -49,6 +49,9 @@ STREET_TYPES = {
     "PARK": "PARK", "PL.": "PL", "AVE.": "AVE", "ST.": "ST",
 }
 INTERSECTION_WORDS = ("&", "AND", "AT", "@", "/", "AND/OR")
+#: Words written before an intersection ("INTERSECTION OF A & B", "corner of A and B").
+INTERSECTION_PREFIXES = ("AT THE INTERSECTION OF ", "THE INTERSECTION OF ", "INTERSECTION OF ",
+                         "INTERSECTION ", "AT THE CORNER OF ", "THE CORNER OF ", "CORNER OF ")
 _ORDINAL = {1: "ST", 2: "ND", 3: "RD"}
 
 
@@ -147,6 +150,8 @@ def parse_address(text: object) -> ParsedAddress:
     '1234 1/2 W 71ST ST'
     >>> parse_address("W FULLERTON AV and N PULASKI ROAD").label
     'W FULLERTON AVE & N PULASKI RD'
+    >>> parse_address("INTERSECTION of Main St & Elm Street").label
+    'MAIN ST & ELM ST'
     """
     cleaned, reason = clean_text(text)
     if reason:
@@ -168,8 +173,8 @@ def parse_street(text: object) -> Street | None:
     --------
     >>> parse_street("W WEST END AV").label
     'W WEST END AVE'
-    >>> parse_street("S SOUTH CHICAGO AVENUE").label
-    'S SOUTH CHICAGO AVE'
+    >>> parse_street("S SOUTH SHORE AVENUE").label
+    'S SOUTH SHORE AVE'
     """
     cleaned, reason = clean_text(text)
     if reason:
@@ -224,6 +229,12 @@ def _token_features(token: str) -> dict[str, object]:
 
 @lru_cache(maxsize=1 << 17)
 def _parse_cached(cleaned: str) -> ParsedAddress:
+    for prefix in INTERSECTION_PREFIXES:
+        if cleaned.startswith(prefix) and len(cleaned) > len(prefix):
+            found = _parse_cached(cleaned[len(prefix):].lstrip(" :,"))
+            if found.kind == "intersection":
+                return found
+            break
     # usaddress's tokenizer drops a lone "/" or "@"; both join an intersection.
     tokens = usaddress.tokenize(cleaned.replace(" / ", " & ").replace(" @ ", " & "))
     if all(tok.strip(",").isdigit() for tok in tokens):

@@ -78,7 +78,7 @@ def read_reference(path: str | Path, kind: str | None = None,
 
     Examples
     --------
-    >>> kind, frame = read_reference("chicago_street_intersections.csv.gz")  # doctest: +SKIP
+    >>> kind, frame = read_reference("street_intersections.csv.gz")  # doctest: +SKIP
     >>> kind  # doctest: +SKIP
     'intersections'
     """
@@ -347,3 +347,40 @@ def learned_points(trusted: pd.DataFrame) -> pd.DataFrame:
     return points.groupby("address", sort=False, as_index=False).agg(
         {**{c: "first" for c in POINT_COLUMNS if c not in ("address", "lon", "lat")},
          "lon": "median", "lat": "median"})
+
+
+def learned_intersections(trusted: pd.DataFrame) -> pd.DataFrame:
+    """One intersection per pair of streets among ``address, zipcode, lon, lat`` rows.
+
+    Rows whose address reads as an intersection count; ``A & B`` and ``B & A`` are one
+    pair, placed at the median of its rows' points.
+
+    Examples
+    --------
+    >>> learned_intersections(pd.DataFrame({"address": ["Main St & Elm St",
+    ...     "INTERSECTION of ELM STREET and MAIN STREET", "29 MAIN ST"],
+    ...     "zipcode": ["01103", "01103", ""], "lon": [-72.5, -72.7, -72.0],
+    ...     "lat": [42.1, 42.1, 42.0]})).iloc[0].tolist()
+    ['ELM ST', 'MAIN ST', '01103', -72.6, 42.1]
+    """
+    if trusted.empty:
+        return pd.DataFrame(columns=list(INTERSECTION_COLUMNS))
+    pairs: dict[str, tuple[str, str] | None] = {}
+    for address in pd.unique(trusted["address"].astype(str)):
+        parsed = parse_address(address)
+        if parsed.kind == "intersection" and parsed.street and parsed.cross:
+            a, b = sorted((parsed.street.label, parsed.cross.label))
+            pairs[address] = (a, b) if a != b else None
+    found = trusted[trusted["address"].astype(str).map(lambda a: pairs.get(a) is not None)]
+    found = found[np.isfinite(found["lon"].astype(float)) & np.isfinite(found["lat"].astype(float))]
+    if found.empty:
+        return pd.DataFrame(columns=list(INTERSECTION_COLUMNS))
+    streets = [pairs[a] for a in found["address"].astype(str)]
+    frame = pd.DataFrame({"street_1": [p[0] for p in streets if p],
+                          "street_2": [p[1] for p in streets if p],
+                          "zipcode": found["zipcode"].fillna("").astype(str).to_numpy(),
+                          "lon": found["lon"].astype(float).to_numpy(),
+                          "lat": found["lat"].astype(float).to_numpy()})
+    return frame.groupby(["street_1", "street_2"], sort=True, as_index=False).agg(
+        zipcode=("zipcode", "first"), lon=("lon", "median"), lat=("lat", "median"))[
+        list(INTERSECTION_COLUMNS)]
