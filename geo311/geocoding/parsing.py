@@ -11,7 +11,7 @@ abbreviations (AV, AVE and AVENUE become AVE), bare numbered streets as ordinals
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import takewhile
 from typing import Any
@@ -241,6 +241,12 @@ def _parse_cached(cleaned: str) -> ParsedAddress:
         return ParsedAddress("none", reason=f"{cleaned[:20]!r} is a number, not an address")
     split = [i for i, tok in enumerate(tokens) if tok.strip(",") in INTERSECTION_WORDS]
     if split and 0 < split[0] < len(tokens) - 1:
+        head, comma, tail = cleaned.partition(",")
+        if comma and tail.strip(" ,"):
+            # "A & B, SPRINGFIELD, MA 01103": the place after the second street.
+            found = _parse_cached(head.strip())
+            if found.kind == "intersection":
+                return replace(found, **_place_parts(tail.replace(",", " ").split()))
         return _intersection(tokens[: split[0]], tokens[split[0] + 1:])
     parts = _tag(cleaned)
     number_text = parts.get("AddressNumber", "")
@@ -275,6 +281,18 @@ def _parse_cached(cleaned: str) -> ParsedAddress:
     half = "1/2" in parts.get("AddressNumberSuffix", "") or number_text.endswith("1/2")
     return ParsedAddress("address", street=street, number=number, number_text=number_text,
                          half=half, **common)
+
+
+def _place_parts(tokens: list[str]) -> dict[str, str]:
+    """Place, state and ZIP code of the tokens after an intersection's comma."""
+    words = [t.strip(",") for t in tokens if t.strip(",")]
+    zipcode = ""
+    if words and words[-1][:5].isdigit() and len(words[-1].split("-")[0]) == 5:
+        zipcode = words.pop()[:5]
+    state = ""
+    if len(words) > 1 and len(words[-1]) == 2 and words[-1].isalpha():
+        state = words.pop()
+    return {"place": " ".join(words), "state": state, "zipcode": zipcode}
 
 
 def _intersection(first: list[str], second: list[str]) -> ParsedAddress:
