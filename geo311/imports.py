@@ -125,11 +125,12 @@ def write_rejects(path: str | Path, rejected: list[tuple[int, str]]) -> None:
 
 
 def read_mapping(name_or_path: str | Path) -> Mapping:
-    """Load a shipped mapping by name (``chicago-311-legacy``) or a mapping file.
+    """Load a shipped mapping by name (a file stem in ``mappings/``) or a mapping file.
 
     Examples
     --------
-    >>> read_mapping("chicago-311").columns["id"]
+    >>> from geo311.city import load_profile
+    >>> read_mapping(load_profile().mappings[0]).columns["id"]
     'sr_number'
     """
     path = Path(name_or_path)
@@ -469,7 +470,7 @@ def import_file(
 
     Examples
     --------
-    >>> summary = import_file(store, ctx, "requests.csv", read_mapping("chicago-311"))
+    >>> summary = import_file(store, ctx, "requests.csv", read_mapping("311.toml"))
     ... # doctest: +SKIP
     """
     if geocode not in GEOCODE_MODES:
@@ -558,7 +559,8 @@ def _store_chunk(
     districts = {}
     if len(frame):
         assigned = assign_by_address(ctx.index, frame["lon"].to_numpy(),
-                                     frame["lat"].to_numpy(), frame["address"].tolist())
+                                     frame["lat"].to_numpy(), frame["address"].tolist(),
+                                     grid=ctx.grid)
         for layer in ctx.index.layers:
             a = assigned[layer.name]
             districts[layer.version_id] = (a.district_id, a.boundary_case)

@@ -22,6 +22,7 @@ import shapely
 from geo311.boundaries.files import checksum
 from geo311.boundaries.quality import LayerReport, outside_area
 from geo311.boundaries.reading import read_layer
+from geo311.city import active_profile
 from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.layerdefs import ROLES, LayerDefinition
@@ -236,7 +237,7 @@ def _plan(
     points = store.requests.points()
     assigned = assign_by_address(index, points["lon"].to_numpy(dtype=float),
                                  points["lat"].to_numpy(dtype=float),
-                                 points["address"].tolist())[name]
+                                 points["address"].tolist(), grid=active_profile().grid)[name]
     held = store.layers.request_districts_of([v.id for v in related])
     # the district a request shows now: its row from the newest related version
     current = (held.sort_values(["request_id", "layer_version_id"])

@@ -155,7 +155,7 @@ def crew_create() -> Response:
         service_groups=tuple(g.strip() for g in f.get("service_groups", "").split(",")
                              if g.strip()),
         capacity_per_day=_int("capacity_per_day", f.get("capacity_per_day", 8)),
-        calendar=f.get("calendar") or "chicago",
+        calendar=f.get("calendar") or "",
         depot_lon=depot[0] if depot else None, depot_lat=depot[1] if depot else None)
     core.create_crew(state().store, crew, actor=actor())
     return redirect(url_for("dispatch.crew_list"))
