@@ -74,7 +74,7 @@ def build_store(city: CityFiles, url: str) -> tuple[object, list[str]]:
     store.schema.init()
     lines = []
     started = time.perf_counter()
-    definitions = read_layer_definitions(city.layers, ROOT)
+    definitions = read_layer_definitions(city.layers, city.layers.parent)
     for d, result in load_definitions(store, definitions, loaded_by="benchmark"):
         assert result is not None
         r = result.report

@@ -31,7 +31,7 @@ CITY_HALL = (-71.0587, 42.3594)  # where the CRM puts a case it has no location 
 
 @prepared_state("boston", fixtures=("boston_store",), module=__name__)
 def _boston(store, workdir: Path) -> dict:
-    definitions = read_layer_definitions(PROJECT_ROOT / "layers/boston", PROJECT_ROOT)
+    definitions = read_layer_definitions(PROJECT_ROOT / "layers/boston", PROJECT_ROOT / "layers")
     loaded = load_definitions(store, definitions, loaded_by="tests")
     load_catalogue(store, read_catalogue("boston"), source="boston")
     summary = import_file(store, Context.from_store(store), REQUESTS, read_mapping("boston-311"))
