@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from geo311.catalogue import load_catalogue, read_catalogue  # noqa: E402
+from geo311.city import load_profile  # noqa: E402
 from geo311.district_ids import normalise_ids, parse_id_rule  # noqa: E402
+from geo311.gazetteer import geocoder_for, load_reference  # noqa: E402
+from geo311.geodesy import haversine_m  # noqa: E402
 from geo311.imports import import_file, read_mapping  # noqa: E402
 from geo311.intake import Context  # noqa: E402
 from geo311.layerdefs import read_layer_definitions  # noqa: E402
@@ -51,6 +54,14 @@ class CityFiles:
     #: export column saying what the location is, and its values for the two kinds
     kind_column: str
     kinds: dict[str, str]
+    #: the city's profile, its geocoding references (held out from the sample) and the
+    #: export columns of the address as written and of the City's own point
+    profile: str
+    references: tuple[Path, ...]
+    address_column: str
+    lon_column: str
+    lat_column: str
+    placeholder: tuple[float, float] | None
 
 
 BOSTON = CityFiles(
@@ -65,6 +76,15 @@ BOSTON = CityFiles(
     },
     kind_column="Property_Type",
     kinds={"Address": "street addresses", "Intersection": "intersections"},
+    profile="boston",
+    references=(
+        ROOT / "shapefiles/boston/geocoding/boston_address_points_311_2015_without_july.csv.gz",
+        ROOT / "shapefiles/boston/geocoding/boston_intersections_311_2015_without_july.csv.gz",
+    ),
+    address_column="Location",
+    lon_column="LONGITUDE",
+    lat_column="LATITUDE",
+    placeholder=(-71.0587, 42.3594),
 )
 
 
@@ -150,6 +170,52 @@ def disagreements(city: CityFiles, store, layer: str) -> pd.DataFrame:
     return frame
 
 
+def geocoding(city: CityFiles, store) -> list[str]:
+    """Geocode each address as the City wrote it; compare with the City's own point."""
+    lines = []
+    for path in city.references:
+        kind, n = load_reference(store, path, actor="benchmark")
+        lines.append(f"reference {path.name}: {n} {kind}")
+    geocoder, _ = geocoder_for(store, load_profile(city.profile))
+    source = pd.read_csv(city.requests, dtype=str, keep_default_na=False)
+    lon = pd.to_numeric(source[city.lon_column], errors="coerce")
+    lat = pd.to_numeric(source[city.lat_column], errors="coerce")
+    usable = lon.notna() & (source[city.address_column] != "")
+    if city.placeholder is not None:
+        usable &= ~(((lon - city.placeholder[0]).abs() < 5e-5)
+                    & ((lat - city.placeholder[1]).abs() < 5e-5))
+    for value, kind in city.kinds.items():
+        rows = source[usable & (source[city.kind_column] == value)]
+        started = time.perf_counter()
+        found = geocoder.geocode_many(rows[city.address_column].tolist())
+        took = time.perf_counter() - started
+        ok = found["lon"].notna().to_numpy()
+        err = np.full(len(rows), np.inf)
+        err[ok] = haversine_m(found["lon"].to_numpy(float)[ok], found["lat"].to_numpy(float)[ok],
+                              lon[rows.index].to_numpy()[ok], lat[rows.index].to_numpy()[ok])
+        lines.append(f"{kind}: {len(rows)} with the City's point; within 100 m "
+                     f"{np.mean(err <= 100):.2%}, within 50 m {np.mean(err <= 50):.2%}, "
+                     f"unmatched {np.mean(~ok):.2%}, median {np.median(err):.1f} m "
+                     f"({len(rows) / took:,.0f} addresses/s)")
+        matches = found["match"].to_numpy()
+        for match in pd.unique(matches):
+            sub = err[matches == match]
+            lines.append(f"  {match:<14} {len(sub):>5}  within 100 m {np.mean(sub <= 100):.2%}")
+        reasons = Counter(_reason(r) for r in found.loc[~ok, "reason"])
+        lines += [f"  unmatched {n:>5}: {reason}" for reason, n in reasons.most_common(8)]
+        far = (err > 100) & ok
+        if far.any():
+            worst = np.flatnonzero(far)[:5]
+            lines.append("  placed over 100 m away, e.g.: " + "; ".join(
+                f"{rows[city.address_column].iat[i]!r} {err[i]:,.0f} m" for i in worst))
+    return lines
+
+
+def _reason(text: str) -> str:
+    """A refusal without its address, to count refusals by kind."""
+    return text.split(": ", 1)[-1] if ": " in text else text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="SpatiaLite file to build (kept afterwards).")
@@ -178,6 +244,8 @@ def main() -> None:
                   + "; ".join(f"{r.kind} {r.lon:.4f},{r.lat:.4f} city {r.city} geo311 {r.geo311}"
                               f" ({r.city_district_m:,.0f} m)"
                               for r in frame[~near].sort_values("city_district_m").itertuples()))
+        print()
+        print("\n".join(geocoding(city, store)))
         store.dispose()
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from geo311.boundaries.reading import read_layer
 from geo311.catalogue import load_catalogue, read_catalogue
 from geo311.config import PROJECT_ROOT
 from geo311.geodesy import haversine_m
@@ -121,3 +122,19 @@ def _distance_m(polygon, lon: float, lat: float) -> float:
         return np.inf
     nearest = shapely.shortest_line(shapely.Point(lon, lat), polygon).coords[-1]
     return float(haversine_m(lon, lat, nearest[0], nearest[1]))
+
+
+def test_the_profile_names_only_districts_and_zip_codes_the_files_have(source):
+    from geo311.city import load_profile
+
+    profile = load_profile("boston")
+    definitions = read_layer_definitions(profile.layers, profile.layers.parent)
+    assert profile.service_area_layer in {d.name for d in definitions}
+    ids = {d.name: set(read_layer(d.source, id_field=d.id_field, layer=d.layer,
+                                  id_rule=list(d.id_rule) or None).features["district_id"])
+           for d in definitions if d.name == "boston_neighborhoods"}
+    written = set(source["Location"].str.extract(r"\s{2}MA\s{2}(\d{5})$")[0].dropna())
+    for n in profile.neighbourhoods:
+        assert set(n.districts) <= ids.get(n.layer, set()), n
+        assert set(n.zip_codes) <= set(profile.zip_codes), n
+    assert set(profile.zip_codes) <= written  # every ZIP of the profile is one the City writes
