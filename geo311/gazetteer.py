@@ -18,6 +18,7 @@ import shapely
 from sqlalchemy.engine import Engine
 
 from geo311.city import CityProfile, active_profile
+from geo311.errors import NotFound
 from geo311.geocoding.cascade import Geocoder
 from geo311.geocoding.references import (
     INTERSECTION_COLUMNS,
@@ -26,7 +27,6 @@ from geo311.geocoding.references import (
     learned_points,
     read_reference,
 )
-from geo311.errors import NotFound
 from geo311.store import Store
 from geo311.store.addresses import Addresses
 from geo311.store.layers import Layers
