@@ -87,7 +87,9 @@ def learn_references(store: Store, *, since: datetime | None = None,
     return n_points, n_crossings
 
 
-_GEOCODERS: dict[str, tuple[tuple[int, ...], tuple[Path | None, Geocoder]]] = {}
+#: Per database URL: (reference key, ((profile file, layer versions), geocoder)).
+_GEOCODERS: dict[str, tuple[tuple[int, ...], tuple[tuple[Path | None, tuple[int, ...]],
+                                                   Geocoder]]] = {}
 _GEOCODERS_LOCK = threading.Lock()
 
 

@@ -270,7 +270,7 @@ class Geocoder:
         zips, area_name = zone
         area = self.areas.get(area_name)
         points, crossings, centerlines = self._frames
-        parts = []
+        parts: list[pd.DataFrame | None] = []
         for f in (points, crossings):
             if f is None or not len(f):
                 parts.append(None)
