@@ -82,3 +82,13 @@ def test_demo_of_a_city_from_its_profile_then_learning_intersections(
     assert "outside the city (Springfield)" in refused.reason
     bad = runner.invoke(cli, ["demo", "--city", "atlantis", "--no-serve"])
     assert bad.exit_code == 1 and "--city" in bad.output and "Traceback" not in bad.output
+
+
+def test_pages_show_the_citys_branding_escaped(client, tmp_path, monkeypatch):
+    path = sf.write_minimal(tmp_path)
+    path.write_text(sf.MINIMAL + '[branding]\nname = "<script>alert(1)</script> 311"\n'
+                    'contact = "311 & more"\ncolours = { primary = "#1f4e79" }\n')
+    monkeypatch.setenv("GEO311_CITY", str(path))
+    page = client.get("/").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; 311" in page and "<script>alert" not in page
+    assert "311 &amp; more" in page and "--city-primary: #1f4e79;" in page
