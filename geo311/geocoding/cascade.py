@@ -332,8 +332,15 @@ class Geocoder:
 
     # -- the cascade --------------------------------------------------------------------
 
+    @property
+    def _city_label(self) -> str:
+        """The city as refusals name it: "Springfield", or "the city" when unnamed."""
+        if not self.city_name:
+            return "the city"
+        return self.city_name.title() if self.city_name.isupper() else self.city_name
+
     def _outside(self, parsed: ParsedAddress) -> str:
-        city = self.city_name.title() if self.city_name.isupper() else self.city_name
+        city = self._city_label
         place = " ".join(parsed.place.strip(" ,.").split())
         if place and self.places and place not in self.places:
             return f"{parsed.label}, {place} is outside the city ({city})"
@@ -362,7 +369,7 @@ class Geocoder:
             elif best:
                 return [], (f"street {street.label!r} is unknown; it is as close to "
                             f"{best[0][0]} as to {best[1][0]}")
-        return [], f"no street named {street.label!r} is known in the city"
+        return [], f"no street named {street.label!r} is known in {self._city_label}"
 
     def _candidates(self, street: Street, factor: float) -> list[tuple[StreetData, float, str]]:
         key = (street.pre_dir, street.name_key, street.suffix)

@@ -231,3 +231,8 @@ def test_geo311_city_selects_a_profile_by_path(tmp_path, monkeypatch):
     assert load_calendar("").state_holidays == "MA"
     monkeypatch.delenv("GEO311_CITY")
     assert Settings().timezone == "America/Chicago"
+
+
+def test_an_unknown_street_is_refused_naming_the_city(geocoder):
+    g = geocoder.geocode("12 NOWHERE LN, SPRINGFIELD")
+    assert g.match == "none" and "known in Springfield" in g.reason
