@@ -126,12 +126,12 @@ def _holidays(rules: tuple[HolidayRule, ...], extra: frozenset[date], year: int,
         # Federal holidays and the state's own (Patriots' Day in MA, Cesar Chavez Day
         # in CA...), observed on a weekday where the state observes them so.
         found = _public_holidays.country_holidays("US", subdiv=state, years=year)
-        for d, name in sorted(found.items()):
-            out.setdefault(d, name)
+        for day, name in sorted(found.items()):
+            out.setdefault(day, name)
             # Kept on the Friday before when on a Saturday, the Monday after when on a
             # Sunday, as the federal schedule (and HolidayRule) keeps fixed dates.
-            if "observed" not in name.lower() and d.weekday() in (5, 6):
-                kept = d + timedelta(days=-1 if d.weekday() == 5 else 1)
+            if "observed" not in name.lower() and day.weekday() in (5, 6):
+                kept = day + timedelta(days=-1 if day.weekday() == 5 else 1)
                 out.setdefault(kept, f"{name} (observed)")
     out.update({d: "closure" for d in extra if d.year == year})
     for rule in rules:

@@ -7,15 +7,18 @@ keeps) one geocoder per database over what the store holds.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
+import shapely
 from sqlalchemy.engine import Engine
 
 from geo311.city import CityProfile, active_profile
+from geo311.errors import NotFound
 from geo311.geocoding.cascade import Geocoder
 from geo311.geocoding.references import (
     INTERSECTION_COLUMNS,
@@ -26,6 +29,9 @@ from geo311.geocoding.references import (
 )
 from geo311.store import Store
 from geo311.store.addresses import Addresses
+from geo311.store.layers import Layers
+
+LOGGER = logging.getLogger(__name__)
 
 LEARNED_SOURCE = "requests"
 
@@ -81,7 +87,9 @@ def learn_references(store: Store, *, since: datetime | None = None,
     return n_points, n_crossings
 
 
-_GEOCODERS: dict[str, tuple[tuple[int, ...], tuple[Path | None, Geocoder]]] = {}
+#: Per database URL: (reference key, ((profile file, layer versions), geocoder)).
+_GEOCODERS: dict[str, tuple[tuple[int, ...], tuple[tuple[Path | None, tuple[int, ...]],
+                                                   Geocoder]]] = {}
 _GEOCODERS_LOCK = threading.Lock()
 
 
@@ -91,6 +99,10 @@ class ReferenceStore(Protocol):
     @property
     def addresses(self) -> Addresses:
         """The store's ``addresses``."""
+
+    @property
+    def layers(self) -> Layers:
+        """The store's ``layers`` (neighbourhoods given as districts)."""
 
     @property
     def engine(self) -> Engine:
@@ -109,20 +121,49 @@ def geocoder_for(store: ReferenceStore, profile: CityProfile | None = None,
     profile = profile or active_profile()
     key = store.addresses.reference_key()
     name = store.engine.url.render_as_string(hide_password=True)
+    layers = sorted({n.layer for n in profile.neighbourhoods if n.layer})
+    versions = tuple(v.id for v in store.layers.versions(active_only=True)
+                     if v.layer in layers) if layers else ()
     with _GEOCODERS_LOCK:
         cached = _GEOCODERS.get(name)
-        if cached is not None and cached[0] == key and cached[1][0] == profile.path:
+        if cached is not None and cached[0] == key and cached[1][0] == (profile.path, versions):
             return cached[1][1], key
         frames = store.addresses.reference_frames()
-        geocoder = geocoder_over(frames, profile)
-        _GEOCODERS[name] = (key, (profile.path, geocoder))
+        geocoder = geocoder_over(frames, profile, neighbourhood_areas(store, profile))
+        _GEOCODERS[name] = (key, ((profile.path, versions), geocoder))
         return geocoder, key
 
 
-def geocoder_over(frames: dict[str, pd.DataFrame], profile: CityProfile) -> Geocoder:
+def neighbourhood_areas(store: ReferenceStore, profile: CityProfile
+                        ) -> dict[str, shapely.Geometry]:
+    """The area of each neighbourhood given as districts of a layer: their union.
+
+    A layer that is not loaded, or districts it lacks, give no area (logged).
+    """
+    areas = {}
+    for n in profile.neighbourhoods:
+        if not n.layer:
+            continue
+        try:
+            features = store.layers.features(n.layer)
+        except NotFound:
+            LOGGER.warning("neighbourhood %s: layer %s is not loaded", n.name, n.layer)
+            continue
+        chosen = features[features["district_id"].astype(str).isin(n.districts)]
+        if chosen.empty:
+            LOGGER.warning("neighbourhood %s: layer %s has none of the districts %s",
+                           n.name, n.layer, list(n.districts))
+            continue
+        areas[n.name] = shapely.union_all(list(chosen.geometry.values))
+    return areas
+
+
+def geocoder_over(frames: dict[str, pd.DataFrame], profile: CityProfile,
+                  areas: dict[str, shapely.Geometry] | None = None) -> Geocoder:
     """A geocoder over reference frames (``points``, ``intersections``, ``centerlines``) for a city.
 
-    The city's ZIP codes are its profile's and those its references carry.
+    The city's ZIP codes are its profile's and those its references carry; ``areas``
+    are the neighbourhoods given as districts of a layer (``neighbourhood_areas``).
 
     Examples
     --------
@@ -139,7 +180,7 @@ def geocoder_over(frames: dict[str, pd.DataFrame], profile: CityProfile) -> Geoc
         if frame is not None and "zipcode" in frame:
             zipcodes |= set(frame["zipcode"].dropna().astype(str))
     return Geocoder(frames.get("points"), frames.get("intersections"), frames.get("centerlines"),
-                    zipcodes=zipcodes, **profile.geocoder_options())
+                    zipcodes=zipcodes, areas=areas, **profile.geocoder_options())
 
 
 def load_reference(store: Store, path: str | Path, kind: str | None = None,

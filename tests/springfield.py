@@ -33,6 +33,11 @@ zip_codes = ["01108"]
 """
 
 DEMO = """
+[[neighbourhoods]]
+name = "Six Corners"
+layer = "neighbourhoods"
+districts = ["SC"]
+
 [map]
 centre = [42.1015, -72.5898]
 zoom = 13
@@ -114,6 +119,19 @@ format = "ISO8601"
 "Closed" = "closed"
 """
 
+#: Six Corners, a neighbourhood given as a district of a layer: around Forest Park's MAIN ST.
+SIX_CORNERS = box(-72.56, 42.06, -72.54, 42.08)
+DOWNTOWN_BOX = box(-72.60, 42.09, -72.58, 42.11)
+
+NEIGHBOURHOOD_LAYER = """\
+name = "neighbourhoods"
+title = "Neighbourhoods"
+source = "layers/neighbourhoods.geojson"
+id_field = "id"
+name_field = "name"
+role = "district"
+"""
+
 LAYER = """\
 name = "springfield"
 title = "Springfield"
@@ -144,6 +162,12 @@ def write_city(folder: Path) -> Path:
             "type": "Feature", "properties": {"id": "1", "name": "Springfield"},
             "geometry": mapping(area)}]}))
     (folder / "layers" / "springfield.toml").write_text(LAYER)
+    (folder / "layers" / "neighbourhoods.geojson").write_text(json.dumps({
+        "type": "FeatureCollection", "features": [{
+            "type": "Feature", "properties": {"id": code, "name": name},
+            "geometry": mapping(shape)} for code, name, shape in (
+                ("SC", "Six Corners", SIX_CORNERS), ("MC", "Metro Center", DOWNTOWN_BOX))]}))
+    (folder / "layers" / "neighbourhoods.toml").write_text(NEIGHBOURHOOD_LAYER)
     points().to_csv(folder / "references" / "points.csv", index=False)
     intersections().to_csv(folder / "references" / "intersections.csv", index=False)
     REQUESTS.to_csv(folder / "requests" / "requests.csv", index=False)

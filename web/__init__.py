@@ -76,6 +76,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from geo311_web import auth, dispatch, errors, geocoding, gis, hotspots, ogc, open311, pages
 
+    @app.context_processor
+    def _city() -> dict[str, object]:
+        # The city profile's branding, for the page header (escaped like every text).
+        return {"brand": state().settings.profile.branding}
+
     errors.register(app)
     app.before_request(lambda: state().check_schema())
     app.register_blueprint(pages.bp)

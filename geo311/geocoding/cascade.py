@@ -116,6 +116,9 @@ class Geocoder:
         The ZIP codes each neighbourhood name covers: an address that names one (or
         gives a ZIP code) is looked up among the references of those ZIP codes first,
         which chooses between streets of the same name.
+    areas : mapping of str to shapely geometry
+        The area a neighbourhood covers (districts of a layer), beside or instead of
+        its ZIP codes: references within it count as the neighbourhood's.
 
     Examples
     --------
@@ -134,6 +137,7 @@ class Geocoder:
         centerlines: pd.DataFrame | None = None, *, grid: AddressGrid | None = None,
         zipcodes: Iterable[str] = (), city: str = "", state: str = "",
         places: Iterable[str] = (), neighbourhoods: Mapping[str, Iterable[str]] | None = None,
+        areas: Mapping[str, shapely.Geometry] | None = None,
     ) -> None:
         self.grid = grid
         self.city = city.upper()
@@ -142,10 +146,11 @@ class Geocoder:
         self.places = frozenset(p.upper() for p in (*places, city) if p)
         self.neighbourhoods = {" ".join(k.upper().split()): frozenset(str(z)[:5] for z in v)
                                for k, v in (neighbourhoods or {}).items()}
-        self.places |= frozenset(self.neighbourhoods)
+        self.areas = {" ".join(k.upper().split()): v for k, v in (areas or {}).items()}
+        self.places |= frozenset(self.neighbourhoods) | frozenset(self.areas)
         self.zipcodes = {str(z)[:5] for z in zipcodes if z and str(z).strip()}
         self._frames = (points, intersections, centerlines)
-        self._zoned: dict[frozenset[str], Geocoder | None] = {}
+        self._zoned: dict[tuple[frozenset[str], str], Geocoder | None] = {}
         self._zoned_lock = threading.Lock()
         self.index = StreetIndex(points, intersections, centerlines)
         self._streets_read: dict[tuple[str, int, int], Street] = {}
@@ -241,7 +246,7 @@ class Geocoder:
         if outside:
             return _none(outside, parsed.label)
         zone = self._zone_of(parsed)
-        zoned = self._zoned_geocoder(zone) if zone else None
+        zoned = self._zoned_geocoder(zone) if zone[0] or zone[1] else None
         if zoned is None:
             return self._cascade(parsed)
         near = zoned._cascade(parsed)
@@ -250,22 +255,33 @@ class Geocoder:
         anywhere = self._cascade(parsed)
         return anywhere if anywhere.found or not near.found else near
 
-    def _zone_of(self, parsed: ParsedAddress) -> frozenset[str]:
+    def _zone_of(self, parsed: ParsedAddress) -> tuple[frozenset[str], str]:
         place = " ".join(parsed.place.strip(" ,.").split())
         zips = set(self.neighbourhoods.get(place, ()))
         if parsed.zipcode:
             zips = {parsed.zipcode} if not zips or parsed.zipcode in zips else zips
-        return frozenset(zips)
+        return frozenset(zips), place if place in self.areas else ""
 
-    def _zoned_geocoder(self, zone: frozenset[str]) -> Geocoder | None:
-        """A geocoder over the references of ``zone``'s ZIP codes only (None: no such rows)."""
+    def _zoned_geocoder(self, zone: tuple[frozenset[str], str]) -> Geocoder | None:
+        """A geocoder over the references of a zone only: its ZIP codes, its area (None: none)."""
         with self._zoned_lock:
             if zone in self._zoned:
                 return self._zoned[zone]
+        zips, area_name = zone
+        area = self.areas.get(area_name)
         points, crossings, centerlines = self._frames
-        parts = [None if f is None or "zipcode" not in f else
-                 f[f["zipcode"].fillna("").astype(str).str[:5].isin(zone)]
-                 for f in (points, crossings)]
+        parts: list[pd.DataFrame | None] = []
+        for f in (points, crossings):
+            if f is None or not len(f):
+                parts.append(None)
+                continue
+            keep = np.zeros(len(f), dtype=bool)
+            if "zipcode" in f:
+                keep |= f["zipcode"].fillna("").astype(str).str[:5].isin(zips).to_numpy()
+            if area is not None:
+                keep |= shapely.contains_xy(area, f["lon"].to_numpy(float),
+                                            f["lat"].to_numpy(float))
+            parts.append(f[keep])
         zoned = None
         if any(p is not None and len(p) for p in parts):
             zoned = Geocoder(parts[0], parts[1], centerlines, grid=self.grid, city=self.city_name,
@@ -316,8 +332,15 @@ class Geocoder:
 
     # -- the cascade --------------------------------------------------------------------
 
+    @property
+    def _city_label(self) -> str:
+        """The city as refusals name it: "Springfield", or "the city" when unnamed."""
+        if not self.city_name:
+            return "the city"
+        return self.city_name.title() if self.city_name.isupper() else self.city_name
+
     def _outside(self, parsed: ParsedAddress) -> str:
-        city = self.city_name.title() if self.city_name.isupper() else self.city_name
+        city = self._city_label
         place = " ".join(parsed.place.strip(" ,.").split())
         if place and self.places and place not in self.places:
             return f"{parsed.label}, {place} is outside the city ({city})"
@@ -346,7 +369,7 @@ class Geocoder:
             elif best:
                 return [], (f"street {street.label!r} is unknown; it is as close to "
                             f"{best[0][0]} as to {best[1][0]}")
-        return [], f"no street named {street.label!r} is known in the city"
+        return [], f"no street named {street.label!r} is known in {self._city_label}"
 
     def _candidates(self, street: Street, factor: float) -> list[tuple[StreetData, float, str]]:
         key = (street.pre_dir, street.name_key, street.suffix)

@@ -246,7 +246,8 @@ def _parse_cached(cleaned: str) -> ParsedAddress:
             # "A & B, SPRINGFIELD, MA 01103": the place after the second street.
             found = _parse_cached(head.strip())
             if found.kind == "intersection":
-                return replace(found, **_place_parts(tail.replace(",", " ").split()))
+                place, state, zipcode = _place_parts(tail.replace(",", " ").split())
+                return replace(found, place=place, state=state, zipcode=zipcode)
         return _intersection(tokens[: split[0]], tokens[split[0] + 1:])
     parts = _tag(cleaned)
     number_text = parts.get("AddressNumber", "")
@@ -283,7 +284,7 @@ def _parse_cached(cleaned: str) -> ParsedAddress:
                          half=half, **common)
 
 
-def _place_parts(tokens: list[str]) -> dict[str, str]:
+def _place_parts(tokens: list[str]) -> tuple[str, str, str]:
     """Place, state and ZIP code of the tokens after an intersection's comma."""
     words = [t.strip(",") for t in tokens if t.strip(",")]
     zipcode = ""
@@ -292,7 +293,7 @@ def _place_parts(tokens: list[str]) -> dict[str, str]:
     state = ""
     if len(words) > 1 and len(words[-1]) == 2 and words[-1].isalpha():
         state = words.pop()
-    return {"place": " ".join(words), "state": state, "zipcode": zipcode}
+    return " ".join(words), state, zipcode
 
 
 def _intersection(first: list[str], second: list[str]) -> ParsedAddress:

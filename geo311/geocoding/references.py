@@ -392,8 +392,8 @@ def learned_intersections(trusted: pd.DataFrame) -> pd.DataFrame:
     >>> learned_intersections(pd.DataFrame({"address": ["Main St & Elm St",
     ...     "INTERSECTION of ELM STREET and MAIN STREET", "29 MAIN ST"],
     ...     "zipcode": ["01103", "01103", ""], "lon": [-72.5, -72.7, -72.0],
-    ...     "lat": [42.1, 42.1, 42.0]})).iloc[0].tolist()
-    ['ELM ST', 'MAIN ST', '01103', -72.6, 42.1]
+    ...     "lat": [42.1, 42.1, 42.0]})).to_dict("records")
+    [{'street_1': 'ELM ST', 'street_2': 'MAIN ST', 'zipcode': '01103', 'lon': -72.6, 'lat': 42.1}]
     """
     if trusted.empty:
         return pd.DataFrame(columns=list(INTERSECTION_COLUMNS))

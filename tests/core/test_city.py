@@ -107,6 +107,14 @@ def test_a_neighbourhood_or_zip_chooses_between_streets_of_one_name(geocoder, te
     assert metres(g.lon, g.lat, lon, lat) < 1.0, (text, g)
 
 
+def test_a_neighbourhood_given_as_districts_of_a_layer(full):
+    g = geocoder_over(frames(full.path.parent), full, {"Six Corners": sf.SIX_CORNERS})
+    found = g.geocode("29 MAIN ST, SIX CORNERS")
+    assert metres(found.lon, found.lat, *sf.main_st(29, sf.FOREST_PARK)) < 1.0
+    assert g.geocode("29 MAIN ST, METRO CENTER").lat == pytest.approx(
+        sf.main_st(29, sf.DOWNTOWN)[1])
+
+
 def test_a_neighbourhood_interpolates_on_its_own_street(geocoder):
     g = geocoder.geocode("35 MAIN ST, FOREST PARK")
     lon, lat = sf.main_st(29, sf.FOREST_PARK)
@@ -223,3 +231,8 @@ def test_geo311_city_selects_a_profile_by_path(tmp_path, monkeypatch):
     assert load_calendar("").state_holidays == "MA"
     monkeypatch.delenv("GEO311_CITY")
     assert Settings().timezone == "America/Chicago"
+
+
+def test_an_unknown_street_is_refused_naming_the_city(geocoder):
+    g = geocoder.geocode("12 NOWHERE LN, SPRINGFIELD")
+    assert g.match == "none" and "known in Springfield" in g.reason
