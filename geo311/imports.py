@@ -405,9 +405,8 @@ def prepare_chunk(
         if use_xy.any():
             lon[use_xy], lat[use_xy] = transformer.transform(x[use_xy], y[use_xy])
     zero = (lon == 0) & (lat == 0)
-    if mapping.placeholder is not None:  # the CRM's "no location" point, to 1e-4 degree
-        zero |= ((np.abs(lon - mapping.placeholder[0]) < 5e-5)
-                 & (np.abs(lat - mapping.placeholder[1]) < 5e-5))
+    if (spot := mapping.placeholder) is not None:  # the CRM's "no location", to 1e-4 degree
+        zero |= (np.abs(lon - spot[0]) < 5e-5) & (np.abs(lat - spot[1]) < 5e-5)
     lon[zero], lat[zero] = np.nan, np.nan
     one_missing = np.isnan(lon) != np.isnan(lat)
     out_of_range = (np.abs(lon) > 180) | (np.abs(lat) > 90)  # False where NaN
@@ -452,8 +451,8 @@ def prepare_chunk(
 
 def _zipcodes(text: pd.Series) -> pd.Series:
     """ZIPs as written, less what spreadsheets do: ``2108.0`` is 02108 (lost zero, float)."""
-    text = text.str.replace(r"\.0$", "", regex=True)
-    return text.where(~text.str.fullmatch(r"\d{3,4}"), text.str.zfill(5))
+    return text.str.replace(r"\.0$", "", regex=True).str.replace(
+        r"^(\d{3,4})$", lambda m: m[1].zfill(5), regex=True)
 
 
 def import_file(
