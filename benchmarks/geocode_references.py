@@ -12,6 +12,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from geo311.city import load_profile  # noqa: E402
 from geo311.geocoding.cascade import Geocoder  # noqa: E402
 from geo311.geocoding.references import learned_points, read_reference  # noqa: E402
 
@@ -51,7 +52,7 @@ def build(history: pd.DataFrame) -> tuple[Geocoder, dict[str, float]]:
     times["read_s"] = time.perf_counter() - t
     t = time.perf_counter()
     geocoder = Geocoder(pd.concat([learned, points], ignore_index=True), crossings,
-                        zipcodes=crossings["zipcode"])
+                        zipcodes=crossings["zipcode"], **load_profile("chicago").geocoder_options())
     times["build_s"] = time.perf_counter() - t
     times["learned"] = len(learned)
     return geocoder, times

@@ -1,6 +1,8 @@
 """Business calendars: working days, hours and holidays of a city, and clock arithmetic.
 
-A calendar is read from a TOML file (the shipped ones live in ``geo311/calendars/``).
+A calendar is read from a TOML file (the shipped ones live in ``geo311/calendars/``) or
+made from a city profile (``geo311.city``): the public holidays of the city's state, as
+the ``holidays`` library knows them, plus the city's own closure dates.
 The clock functions count time of one unit on a calendar:
 
 - ``business_days``: whole business days (weekdays that are not holidays), counted
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import calendar as _calendar
 import functools
+import logging
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,10 +29,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays as _public_holidays
+
 from geo311.errors import InvalidRequest, NotFound
 
+LOGGER = logging.getLogger(__name__)
+
 CALENDARS_PATH = Path(__file__).resolve().parent / "calendars"
-DEFAULT_CALENDAR = "chicago"
+#: The calendar name meaning "the active city's" (its profile's calendar).
+DEFAULT_CALENDAR = ""
 #: The units a clock counts in.
 UNITS = ("business_days", "business_hours", "days", "hours")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -80,6 +88,7 @@ class BusinessCalendar:
     holiday_rules: tuple[HolidayRule, ...] = ()
     dates: frozenset[date] = frozenset()  # one-off closures
     title: str = ""
+    state_holidays: str = ""  # a US state's two letters: its public holidays are kept too
 
     def __post_init__(self) -> None:
         try:
@@ -87,7 +96,7 @@ class BusinessCalendar:
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise InvalidRequest(
                 f"calendar {self.name!r}: timezone was {self.timezone!r} but is expected to "
-                "be an IANA time zone such as 'America/Chicago'") from exc
+                "be an IANA time zone such as 'America/New_York'") from exc
         if self.day_end <= self.day_start:
             raise InvalidRequest(
                 f"calendar {self.name!r}: hours {self.day_start}–{self.day_end} end before "
@@ -100,7 +109,7 @@ class BusinessCalendar:
 
     def holidays(self, year: int) -> dict[date, str]:
         """The holidays kept in ``year``, by date."""
-        return _holidays(self.holiday_rules, self.dates, year)
+        return _holidays(self.holiday_rules, self.dates, year, self.state_holidays)
 
     def is_business_day(self, d: date) -> bool:
         """True for a working weekday that is not a holiday."""
@@ -110,9 +119,21 @@ class BusinessCalendar:
 
 
 @functools.lru_cache(maxsize=512)
-def _holidays(rules: tuple[HolidayRule, ...], extra: frozenset[date], year: int
-              ) -> dict[date, str]:
-    out = {d: "closure" for d in extra if d.year == year}
+def _holidays(rules: tuple[HolidayRule, ...], extra: frozenset[date], year: int,
+              state: str = "") -> dict[date, str]:
+    out: dict[date, str] = {}
+    if state:
+        # Federal holidays and the state's own (Patriots' Day in MA, Cesar Chavez Day
+        # in CA...), observed on a weekday where the state observes them so.
+        found = _public_holidays.country_holidays("US", subdiv=state, years=year)
+        for day, name in sorted(found.items()):
+            out.setdefault(day, name)
+            # Kept on the Friday before when on a Saturday, the Monday after when on a
+            # Sunday, as the federal schedule (and HolidayRule) keeps fixed dates.
+            if "observed" not in name.lower() and day.weekday() in (5, 6):
+                kept = day + timedelta(days=-1 if day.weekday() == 5 else 1)
+                out.setdefault(kept, f"{name} (observed)")
+    out.update({d: "closure" for d in extra if d.year == year})
     for rule in rules:
         d = rule.date_in(year)
         if d is not None:
@@ -121,12 +142,14 @@ def _holidays(rules: tuple[HolidayRule, ...], extra: frozenset[date], year: int
 
 
 def read_calendar(path: str | Path) -> BusinessCalendar:
-    """Read a calendar TOML file (see ``geo311/calendars/chicago.toml``).
+    """Read a calendar TOML file (see the files in ``geo311/calendars/``).
+
+    ``state = "MA"`` in the file keeps that state's public holidays as well.
 
     Examples
     --------
-    >>> read_calendar(CALENDARS_PATH / "chicago.toml").timezone
-    'America/Chicago'
+    >>> read_calendar(next(CALENDARS_PATH.glob("*.toml"))).timezone.startswith("America/")
+    True
     """
     path = Path(path)
     try:
@@ -148,6 +171,10 @@ def read_calendar(path: str | Path) -> BusinessCalendar:
             for h in raw.get("holidays", [])
         )
         dates = frozenset(date.fromisoformat(str(d)) for d in raw.get("dates", []))
+        state = str(raw.get("state", "")).upper()
+        if state and state not in _public_holidays.US.subdivisions:
+            raise ValueError(f"state was {raw['state']!r} but is expected to be a US state's "
+                             "two letters")
     except (KeyError, ValueError, TypeError) as exc:
         raise InvalidRequest(f"calendar file {path}: {exc!r}") from exc
     for r in rules:
@@ -158,12 +185,23 @@ def read_calendar(path: str | Path) -> BusinessCalendar:
         raise InvalidRequest(f"calendar file {path} has no timezone")
     return BusinessCalendar(name=name, timezone=str(raw["timezone"]), workdays=workdays,
                             day_start=start, day_end=end, holiday_rules=rules, dates=dates,
-                            title=str(raw.get("title", name)))
+                            title=str(raw.get("title", name)), state_holidays=state)
+
+
+def load_calendar(name: str = DEFAULT_CALENDAR) -> BusinessCalendar:
+    """A shipped calendar by name or a calendar TOML file by path; empty: the city's own.
+
+    The city's own is the calendar of the active city profile (``GEO311_CITY``).
+    """
+    if not name:
+        from geo311.city import active_profile
+
+        return active_profile().calendar()
+    return _load_calendar(name)
 
 
 @functools.lru_cache(maxsize=32)
-def load_calendar(name: str = DEFAULT_CALENDAR) -> BusinessCalendar:
-    """A shipped calendar by name (``chicago``) or a calendar TOML file by path."""
+def _load_calendar(name: str) -> BusinessCalendar:
     shipped = CALENDARS_PATH / f"{name}.toml"
     if shipped.exists():
         return read_calendar(shipped)
@@ -202,10 +240,10 @@ def add_clock(start: datetime, seconds: float, unit: str, cal: BusinessCalendar)
     Examples
     --------
     >>> from zoneinfo import ZoneInfo
-    >>> cal = load_calendar("chicago")
-    >>> fri = datetime(2026, 3, 6, 10, 0, tzinfo=ZoneInfo("America/Chicago"))
-    >>> add_clock(fri, 86400, "business_days", cal).astimezone(cal.zone).isoformat()
-    '2026-03-09T10:00:00-05:00'
+    >>> cal = BusinessCalendar("springfield", "America/New_York", state_holidays="MA")
+    >>> fri = datetime(2026, 4, 17, 10, 0, tzinfo=ZoneInfo("America/New_York"))
+    >>> add_clock(fri, 86400, "business_days", cal).isoformat()  # Patriots' Day: 20 April
+    '2026-04-21T14:00:00+00:00'
     """
     if unit == "hours":
         return start.astimezone(UTC) + timedelta(seconds=seconds)

@@ -20,7 +20,10 @@ Intake context
 
 Geocoder per database
     ``gazetteer.geocoder_for`` keeps the last ``Geocoder`` of each database URL, rebuilt
-    when ``store.addresses.reference_key()`` changes (a reference layer loaded or replaced).
+    when ``store.addresses.reference_key()`` changes (a reference layer loaded or replaced)
+    or another city profile is asked for. Each ``Geocoder`` keeps up to 256 geocoders
+    over the references of one ZIP code set (an address's ZIP code or neighbourhood),
+    built on first use and living as long as it does.
 
 Hotspot rows
     ``hotspot_index.HotspotIndex`` (one per app, ``app.extensions["geo311.hotspot_rows"]``)
@@ -55,8 +58,11 @@ Open311 catalogue
 ``functools.lru_cache``
     Pure functions of their arguments, never stale: ``addresses._token_features`` and
     ``addresses._parse_cached`` (address parsing), ``geocode._number_and_direction``,
-    ``sla._holidays`` (a calendar's holidays of a year). ``sla.load_calendar`` keeps
-    each calendar file as first read (restart to see an edited shipped calendar).
+    ``sla._holidays`` (a calendar's holidays of a year, with its state's public
+    holidays). ``business_calendar._load_calendar`` keeps each calendar file as first
+    read (restart to see an edited shipped calendar); ``city._load`` each city profile
+    file and ``city._calendar_of`` each profile's calendar likewise (restart after
+    editing a profile).
     Each ``Geocoder`` caches its answers (``Geocoder.geocode``, ``clear_caches()``)
     and lives as long as its references do.
 """

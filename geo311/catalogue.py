@@ -1,7 +1,8 @@
 """The service catalogue: what residents can report, who handles it, what is asked.
 
 A city keeps its catalogue in a TOML (or JSON) file; ``geo311 services load FILE``
-checks it and upserts it. The shipped Chicago catalogue is ``catalogues/chicago.toml``.
+checks it and upserts it. Shipped catalogues are in ``catalogues/``; a city profile names
+its own.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _RULE_KEYS = {"radius_m", "window_days", "scope", "only_open"}
 
 
 def catalogue_path(name_or_path: str | Path) -> Path:
-    """A shipped catalogue by name (``chicago``), else a file path."""
+    """A shipped catalogue by name (a file stem in ``catalogues/``), else a file path."""
     shipped = CATALOGUES / f"{name_or_path}.toml"
     if isinstance(name_or_path, str) and "/" not in name_or_path and shipped.exists():
         return shipped
@@ -48,7 +49,7 @@ def read_catalogue(name_or_path: str | Path) -> list[Service]:
 
     Examples
     --------
-    >>> [s.code for s in read_catalogue("chicago")][:3]  # doctest: +SKIP
+    >>> [s.code for s in read_catalogue("catalogue.toml")][:3]  # doctest: +SKIP
     ['311IOC', 'AAD', 'AAE']
     """
     path = catalogue_path(name_or_path)

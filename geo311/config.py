@@ -10,6 +10,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from geo311.city import CityProfile, active_profile, load_profile
 from geo311.errors import ConfigError
 
 #: Remote geocoders a city may switch on as a fallback (``geo311.geocoding.remote``).
@@ -53,12 +54,15 @@ SHIPPED_ROOT = _shipped_root()
 class Settings:
     """Everything geo311 needs to know about its city and its storage.
 
-    ``database_url`` empty means a SpatiaLite file in ``instance_path``.
+    ``database_url`` empty means a SpatiaLite file in ``instance_path``. ``city`` is a
+    shipped profile name or a profile file (``GEO311_CITY``; empty: the default city);
+    ``timezone`` empty means the city profile's.
     """
 
     database_url: str = ""
     instance_path: Path = field(default_factory=lambda: Path.cwd() / "instance")
-    timezone: str = "America/Chicago"
+    city: str = ""
+    timezone: str = ""
     layers_path: Path = SHIPPED_ROOT / "layers"
     data_path: Path = SHIPPED_ROOT / "shapefiles"
     service_area_layer: str = ""
@@ -70,12 +74,14 @@ class Settings:
     remote_geocoder: str = ""  # off; "nominatim" or "census" (optional, needs the network)
 
     def __post_init__(self) -> None:
+        if not self.timezone:
+            object.__setattr__(self, "timezone", self.profile.timezone)
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(
                 f"GEO311_TIMEZONE was {self.timezone!r} but is expected to be an IANA "
-                "time zone such as 'America/Chicago'"
+                "time zone such as 'America/New_York'"
             ) from exc
         if self.remote_geocoder not in ("", *REMOTE_GEOCODERS):
             raise ConfigError(
@@ -95,6 +101,11 @@ class Settings:
                 f"GEO311_BOUNDARY_TOLERANCE_M was {self.boundary_tolerance_m} "
                 "but is expected to be >= 0"
             )
+
+    @property
+    def profile(self) -> CityProfile:
+        """The city profile: ``city`` if set, else the one ``GEO311_CITY`` selects."""
+        return load_profile(self.city) if self.city else active_profile()
 
     @property
     def zone(self) -> ZoneInfo:

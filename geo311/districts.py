@@ -9,8 +9,8 @@ union of a layer is closed): a point on a shared edge goes to the district liste
 first, and points where districts overlap to the first that holds them.
 
 Street centrelines are often district edges and a city's geocoded points sit on
-them: most of the 1.8 % of Chicago's 311 points whose plain point-in-polygon
-community area differs from the City's own lie within centimetres of an edge. So a
+them: in the shipped demo city, most of the 1.8 % of 311 points whose plain
+point-in-polygon district differs from the city's own lie within centimetres of an edge. So a
 point within ``boundary_tolerance_m`` of an edge is flagged as a boundary case and,
 when the side of the street its building is on is known, its district is the one
 holding the point moved ``side_offset_m`` toward the building. That includes points
@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from geo311.district_grid import LayerGrid
 from geo311.errors import InvalidRequest, LayerError, NotFound
+from geo311.geocoding.side import EVEN_WEST_NORTH, AddressGrid
 
 LOGGER = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ LOGGER = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 1 << 17
 
 #: How far a boundary case is moved toward its building: past a centreline edge but
-#: short of the building line (Chicago streets: about 10 m from centreline to lot).
+#: short of the building line (grid-city streets: about 10 m from centreline to lot).
 DEFAULT_SIDE_OFFSET_M = 5.0
 
 
@@ -284,28 +285,31 @@ class DistrictIndex:
 
 def assign_by_address(
     index: DistrictIndex, lon: ArrayLike, lat: ArrayLike, addresses: Sequence[str | None],
-    *, threads: int = 2,
+    *, threads: int = 2, grid: AddressGrid | None = EVEN_WEST_NORTH,
 ) -> dict[str, Assignment]:
     """Assign districts, deciding near-edge points from the address's side of the street.
 
     Addresses are parsed only for the points flagged as boundary cases: parsing is
-    far slower than assignment, and elsewhere the side changes nothing.
+    far slower than assignment, and elsewhere the side changes nothing. ``grid`` is
+    the city's numbering rule; None (a city without one) keeps plain point-in-polygon.
 
     Examples
     --------
-    >>> assign_by_address(index, [-87.6698], [41.8058], ["4853 S WOOD"])  # doctest: +SKIP
+    >>> assign_by_address(index, [-72.59], [42.10], ["29 MAIN ST"])  # doctest: +SKIP
     """
     from geo311.geocoding.side import toward_building
 
     x, y = _coordinates(lon, lat)
     first = index.assign(x, y, threads=threads)
+    if grid is None:
+        return first
     near = np.zeros(len(x), dtype=bool)
     for a in first.values():
         near |= np.asarray(a.boundary_case, dtype=bool)
     if not near.any():
         return first
     picks = np.flatnonzero(near)
-    side = toward_building([addresses[int(i)] for i in picks])
+    side = toward_building([addresses[int(i)] for i in picks], grid)
     second = index.assign(x[picks], y[picks], side=side, threads=threads)
     out = {}
     for name, a in first.items():

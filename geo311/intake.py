@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
+from geo311.city import CityProfile, active_profile
 from geo311.dedup import cluster_requests, find_duplicate
 from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
 from geo311.geocoding.cascade import Geocode, Geocoder
+from geo311.geocoding.side import AddressGrid
 from geo311.model import (
     Candidate,
     DuplicateRule,
@@ -87,20 +89,25 @@ class Context:
     geocoder: Geocoder | None = None
     reference_key: tuple[int, ...] = ()
     remote: RemoteGeocoder | None = None
+    grid: AddressGrid | None = None
 
     @classmethod
     def from_store(
         cls, store: IntakeStore, *, service_area_layer: str = "",
         boundary_tolerance_m: float = 15.0,
-        remote_geocoder: str = "",
+        remote_geocoder: str = "", profile: CityProfile | None = None,
     ) -> Context:
         """Index every active layer of ``store``; pick the service-area layer.
 
-        The service area is ``service_area_layer`` if given, else the active layer
-        whose role is ``service_area``, else the first active layer loaded. The
-        geocoder is built over the store's reference layers; ``remote_geocoder``
-        ("nominatim" or "census", default off) adds a web fallback.
+        The service area is ``service_area_layer`` if given, else the profile's, else
+        the active layer whose role is ``service_area``, else the first active layer
+        loaded. The geocoder is built over the store's reference layers for the city of
+        ``profile`` (default: the active one); ``remote_geocoder`` ("nominatim" or
+        "census", default off) adds a web fallback. The profile's numbering rules (or
+        none) decide near-edge points from the side of the street.
         """
+        profile = profile or active_profile()
+        service_area_layer = service_area_layer or profile.service_area_layer
         versions = store.layers.versions(active_only=True)
         layers = store.layers.active_district_layers()
         index = DistrictIndex(layers, boundary_tolerance_m=boundary_tolerance_m)
@@ -118,14 +125,16 @@ class Context:
             area = next(iter(roles or names), None)
         from geo311.gazetteer import geocoder_for
 
-        geocoder, reference_key = geocoder_for(store)
+        geocoder, reference_key = geocoder_for(store, profile)
         remote = None
         if remote_geocoder:
             from geo311.geocoding.remote import RemoteGeocoder
 
-            remote = RemoteGeocoder(remote_geocoder, extent=geocoder.extent)
+            remote = RemoteGeocoder(remote_geocoder, extent=geocoder.extent,
+                                    city=profile.remote_suffix)
         return cls(index=index, service_area=area, key=tuple(sorted(v.id for v in versions)),
-                   geocoder=geocoder, reference_key=reference_key, remote=remote)
+                   geocoder=geocoder, reference_key=reference_key, remote=remote,
+                   grid=profile.grid)
 
 
 def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
@@ -155,7 +164,7 @@ def place(ctx: Context, lon: float, lat: float, address: str = "",
     district of that layer, flagged as a boundary case; beyond the tolerance it has
     none, and ``outside_by_m`` says how far it is from the service area.
     """
-    found = assign_by_address(ctx.index, [lon], [lat], [address], threads=1)
+    found = assign_by_address(ctx.index, [lon], [lat], [address], threads=1, grid=ctx.grid)
     tolerance_m = ctx.index.boundary_tolerance_m
     districts: dict[int, tuple[str | None, bool]] = {}
     outside_by_m: float | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,6 +25,7 @@ from geo311.boundaries.files import checksum
 from geo311.boundaries.quality import LayerReport, outside_area
 from geo311.boundaries.reading import read_layer
 from geo311.boundaries.succession import match_districts
+from geo311.city import active_profile
 from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.layerdefs import ROLES, LayerDefinition
@@ -73,9 +75,10 @@ class LoadResult:
 def load_layer(
     store: LayerStore, path: str | Path, *, name: str, title: str = "", role: str = "district",
     description: str = "", id_field: str | None = None, name_field: str | None = None,
-    crs: str | None = None, layer: str | None = None, activate: bool = True,
-    force: bool = False, loaded_by: str = "system", max_unzipped_bytes: int = 500 * 1024 * 1024,
-    boundary_tolerance_m: float = 15.0, service_area: str = "",
+    crs: str | None = None, layer: str | None = None, id_rule: str | Sequence[str] | None = None,
+    activate: bool = True, force: bool = False, loaded_by: str = "system",
+    max_unzipped_bytes: int = 500 * 1024 * 1024, boundary_tolerance_m: float = 15.0,
+    service_area: str = "",
 ) -> LoadResult:
     """Read a boundary file and store it as the next version of layer ``name``.
 
@@ -96,7 +99,7 @@ def load_layer(
             f"layer name was {name!r} but is expected to be letters, digits, '_' or '-'"
         )
     loaded = read_layer(path, id_field=id_field, name_field=name_field, crs=crs, layer=layer,
-                        max_unzipped_bytes=max_unzipped_bytes)
+                        id_rule=id_rule, max_unzipped_bytes=max_unzipped_bytes)
     report = loaded.report
     area_name = service_area_layer(store, service_area)
     if area_name is not None and area_name != name and role != "service_area":
@@ -261,7 +264,7 @@ def _plan(
     points = store.requests.points()
     assigned = assign_by_address(index, points["lon"].to_numpy(dtype=float),
                                  points["lat"].to_numpy(dtype=float),
-                                 points["address"].tolist())[name]
+                                 points["address"].tolist(), grid=active_profile().grid)[name]
     held = store.layers.request_districts_of([v.id for v in related])
     # the district a request shows now: its row from the newest related version
     current = (held.sort_values(["request_id", "layer_version_id"])
@@ -422,7 +425,8 @@ def load_definitions(
         done.append((d, load_layer(
             store, d.source, name=d.name, title=d.title, role=d.role,
             description=d.description, id_field=d.id_field, name_field=d.name_field,
-            crs=d.crs, activate=d.active, loaded_by=loaded_by,
+            crs=d.crs, layer=d.layer, id_rule=list(d.id_rule) or None, activate=d.active,
+            loaded_by=loaded_by,
             boundary_tolerance_m=boundary_tolerance_m,
         )))
     return done

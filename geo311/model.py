@@ -82,7 +82,7 @@ class DuplicateRule:
     ``radius_m`` is a great-circle distance (0 means the very same point, as
     a geocoder gives one address). ``window_days`` looks back from the new
     request's time. With ``only_open`` the earlier request must still be open
-    when the new one comes in, which is how the City of Chicago flags them.
+    when the new one comes in, which is how a city's 311 system flags them.
 
     Examples
     --------
@@ -293,7 +293,7 @@ class Crew:
     districts: tuple[str, ...] = ()  # empty: every district of the layer
     service_groups: tuple[str, ...] = ()  # empty: every service group
     capacity_per_day: int = 8  # stops
-    calendar: str = "chicago"
+    calendar: str = ""  # a shipped calendar name or a TOML path; "" = the city's own
     depot_lon: float | None = None
     depot_lat: float | None = None
     active: bool = True

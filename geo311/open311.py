@@ -99,8 +99,8 @@ def format_datetime(value: datetime | None, zone: tzinfo) -> str | None:
     Examples
     --------
     >>> from zoneinfo import ZoneInfo
-    >>> format_datetime(datetime(2021, 1, 1, 6, tzinfo=UTC), ZoneInfo("America/Chicago"))
-    '2021-01-01T00:00:00-06:00'
+    >>> format_datetime(datetime(2021, 1, 1, 6, tzinfo=UTC), ZoneInfo("America/New_York"))
+    '2021-01-01T01:00:00-05:00'
     """
     if value is None:
         return None

@@ -85,7 +85,7 @@ def request_page(store: RecordStore, zone: tzinfo, *, limit: int = 1000, offset:
 
     Examples
     --------
-    >>> page = request_page(store, ZoneInfo("America/Chicago"), bbox=box)  # doctest: +SKIP
+    >>> page = request_page(store, ZoneInfo("America/New_York"), bbox=box)  # doctest: +SKIP
     >>> page.json(extensions=True)  # doctest: +SKIP
     b'[{"service_request_id":"7",...}]'
     """

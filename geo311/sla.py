@@ -90,8 +90,8 @@ def due_at(requested: datetime, target: Target, cal: BusinessCalendar,
     Examples
     --------
     >>> from zoneinfo import ZoneInfo
-    >>> cal = load_calendar("chicago")
-    >>> mon = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("America/Chicago"))
+    >>> cal = BusinessCalendar("springfield", "America/New_York", state_holidays="MA")
+    >>> mon = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("America/New_York"))
     >>> due_at(mon, Target(3, "business_days"), cal).astimezone(cal.zone).date()
     datetime.date(2026, 11, 27)
     """
@@ -180,7 +180,7 @@ def set_target(store: Store, service_code: str, unit: str, amount: float, *,
     --------
     >>> service, n = set_target(store, "SCB", "business_days", 3)  # doctest: +SKIP
     >>> describe_target(service)  # doctest: +SKIP
-    '3 business days (chicago)'
+    '3 business days (springfield)'
     """
     if unit not in UNITS:
         raise InvalidRequest(f"unit was {unit!r} but is expected to be in {UNITS}")

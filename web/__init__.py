@@ -39,6 +39,11 @@ class Geo311:
                                  f"{SCHEMA_VERSION}: run `geo311 init-db`")
         self._schema_ready = True
 
+    def reset_context(self) -> None:
+        """Forget the intake context (the city changed); the next ``context()`` rebuilds it."""
+        with self._lock:
+            self._context = None
+
     def context(self) -> Context:
         """The intake context, rebuilt when active layers or geocoding references change."""
         key, reference_key = self.store.addresses.context_key()
@@ -49,6 +54,7 @@ class Geo311:
                     self.store, service_area_layer=self.settings.service_area_layer,
                     boundary_tolerance_m=self.settings.boundary_tolerance_m,
                     remote_geocoder=self.settings.remote_geocoder,
+                    profile=self.settings.profile,
                 )
             return self._context
 
@@ -81,6 +87,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         open311,
         pages,
     )
+
+    @app.context_processor
+    def _city() -> dict[str, object]:
+        # The city profile's branding, for the page header (escaped like every text).
+        return {"brand": state().settings.profile.branding}
 
     errors.register(app)
     app.before_request(lambda: state().check_schema())

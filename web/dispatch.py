@@ -195,7 +195,7 @@ def crew_create() -> Response:
     """Add a crew from the form."""
     fields = _form_crew_fields(request.form)
     depot = fields.pop("depot")
-    crew = Crew(**fields, calendar=request.form.get("calendar") or "chicago",
+    crew = Crew(**fields, calendar=request.form.get("calendar") or "",
                 depot_lon=depot[0] if depot else None, depot_lat=depot[1] if depot else None)
     core.create_crew(state().store, crew, actor=actor())
     return redirect(url_for("dispatch.crew_list"))

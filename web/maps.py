@@ -11,6 +11,7 @@ from typing import Any
 import folium
 import geopandas as gpd
 import numpy as np
+import shapely
 from flask import url_for
 from folium.elements import MacroElement
 from jinja2 import Template
@@ -18,7 +19,8 @@ from jinja2 import Template
 from geo311.hotspots import cell_boundaries, cell_centres
 from geo311.model import ServiceRequest
 
-CHICAGO_CENTRE = (41.8358, -87.6877)  # lat, lon as Leaflet wants them
+#: Where a map opens when neither the city profile nor a service area says: (lat, lon).
+NO_CENTRE = (0.0, 0.0)
 STATUS_COLOURS = {"open": "#d7301f", "closed": "#737373"}
 
 
@@ -31,9 +33,30 @@ class MapParts:
     script: str
 
 
-def base_map(tile_url: str = "", *, zoom_start: int = 11) -> folium.Map:
-    """An empty map using local Leaflet; tiles only when a tile URL is configured."""
-    m = folium.Map(location=CHICAGO_CENTRE, zoom_start=zoom_start, tiles=None,
+def map_view() -> tuple[tuple[float, float], int]:
+    """Where maps open: the city profile's centre and zoom, else the service area's centre."""
+    from geo311_web import state
+
+    s = state()
+    profile = s.settings.profile
+    if profile.map_centre is not None:
+        return profile.map_centre, profile.map_zoom
+    ctx = s.context()
+    area = [layer for layer in ctx.index.layers if layer.name == ctx.service_area]
+    if area and len(area[0].geometries):
+        minx, miny, maxx, maxy = shapely.total_bounds(list(area[0].geometries))
+        return ((miny + maxy) / 2, (minx + maxx) / 2), profile.map_zoom
+    return NO_CENTRE, 2
+
+
+def base_map(tile_url: str = "", *, zoom_start: int | None = None) -> folium.Map:
+    """An empty map using local Leaflet; tiles only when a tile URL is configured.
+
+    It opens on ``map_view()``; ``zoom_start`` overrides the zoom.
+    """
+    centre, zoom = map_view()
+    m = folium.Map(location=centre, zoom_start=zoom if zoom_start is None else zoom_start,
+                   tiles=None,
                    prefer_canvas=True, control_scale=True)
     m.default_js = [("leaflet", url_for("static", filename="vendor/leaflet/leaflet.js"))]
     m.default_css = [("leaflet_css", url_for("static", filename="vendor/leaflet/leaflet.css"))]

@@ -14,8 +14,10 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -25,7 +27,7 @@ from rapidfuzz import fuzz, process
 
 from geo311.geocoding.parsing import ParsedAddress, Street, clean_text, parse_address
 from geo311.geocoding.reverse import ReverseGeocode, ReverseIndex
-from geo311.geocoding.side import CHICAGO_GRID, AddressGrid
+from geo311.geocoding.side import AddressGrid
 from geo311.geocoding.streets import M_PER_DEG_LAT, StreetData, StreetIndex
 from geo311.geocoding.suggest import Suggestion, suggest
 
@@ -39,6 +41,25 @@ AMBIGUOUS_M = 150.0
 MAX_INTERPOLATION_GAP = 1600
 #: How far (metres) beyond a street's known extent the grid may place a number.
 GRID_REACH_M = 250.0
+#: Full state names written for the two-letter codes.
+STATE_NAMES = {
+    "ALABAMA": "AL", "ALASKA": "AK", "ARIZONA": "AZ", "ARKANSAS": "AR", "CALIFORNIA": "CA",
+    "COLORADO": "CO", "CONNECTICUT": "CT", "DELAWARE": "DE", "DISTRICT OF COLUMBIA": "DC",
+    "FLORIDA": "FL", "GEORGIA": "GA", "HAWAII": "HI", "IDAHO": "ID", "ILLINOIS": "IL",
+    "INDIANA": "IN", "IOWA": "IA", "KANSAS": "KS", "KENTUCKY": "KY", "LOUISIANA": "LA",
+    "MAINE": "ME", "MARYLAND": "MD", "MASSACHUSETTS": "MA", "MICHIGAN": "MI",
+    "MINNESOTA": "MN", "MISSISSIPPI": "MS", "MISSOURI": "MO", "MONTANA": "MT",
+    "NEBRASKA": "NE", "NEVADA": "NV", "NEW HAMPSHIRE": "NH", "NEW JERSEY": "NJ",
+    "NEW MEXICO": "NM", "NEW YORK": "NY", "NORTH CAROLINA": "NC", "NORTH DAKOTA": "ND",
+    "OHIO": "OH", "OKLAHOMA": "OK", "OREGON": "OR", "PENNSYLVANIA": "PA", "PUERTO RICO": "PR",
+    "RHODE ISLAND": "RI", "SOUTH CAROLINA": "SC", "SOUTH DAKOTA": "SD", "TENNESSEE": "TN",
+    "TEXAS": "TX", "UTAH": "UT", "VERMONT": "VT", "VIRGINIA": "VA", "WASHINGTON": "WA",
+    "WEST VIRGINIA": "WV", "WISCONSIN": "WI", "WYOMING": "WY",
+}
+#: "…, NORTH END, MA 02113": a place, then optionally a state and a ZIP code, at the end.
+_PLACE_TAIL = re.compile(r"^(?P<head>.+?)\s*,\s*(?P<place>[A-Z][A-Z .'-]*?)"
+                         r"(?:\s*,?\s+(?P<state>[A-Z]{2}))?"
+                         r"(?:\s*,?\s+(?P<zip>\d{5})(?:-\d{4})?)?\s*$")
 
 @dataclass(frozen=True)
 class Geocode:
@@ -79,31 +100,58 @@ class Geocoder:
     centerlines : DataFrame
         ``street, l_from, l_to, r_from, r_to, geometry`` (TIGER-style ranges; ranges
         may be missing, as for OpenStreetMap ways, which then only shape the street).
-    grid : AddressGrid
-        The city's numbering rule, for parity and the grid fallback.
+    grid : AddressGrid, optional
+        The city's numbering rule, for the grid fallback; None (a city without one)
+        places no number by the grid.
     zipcodes : iterable of str
         The city's ZIP codes; an address with another ZIP code is outside the city.
     city : str
-        The city's name; an address naming another place is outside the city.
+        The city's name, named in every refusal ("outside the city (Springfield)").
+    state : str
+        The city's state (two letters); an address naming another is refused.
+    places : iterable of str
+        Place names accepted besides ``city`` (neighbourhood names among them); an
+        address naming another place is outside the city. Empty: only ``city``.
+    neighbourhoods : mapping of str to iterable of str
+        The ZIP codes each neighbourhood name covers: an address that names one (or
+        gives a ZIP code) is looked up among the references of those ZIP codes first,
+        which chooses between streets of the same name.
+    areas : mapping of str to shapely geometry
+        The area a neighbourhood covers (districts of a layer), beside or instead of
+        its ZIP codes: references within it count as the neighbourhood's.
 
     Examples
     --------
-    >>> g = Geocoder(points=pd.DataFrame({"house_number": [1200, 1300],
-    ...     "pre_dir": ["W", "W"], "street_name": ["71ST", "71ST"], "suffix": ["ST", "ST"],
-    ...     "lon": [-87.6560, -87.6584], "lat": [41.7655, 41.7655]}))
-    >>> g.geocode("1250 w 71st street").match
+    >>> g = Geocoder(points=pd.DataFrame({"house_number": [29, 41],
+    ...     "pre_dir": ["", ""], "street_name": ["MAIN", "MAIN"], "suffix": ["ST", "ST"],
+    ...     "lon": [-72.5900, -72.5904], "lat": [42.1010, 42.1012]}),
+    ...     city="Springfield", state="MA")
+    >>> g.geocode("35 main street, springfield").match
     'interpolated'
+    >>> g.geocode("35 main street, Boston").reason
+    '35 MAIN ST, BOSTON is outside the city (Springfield)'
     """
 
     def __init__(
         self, points: pd.DataFrame | None = None, intersections: pd.DataFrame | None = None,
-        centerlines: pd.DataFrame | None = None, *, grid: AddressGrid = CHICAGO_GRID,
-        zipcodes: Iterable[str] = (), city: str = "CHICAGO", state: str = "IL",
+        centerlines: pd.DataFrame | None = None, *, grid: AddressGrid | None = None,
+        zipcodes: Iterable[str] = (), city: str = "", state: str = "",
+        places: Iterable[str] = (), neighbourhoods: Mapping[str, Iterable[str]] | None = None,
+        areas: Mapping[str, shapely.Geometry] | None = None,
     ) -> None:
         self.grid = grid
         self.city = city.upper()
+        self.city_name = city.strip()
         self.state = state.upper()
+        self.places = frozenset(p.upper() for p in (*places, city) if p)
+        self.neighbourhoods = {" ".join(k.upper().split()): frozenset(str(z)[:5] for z in v)
+                               for k, v in (neighbourhoods or {}).items()}
+        self.areas = {" ".join(k.upper().split()): v for k, v in (areas or {}).items()}
+        self.places |= frozenset(self.neighbourhoods) | frozenset(self.areas)
         self.zipcodes = {str(z)[:5] for z in zipcodes if z and str(z).strip()}
+        self._frames = (points, intersections, centerlines)
+        self._zoned: dict[tuple[frozenset[str], str], Geocoder | None] = {}
+        self._zoned_lock = threading.Lock()
         self.index = StreetIndex(points, intersections, centerlines)
         self._streets_read: dict[tuple[str, int, int], Street] = {}
         self._reverse = ReverseIndex(self.index)
@@ -133,6 +181,16 @@ class Geocoder:
         cleaned, reason = clean_text(text)
         if reason:
             return _none(reason)
+        tail = _PLACE_TAIL.match(cleaned) if "," in cleaned else None
+        if tail is not None and " ".join(tail["place"].split()) in self.places:
+            # "29 MAIN ST, NORTH END 02113": the city's own place names are read here,
+            # not by the tagger, which takes many a neighbourhood name for a street part.
+            parsed = parse_address(tail["head"])
+            if parsed.kind in ("address", "intersection", "street") and not parsed.reason:
+                parsed = replace(parsed, place=" ".join(tail["place"].split()),
+                                 state=tail["state"] or parsed.state,
+                                 zipcode=tail["zip"] or parsed.zipcode)
+            return self.geocode_parsed(parsed)
         # "4853 S WOOD" after "4851 S WOOD": usaddress sees a number only through its
         # length and trailing zeros, so with those equal the street part is tagged the
         # same and its reading is reused (kept only for a plain number + street).
@@ -176,12 +234,65 @@ class Geocoder:
         })
 
     def geocode_parsed(self, parsed: ParsedAddress) -> Geocode:
-        """Run the cascade for an address already parsed."""
+        """Run the cascade for an address already parsed.
+
+        A ZIP code or neighbourhood in the address looks among that part's references
+        first, so it chooses between streets of the same name; the whole city's are
+        the fallback.
+        """
         if parsed.reason:
             return _none(parsed.reason, parsed.label)
         outside = self._outside(parsed)
         if outside:
             return _none(outside, parsed.label)
+        zone = self._zone_of(parsed)
+        zoned = self._zoned_geocoder(zone) if zone[0] or zone[1] else None
+        if zoned is None:
+            return self._cascade(parsed)
+        near = zoned._cascade(parsed)
+        if near.found and near.match != "grid":
+            return near
+        anywhere = self._cascade(parsed)
+        return anywhere if anywhere.found or not near.found else near
+
+    def _zone_of(self, parsed: ParsedAddress) -> tuple[frozenset[str], str]:
+        place = " ".join(parsed.place.strip(" ,.").split())
+        zips = set(self.neighbourhoods.get(place, ()))
+        if parsed.zipcode:
+            zips = {parsed.zipcode} if not zips or parsed.zipcode in zips else zips
+        return frozenset(zips), place if place in self.areas else ""
+
+    def _zoned_geocoder(self, zone: tuple[frozenset[str], str]) -> Geocoder | None:
+        """A geocoder over the references of a zone only: its ZIP codes, its area (None: none)."""
+        with self._zoned_lock:
+            if zone in self._zoned:
+                return self._zoned[zone]
+        zips, area_name = zone
+        area = self.areas.get(area_name)
+        points, crossings, centerlines = self._frames
+        parts: list[pd.DataFrame | None] = []
+        for f in (points, crossings):
+            if f is None or not len(f):
+                parts.append(None)
+                continue
+            keep = np.zeros(len(f), dtype=bool)
+            if "zipcode" in f:
+                keep |= f["zipcode"].fillna("").astype(str).str[:5].isin(zips).to_numpy()
+            if area is not None:
+                keep |= shapely.contains_xy(area, f["lon"].to_numpy(float),
+                                            f["lat"].to_numpy(float))
+            parts.append(f[keep])
+        zoned = None
+        if any(p is not None and len(p) for p in parts):
+            zoned = Geocoder(parts[0], parts[1], centerlines, grid=self.grid, city=self.city_name,
+                             state=self.state)
+        with self._zoned_lock:
+            if len(self._zoned) > 256:
+                self._zoned.clear()
+            self._zoned[zone] = zoned
+        return zoned
+
+    def _cascade(self, parsed: ParsedAddress) -> Geocode:
         if parsed.kind == "intersection":
             return self._intersection(parsed)
         if parsed.kind == "street" or parsed.number is None:
@@ -221,15 +332,23 @@ class Geocoder:
 
     # -- the cascade --------------------------------------------------------------------
 
+    @property
+    def _city_label(self) -> str:
+        """The city as refusals name it: "Springfield", or "the city" when unnamed."""
+        if not self.city_name:
+            return "the city"
+        return self.city_name.title() if self.city_name.isupper() else self.city_name
+
     def _outside(self, parsed: ParsedAddress) -> str:
-        place = parsed.place.strip(" ,.")
-        if place and self.city and place != self.city:
-            return f"{parsed.label}, {place} is outside the city ({self.city.title()})"
+        city = self._city_label
+        place = " ".join(parsed.place.strip(" ,.").split())
+        if place and self.places and place not in self.places:
+            return f"{parsed.label}, {place} is outside the city ({city})"
         state = parsed.state.strip(" ,.")
-        if state and self.state and state not in (self.state, "ILLINOIS"):
-            return f"{parsed.label}, {state} is outside the city's state ({self.state})"
+        if state and self.state and STATE_NAMES.get(state, state) != self.state:
+            return f"{parsed.label}, {state} is outside the city's state ({self.state}, {city})"
         if parsed.zipcode and self.zipcodes and parsed.zipcode not in self.zipcodes:
-            return f"ZIP code {parsed.zipcode} is not one of the city's"
+            return f"ZIP code {parsed.zipcode} is not one of the city's ({city})"
         return ""
 
     def resolve_street(self, street: Street) -> tuple[list[tuple[StreetData, float, str]], str]:
@@ -250,7 +369,7 @@ class Geocoder:
             elif best:
                 return [], (f"street {street.label!r} is unknown; it is as close to "
                             f"{best[0][0]} as to {best[1][0]}")
-        return [], f"no street named {street.label!r} is known in the city"
+        return [], f"no street named {street.label!r} is known in {self._city_label}"
 
     def _candidates(self, street: Street, factor: float) -> list[tuple[StreetData, float, str]]:
         key = (street.pre_dir, street.name_key, street.suffix)
@@ -351,6 +470,9 @@ class Geocoder:
     def _grid(self, number: int, data: StreetData, factor: float,
               label: str) -> tuple[Geocode | None, str]:
         direction = data.street.pre_dir
+        if self.grid is None:
+            return None, (f"{label}: no known address near it (the city has no address "
+                          "grid to place it by)")
         if direction not in ("N", "S", "E", "W"):
             return None, f"{label}: no known address near it and the street has no direction"
         if len(data.shape_a) == 0:

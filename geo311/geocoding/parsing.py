@@ -2,16 +2,16 @@
 
 ``usaddress`` (a trained CRF tagger) labels the tokens; this module only maps its
 labels to one normal form: directionals as N/S/E/W, street types as the USPS
-abbreviations Chicago uses (AV, AVE and AVENUE become AVE), bare numbered streets
-as ordinals (71 becomes 71ST), units dropped, a number range reduced to its first
-number, ``1/2`` kept aside. Intersections are two street names joined by ``&``,
-``and``, ``at``, ``@`` or ``/``.
+abbreviations (AV, AVE and AVENUE become AVE), bare numbered streets as ordinals
+(71 becomes 71ST), units dropped, a number range reduced to its first number,
+``1/2`` kept aside. Intersections are two street names joined by ``&``, ``and``,
+``at``, ``@`` or ``/``, optionally after ``intersection of`` or ``corner of``.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import takewhile
 from typing import Any
@@ -20,7 +20,7 @@ import usaddress
 
 #: Longest text taken as an address; longer input is refused, not parsed.
 MAX_ADDRESS_CHARS = 200
-#: Highest house number any US city uses (Chicago's reach 13000).
+#: Highest house number any US city uses (the largest grids reach 13000).
 MAX_HOUSE_NUMBER = 99_999
 
 DIRECTIONS = {
@@ -49,6 +49,9 @@ STREET_TYPES = {
     "PARK": "PARK", "PL.": "PL", "AVE.": "AVE", "ST.": "ST",
 }
 INTERSECTION_WORDS = ("&", "AND", "AT", "@", "/", "AND/OR")
+#: Words written before an intersection ("INTERSECTION OF A & B", "corner of A and B").
+INTERSECTION_PREFIXES = ("AT THE INTERSECTION OF ", "THE INTERSECTION OF ", "INTERSECTION OF ",
+                         "INTERSECTION ", "AT THE CORNER OF ", "THE CORNER OF ", "CORNER OF ")
 _ORDINAL = {1: "ST", 2: "ND", 3: "RD"}
 
 
@@ -147,6 +150,8 @@ def parse_address(text: object) -> ParsedAddress:
     '1234 1/2 W 71ST ST'
     >>> parse_address("W FULLERTON AV and N PULASKI ROAD").label
     'W FULLERTON AVE & N PULASKI RD'
+    >>> parse_address("INTERSECTION of Main St & Elm Street").label
+    'MAIN ST & ELM ST'
     """
     cleaned, reason = clean_text(text)
     if reason:
@@ -168,8 +173,8 @@ def parse_street(text: object) -> Street | None:
     --------
     >>> parse_street("W WEST END AV").label
     'W WEST END AVE'
-    >>> parse_street("S SOUTH CHICAGO AVENUE").label
-    'S SOUTH CHICAGO AVE'
+    >>> parse_street("S SOUTH SHORE AVENUE").label
+    'S SOUTH SHORE AVE'
     """
     cleaned, reason = clean_text(text)
     if reason:
@@ -224,12 +229,25 @@ def _token_features(token: str) -> dict[str, object]:
 
 @lru_cache(maxsize=1 << 17)
 def _parse_cached(cleaned: str) -> ParsedAddress:
+    for prefix in INTERSECTION_PREFIXES:
+        if cleaned.startswith(prefix) and len(cleaned) > len(prefix):
+            found = _parse_cached(cleaned[len(prefix):].lstrip(" :,"))
+            if found.kind == "intersection":
+                return found
+            break
     # usaddress's tokenizer drops a lone "/" or "@"; both join an intersection.
     tokens = usaddress.tokenize(cleaned.replace(" / ", " & ").replace(" @ ", " & "))
     if all(tok.strip(",").isdigit() for tok in tokens):
         return ParsedAddress("none", reason=f"{cleaned[:20]!r} is a number, not an address")
     split = [i for i, tok in enumerate(tokens) if tok.strip(",") in INTERSECTION_WORDS]
     if split and 0 < split[0] < len(tokens) - 1:
+        head, comma, tail = cleaned.partition(",")
+        if comma and tail.strip(" ,"):
+            # "A & B, SPRINGFIELD, MA 01103": the place after the second street.
+            found = _parse_cached(head.strip())
+            if found.kind == "intersection":
+                place, state, zipcode = _place_parts(tail.replace(",", " ").split())
+                return replace(found, place=place, state=state, zipcode=zipcode)
         return _intersection(tokens[: split[0]], tokens[split[0] + 1:])
     parts = _tag(cleaned)
     number_text = parts.get("AddressNumber", "")
@@ -264,6 +282,18 @@ def _parse_cached(cleaned: str) -> ParsedAddress:
     half = "1/2" in parts.get("AddressNumberSuffix", "") or number_text.endswith("1/2")
     return ParsedAddress("address", street=street, number=number, number_text=number_text,
                          half=half, **common)
+
+
+def _place_parts(tokens: list[str]) -> tuple[str, str, str]:
+    """Place, state and ZIP code of the tokens after an intersection's comma."""
+    words = [t.strip(",") for t in tokens if t.strip(",")]
+    zipcode = ""
+    if words and words[-1][:5].isdigit() and len(words[-1].split("-")[0]) == 5:
+        zipcode = words.pop()[:5]
+    state = ""
+    if len(words) > 1 and len(words[-1]) == 2 and words[-1].isalpha():
+        state = words.pop()
+    return " ".join(words), state, zipcode
 
 
 def _intersection(first: list[str], second: list[str]) -> ParsedAddress:

@@ -78,7 +78,7 @@ def read_reference(path: str | Path, kind: str | None = None,
 
     Examples
     --------
-    >>> kind, frame = read_reference("chicago_street_intersections.csv.gz")  # doctest: +SKIP
+    >>> kind, frame = read_reference("street_intersections.csv.gz")  # doctest: +SKIP
     >>> kind  # doctest: +SKIP
     'intersections'
     """
@@ -182,7 +182,9 @@ def _points(table: pd.DataFrame, chosen: dict[str, str], path: Path) -> pd.DataF
     if frame.empty:
         raise InvalidRequest(f"{path}: none of the {len(table)} rows has a readable address "
                              "and a location")
-    return frame.drop_duplicates("address").reset_index(drop=True)
+    # The same address in two ZIP codes is two places (streets of one name in two
+    # neighbourhoods); the geocoder chooses between them by the ZIP code written.
+    return frame.drop_duplicates(["address", "zipcode"]).reset_index(drop=True)
 
 
 def _intersections(table: pd.DataFrame, chosen: dict[str, str], path: Path) -> pd.DataFrame:
@@ -344,6 +346,73 @@ def learned_points(trusted: pd.DataFrame) -> pd.DataFrame:
         lon=("lon", "median"), lat=("lat", "median"), zipcode=("zipcode", "first"))
     points = normal_points(grouped.index.tolist(), grouped["lon"].to_numpy(float),
                            grouped["lat"].to_numpy(float), grouped["zipcode"].tolist())
-    return points.groupby("address", sort=False, as_index=False).agg(
+    points = points.groupby("address", sort=False, as_index=False).agg(
         {**{c: "first" for c in POINT_COLUMNS if c not in ("address", "lon", "lat")},
          "lon": "median", "lat": "median"})
+    return pd.concat([points, _apart_by_zip(trusted)], ignore_index=True)
+
+
+#: ZIP-code groups of one address farther apart than this are different places.
+APART_M = 150.0
+
+
+def _apart_by_zip(trusted: pd.DataFrame) -> pd.DataFrame:
+    """Extra points for addresses that name two places: same text, ZIP codes far apart.
+
+    A city with one MAIN ST per neighbourhood writes "29 MAIN ST" for each; the learned
+    point of the address (its first row) is kept, and each other ZIP code's rows give
+    one more point with that ZIP code, so a ZIP code or neighbourhood written in an
+    address finds its own.
+    """
+    rows = trusted[trusted["zipcode"].fillna("").astype(str).str.len() > 0]
+    if rows.empty:
+        return pd.DataFrame(columns=list(POINT_COLUMNS))
+    by_zip = rows.assign(zipcode=rows["zipcode"].astype(str).str[:5]).groupby(
+        ["address", "zipcode"], sort=False, as_index=False).agg(
+        lon=("lon", "median"), lat=("lat", "median"))
+    spread = by_zip.groupby("address")["lat"].transform(lambda s: s.max() - s.min()) * 111_132
+    spread_x = by_zip.groupby("address")["lon"].transform(lambda s: s.max() - s.min()) * (
+        111_132 * np.cos(np.radians(by_zip["lat"].to_numpy(float))))
+    apart = by_zip[np.hypot(spread, spread_x) > APART_M]
+    if apart.empty:
+        return pd.DataFrame(columns=list(POINT_COLUMNS))
+    points = normal_points(apart["address"].tolist(), apart["lon"].to_numpy(float),
+                           apart["lat"].to_numpy(float), apart["zipcode"].tolist())
+    return points.drop_duplicates(["address", "zipcode"])
+
+
+def learned_intersections(trusted: pd.DataFrame) -> pd.DataFrame:
+    """One intersection per pair of streets among ``address, zipcode, lon, lat`` rows.
+
+    Rows whose address reads as an intersection count; ``A & B`` and ``B & A`` are one
+    pair, placed at the median of its rows' points.
+
+    Examples
+    --------
+    >>> learned_intersections(pd.DataFrame({"address": ["Main St & Elm St",
+    ...     "INTERSECTION of ELM STREET and MAIN STREET", "29 MAIN ST"],
+    ...     "zipcode": ["01103", "01103", ""], "lon": [-72.5, -72.7, -72.0],
+    ...     "lat": [42.1, 42.1, 42.0]})).to_dict("records")
+    [{'street_1': 'ELM ST', 'street_2': 'MAIN ST', 'zipcode': '01103', 'lon': -72.6, 'lat': 42.1}]
+    """
+    if trusted.empty:
+        return pd.DataFrame(columns=list(INTERSECTION_COLUMNS))
+    pairs: dict[str, tuple[str, str] | None] = {}
+    for address in pd.unique(trusted["address"].astype(str)):
+        parsed = parse_address(address)
+        if parsed.kind == "intersection" and parsed.street and parsed.cross:
+            a, b = sorted((parsed.street.label, parsed.cross.label))
+            pairs[address] = (a, b) if a != b else None
+    found = trusted[trusted["address"].astype(str).map(lambda a: pairs.get(a) is not None)]
+    found = found[np.isfinite(found["lon"].astype(float)) & np.isfinite(found["lat"].astype(float))]
+    if found.empty:
+        return pd.DataFrame(columns=list(INTERSECTION_COLUMNS))
+    streets = [pairs[a] for a in found["address"].astype(str)]
+    frame = pd.DataFrame({"street_1": [p[0] for p in streets if p],
+                          "street_2": [p[1] for p in streets if p],
+                          "zipcode": found["zipcode"].fillna("").astype(str).to_numpy(),
+                          "lon": found["lon"].astype(float).to_numpy(),
+                          "lat": found["lat"].astype(float).to_numpy()})
+    return frame.groupby(["street_1", "street_2"], sort=True, as_index=False).agg(
+        zipcode=("zipcode", "first"), lon=("lon", "median"), lat=("lat", "median"))[
+        list(INTERSECTION_COLUMNS)]

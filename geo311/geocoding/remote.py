@@ -36,7 +36,8 @@ class RemoteGeocoder:
         ``user_agent`` naming the deployment and at most one request a second) or
         ``"census"`` (US Census Bureau, through censusgeocode; US addresses only).
     city : str
-        Appended to each query (", Chicago, IL") so the service looks in the city.
+        Appended to each query (", Springfield, MA": the city profile's name and
+        state) so the service looks in the city.
     extent : tuple of float, optional
         (min lon, min lat, max lon, max lat); answers outside it are refused.
     user_agent : str
@@ -46,12 +47,12 @@ class RemoteGeocoder:
 
     Examples
     --------
-    >>> remote = RemoteGeocoder("census", city="Chicago, IL")  # doctest: +SKIP
-    >>> remote.geocode("121 N LaSalle St").match  # doctest: +SKIP
+    >>> remote = RemoteGeocoder("census", city="Springfield, MA")  # doctest: +SKIP
+    >>> remote.geocode("36 Court St").match  # doctest: +SKIP
     'remote'
     """
 
-    def __init__(self, kind: str, *, city: str = "Chicago, IL",
+    def __init__(self, kind: str, *, city: str = "",
                  extent: tuple[float, float, float, float] | None = None,
                  user_agent: str = "geo311", timeout_s: float = 5.0) -> None:
         if kind not in REMOTE_KINDS:

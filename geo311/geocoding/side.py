@@ -1,7 +1,8 @@
 """Geocoding helpers: where an address's building is relative to its geocoded point.
 
-On a grid city's streets, house-number parity tells the side: in Chicago even numbers
-are on the west side of north–south streets and on the north side of east–west ones.
+On a grid city's streets, house-number parity tells the side: in many grid cities even
+numbers are on the west side of north–south streets and on the north side of east–west
+ones; a city profile's ``[numbering]`` says which (or that the city has no such rule).
 A geocoder that interpolates along street centrelines puts the point on the
 centreline, which is often a district boundary, and the first or last number of a
 block on the cross street, which may be one too. Unit vectors from the point toward
@@ -39,8 +40,9 @@ class AddressGrid:
     north–south (addresses with an N or S pre-directional, e.g. ``6927 S JUSTINE
     ST``); ``even_side_ew`` is the side ("N" or "S") of even numbers on streets
     numbered east–west (E or W pre-directional). Cross streets may fall on every
-    multiple of ``cross_street_every`` (Chicago: 800 numbers a mile, streets every
-    1/8 or 1/16 mile). ``numbers_per_mile`` scales the grid fallback of the geocoder.
+    multiple of ``cross_street_every`` (with 800 numbers a mile, streets every 1/8 or
+    1/16 mile fall on multiples of 50). ``numbers_per_mile`` scales the grid fallback
+    of the geocoder.
     """
 
     even_side_ns: str = "W"
@@ -77,12 +79,12 @@ class AddressGrid:
         return pre_directional if past else _OPPOSITE[pre_directional]
 
 
-#: Chicago: even numbers on the west side of north–south streets, north of east–west.
-CHICAGO_GRID = AddressGrid()
+#: Even numbers on the west side of north–south streets, north of east–west; 800 a mile.
+EVEN_WEST_NORTH = AddressGrid()
 
 
 def building_side(
-    addresses: Sequence[str | None], grid: AddressGrid = CHICAGO_GRID
+    addresses: Sequence[str | None], grid: AddressGrid | None = EVEN_WEST_NORTH
 ) -> NDArray[np.float64]:
     """Return unit vectors (east, north) from the street centreline toward each building.
 
@@ -94,8 +96,8 @@ def building_side(
     ----------
     addresses : sequence of str or None
         Street addresses such as ``"6927 S JUSTINE ST"``.
-    grid : AddressGrid
-        The city's numbering rule.
+    grid : AddressGrid or None
+        The city's numbering rule; None (a city without one) gives (0, 0) everywhere.
 
     Returns
     -------
@@ -111,7 +113,7 @@ def building_side(
 
 
 def toward_building(
-    addresses: Sequence[str | None], grid: AddressGrid = CHICAGO_GRID
+    addresses: Sequence[str | None], grid: AddressGrid | None = EVEN_WEST_NORTH
 ) -> NDArray[np.float64]:
     """Return unit vectors from each geocoded point toward its building, diagonally.
 
@@ -124,8 +126,8 @@ def toward_building(
     ----------
     addresses : sequence of str or None
         Street addresses such as ``"8700 S KIMBARK AVE"``.
-    grid : AddressGrid
-        The city's numbering rule.
+    grid : AddressGrid or None
+        The city's numbering rule; None (a city without one) gives (0, 0) everywhere.
 
     Returns
     -------
@@ -141,9 +143,11 @@ def toward_building(
 
 
 def _vectors(
-    addresses: Sequence[str | None], grid: AddressGrid, *, into_block: bool
+    addresses: Sequence[str | None], grid: AddressGrid | None, *, into_block: bool
 ) -> NDArray[np.float64]:
     out = np.zeros((len(addresses), 2), dtype=np.float64)
+    if grid is None:
+        return out
     seen: dict[str, tuple[float, float]] = {}
     for i, address in enumerate(addresses):
         if not isinstance(address, str):

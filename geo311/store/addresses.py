@@ -85,8 +85,9 @@ class Addresses:
                 ["id", "address", "house_number", "pre_dir", "street_name", "suffix",
                  "zipcode", "lon", "lat", "source"])
             crossings = to_frame(conn.execute(select(
-                si.street_1, si.street_2, si.zipcode, func.ST_X(si.geom), func.ST_Y(si.geom))
-                .order_by(si.id)).all(), ["street_1", "street_2", "zipcode", "lon", "lat"])
+                si.street_1, si.street_2, si.zipcode, func.ST_X(si.geom), func.ST_Y(si.geom),
+                si.source).order_by(si.id)).all(),
+                ["street_1", "street_2", "zipcode", "lon", "lat", "source"])
             lines = conn.execute(select(sc.street, sc.l_from, sc.l_to, sc.r_from, sc.r_to,
                                         sc.geom).order_by(sc.id)).all()
         centerlines = pd.DataFrame({

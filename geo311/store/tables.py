@@ -90,7 +90,7 @@ services = Table(
     Column("dedup_scope", String(20)),
     Column("dedup_only_open", Boolean),
     # SLA: sla_days or sla_hours, counted on a business calendar ("business") or the
-    # clock ("24x7"); the calendar is a shipped name or a TOML path (default: chicago).
+    # clock ("24x7"); the calendar is a shipped name or a TOML path (empty: the city's own).
     Column("sla_hours", Float),
     Column("sla_clock", String(20)),
     Column("sla_calendar", String(200)),
@@ -298,7 +298,7 @@ crews = Table(
     Column("layer", String(100), nullable=False),  # the dispatch layer of its districts
     Column("districts", Text, nullable=False, default="[]"),  # JSON list of district ids
     Column("capacity_per_day", Integer, nullable=False, default=8),
-    Column("calendar", String(100), nullable=False, default="chicago"),
+    Column("calendar", String(100), nullable=False, default=""),
     Column("depot_lon", Float),
     Column("depot_lat", Float),
     Column("active", Boolean, nullable=False, default=True),

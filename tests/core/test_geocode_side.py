@@ -10,7 +10,7 @@ import pytest
 
 from geo311.config import PROJECT_ROOT
 from geo311.errors import ConfigError
-from geo311.geocoding.side import CHICAGO_GRID, AddressGrid, building_side, toward_building
+from geo311.geocoding.side import EVEN_WEST_NORTH, AddressGrid, building_side, toward_building
 
 EAST, WEST, NORTH, SOUTH, UNKNOWN = (1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (0.0, 0.0)
 REQUESTS = (PROJECT_ROOT / "shapefiles/requests"
@@ -65,7 +65,7 @@ def test_other_grids_flip_the_sides():
     flipped = AddressGrid(even_side_ns="E", even_side_ew="S")
     assert tuple(building_side(["6914 S JUSTINE ST"], flipped)[0]) == EAST
     assert tuple(building_side(["2314 W 48TH ST"], flipped)[0]) == SOUTH
-    assert CHICAGO_GRID == AddressGrid("W", "N")
+    assert EVEN_WEST_NORTH == AddressGrid("W", "N")
 
 
 @pytest.mark.parametrize("bad", [dict(even_side_ns="N"), dict(even_side_ew="W")])
@@ -98,7 +98,7 @@ def test_toward_building_leans_into_the_block(address, expected):
 def test_cross_street_spacing_is_part_of_the_grid():
     every_100 = AddressGrid(cross_street_every=100)
     assert every_100.into_block(2649, "N") == "N"
-    assert CHICAGO_GRID.into_block(2649, "N") == "S"
+    assert EVEN_WEST_NORTH.into_block(2649, "N") == "S"
     with pytest.raises(ConfigError, match="cross_street_every"):
         AddressGrid(cross_street_every=0)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from geo311.city import load_profile
 from geo311.config import PROJECT_ROOT
 from geo311.geocoding.cascade import Geocoder
 from geo311.geocoding.references import read_reference
@@ -15,6 +16,8 @@ POINTS = GEOCODING / "chicago_address_points_food_inspections_business_licenses.
 INTERSECTIONS = GEOCODING / "chicago_street_intersections.csv.gz"
 OSM = GEOCODING / "chicago_osm_hermosa_avondale_2012.osm.gz"
 TIGER = PROJECT_ROOT / "tests" / "data" / "tiger_centerlines.geojson"
+#: The shipped city's name, state, places and numbering rules, as its profile gives them.
+CHICAGO = load_profile("chicago").geocoder_options()
 
 
 def metres(lon1, lat1, lon2, lat2):
@@ -34,7 +37,7 @@ def references():
 @pytest.fixture(scope="module")
 def geocoder(references):
     points, crossings, lines = references
-    return Geocoder(points, crossings, lines, zipcodes=crossings["zipcode"])
+    return Geocoder(points, crossings, lines, zipcodes=crossings["zipcode"], **CHICAGO)
 
 
 def test_references_read_as_shipped(references):
@@ -69,7 +72,7 @@ def test_interpolation_between_held_out_points(references):
                         frame["street_name"].str.replace(" ", ""), strict=False))
 
     same = pd.Series(keys(points), index=points.index).isin(set(keys(held)))
-    geocoder = Geocoder(points[~same], crossings)
+    geocoder = Geocoder(points[~same], crossings, **CHICAGO)
     errors = []
     for row in held.itertuples():
         g = geocoder.geocode(row.address)
@@ -236,7 +239,7 @@ def test_held_out_year_lands_within_100_m(references):
     learned = learned_points(history.rename(columns={"Street_Address": "address",
                                                      "ZIP_Code": "zipcode"}))
     points, crossings, _ = references
-    geocoder = Geocoder(pd.concat([learned, points]), crossings)
+    geocoder = Geocoder(pd.concat([learned, points]), crossings, **CHICAGO)
     found = geocoder.geocode_many(later["Street_Address"].tolist())
     err = [metres(x, y, x0, y0) if not np.isnan(x) else np.inf for x, y, x0, y0 in zip(
         found["lon"], found["lat"], later["lon"], later["lat"], strict=True)]

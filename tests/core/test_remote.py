@@ -4,6 +4,7 @@ import importlib.util
 
 import pytest
 
+from geo311.city import load_profile
 from geo311.config import Settings
 from geo311.errors import ConfigError
 from geo311.geocoding.remote import REMOTE_KINDS, RemoteGeocoder
@@ -25,5 +26,6 @@ def test_needs_its_optional_package(kind, package):
         with pytest.raises(ConfigError, match=package):
             RemoteGeocoder(kind)
     else:
-        remote = RemoteGeocoder(kind, extent=(-87.94, 41.64, -87.52, 42.02))
+        suffix = load_profile("chicago").remote_suffix
+        remote = RemoteGeocoder(kind, extent=(-87.94, 41.64, -87.52, 42.02), city=suffix)
         assert remote.kind == kind and remote.city == "Chicago, IL"

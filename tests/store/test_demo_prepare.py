@@ -4,9 +4,14 @@ import gzip
 import re
 import shutil
 
+from geo311.city import load_profile
 from geo311.config import PROJECT_ROOT, Settings
-from geo311.demo import DEMO_IMPORTS, DEMO_REFERENCES, prepare_demo
+from geo311.demo import prepare_demo
 from geo311.intake import Context
+
+#: What the default city's demo loads, as its profile lists it.
+DEMO_IMPORTS = load_profile().demo.requests
+DEMO_REFERENCES = load_profile().demo.references
 
 
 def _gz_head(src, dest, rows):

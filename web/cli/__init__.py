@@ -2,7 +2,8 @@
 
 Commands are grouped by who uses them: ``layers`` (GIS staff), ``requests`` (import,
 export, duplicates, the catalogue and public records), ``staff`` (accounts and API
-keys), ``dispatch`` (SLAs, crews, work orders), ``geocoding`` and ``demo``.
+keys), ``dispatch`` (SLAs, crews, work orders), ``geocoding``, ``city`` (the city
+profile) and ``demo``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from flask.cli import FlaskGroup
 
 from geo311.errors import Geo311Error
 from geo311_web import create_app, state
-from geo311_web.cli import demo, dispatch, geocoding, layers, requests, staff
+from geo311_web.cli import city, demo, dispatch, geocoding, layers, requests, staff
 
 
 class _Geo311Group(FlaskGroup):
@@ -46,6 +47,6 @@ def init_db() -> None:
         click.echo(f"  added {what}")
 
 
-for _module in (layers, requests, staff, dispatch, geocoding, demo):
+for _module in (layers, requests, staff, dispatch, geocoding, demo, city):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

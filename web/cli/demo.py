@@ -1,22 +1,42 @@
-"""``geo311 demo``: the shipped city, loaded and served."""
+"""``geo311 demo``: a shipped city (or a city profile's files), loaded and served."""
 
 from __future__ import annotations
+
+import os
+from dataclasses import replace
 
 import click
 from flask.cli import with_appcontext
 
+from geo311.city import load_profile, profile_path
 from geo311.demo import prepare_demo
+from geo311.errors import ConfigError
 from geo311_web import state
 
 
 @click.command("demo")
+@click.option("--city", "city", default="",
+              help="A shipped city profile's name or a profile file (default: GEO311_CITY, "
+                   "else the default city).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Prepare the data and stop.")
 @with_appcontext
-def demo(host: str, port: int, no_serve: bool) -> None:
-    """Set up the database, load the shipped layers and requests, and serve."""
+def demo(city: str, host: str, port: int, no_serve: bool) -> None:
+    """Set up the database, load the city's layers, references and requests, and serve."""
     s = state()
+    if city:
+        try:
+            path = str(profile_path(city).resolve())
+            profile = load_profile(path)
+        except ConfigError as exc:
+            raise click.ClickException(exc.message.replace("GEO311_CITY", "--city")) from exc
+        old = s.settings.profile
+        tz = profile.timezone if s.settings.timezone == old.timezone else s.settings.timezone
+        s.settings = replace(s.settings, city=path, timezone=tz)
+        s.reset_context()
+        # SLA clocks and crews on "the city's calendar" read GEO311_CITY.
+        os.environ["GEO311_CITY"] = path
     prepare_demo(s.store, s.settings, s.context, click.echo)
     if no_serve:
         return

@@ -42,7 +42,8 @@ def sla_group() -> None:
 @click.option("--business-hours", type=float, help="Target in business hours.")
 @click.option("--days", type=float, help="Target in calendar days (every day counts).")
 @click.option("--hours", type=float, help="Target in hours, day and night.")
-@click.option("--calendar", default="", help="Calendar name or TOML file (default chicago).")
+@click.option("--calendar", default="",
+              help="Calendar name or TOML file (default: the city profile's).")
 def sla_set(service_code: str, business_days: float | None, business_hours: float | None,
             days: float | None, hours: float | None, calendar: str) -> None:
     """Set a service's SLA target and recompute the due times of its requests."""
@@ -104,7 +105,8 @@ def crews_group() -> None:
 @click.option("--districts", default="", help="Home district ids, comma-separated (all).")
 @click.option("--groups", default="", help="Service groups, comma-separated (all).")
 @click.option("--capacity", default=8, show_default=True, type=int, help="Stops a day.")
-@click.option("--calendar", default="chicago", show_default=True)
+@click.option("--calendar", default="",
+              help="Calendar name or TOML file (default: the city profile's).")
 @click.option("--depot", nargs=2, type=float, help="Depot LON LAT (route start).")
 def crews_create(name: str, layer: str, districts: str, groups: str, capacity: int,
                  calendar: str, depot: tuple[float, float] | None) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup, with_appcontext
 
-from geo311.gazetteer import learn_addresses, load_reference
+from geo311.gazetteer import learn_references, load_reference
 from geo311.geocoding.batch import geocode_csv
 from geo311.geocoding.references import KINDS
 from geo311_web import state
@@ -48,11 +48,12 @@ def addresses_load(path: Path, kind: str | None, source: str, **columns: str | N
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Only requests from this date.")
 def addresses_learn(since: datetime | None) -> None:
-    """Learn address points from stored requests with trusted coordinates."""
+    """Learn address points and intersections from stored requests with trusted coordinates."""
     s = state()
     when = since.replace(tzinfo=s.settings.zone) if since else None
-    n = learn_addresses(s.store, since=when, actor="cli")
-    click.echo(f"learned {n} address points from stored requests")
+    points, crossings = learn_references(s.store, since=when, actor="cli")
+    click.echo(f"learned {points} address points and {crossings} intersections from stored "
+               "requests")
 
 
 @addresses.command("list")

@@ -20,7 +20,7 @@ from geo311_web import state
 @click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mapping", "mapping_name", required=True,
-              help="Shipped mapping name (chicago-311-legacy, chicago-311) or a TOML file.")
+              help="Shipped mapping name (see the city profile's mappings) or a TOML file.")
 @click.option("--geocode", type=click.Choice(GEOCODE_MODES), default="never", show_default=True)
 @click.option("--dedup/--no-dedup", default=False, show_default=True)
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
@@ -128,7 +128,7 @@ def services_group() -> None:
 @services_group.command("load")
 @click.argument("path")
 def services_load(path: str) -> None:
-    """Check and load a catalogue (TOML or JSON file, or a shipped name: chicago)."""
+    """Check and load a catalogue (TOML or JSON file, or a shipped name, as the city profile's)."""
     s = state()
     s.store.schema.init()
     services = read_catalogue(path)
