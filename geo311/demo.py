@@ -14,6 +14,7 @@ from geo311.config import SHIPPED_ROOT, Settings
 from geo311.gazetteer import learn_addresses, load_reference
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context
+from geo311.knowledge import load_kb
 from geo311.layerdefs import read_layer_definitions
 from geo311.layers import load_definitions
 from geo311.open311_service import refresh_stored_records
@@ -59,6 +60,8 @@ def prepare_demo(store: Store, settings: Settings, context: Callable[[], Context
     added, updated = load_catalogue(store, read_catalogue(DEMO_CATALOGUE),
                                     source=DEMO_CATALOGUE, actor="demo")
     report(f"service catalogue {DEMO_CATALOGUE}: {added} services added, {updated} updated")
+    report(f"knowledge base: {len(load_kb(store, DEMO_CATALOGUE, actor='demo')['added'])} "
+           "articles added")
     for line in load_demo_references(store, settings.data_path):
         report(line)
     for rel, mapping in DEMO_IMPORTS:
