@@ -35,8 +35,8 @@ from geo311.store import tables as t  # noqa: E402
 PHRASINGS = ROOT / "tests/data/kb_phrasings.toml"
 
 
-def read_phrasings() -> list[dict[str, str]]:
-    return tomllib.loads(PHRASINGS.read_text(encoding="utf-8"))["phrasing"]
+def read_phrasings(path: Path = PHRASINGS) -> list[dict[str, str]]:
+    return tomllib.loads(path.read_text(encoding="utf-8"))["phrasing"]
 
 
 def answers(item: dict[str, str], kind: str, ref: str, service_code: str) -> bool:
@@ -95,9 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgis", help="a PostGIS URL whose geo311 tables may be dropped")
     parser.add_argument("--misses", action="store_true")
+    parser.add_argument("--phrasings", type=Path, default=PHRASINGS,
+                        help="another phrasings file (benchmarks/kb_phrasings_fresh.toml)")
     args = parser.parse_args()
-    phrasings = read_phrasings()
-    print(f"{len(phrasings)} phrasings from {PHRASINGS.relative_to(ROOT)}")
+    phrasings = read_phrasings(args.phrasings)
+    print(f"{len(phrasings)} phrasings from {args.phrasings}")
     with tempfile.TemporaryDirectory() as tmp:
         urls = {"spatialite": f"sqlite:///{tmp}/kb.sqlite"}
         if args.postgis:
