@@ -156,3 +156,14 @@ def test_full_text_index_follows_changes(kb_store, tmp_path):
     assert [h.ref for h in search_kb(kb_store, "quokka", 3)] == ["quokkas"]
     matched = kb_store.kb.match(["quokka"], public_only=True, limit=5)
     assert len(matched) == 1
+
+
+def test_a_live_report_for_a_service_no_longer_accepting_is_refused(kb_store):
+    from geo311.intake import submit
+    from geo311.model import NewRequest
+
+    before = kb_store.requests.count()
+    with pytest.raises(InvalidRequest, match="no longer accepts requests"):
+        submit(kb_store, None, NewRequest("SEF", lon=-87.63, lat=41.88))
+    assert kb_store.requests.count() == before
+    assert kb_store.catalogue.service("SEF").name.startswith("Tree Trim")  # still stored
