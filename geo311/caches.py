@@ -42,7 +42,8 @@ Open311 catalogue
 ``functools.lru_cache``
     Pure functions of their arguments, never stale: ``addresses._token_features`` and
     ``addresses._parse_cached`` (address parsing), ``geocode._number_and_direction``,
-    ``sla._holidays`` (a calendar's holidays of a year). ``sla.load_calendar`` keeps
+    ``sla._holidays`` (a calendar's holidays of a year), ``kb_ranking.stem`` (a word's
+    English stem). ``sla.load_calendar`` keeps
     each calendar file as first read (restart to see an edited shipped calendar).
     Each ``Geocoder`` caches its answers (``Geocoder.geocode``, ``clear_caches()``)
     and lives as long as its references do.
