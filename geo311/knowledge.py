@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import tomllib
 from dataclasses import dataclass
 from datetime import date
@@ -221,10 +222,30 @@ def _plan(store: Store, query: str, public_only: bool
           ) -> tuple[QueryPlan, Vocabulary, dict[int, Any]]:
     if len(query) > 500:
         raise InvalidRequest(f"the query is {len(query)} characters; at most 500 are read")
+    docs, synonyms, vocabulary = _indexed(store, public_only)
+    return plan_query(query, synonyms, vocabulary), vocabulary, docs
+
+
+#: The index as search reads it, per database and audience, with its ``index_key``.
+_INDEXED: dict[tuple[str, bool], tuple[str, Any]] = {}
+_INDEXED_LOCK = threading.Lock()
+
+
+def _indexed(store: Store, public_only: bool
+             ) -> tuple[dict[int, Any], dict[str, str], Vocabulary]:
+    """The indexed documents, synonyms and vocabulary, re-read when the index was rebuilt."""
+    slot = (store.engine.url.render_as_string(), public_only)
+    key = store.kb.index_key()
+    with _INDEXED_LOCK:
+        kept = _INDEXED.get(slot)
+    if kept is not None and kept[0] == key:
+        return kept[1]  # type: ignore[no-any-return]
     docs = {d.id: d for d in store.kb.documents(public_only=public_only)}
     synonyms = store.kb.synonyms()
-    vocabulary = Vocabulary.of(list(docs.values()), synonyms)
-    return plan_query(query, synonyms, vocabulary), vocabulary, docs
+    value = (docs, synonyms, Vocabulary.of(list(docs.values()), synonyms))
+    with _INDEXED_LOCK:
+        _INDEXED[slot] = (key, value)
+    return value
 
 
 def overdue_articles(store: Store, today: date, owner: str = "") -> list[Article]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -16,6 +17,8 @@ from geo311.store.audit import write_audit
 from geo311.store.database import Database
 
 LOGGER = logging.getLogger(__name__)
+#: ``schema_info`` key of the search index's generation, new at every rebuild.
+KB_GENERATION = "kb_generation"
 _ARTICLE_FIELDS = ("title", "body", "keywords", "script", "owner", "public", "review_by")
 
 
@@ -140,8 +143,19 @@ class KnowledgeBase:
         if rows:
             conn.execute(insert(t.kb_index), rows)
         self.db.dialect.rebuild_kb_index(conn)
+        # A random token, not a counter: a database made again at the same URL must not
+        # match what a process kept of the one before.
+        conn.execute(delete(t.schema_info).where(t.schema_info.c.key == KB_GENERATION))
+        conn.execute(insert(t.schema_info).values(key=KB_GENERATION, value=uuid.uuid4().hex))
         LOGGER.info("knowledge-base index rebuilt: %s entries", len(rows))
         return len(rows)
+
+    def index_key(self) -> str:
+        """The index's generation: a new random token at every rebuild (every saved change)."""
+        with self.db.connect() as conn:
+            found = conn.execute(select(t.schema_info.c.value)
+                                 .where(t.schema_info.c.key == KB_GENERATION)).scalar()
+        return str(found or "")
 
     def documents(self, *, public_only: bool) -> list[KbDocument]:
         """Every indexed entry (the vocabulary and idf of the search come from them)."""
