@@ -29,10 +29,15 @@ Hotspot rows
     re-read; a bulk change or a service marked sensitive reloads it all.
 
 Hotspot results
-    ``web/hotspots.py`` ``_Cache`` (one per app, ``app.extensions["geo311.hotspots"]``;
+    ``web/hotspots.py`` (a ``ResultCache`` per app, ``app.extensions["geo311.hotspots"]``;
     least recently used, 64 entries): computed cells,
     district summaries and map parts keyed by the view's filters and the newest
     audit-log id; district shapes and study cells by layer version id.
+
+KPI tables
+    ``web/kpi.py`` (a ``ResultCache`` per app, ``app.extensions["geo311.kpi"]``, 32
+    entries): the district, service, trend and previous-period tables of a view, keyed
+    by layer version id, dates, period and the newest audit-log id.
 
 Open311 catalogue
     ``open311_service.Catalogue`` (one per app, ``app.extensions["open311_catalogue"]``):
@@ -54,3 +59,35 @@ Knowledge-base index
     Each ``Geocoder`` caches its answers (``Geocoder.geocode``, ``clear_caches()``)
     and lives as long as its references do.
 """
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+
+class ResultCache:
+    """Results keyed by a view and the data's version: exact while the key does not move.
+
+    Least recently used entries go first; safe to share between a server's threads.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The cached value of ``key``, built (outside the lock) when missing."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value

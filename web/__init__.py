@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         gis,
         hotspots,
         knowledge,
+        kpi,
+        navigation,
         ogc,
         open311,
         pages,
@@ -86,7 +88,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(knowledge.bp)
     auth.init_app(app)
+    navigation.init_app(app)
     app.register_blueprint(dispatch.bp)
+    app.register_blueprint(kpi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)
     app.register_blueprint(hotspots.bp)

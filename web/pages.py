@@ -122,13 +122,25 @@ def tracking(request_id: int) -> str:
     sensitive = s.store.catalogue.sensitive_codes()
     history = [e for e in s.store.audit.entries("request", request_id)]
     return render_template("request.html", r=mask_request(r, sensitive), history=history,
+                           districts=_district_lines(r),
                            withheld=WITHHELD if r.service_code in sensitive else "")
+
+
+def _district_lines(r: ServiceRequest) -> list[tuple[str, str | None]]:
+    """(layer title, district name) for the active layers only: retired maps mislead."""
+    lines = []
+    for layer, (title, names) in sorted(state().store.layers.active_district_names().items()):
+        if layer in r.districts:
+            district = r.districts[layer]
+            lines.append((title, names.get(district, district) if district else None))
+    return lines
 
 
 @bp.get("/layers")
 def layer_list() -> str:
-    """Boundary layers and their versions."""
-    return render_template("layers.html", versions=state().store.layers.versions())
+    """The active boundary layers; staff uploads stay off the public page until activated."""
+    return render_template("layers.html",
+                           versions=state().store.layers.versions(active_only=True))
 
 
 @bp.get("/api/requests/<int:request_id>")

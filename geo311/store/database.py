@@ -120,7 +120,8 @@ class Dialect:
     def before_scan(self, conn: Connection) -> None:
         """Set up a transaction about to aggregate a whole table in one pass."""
 
-    def read_all(self, engine: Engine, stmt: Any, columns: list[str]) -> pd.DataFrame:
+    def read_all(self, engine: Engine, stmt: Any, columns: list[str],
+                 text_columns: Sequence[str] = ()) -> pd.DataFrame:
         """Run a large read (a backend may stream it faster than row by row)."""
         with engine.connect() as conn:
             return to_frame(conn.execute(stmt).all(), columns)

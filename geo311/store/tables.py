@@ -37,10 +37,11 @@ from sqlalchemy.types import TypeDecorator
 #: 5: ``suspended_structure`` records what a bulk load dropped, so a killed load's
 #: indexes and foreign keys come back (next load or ``init-db``);
 #: ``users.session_generation`` ends every session of an account on logout.
-#: 6: the knowledge base: ``kb_articles`` and their earlier versions in ``kb_article_versions``;
+#: 6: ``work_order_requests.position`` keeps each stop's place in its crew's routed day.
+#: 7: the knowledge base: ``kb_articles`` and their earlier versions in ``kb_article_versions``;
 #: ``kb_index`` (articles and services, full-text indexed by each dialect);
 #: ``kb_synonyms``; ``services.accepting`` (False: kept for history, no longer offered).
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -336,6 +337,7 @@ work_order_requests = Table(
            primary_key=True),
     Column("request_id", Integer, ForeignKey("service_requests.id"), primary_key=True,
            index=True),
+    Column("position", Integer),  # the stop's place in its crew's routed day
 )
 
 work_order_notes = Table(

@@ -46,7 +46,7 @@ def test_init_db_adds_columns_an_older_release_lacked(backend_url):
         store.dispose()
 
 
-def test_init_db_adds_the_knowledge_base_to_a_version_5_database(backend_url):
+def test_init_db_adds_the_knowledge_base_to_a_version_6_database(backend_url):
     from geo311.catalogue import load_catalogue, read_catalogue
     from geo311.knowledge import load_kb, search_kb
 
@@ -56,7 +56,7 @@ def test_init_db_adds_the_knowledge_base_to_a_version_5_database(backend_url):
             for name in ("kb_article_versions", "kb_articles", "kb_index", "kb_synonyms"):
                 conn.execute(text(f'DROP TABLE "{name}"{store.db.dialect.cascade}'))
             conn.execute(t.schema_info.update().where(t.schema_info.c.key == "version")
-                         .values(value="5"))
+                         .values(value="6"))
         _older_schema(store, "accepting")
         with store.engine.begin() as conn:
             conn.execute(text(
@@ -65,7 +65,7 @@ def test_init_db_adds_the_knowledge_base_to_a_version_5_database(backend_url):
                 "TRUE, '', '[]', FALSE)"))
         added = store.schema.upgrade()
         assert "services.accepting" in added
-        assert store.db.schema_version() == t.SCHEMA_VERSION == 6
+        assert store.db.schema_version() == t.SCHEMA_VERSION == 7
         assert store.catalogue.service("SGA").accepting is True  # old services stay offered
         with store.engine.connect() as conn:
             tables = set(inspect(conn).get_table_names())

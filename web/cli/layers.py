@@ -124,7 +124,9 @@ def layers_activate(name: str, version: int, replaces: str | None) -> None:
     click.echo(f"{v.layer} version {v.version} is active; {moved} requests assigned, "
                f"{diff.open_changed} open requests changed district, "
                f"{diff.closed_kept} closed requests kept theirs"
-               + (f"; {replaces} retired" if replaces else ""))
+               + (f"; {replaces} retired" if replaces else "")
+               + (f"; crews follow: {', '.join(m['crew'] for m in diff.crews)}"
+                  if diff.crews else ""))
 
 
 @layers.command("retire")
