@@ -55,11 +55,18 @@ Open311 catalogue
     the active services, re-read after ``ttl_s`` (5 s); a code it lacks is looked up in
     the store at once, so only a changed or retired service is seen late.
 
+Knowledge-base index
+    ``knowledge._INDEXED``: per database URL and audience (public or staff), the indexed
+    documents, synonyms and vocabulary search reads, with ``store.kb.index_key()``: the
+    index's generation in ``schema_info``, a new random token at every rebuild (an
+    article or the synonyms saved, a catalogue loaded), so the next search re-reads it.
+
 ``functools.lru_cache``
     Pure functions of their arguments, never stale: ``addresses._token_features`` and
     ``addresses._parse_cached`` (address parsing), ``geocode._number_and_direction``,
     ``sla._holidays`` (a calendar's holidays of a year, with its state's public
-    holidays). ``business_calendar._load_calendar`` keeps each calendar file as first
+    holidays), ``kb_ranking.stem`` (a word's English stem).
+    ``business_calendar._load_calendar`` keeps each calendar file as first
     read (restart to see an edited shipped calendar); ``city._load`` each city profile
     file and ``city._calendar_of`` each profile's calendar likewise (restart after
     editing a profile).

@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         geocoding,
         gis,
         hotspots,
+        knowledge,
         kpi,
         navigation,
         ogc,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register(app)
     app.before_request(lambda: state().check_schema())
     app.register_blueprint(pages.bp)
+    app.register_blueprint(knowledge.bp)
     auth.init_app(app)
     navigation.init_app(app)
     app.register_blueprint(dispatch.bp)

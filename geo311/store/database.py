@@ -149,6 +149,19 @@ class Dialect:
         """Wrap a large import; a backend may suspend index upkeep while it runs."""
         yield
 
+    # -- knowledge-base search ------------------------------------------------------------
+
+    def rebuild_kb_index(self, conn: Connection) -> None:
+        """Bring the full-text index of ``kb_index`` up to date after its rows changed."""
+
+    def kb_match(self, conn: Connection, search_words: list[str], public_only: bool,
+                 limit: int) -> list[tuple[int, float]]:
+        """``(id, rank)`` of ``kb_index`` rows holding any of ``search_words``, best first.
+
+        The words are plain lower-case letters and digits; the title weighs most.
+        """
+        raise NotImplementedError
+
     # -- transactions and locks ------------------------------------------------------------
 
     @contextmanager
