@@ -57,20 +57,21 @@ def match_districts(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame,
     old_geom = {i: g for i, g in zip(old_ids, old_m.geometry.make_valid(), strict=True)}
     new_geom = new_m.geometry.make_valid().to_numpy()
     tree = new_m.sindex
-    known = set(new_ids)
+    new_index = {i: k for k, i in enumerate(new_ids)}
     out: dict[str, Successor] = {}
     for key in keys:
         geom = old_geom.get(key)
         area = float(geom.area) if geom is not None else 0.0
+        if key in new_index:  # only the share its namesake covers is measured
+            shared = (float(geom.intersection(new_geom[new_index[key]]).area)
+                      if geom is not None and area else 0.0)
+            out[key] = Successor(key, key, "same id", round(shared / area, 4) if area else 0.0)
+            continue
         overlaps: dict[str, float] = {}
         if geom is not None and area > 0:
             for k in tree.query(geom, predicate="intersects"):
                 shared = float(geom.intersection(new_geom[k]).area)
                 overlaps[new_ids[k]] = overlaps.get(new_ids[k], 0.0) + shared
-        if key in known:
-            share = overlaps.get(key, 0.0) / area if area else 0.0
-            out[key] = Successor(key, key, "same id", round(share, 4))
-            continue
         if not overlaps or max(overlaps.values()) <= 0:
             out[key] = Successor(key, None, "no overlap", 0.0)
             continue
