@@ -207,7 +207,8 @@ class LayerDiff:
                    f"district on the new map); get a first district: {self.closed_assigned}")
         for m in self.crews:
             moved = ", ".join(f"{s['old']}->{s['new'] or '(none)'}"
-                              + ("" if s["how"] == "same id" else f" ({s['share']:.0%})")
+                              + ("" if s["how"] == "same id" and s["share"] >= 0.5
+                                 else f" ({s['how']}, {s['share']:.0%} of the old district)")
                               for s in m["successors"])
             out.append(f"  crew {m['crew']}: {m['layer_from']} -> {m['layer_to']}; districts "
                        f"{','.join(m['districts_to']) or 'all'}" + (f" [{moved}]" if moved else "")

@@ -103,6 +103,7 @@ def _order_json(o: WorkOrder) -> dict[str, Any]:
 def _suggestion_json(sg: Suggestion) -> dict[str, Any]:
     return {"request_id": sg.request_id, "crew_id": sg.crew_id,
             "scheduled_date": sg.scheduled_date, "hours_left": sg.hours_left,
+            "time_left": hours_left(sg.hours_left),
             "distance_km": sg.distance_km, "reason": sg.reason}
 
 
@@ -164,9 +165,13 @@ def dispatch_map() -> str:
 @role_required(*DISPATCH_ROLES)
 def crew_list() -> str:
     """Crews and their load, active or not."""
+    return _crew_list()
+
+
+def _crew_list(error: str | None = None, form: Any = None) -> str:
     store = state().store
     return render_template("crews.html", crews=store.dispatch.crews(active_only=False),
-                           loads=store.dispatch.crew_loads(),
+                           loads=store.dispatch.crew_loads(), error=error, form=form or {},
                            layers=[v.layer for v in store.layers.versions(active_only=True)])
 
 
@@ -191,13 +196,17 @@ def _form_crew_fields(f: Any) -> dict[str, Any]:
 
 @bp.post("/dispatch/crews")
 @role_required(*DISPATCH_ROLES)
-def crew_create() -> Response:
-    """Add a crew from the form."""
-    fields = _form_crew_fields(request.form)
-    depot = fields.pop("depot")
-    crew = Crew(**fields, calendar=request.form.get("calendar") or "",
-                depot_lon=depot[0] if depot else None, depot_lat=depot[1] if depot else None)
-    core.create_crew(state().store, crew, actor=actor())
+def crew_create() -> Response | tuple[str, int]:
+    """Add a crew from the form; a refusal is shown on the form."""
+    try:
+        fields = _form_crew_fields(request.form)
+        depot = fields.pop("depot")
+        crew = Crew(**fields, calendar=request.form.get("calendar") or "",
+                    depot_lon=depot[0] if depot else None,
+                    depot_lat=depot[1] if depot else None)
+        core.create_crew(state().store, crew, actor=actor())
+    except InvalidRequest as exc:
+        return _crew_list(error=str(exc), form=request.form), 400
     return redirect(url_for("dispatch.crew_list"))
 
 

@@ -33,9 +33,18 @@ class Successor:
         return {"old": self.old, "new": self.new, "how": self.how, "share": self.share}
 
 
+#: Share of an old district its namesake must cover for the crew to keep the id.
+KEEP_ID_SHARE = 0.5
+
+
 def match_districts(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame,
                     wanted: list[str] | None = None) -> dict[str, Successor]:
     """Map district ids of ``old`` to ids of ``new``: same id, else largest overlap.
+
+    The same id is kept when the new district of that id covers at least
+    ``KEEP_ID_SHARE`` of the old one: a redistricting that reuses a number on the other
+    side of the city (Chicago's ward 34 of 2015 and of 2023 do not touch) must not send
+    a crew there.
 
     Both frames have ``district_id`` and a geometry with a CRS. ``wanted`` limits the
     old ids looked at (default: all). Overlaps are measured in the UTM zone of the
@@ -57,20 +66,22 @@ def match_districts(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame,
     old_geom = {i: g for i, g in zip(old_ids, old_m.geometry.make_valid(), strict=True)}
     new_geom = new_m.geometry.make_valid().to_numpy()
     tree = new_m.sindex
-    known = set(new_ids)
+    new_index = {i: k for k, i in enumerate(new_ids)}
     out: dict[str, Successor] = {}
     for key in keys:
         geom = old_geom.get(key)
         area = float(geom.area) if geom is not None else 0.0
+        if key in new_index:  # the namesake keeps the crew when it covers enough
+            shared = (float(geom.intersection(new_geom[new_index[key]]).area)
+                      if geom is not None and area else 0.0)
+            if area and shared / area >= KEEP_ID_SHARE:
+                out[key] = Successor(key, key, "same id", round(shared / area, 4))
+                continue
         overlaps: dict[str, float] = {}
         if geom is not None and area > 0:
             for k in tree.query(geom, predicate="intersects"):
                 shared = float(geom.intersection(new_geom[k]).area)
                 overlaps[new_ids[k]] = overlaps.get(new_ids[k], 0.0) + shared
-        if key in known:
-            share = overlaps.get(key, 0.0) / area if area else 0.0
-            out[key] = Successor(key, key, "same id", round(share, 4))
-            continue
         if not overlaps or max(overlaps.values()) <= 0:
             out[key] = Successor(key, None, "no overlap", 0.0)
             continue

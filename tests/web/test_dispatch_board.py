@@ -211,3 +211,16 @@ def test_gis_diff_cli_and_dispatch_pages_after_the_2023_wards(app, runner, staff
     assert c.get("/dispatch").status_code == 200
     crew_page = c.get(f"/dispatch/crews/{south.id}").get_data(as_text=True)
     assert "crew remapped" in crew_page and "wards_2015_2023 → wards_2023" in unescape(crew_page)
+
+
+def test_new_crew_refused_on_the_form(staff_client, board):
+    c = staff_client("dispatcher")
+    r = c.post("/dispatch/crews", data={"name": "West", "layer": LAYER, "districts": "1,99",
+                                        "capacity_per_day": "4"})
+    assert r.status_code == 400
+    body = r.get_data(as_text=True)
+    assert 'id="new-crew"' in body and 'id="form-error"' in body and 'value="West"' in body
+    assert "are not in layer" in body
+    assert [x.name for x in board[0].dispatch.crews(active_only=False)] == ["North", "South"]
+    suggestions = c.get(f"/api/dispatch/suggestions?layer={LAYER}").get_json()
+    assert suggestions and all(s["time_left"].endswith("overdue") for s in suggestions)
