@@ -70,7 +70,6 @@ def test_crews_follow_the_2023_wards_and_suggestions_run(wards23_store, ctx):
     assert diff.crews == dry.crews
 
     old_file, new_file = _shapefile(OLD), _shapefile(NEW)
-    new_wards = set(new_file["ward"])
     for crew in (loop, north):
         after = store.dispatch.crew(crew.id)
         assert after.layer == NEW and after.active
