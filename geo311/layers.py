@@ -22,7 +22,7 @@ import pandas as pd
 import shapely
 
 from geo311.boundaries.files import checksum
-from geo311.boundaries.quality import LayerReport, outside_area
+from geo311.boundaries.quality import LayerReport, outside_area, sanity_findings
 from geo311.boundaries.reading import read_layer
 from geo311.boundaries.succession import match_districts
 from geo311.city import active_profile
@@ -82,8 +82,10 @@ def load_layer(
 ) -> LoadResult:
     """Read a boundary file and store it as the next version of layer ``name``.
 
-    A version with rejected features is stored but not activated unless
-    ``force``: its holes would leave requests without a district. The report says
+    A version with rejected features, or with districts no city has (far outside the
+    service area, empty, implausibly large or small, drawn twice: ``report.findings``),
+    is stored but not activated unless ``force``: its holes would leave requests
+    without a district, its impossible districts would take requests. The report says
     which districts reach beyond the active service area (``service_area`` names it
     when configured; default: the active layer whose role is ``service_area``).
 
@@ -102,12 +104,14 @@ def load_layer(
                         id_rule=id_rule, max_unzipped_bytes=max_unzipped_bytes)
     report = loaded.report
     area_name = service_area_layer(store, service_area)
+    area = None
     if area_name is not None and area_name != name and role != "service_area":
         area = shapely.union_all(store.layers.features(area_name).geometry.to_numpy())
         report.service_area = area_name
         report.outside = outside_area(loaded.features, area, OUTSIDE_TOLERANCE_M2)
         report.outside_area_m2 = round(sum(o["outside_m2"] for o in report.outside), 1)
         report.outside_tolerance_m2 = OUTSIDE_TOLERANCE_M2
+    report.findings = sanity_findings(loaded.features, area, report.overlaps)
     version = store.layers.add_version(
         name, loaded.features, title=title, role=role, description=description,
         source_file=Path(path).name, source_crs=report.source_crs, checksum=checksum(path),
@@ -117,13 +121,14 @@ def load_layer(
     if not activate or not (report.valid or force):
         return LoadResult(version, report, activated=False)
     version, moved, _diff = activate_version(store, name, version.version, actor=loaded_by,
-                                             boundary_tolerance_m=boundary_tolerance_m)
+                                             boundary_tolerance_m=boundary_tolerance_m,
+                                             force=force)
     return LoadResult(version, report, activated=True, reassigned=moved)
 
 
 def activate_version(
     store: LayerStore, name: str, version: int, *, actor: str = "system",
-    boundary_tolerance_m: float = 15.0, replaces: str | None = None,
+    boundary_tolerance_m: float = 15.0, replaces: str | None = None, force: bool = False,
 ) -> tuple[LayerVersion, int, LayerDiff]:
     """Activate a layer version and reassign stored requests.
 
@@ -139,6 +144,13 @@ def activate_version(
     --------
     >>> activate_version(store, "wards", 2, actor="gis")  # doctest: +SKIP
     """
+    findings = store.layers.version(name, version).report.get("findings") or []
+    if findings and not force:
+        listed = "; ".join(f"{f['district_id']}: {f['kind']} ({f['detail']})"
+                           for f in findings[:5])  # type: ignore[index]
+        districts = len({f["district_id"] for f in findings})  # type: ignore[index]
+        raise InvalidRequest(f"{name} version {version} has {districts} districts no "
+                             f"city has ({listed}); fix the file, or activate with force")
     plan = _plan(store, name, version, replaces, boundary_tolerance_m)
     version_row = store.layers.activate(
         name, version, actor=actor,
@@ -464,6 +476,7 @@ def describe_layer(store: LayerStore, name: str, version: int | None = None) -> 
         "versions": [(x.version, x.status) for x in store.layers.versions(name)],
         "overlaps": report.get("overlaps", []), "gaps": report.get("gaps", []),
         "outside": report.get("outside", []),
+        "findings": report.get("findings", []),
         "crews": _crews_of_version(store, v),
     }
 

@@ -162,7 +162,8 @@ def activate(name: str, version: int) -> Response:
     """Activate a version (one transaction, audited), retiring the layer it replaces."""
     s = state()
     activate_version(s.store, name, version, actor=actor(), replaces=_replaces(),
-                     boundary_tolerance_m=s.settings.boundary_tolerance_m)
+                     boundary_tolerance_m=s.settings.boundary_tolerance_m,
+                     force=request.form.get("force") == "1")
     return redirect(url_for("gis.report", name=name, version=version), code=303)
 
 

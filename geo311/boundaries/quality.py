@@ -18,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.ops
 from pyproj import CRS
 
 LOGGER = logging.getLogger(__name__)
@@ -63,11 +64,14 @@ class LayerReport:
     outside: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     outside_area_m2: float = 0.0
     outside_tolerance_m2: float = 0.0
+    #: Districts that cannot be right (``sanity_findings``): they block activation unless
+    #: forced, as rejected features do.
+    findings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def valid(self) -> bool:
-        """Whether every feature of the source made it into the layer."""
-        return not any(p.action == "rejected" for p in self.problems)
+        """Whether every feature made it into the layer and none looks impossible."""
+        return not any(p.action == "rejected" for p in self.problems) and not self.findings
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as plain JSON-ready values."""
@@ -121,6 +125,79 @@ def outside_area(
         for i, point in zip(picks, inside, strict=True)
     ]
     return sorted(items, key=lambda item: -item["outside_m2"])
+
+
+#: A district this far (metres) from the service area, or from every other district of
+#: its layer, is not part of the city: a test polygon at 0°,0°, a swapped coordinate.
+FAR_M = 5_000.0
+#: A district this many times the median district's area is implausible (a county
+#: loaded as a ward); one under this share of the median is a sliver, not a district.
+AREA_RATIO_MAX, AREA_RATIO_MIN = 50.0, 1e-4
+#: A district whose overlaps with others cover this share of it is drawn twice.
+OVERLAP_SHARE_MAX = 0.10
+
+
+def sanity_findings(features: gpd.GeoDataFrame, area: Any = None,
+                    overlaps: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Districts no city has: far away, empty, implausibly large or small, drawn twice.
+
+    ``area`` is the service area (EPSG:4326) when one is active; without it a district
+    is far when it lies ``FAR_M`` from every other district of the layer. Areas are
+    geodesic, so a polygon on another continent is measured right. Each finding has
+    ``kind`` (``far_outside``, ``empty``, ``implausible_area``, ``overlapping``),
+    ``district_id``, ``name`` and a ``detail`` in words.
+
+    Examples
+    --------
+    >>> from shapely import box
+    >>> f = gpd.GeoDataFrame({"district_id": ["1", "2"], "name": [None, None]},
+    ...                      geometry=[box(-87.7, 41.8, -87.6, 41.9), box(0, 0, 0.7, 0.7)],
+    ...                      crs=4326)
+    >>> [x["kind"] for x in sanity_findings(f, box(-87.7, 41.8, -87.6, 41.9))]
+    ['far_outside']
+    """
+    if features.empty:
+        return []
+    geod = CRS.from_epsg(4326).get_geod()
+    geoms = features.geometry.to_numpy()
+    ids = features["district_id"].astype(str).tolist()
+    names = [as_text(n) for n in features["name"]]
+    areas = np.array([abs(geod.geometry_area_perimeter(g)[0]) if g is not None and not
+                      g.is_empty else 0.0 for g in geoms])
+    found: list[dict[str, Any]] = []
+
+    def add(i: int, kind: str, detail: str) -> None:
+        found.append({"kind": kind, "district_id": ids[i], "name": names[i], "detail": detail})
+
+    for i, g in enumerate(geoms):
+        if areas[i] < 1.0:
+            add(i, "empty", "no area")
+            continue
+        reference = area if area is not None and not area.is_empty else shapely.union_all(
+            [x for k, x in enumerate(geoms) if k != i and areas[k] >= 1.0])
+        if reference is None or reference.is_empty:
+            continue
+        a, b = shapely.ops.nearest_points(g, reference)
+        far = geod.inv(a.x, a.y, b.x, b.y)[2]
+        if far > FAR_M:
+            what = "the service area" if area is not None else "every other district"
+            add(i, "far_outside", f"{far / 1000:,.0f} km from {what}")
+    usable = areas[areas >= 1.0]
+    if len(usable) >= 5:
+        median = float(np.median(usable))
+        for i, a_m2 in enumerate(areas):
+            if a_m2 >= 1.0 and not AREA_RATIO_MIN <= a_m2 / median <= AREA_RATIO_MAX:
+                add(i, "implausible_area", f"{a_m2 / 1e6:,.3f} km², {a_m2 / median:,.4g} "
+                    "times the median district")
+    shared: dict[str, float] = defaultdict(float)
+    for o in overlaps or []:
+        for district in o.get("ids", []):
+            shared[str(district)] += float(o.get("area_m2", 0.0))
+    for i, district in enumerate(ids):
+        if areas[i] >= 1.0 and shared.get(district, 0.0) / areas[i] > OVERLAP_SHARE_MAX:
+            add(i, "overlapping", f"{100 * shared[district] / areas[i]:.0f} % of it is also "
+                "in other districts")
+    return found
 
 
 def layer_quality(

@@ -6,6 +6,7 @@ import json
 import zipfile
 
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 import pytest
 import shapely
@@ -217,3 +218,26 @@ def test_cli_diff_activate_retire(runner, gis):
     assert info["status"] == "retired" and info["service_area"] == "community_areas"
     missing = runner.invoke(cli, ["layers", "diff", "wards_2023", "--version", "7"])
     assert missing.exit_code == 1 and "no version 7" in missing.output
+
+
+@pytest.mark.both_backends
+def test_a_test_layer_at_zero_zero_is_not_valid_and_waits_for_force(client, gis):
+    wards = gpd.read_file(SHAPEFILES / "wards_2023")[["ward", "geometry"]].to_crs(4326)
+    bad = gpd.GeoDataFrame({"ward": ["99"]}, geometry=[shapely.box(0, 0, 0.7, 0.7)], crs=4326)
+    layer = gpd.GeoDataFrame(pd.concat([wards, bad], ignore_index=True), crs=4326)
+    r = _upload(client, layer.to_json().encode(), "bad.geojson", name="bad")
+    assert r.status_code == 303
+    v = gis.layers.version("bad")
+    assert v.status == "inactive"
+    info = client.get("/gis/layers/bad/versions/1/report.json").get_json()
+    assert info["valid"] is False
+    assert {(f["district_id"], f["kind"]) for f in info["findings"]} == {
+        ("99", "far_outside"), ("99", "implausible_area")}  # about 6,000 km² at 0°, 0°
+    page = client.get("/gis/layers/bad/versions/1/report").get_data(as_text=True)
+    assert 'id="valid">no: 1 districts no city has' in page and 'id="sanity"' in page
+    assert "bad" not in client.get("/layers").get_data(as_text=True).split("<h1>")[1]
+    refused = client.post("/gis/layers/bad/versions/1/activate", data={})
+    assert refused.status_code == 400 and "far_outside" in refused.get_data(as_text=True)
+    assert gis.layers.version("bad").status == "inactive"
+    forced = client.post("/gis/layers/bad/versions/1/activate", data={"force": "1"})
+    assert forced.status_code == 303 and gis.layers.version("bad").status == "active"

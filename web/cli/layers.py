@@ -57,10 +57,15 @@ def layers_load(path: Path, name: str, id_field: str | None, name_field: str | N
     if report.service_area:
         click.echo(f"  beyond service area {report.service_area}: {len(report.outside)} "
                    f"districts ({report.outside_area_m2:,.0f} m²)")
+    for f in report.findings:
+        click.echo(f"  district {f['district_id']}: {f['kind'].replace('_', ' ')} "
+                   f"({f['detail']})")
     if result.activated:
         click.echo(f"  active; {result.reassigned} stored requests assigned")
     elif not report.valid and not no_activate:
-        click.echo("  NOT activated: some features were rejected (fix the file or use --force)")
+        why = ("some districts look impossible" if report.findings else
+               "some features were rejected")
+        click.echo(f"  NOT activated: {why} (fix the file or use --force)")
     else:
         click.echo("  stored inactive")
 
@@ -121,11 +126,14 @@ def layers_diff(name: str, version: int, replaces: str | None, as_json: bool) ->
 @click.argument("name")
 @click.option("--version", "version", type=int, required=True, help="Version to activate.")
 @click.option("--replaces", help="Retire this other layer in the same transaction.")
-def layers_activate(name: str, version: int, replaces: str | None) -> None:
+@click.option("--force", is_flag=True,
+              help="Activate although the report lists districts no city has.")
+def layers_activate(name: str, version: int, replaces: str | None, force: bool) -> None:
     """Activate a version: open requests move to it, closed ones keep their district."""
     s = state()
     v, moved, diff = activate_version(s.store, name, version, actor="cli", replaces=replaces,
-                                      boundary_tolerance_m=s.settings.boundary_tolerance_m)
+                                      boundary_tolerance_m=s.settings.boundary_tolerance_m,
+                                      force=force)
     click.echo(f"{v.layer} version {v.version} is active; {moved} requests assigned, "
                f"{diff.open_changed} open requests changed district, "
                f"{diff.closed_kept} closed requests kept theirs"
