@@ -159,7 +159,11 @@ class CityProfile:
 
         Closure dates of the profile are added to either.
         """
-        return _calendar_of(self)
+        found = self.__dict__.get("_calendar")
+        if found is None:
+            found = _calendar_of(self)
+            object.__setattr__(self, "_calendar", found)  # asked for every SLA clock
+        return found
 
 
 def read_profile(path: str | Path) -> CityProfile:
@@ -211,6 +215,7 @@ def shipped_cities() -> list[str]:
     return sorted(p.parent.name for p in CITIES_PATH.glob("*/city.toml"))
 
 
+@functools.lru_cache(maxsize=1)
 def default_city() -> str:
     """The shipped profile used when ``GEO311_CITY`` is unset."""
     return DEFAULT_CITY_FILE.read_text(encoding="utf-8").strip()
@@ -218,6 +223,12 @@ def default_city() -> str:
 
 def load_profile(name_or_path: str | Path = "") -> CityProfile:
     """A shipped profile by name or a profile file by path; empty means ``default_city()``."""
+    return _named(str(name_or_path))
+
+
+@functools.lru_cache(maxsize=32)
+def _named(name_or_path: str) -> CityProfile:
+    # Asked for every SLA clock on "the city's calendar": resolved once per name.
     return _load(str(profile_path(name_or_path or default_city()).resolve()))
 
 
