@@ -125,6 +125,8 @@ def write_rejects(path: str | Path, rejected: list[tuple[int, str]]) -> None:
 def read_mapping(name_or_path: str | Path) -> Mapping:
     """Load a shipped mapping by name (a file stem in ``mappings/``) or a mapping file.
 
+    A name may also be that of a mapping file the active city profile lists.
+
     Examples
     --------
     >>> from geo311.city import load_profile
@@ -134,6 +136,13 @@ def read_mapping(name_or_path: str | Path) -> Mapping:
     path = Path(name_or_path)
     if not path.suffix:
         path = MAPPINGS_PATH / f"{name_or_path}.toml"
+    if not path.is_file():
+        # A mapping the active city profile lists, by its file's name ("springfield-311").
+        from geo311.city import active_profile
+
+        own = [Path(m) for m in active_profile().mappings
+               if Path(m).stem == str(name_or_path) and Path(m).is_file()]
+        path = own[0] if own else path
     if not path.is_file():
         known = sorted(p.stem for p in MAPPINGS_PATH.glob("*.toml"))
         raise InvalidRequest(

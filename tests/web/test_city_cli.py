@@ -65,6 +65,11 @@ def test_demo_of_a_city_from_its_profile_then_learning_intersections(
     assert state.settings.timezone == "America/New_York"
     again = runner.invoke(cli, ["demo", "--city", str(profile), "--no-serve"])
     assert "layer springfield: already loaded" in again.output
+    # The profile's own mapping is known by its name, as a shipped one is.
+    again_import = runner.invoke(cli, ["import", str(profile.parent / "requests" / "requests.csv"),
+                                       "--mapping", "springfield-311"])
+    assert again_import.exit_code == 0 and "stored 0, updated 0, unchanged 5" in \
+        again_import.output, again_import.output
     learned = runner.invoke(cli, ["addresses", "learn"])
     assert learned.exit_code == 0
     assert "learned 2 address points and 1 intersections" in learned.output
