@@ -79,8 +79,13 @@ def test_closures_and_hours_of_the_city(tmp_path):
 
 def test_the_citys_address_geocodes_and_another_citys_is_refused(minimal, tmp_path):
     g = geocoder_over(frames(sf.write_city(tmp_path / "files").parent), minimal)
-    found = g.geocode("11 MAIN ST, SPRINGFIELD")
+    found = g.geocode("100 E STATE ST, SPRINGFIELD")
     assert found.match == "exact"
+    assert g.geocode("100 E State Street, Springfield, MA 01103").match == "exact"
+    # MAIN ST is in two neighbourhoods: without a ZIP code or neighbourhood, ambiguous.
+    for text in ("29 MAIN ST", "29 MAIN ST, SPRINGFIELD", "29 Main Street"):
+        twin = g.geocode(text)
+        assert twin.match == "none" and "01103 and 01108 of Springfield" in twin.reason
     assert g.geocode("11 Main Street, Springfield, MA 01103").match == "exact"
     for text in ("29 MAIN ST, CHICAGO", "29 MAIN ST CHICAGO IL"):
         refused = g.geocode(text)
