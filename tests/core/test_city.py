@@ -241,3 +241,14 @@ def test_geo311_city_selects_a_profile_by_path(tmp_path, monkeypatch):
 def test_an_unknown_street_is_refused_naming_the_city(geocoder):
     g = geocoder.geocode("12 NOWHERE LN, SPRINGFIELD")
     assert g.match == "none" and "known in Springfield" in g.reason
+
+
+def test_crews_and_slas_default_to_the_citys_calendar(tmp_path, monkeypatch):
+    from geo311.model import Crew, Service
+    from geo311.sla import calendar_of
+
+    monkeypatch.setenv("GEO311_CITY", str(sf.write_minimal(tmp_path)))
+    crew = Crew("north", "wards")
+    assert crew.calendar == "" and load_calendar(crew.calendar).state_holidays == "MA"
+    service = Service("PH", "Pothole")
+    assert not calendar_of(service).is_business_day(date(2026, 4, 20))   # Patriots' Day

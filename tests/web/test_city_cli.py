@@ -97,3 +97,10 @@ def test_pages_show_the_citys_branding_escaped(client, tmp_path, monkeypatch):
     page = client.get("/").get_data(as_text=True)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; 311" in page and "<script>alert" not in page
     assert "311 &amp; more" in page and "--city-primary: #1f4e79;" in page
+
+
+def test_maps_open_where_the_profile_says(client, tmp_path, monkeypatch):
+    assert "41.8358, -87.6877" in client.get("/").get_data(as_text=True)   # the default city
+    monkeypatch.setenv("GEO311_CITY", str(sf.write_city(tmp_path / "sf")))
+    page = client.get("/").get_data(as_text=True)
+    assert "42.1015, -72.5898" in page and "41.8358" not in page
