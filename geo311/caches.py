@@ -32,21 +32,41 @@ Hotspot rows
     re-read; a bulk change or a service marked sensitive reloads it all.
 
 Hotspot results
-    ``web/hotspots.py`` ``_Cache`` (one per app, ``app.extensions["geo311.hotspots"]``;
+    ``web/hotspots.py`` (a ``ResultCache`` per app, ``app.extensions["geo311.hotspots"]``;
     least recently used, 64 entries): computed cells,
     district summaries and map parts keyed by the view's filters and the newest
     audit-log id; district shapes and study cells by layer version id.
+
+KPI rows
+    ``kpi_index.KpiIndex`` (one per app, ``app.extensions["geo311.kpi_rows"]``): every
+    request's service, status, times and group role, and its district per layer version
+    asked for, caught up to the newest audit-log id like the hotspot rows (requests named
+    by newer entries or updated since are re-read); a bulk change, or any change to
+    services, layers or the schema (an SLA set for a service moves many due times),
+    reloads it all.
+
+KPI tables
+    ``web/kpi.py`` (a ``ResultCache`` per app, ``app.extensions["geo311.kpi"]``, 32
+    entries): the district, service, trend and previous-period tables of a view, keyed
+    by layer version id, dates, period and the newest audit-log id.
 
 Open311 catalogue
     ``open311_service.Catalogue`` (one per app, ``app.extensions["open311_catalogue"]``):
     the active services, re-read after ``ttl_s`` (5 s); a code it lacks is looked up in
     the store at once, so only a changed or retired service is seen late.
 
+Knowledge-base index
+    ``knowledge._INDEXED``: per database URL and audience (public or staff), the indexed
+    documents, synonyms and vocabulary search reads, with ``store.kb.index_key()``: the
+    index's generation in ``schema_info``, a new random token at every rebuild (an
+    article or the synonyms saved, a catalogue loaded), so the next search re-reads it.
+
 ``functools.lru_cache``
     Pure functions of their arguments, never stale: ``addresses._token_features`` and
     ``addresses._parse_cached`` (address parsing), ``geocode._number_and_direction``,
     ``sla._holidays`` (a calendar's holidays of a year, with its state's public
-    holidays). ``business_calendar._load_calendar`` keeps each calendar file as first
+    holidays), ``kb_ranking.stem`` (a word's English stem).
+    ``business_calendar._load_calendar`` keeps each calendar file as first
     read (restart to see an edited shipped calendar); ``city._named`` and ``city._load``
     each city profile (by the name or path given, and by file), ``city.default_city``
     the default's name and ``city._calendar_of`` each profile's calendar likewise
@@ -54,3 +74,35 @@ Open311 catalogue
     Each ``Geocoder`` caches its answers (``Geocoder.geocode``, ``clear_caches()``)
     and lives as long as its references do.
 """
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+
+class ResultCache:
+    """Results keyed by a view and the data's version: exact while the key does not move.
+
+    Least recently used entries go first; safe to share between a server's threads.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._size = size
+
+    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The cached value of ``key``, built (outside the lock) when missing."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value

@@ -25,7 +25,7 @@ CATALOGUES = Path(__file__).parent / "catalogues"
 _CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _LISTS = ("singlevaluelist", "multivaluelist")
 _SERVICE_KEYS = {"code", "name", "group", "description", "keywords", "sla_days", "agency",
-                 "duplicates", "attributes"}
+                 "duplicates", "attributes", "accepting"}
 _ATTRIBUTE_KEYS = {"code", "datatype", "description", "required", "variable", "order",
                    "datatype_description", "values"}
 _RULE_KEYS = {"radius_m", "window_days", "scope", "only_open"}
@@ -86,6 +86,10 @@ def parse_service(entry: Any, where: str) -> Service:
     sla = entry.get("sla_days")
     if sla is not None and (not isinstance(sla, int | float) or sla <= 0):
         raise InvalidRequest(f"{where}: sla_days was {sla!r} but is expected to be > 0")
+    accepting = entry.get("accepting", True)
+    if not isinstance(accepting, bool):
+        raise InvalidRequest(f"{where}: accepting was {accepting!r} but is expected to be "
+                             "true or false")
     rule = None
     if "duplicates" in entry:
         d = entry["duplicates"]
@@ -108,7 +112,8 @@ def parse_service(entry: Any, where: str) -> Service:
                    description=str(entry.get("description", "")),
                    keywords=str(entry.get("keywords", "")),
                    sla_days=None if sla is None else float(sla), duplicate_rule=rule,
-                   agency=str(entry.get("agency", "")), attributes=attributes)
+                   agency=str(entry.get("agency", "")), attributes=attributes,
+                   accepting=accepting)
 
 
 def parse_attribute(entry: Any, where: str) -> Attribute:
@@ -161,6 +166,7 @@ def load_catalogue(store: Store, services: Sequence[Service], *, source: str = "
                    actor: str = "system") -> tuple[int, int]:
     """Upsert ``services`` into the catalogue; audited. Returns (added, updated)."""
     added = store.catalogue.upsert(services)
+    store.kb.reindex()  # services are searchable with the knowledge base
     store.audit.add("catalogue_loaded", "service", source,
                 {"services": len(services), "added": added}, actor)
     LOGGER.info("loaded %s services from %s (%s new)", len(services), source, added)

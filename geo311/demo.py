@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from geo311.catalogue import load_catalogue, read_catalogue
+from geo311.catalogue import CATALOGUES, load_catalogue, read_catalogue
 from geo311.city import SHIPPED, CityProfile, DemoFiles
 from geo311.config import SHIPPED_ROOT, Settings
 from geo311.errors import InvalidRequest
 from geo311.gazetteer import learn_references, load_reference
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context
+from geo311.knowledge import load_kb
 from geo311.layerdefs import read_layer_definitions
 from geo311.layers import load_definitions
 from geo311.open311_service import refresh_stored_records
@@ -65,6 +66,8 @@ def prepare_demo(store: Store, settings: Settings, context: Callable[[], Context
                                         source=catalogue, actor="demo")
         name = Path(catalogue).stem if "/" in catalogue else catalogue
         report(f"service catalogue {name}: {added} services added, {updated} updated")
+        if "/" not in catalogue and (CATALOGUES / f"{catalogue}-kb").is_dir():
+            load_kb(store, catalogue, actor="demo")  # the starter knowledge base beside it
     data_path = settings.data_path if demo.data == SHIPPED else Path(demo.data)
     for line in load_demo_references(store, data_path, demo.references):
         report(line)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,17 +40,65 @@ def create_crew(store: Store, crew: Crew, *, actor: str = "system") -> Crew:
     >>> create_crew(store, Crew("Streets North", "wards_2015_2023", ("40", "47")))
     ... # doctest: +SKIP
     """
+    _check_crew(store, crew)
+    return store.dispatch.add_crew(crew, actor=actor)
+
+
+#: What ``edit_crew`` may change.
+CREW_FIELDS = ("name", "layer", "districts", "service_groups", "capacity_per_day", "calendar",
+               "depot", "active")
+
+
+def edit_crew(store: Store, crew: int | str, *, actor: str = "system",
+              **changes: Any) -> Crew:
+    """Change a crew (id or name): any of ``CREW_FIELDS``; audited with old and new values.
+
+    ``depot`` is ``(lon, lat)`` or None (no depot). Checked as a new crew is: districts
+    must be on the crew's layer, capacity at least 1, the calendar known.
+
+    Examples
+    --------
+    >>> edit_crew(store, "Streets North", districts=("40", "47", "48"), capacity_per_day=10)
+    ... # doctest: +SKIP
+    """
+    unknown = sorted(set(changes) - set(CREW_FIELDS))
+    if unknown:
+        raise InvalidRequest(f"crew fields {unknown} are not in {list(CREW_FIELDS)}")
+    found = store.dispatch.crew(crew)
+    values = dict(changes)
+    if "depot" in values:
+        depot = values.pop("depot")
+        values["depot_lon"], values["depot_lat"] = depot if depot is not None else (None, None)
+    for key in ("districts", "service_groups"):
+        if key in values:
+            values[key] = tuple(str(v).strip() for v in values[key] if str(v).strip())
+    if "name" in values:
+        values["name"] = str(values["name"]).strip()
+    _check_crew(store, dc_replace(found, **values))
+    assert found.id is not None
+    return store.dispatch.update_crew(found.id, values, actor=actor)
+
+
+def _check_crew(store: Store, crew: Crew) -> None:
     if not crew.name.strip():
         raise InvalidRequest("a crew needs a name")
     if crew.capacity_per_day < 1:
         raise InvalidRequest(
             f"capacity_per_day was {crew.capacity_per_day} but is expected to be >= 1")
-    known = set(store.layers.features(crew.layer)["district_id"].astype(str))
+    features = store.layers.features(crew.layer)
+    known = set(features["district_id"].astype(str))
     unknown = sorted(set(crew.districts) - known)
     if unknown:
         raise InvalidRequest(f"districts {unknown} are not in layer {crew.layer!r}")
+    if crew.depot is not None:
+        lon, lat = crew.depot
+        x0, y0, x1, y1 = features.total_bounds
+        if not (x0 - 0.25 <= lon <= x1 + 0.25 and y0 - 0.25 <= lat <= y1 + 0.25):
+            raise InvalidRequest(
+                f"depot lon {lon}, lat {lat} lies far outside layer {crew.layer!r} (lon "
+                f"{x0:.2f} to {x1:.2f}, lat {y0:.2f} to {y1:.2f}); were latitude and "
+                "longitude swapped?")
     load_calendar(crew.calendar)
-    return store.dispatch.add_crew(crew, actor=actor)
 
 
 def create_work_order(store: Store, crew: int | str, request_ids: Sequence[int], *,
@@ -61,8 +110,10 @@ def create_work_order(store: Store, crew: int | str, request_ids: Sequence[int],
     return store.dispatch.add_work_order(found.id, request_ids, day, actor=actor)
 
 
-def _day(scheduled: date | str | None, crew: Crew) -> str:
+def _day(scheduled: date | str | None, crew: Crew | None) -> str:
     if scheduled is None:
+        if crew is None:
+            raise InvalidRequest("a day is needed (YYYY-MM-DD)")
         return datetime.now(load_calendar(crew.calendar).zone).date().isoformat()
     if isinstance(scheduled, date):
         return scheduled.isoformat()
@@ -211,7 +262,9 @@ def suggest(store: Store, layer: str, *, district: str | None = None,
     now = now or datetime.now(UTC)
     version = store.layers.version(layer)
     if version.status != "active":
-        raise InvalidRequest(f"layer {layer!r} has no active version")
+        active = [v.layer for v in store.layers.versions(active_only=True)]
+        raise InvalidRequest(f"layer {layer!r} has no active version (it is {version.status}); "
+                             f"active layers: {active}")
     frame = store.dispatch.frame(version.id, district=district)
     crews = [c for c in store.dispatch.crews() if c.layer == layer]
     days = {int(c.id or 0): crew_business_days(c, now.date(), horizon_days) for c in crews}
@@ -221,9 +274,25 @@ def suggest(store: Store, layer: str, *, district: str | None = None,
 
 def accept(store: Store, picks: Sequence[tuple[int, int, str]], *,
            actor: str = "system") -> list[WorkOrder]:
-    """Create a work order per ``(request_id, crew_id, date)``: accepted or overridden."""
-    return [store.dispatch.add_work_order(crew_id, [request_id], day, actor=actor)
-            for request_id, crew_id, day in picks]
+    """Put accepted (or overridden) ``(request_id, crew_id, date)`` picks on work orders.
+
+    One work order per crew and day: picks of the same crew and day share one, and
+    join that crew's assigned work order of the day when there is one (its stops are
+    appended). Returns the work orders made or extended, by crew then day.
+    """
+    days: dict[tuple[int, str], list[int]] = {}
+    for request_id, crew_id, day in picks:
+        days.setdefault((int(crew_id), _day(day, None)), []).append(int(request_id))
+    out = []
+    for (crew_id, day), ids in sorted(days.items()):
+        same_day = store.dispatch.work_orders(crew_id=crew_id, status=("assigned",),
+                                              scheduled_date=day)
+        if same_day:
+            out.append(store.dispatch.add_stops(same_day[0].id, ids, actor=actor))
+        else:
+            out.append(store.dispatch.add_work_order(crew_id, ids, day, actor=actor))
+    LOGGER.info("accepted %s suggestions onto %s work orders", len(picks), len(out))
+    return out
 
 
 # -- routes --------------------------------------------------------------------------
@@ -231,25 +300,30 @@ def accept(store: Store, picks: Sequence[tuple[int, int, str]], *,
 
 def order_route(store: Store, crew: int | str, scheduled: date | str | None = None, *,
                 search: str = "greedy_descent", actor: str = "system") -> list[WorkOrder]:
-    """Order a crew's open work orders of one day and store the positions.
+    """Order every stop of a crew's open work orders of one day and store the positions.
 
-    A work order with several stops is visited at its first stop's place.
+    A work order's position is that of its first stop on the route; each stop keeps
+    its own place, so a work order with several stops is visited stop by stop.
     """
     found = store.dispatch.crew(crew)
     day = _day(scheduled, found)
     orders = store.dispatch.work_orders(crew_id=found.id, status=ACTIVE_WORK_STATUSES,
-                               scheduled_date=day)
+                                        scheduled_date=day)
     if not orders:
         return []
-    points = store.dispatch.frame(None, unassigned_only=False,
-                                  ids=[o.request_ids[0] for o in orders])
+    stops = [(o.id, r) for o in orders for r in o.request_ids]
+    points = store.dispatch.frame(None, unassigned_only=False, ids=[r for _o, r in stops])
     where = {int(r.id): (float(r.lon), float(r.lat)) for r in points.itertuples()}
-    located = [o for o in orders if o.request_ids[0] in where]
-    lon = [where[o.request_ids[0]][0] for o in located]
-    lat = [where[o.request_ids[0]][1] for o in located]
-    order = route_order(lon, lat, found.depot, search=search)
-    store.dispatch.set_route_positions({located[k].id: pos + 1 for pos, k in enumerate(order)},
-                              actor=actor)
+    located = [(o, r) for o, r in stops if r in where]
+    if not located:
+        return orders
+    order = route_order([where[r][0] for _o, r in located], [where[r][1] for _o, r in located],
+                        found.depot, search=search)
+    stop_positions = {located[k]: pos + 1 for pos, k in enumerate(order)}
+    first: dict[int, int] = {}
+    for (order_id, _r), pos in stop_positions.items():
+        first[order_id] = min(pos, first.get(order_id, pos))
+    store.dispatch.set_route_positions(first, stops=stop_positions, actor=actor)
     LOGGER.info("routed %s stops of crew %s on %s", len(order), found.name, day)
     return store.dispatch.work_orders(crew_id=found.id, status=ACTIVE_WORK_STATUSES,
-                             scheduled_date=day)
+                                      scheduled_date=day)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import h3.api.basic_int as h3
 import numpy as np
@@ -34,7 +35,14 @@ CONFIDENCE = ((99, 0.01), (95, 0.05), (90, 0.10))
 #: Sensitive services' locations are shown as the centre of their cell at this level
 #: (edge about 170 m).
 MASK_RESOLUTION = 9
-EMERGING_LABELS = ("new", "intensifying", "persistent", "diminishing")
+#: Space-time hot-spot patterns (the classes of emerging hot-spot analysis), hot first;
+#: each has a cold twin, labelled with " cold" after it.
+HOT_PATTERNS = ("new", "consecutive", "intensifying", "persistent", "diminishing",
+                "sporadic", "oscillating", "historical")
+EMERGING_LABELS = HOT_PATTERNS + tuple(f"{p} cold" for p in HOT_PATTERNS)
+#: A week holding fewer requests than this share of the median busy week is a gap
+#: (a sample's edge, an outage), not data to find trends in.
+COVERED_WEEK_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -339,27 +347,20 @@ def emerging_hotspots(cells: np.ndarray, bins: np.ndarray, weights: np.ndarray,
                       study_cells: np.ndarray | None = None, *, n_bins: int | None = None,
                       k: int = 1, alpha: float = 0.05,
                       persistent_share: float = 0.9) -> pd.DataFrame:
-    """Label each cell's hot-spot history over time bins (weeks).
+    """Label each cell's hot- and cold-spot history over time bins (weeks).
 
-    Gi* runs on every bin (FDR-corrected per bin); a bin is hot at 90 % or more.
-    Mann–Kendall on a cell's z-scores over the bins gives its trend. Labels, as in
-    the space-time pattern mining planners know:
-
-    - ``new``: hot in the final bin and never before;
-    - ``intensifying``: hot in at least ``persistent_share`` of bins including the
-      final one, with a significant upward trend (``alpha``);
-    - ``persistent``: hot in at least ``persistent_share`` of bins, no significant trend;
-    - ``diminishing``: as intensifying, with a significant downward trend;
-    - empty otherwise.
+    Gi* runs on every bin (FDR-corrected per bin); a bin is hot (cold) at 90 % or
+    more. Mann–Kendall on a cell's z-scores over the bins gives its trend
+    (``alpha``). See ``space_time_patterns`` for the classes.
 
     ``bins`` numbers each request's bin from 0; returns ``cell, count, hot_bins,
-    final_hot, trend_z, trend_p, count_trend_z, label``.
+    cold_bins, final_hot, trend_z, trend_p, count_trend_z, label``.
     """
     b = np.asarray(bins, dtype=np.int64)
     n = int(n_bins if n_bins is not None else (b.max() + 1 if len(b) else 0))
     totals = count_cells(cells, weights, study_cells)
     universe = totals.cells
-    columns = ["cell", "count", "hot_bins", "final_hot", "trend_z", "trend_p",
+    columns = ["cell", "count", "hot_bins", "cold_bins", "final_hot", "trend_z", "trend_p",
                "count_trend_z", "label"]
     if n < 2 or len(universe) < 2:
         return pd.DataFrame({c: [] for c in columns})
@@ -368,23 +369,102 @@ def emerging_hotspots(cells: np.ndarray, bins: np.ndarray, weights: np.ndarray,
     cube = np.zeros((len(universe), n))
     np.add.at(cube, (row[keep], b[keep]), np.asarray(weights, dtype=float)[keep])
     z = gi_star(cube, neighbour_weights(universe, k=k))
-    hot = confidence_levels(z) >= 90
+    level = confidence_levels(z)
     _, trend_z, trend_p = mann_kendall(z)
     _, count_z, _ = mann_kendall(cube)
-    hot_bins = hot.sum(axis=1)
-    final = hot[:, -1]
-    mostly = (hot_bins >= persistent_share * n) & final
-    up, down = (trend_p < alpha) & (trend_z > 0), (trend_p < alpha) & (trend_z < 0)
-    label = np.full(len(universe), "", dtype=object)
-    label[final & (hot_bins == 1)] = "new"
-    label[(hot_bins >= persistent_share * n) & ~up & ~down] = "persistent"
-    label[mostly & up] = "intensifying"
-    label[mostly & down] = "diminishing"
+    hot, cold = level >= 90, level <= -90
+    label = space_time_patterns(hot, cold, trend_z, trend_p, alpha=alpha,
+                                share=persistent_share)
     return pd.DataFrame({
-        "cell": universe, "count": cube.sum(axis=1), "hot_bins": hot_bins,
-        "final_hot": final, "trend_z": trend_z, "trend_p": trend_p,
-        "count_trend_z": count_z, "label": label,
+        "cell": universe, "count": cube.sum(axis=1), "hot_bins": hot.sum(axis=1),
+        "cold_bins": cold.sum(axis=1), "final_hot": hot[:, -1], "trend_z": trend_z,
+        "trend_p": trend_p, "count_trend_z": count_z, "label": label,
     })
+
+
+def space_time_patterns(hot: np.ndarray, cold: np.ndarray, trend_z: np.ndarray,
+                        trend_p: np.ndarray, *, alpha: float = 0.05,
+                        share: float = 0.9) -> np.ndarray:
+    """The pattern of each row's significant bins, as emerging hot-spot analysis defines it.
+
+    With n bins and "hot" meaning significantly hot in a bin (cold: the mirror):
+
+    - ``new``: hot in the final bin, never before;
+    - ``consecutive``: a single run of at least two hot bins ending with the final one,
+      never hot before the run, hot in fewer than ``share`` of the bins;
+    - ``intensifying`` / ``diminishing``: hot in at least ``share`` of the bins, the
+      final one included, the z-scores rising / falling significantly (Mann–Kendall);
+    - ``persistent``: hot in at least ``share`` of the bins, the final one included,
+      no significant trend;
+    - ``sporadic``: hot in the final bin, on and off before, fewer than ``share`` hot,
+      never cold;
+    - ``oscillating``: as sporadic, but cold in some earlier bin;
+    - ``historical``: hot in at least ``share`` of the bins, but not in the final one.
+
+    Cold patterns are the same with hot and cold swapped and the trend reversed,
+    labelled ``"<pattern> cold"``; a row matching none is ``""``.
+    """
+    up = (trend_p < alpha) & (trend_z > 0)
+    down = (trend_p < alpha) & (trend_z < 0)
+    hot_label = _pattern(hot, cold, up, down, share)
+    cold_label = _pattern(cold, hot, down, up, share)
+    # Only "historical" leaves the final bin out; a pattern that includes it wins.
+    take_cold = (cold_label != "") & ((hot_label == "") | (hot_label == "historical"))
+    return np.array([f"{c} cold" if tc else h for h, c, tc in
+                     zip(hot_label, cold_label, take_cold, strict=True)], dtype=object)
+
+
+def _pattern(spot: np.ndarray, other: np.ndarray, stronger: np.ndarray, weaker: np.ndarray,
+             share: float) -> np.ndarray:
+    """Hot-spot pattern names of ``spot`` (a rows × bins boolean array), or ''."""
+    n = spot.shape[1]
+    count = spot.sum(axis=1)
+    final = spot[:, -1]
+    mostly = count >= share * n
+    # Length of the run of spot bins that ends with the final one.
+    misses = ~spot[:, ::-1]
+    run = np.where(misses.any(axis=1), misses.argmax(axis=1), n)
+    before_run = count - run
+    ever_other = other[:, :-1].any(axis=1)
+    label = np.full(spot.shape[0], "", dtype=object)
+    label[~final & mostly] = "historical"
+    label[final & ~mostly & (count > run) & ~ever_other] = "sporadic"
+    label[final & ~mostly & (count > run) & ever_other] = "oscillating"
+    label[final & ~mostly & (run >= 2) & (before_run == 0)] = "consecutive"
+    label[final & mostly & ~stronger & ~weaker] = "persistent"
+    label[final & mostly & stronger] = "intensifying"
+    label[final & mostly & weaker] = "diminishing"
+    label[final & (count == 1)] = "new"
+    return label
+
+
+def default_emerging_end(requested_s: np.ndarray, zone: ZoneInfo) -> datetime | None:
+    """End of the last complete, covered week of the data (the Monday 00:00 local after it).
+
+    A week is complete when the data holds its last day or goes on in the next week,
+    and covered when it holds at least ``COVERED_WEEK_SHARE`` of the median busy week:
+    so a two-day sample after a long gap, or the week the data stops in, does not end
+    a trend by default.
+    """
+    t = np.asarray(requested_s, dtype=float)
+    t = t[np.isfinite(t)]
+    if not len(t):
+        return None
+    local = pd.to_datetime(t, unit="s", utc=True).tz_convert(zone).tz_localize(None)
+    days = local.normalize()
+    starts = days - pd.to_timedelta(days.day_of_week, unit="D")
+    counts = pd.Series(1, index=starts).groupby(level=0).sum()
+    counts = counts.reindex(pd.date_range(counts.index.min(), counts.index.max(), freq="7D"),
+                            fill_value=0)
+    covered = (counts >= COVERED_WEEK_SHARE * float(counts[counts > 0].median())).to_numpy()
+    sundays = set(days[days.day_of_week == 6] - pd.Timedelta(days=6))
+    reaches_sunday = np.array([w in sundays for w in counts.index])
+    complete = reaches_sunday | np.append(covered[1:], False)  # or the next week goes on
+    good = counts.index[covered & complete]
+    if not len(good):
+        return None
+    end = (good[-1] + pd.Timedelta(days=7)).to_pydatetime()
+    return end.replace(tzinfo=zone)
 
 
 def _check_resolution(resolution: int, allowed: Iterable[int]) -> None:

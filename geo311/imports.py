@@ -60,6 +60,8 @@ class Mapping:
     xy_crs: str | None = None
     source: str = ""
     description: str = ""
+    #: (lon, lat) the CRM writes when it has no location (often City Hall): no location.
+    placeholder: tuple[float, float] | None = None
 
 
 @dataclass
@@ -171,6 +173,11 @@ def read_mapping(name_or_path: str | Path) -> Mapping:
         )
     if (columns.get("x") or columns.get("y")) and not raw.get("coordinates", {}).get("xy_crs"):
         raise InvalidRequest(f"mapping {path}: x/y columns need [coordinates] xy_crs")
+    placeholder = raw.get("coordinates", {}).get("placeholder")
+    if placeholder is not None and not (isinstance(placeholder, list) and len(placeholder) == 2
+                                        and all(isinstance(v, int | float) for v in placeholder)):
+        raise InvalidRequest(f"mapping {path}: [coordinates] placeholder was {placeholder!r} "
+                             "but is expected to be [lon, lat]")
     services = {
         k: (v if isinstance(v, dict) else {"code": str(v)})
         for k, v in raw.get("services", {}).items()
@@ -197,6 +204,7 @@ def read_mapping(name_or_path: str | Path) -> Mapping:
         date_format=raw.get("dates", {}).get("format", "ISO8601"),
         xy_crs=raw.get("coordinates", {}).get("xy_crs"), source=raw.get("source", path.stem),
         description=raw.get("description", ""),
+        placeholder=tuple(float(v) for v in placeholder) if placeholder else None,  # type: ignore[arg-type]
     )
 
 
@@ -406,6 +414,8 @@ def prepare_chunk(
         if use_xy.any():
             lon[use_xy], lat[use_xy] = transformer.transform(x[use_xy], y[use_xy])
     zero = (lon == 0) & (lat == 0)
+    if (spot := mapping.placeholder) is not None:  # the CRM's "no location", to 1e-4 degree
+        zero |= (np.abs(lon - spot[0]) < 5e-5) & (np.abs(lat - spot[1]) < 5e-5)
     lon[zero], lat[zero] = np.nan, np.nan
     one_missing = np.isnan(lon) != np.isnan(lat)
     out_of_range = (np.abs(lon) > 180) | (np.abs(lat) > 90)  # False where NaN
@@ -433,8 +443,7 @@ def prepare_chunk(
         "status_notes": source_status.to_numpy(dtype=object),
         "description": rows.text("description").to_numpy(dtype=object),
         "address": rows.text("address").to_numpy(dtype=object),
-        "zipcode": rows.text("zipcode").str.replace(r"\.0$", "", regex=True)
-        .to_numpy(dtype=object),
+        "zipcode": _zipcodes(rows.text("zipcode")).to_numpy(dtype=object),
         "geocode_match": np.where(np.isnan(lon), "none", "source"),
         "outside_service_area": False,
         "requested_datetime": created.to_numpy(),
@@ -447,6 +456,12 @@ def prepare_chunk(
     frame["closed_datetime"] = pd.to_datetime(frame["closed_datetime"], utc=True)
     frame["updated_datetime"] = pd.to_datetime(frame["updated_datetime"], utc=True)
     return frame[rows.ok].reset_index(drop=True)
+
+
+def _zipcodes(text: pd.Series) -> pd.Series:
+    """ZIPs as written, less what spreadsheets do: ``2108.0`` is 02108 (lost zero, float)."""
+    return text.str.replace(r"\.0$", "", regex=True).str.replace(
+        r"^(\d{3,4})$", lambda m: m[1].zfill(5), regex=True)
 
 
 def import_file(

@@ -196,6 +196,9 @@ def submit(store: IntakeStore, ctx: Context, new: NewRequest) -> ServiceRequest:
     if not new.service_code:
         raise InvalidRequest("service_code is required")
     service = store.catalogue.service(new.service_code)
+    if not service.accepting:
+        raise InvalidRequest(f"service_code {service.code!r} ({service.name}) no longer "
+                             "accepts requests")
     new = check_report(new, service)
     lon, lat, match, new = locate(store, ctx, new)
     placement = place(ctx, lon, lat, new.address, match)

@@ -16,6 +16,7 @@ from typing import Any
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from geo311.district_ids import parse_id_rule
 from geo311.errors import LayerError
 
 LOGGER = logging.getLogger(__name__)
@@ -23,13 +24,17 @@ LOGGER = logging.getLogger(__name__)
 #: ``service_area`` marks the one layer whose union is the city; every layer gives districts.
 ROLES = ("service_area", "district")
 _REQUIRED = ("name", "title", "source", "id_field", "role")
-_OPTIONAL = ("name_field", "crs", "active", "description")
+_OPTIONAL = ("name_field", "crs", "active", "description", "layer", "id_rule")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
 class LayerDefinition:
-    """One shipped layer; ``source`` is absolute, ``crs`` only set for files without one."""
+    """One shipped layer; ``source`` is absolute, ``crs`` only set for files without one.
+
+    ``layer`` picks a layer of a GeoPackage or KML; ``id_rule`` lists the steps of the
+    declared rule for the file's ids (``geo311.district_ids``), empty to keep them as written.
+    """
 
     name: str
     title: str
@@ -40,6 +45,8 @@ class LayerDefinition:
     crs: str | None
     active: bool
     description: str
+    layer: str | None = None
+    id_rule: tuple[str, ...] = ()
 
 
 def read_layer_definitions(layers_path: Path, root: Path) -> list[LayerDefinition]:
@@ -78,7 +85,7 @@ def _read_definition(file: Path, root: Path) -> LayerDefinition:
     for key in _REQUIRED:
         if key not in data:
             raise LayerError(f"{file}: missing key {key!r}")
-    for key in (*_REQUIRED, "name_field", "crs", "description"):
+    for key in (*_REQUIRED, "name_field", "crs", "description", "layer"):
         value = data.get(key)
         if key in data and (
             not isinstance(value, str) or not (value.strip() or key == "description")
@@ -110,6 +117,7 @@ def _read_definition(file: Path, root: Path) -> LayerDefinition:
                 f"{file}: 'crs' was {crs!r} but is expected to be a coordinate system such as "
                 "EPSG:3435"
             ) from exc
+    id_rule = parse_id_rule(data.get("id_rule"), f"{file}: 'id_rule'")
     source = Path(data["source"])
     source = (source if source.is_absolute() else root / source).resolve()
     if not source.exists():
@@ -126,4 +134,6 @@ def _read_definition(file: Path, root: Path) -> LayerDefinition:
         crs=crs,
         active=data.get("active", True),
         description=data.get("description", "").strip(),
+        layer=data.get("layer"),
+        id_rule=id_rule.steps,
     )

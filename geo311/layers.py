@@ -3,14 +3,17 @@
 Activating a version reassigns stored requests in the same transaction: every
 request when the layer is new; for a later version (or a layer that replaces
 another), open requests move to it and closed ones keep the district of their
-day. ``diff_version`` is the same computation without the write.
+day. Crews follow too: the crews of the layer (or of the layer it replaces) get
+the new map's districts, by id or by the largest overlap, so dispatch keeps working.
+``diff_version`` is the same computation without the write.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,13 +24,16 @@ import shapely
 from geo311.boundaries.files import checksum
 from geo311.boundaries.quality import LayerReport, outside_area
 from geo311.boundaries.reading import read_layer
+from geo311.boundaries.succession import match_districts
 from geo311.city import active_profile
 from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.layerdefs import ROLES, LayerDefinition
-from geo311.model import OPEN, LayerVersion
+from geo311.model import OPEN, Crew, LayerVersion
 
 if TYPE_CHECKING:
+    from geo311.store.audit import AuditLog
+    from geo311.store.dispatch import Dispatch
     from geo311.store.layers import Layers
     from geo311.store.requests import Requests
 
@@ -47,6 +53,14 @@ class LayerStore(Protocol):
     def requests(self) -> Requests:
         """The store's ``requests``."""
 
+    @property
+    def dispatch(self) -> Dispatch:
+        """The store's ``dispatch`` (crews follow their layer)."""
+
+    @property
+    def audit(self) -> AuditLog:
+        """The store's ``audit``."""
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -61,9 +75,10 @@ class LoadResult:
 def load_layer(
     store: LayerStore, path: str | Path, *, name: str, title: str = "", role: str = "district",
     description: str = "", id_field: str | None = None, name_field: str | None = None,
-    crs: str | None = None, layer: str | None = None, activate: bool = True,
-    force: bool = False, loaded_by: str = "system", max_unzipped_bytes: int = 500 * 1024 * 1024,
-    boundary_tolerance_m: float = 15.0, service_area: str = "",
+    crs: str | None = None, layer: str | None = None, id_rule: str | Sequence[str] | None = None,
+    activate: bool = True, force: bool = False, loaded_by: str = "system",
+    max_unzipped_bytes: int = 500 * 1024 * 1024, boundary_tolerance_m: float = 15.0,
+    service_area: str = "",
 ) -> LoadResult:
     """Read a boundary file and store it as the next version of layer ``name``.
 
@@ -84,7 +99,7 @@ def load_layer(
             f"layer name was {name!r} but is expected to be letters, digits, '_' or '-'"
         )
     loaded = read_layer(path, id_field=id_field, name_field=name_field, crs=crs, layer=layer,
-                        max_unzipped_bytes=max_unzipped_bytes)
+                        id_rule=id_rule, max_unzipped_bytes=max_unzipped_bytes)
     report = loaded.report
     area_name = service_area_layer(store, service_area)
     if area_name is not None and area_name != name and role != "service_area":
@@ -116,8 +131,9 @@ def activate_version(
 
     One transaction: the version becomes active, open requests (and closed ones
     without a district of this layer) get its districts, closed ones keep the
-    district of their day, the layer ``replaces`` names (if any) is retired, and
-    the switch is audited with its diff.
+    district of their day, crews of the layer (or of the one it replaces) get the
+    new districts (``LayerDiff.crews``), the layer ``replaces`` names (if any) is
+    retired, and the switch is audited with its diff.
 
     Examples
     --------
@@ -130,9 +146,12 @@ def activate_version(
                    "boundary_case": plan.boundary_case},
         retire=[replaces] if replaces else [],
         detail={"replaces": replaces, **plan.diff.summary()},
+        crews=[{"id": m["crew_id"], "layer": m["layer_to"], "districts": m["districts_to"],
+                "active": m["active"], "detail": m} for m in plan.diff.crews],
     )
-    LOGGER.info("activated %s version %s; %s requests assigned, %s open ones changed district",
-                name, version, len(plan.ids), plan.diff.open_changed)
+    LOGGER.info("activated %s version %s; %s requests assigned, %s open ones changed district, "
+                "%s crews follow", name, version, len(plan.ids), plan.diff.open_changed,
+                len(plan.diff.crews))
     return version_row, len(plan.ids), plan.diff
 
 
@@ -144,7 +163,9 @@ class LayerDiff:
     ``(old, new, count)``, largest first; None is "no district". Closed requests keep
     the district of their day: ``closed_kept_differing`` counts those the new map
     would have put elsewhere, ``closed_assigned`` those that had none of this layer
-    and get one.
+    and get one. ``crews`` lists each crew that follows the new map: its layer and
+    home districts before and after, and for each old district the ``successors``
+    (same id, or the new district with the largest overlap, and the share it covers).
     """
 
     layer: str
@@ -158,9 +179,10 @@ class LayerDiff:
     closed_kept: int
     closed_kept_differing: int
     closed_assigned: int
+    crews: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        """The counts, without the transition list."""
+        """The counts and the crews' new districts, without the transition list."""
         data = asdict(self)
         data.pop("transitions")
         return data
@@ -183,6 +205,14 @@ class LayerDiff:
         out.append(f"  closed requests: {self.closed_requests}, keep the district of their day: "
                    f"{self.closed_kept} ({self.closed_kept_differing} of them lie in another "
                    f"district on the new map); get a first district: {self.closed_assigned}")
+        for m in self.crews:
+            moved = ", ".join(f"{s['old']}->{s['new'] or '(none)'}"
+                              + ("" if s["how"] == "same id" and s["share"] >= 0.5
+                                 else f" ({s['how']}, {s['share']:.0%} of the old district)")
+                              for s in m["successors"])
+            out.append(f"  crew {m['crew']}: {m['layer_from']} -> {m['layer_to']}; districts "
+                       f"{','.join(m['districts_to']) or 'all'}" + (f" [{moved}]" if moved else "")
+                       + ("" if m["active"] else "; no district left: crew made inactive"))
         return out
 
 
@@ -267,10 +297,56 @@ def _plan(
         closed_requests=int(closed.sum()), closed_kept=int(kept.sum()),
         closed_kept_differing=int((kept & differs).sum()),
         closed_assigned=int((closed & ~covered).sum()),
+        crews=crew_moves(store, name, version, replaces=replaces, features=features),
     )
     reassign = is_open | ~covered
     return _Plan(diff=diff, ids=ids[reassign], district_id=new_ids[reassign],
                  boundary_case=np.asarray(assigned.boundary_case, dtype=bool)[reassign])
+
+
+def crew_moves(
+    store: LayerStore, name: str, version: int, *, replaces: str | None = None,
+    features: Any = None,
+) -> list[dict[str, Any]]:
+    """How crews follow when this version comes into force (a dry run).
+
+    Crews on ``replaces`` move to layer ``name``; crews on ``name`` itself follow
+    the new version when another version is active. A home district keeps its id
+    when the new map has it, else goes to the new district with the largest overlap
+    (``match_districts``). A crew left with no district is made inactive rather than
+    let loose on every district.
+    """
+    target = store.layers.version(name, version)
+    new = features if features is not None else store.layers.features(name, version)
+    sources: list[tuple[str, LayerVersion]] = []
+    if replaces is not None:
+        sources.append((replaces, store.layers.version(replaces)))
+    current = next((v for v in store.layers.versions(name)
+                    if v.status == "active" and v.id != target.id), None)
+    if current is not None:
+        sources.append((name, current))
+    crews = store.dispatch.crews(active_only=False)
+    out: list[dict[str, Any]] = []
+    for layer, old_version in sources:
+        mine = [c for c in crews if c.layer == layer]
+        if not mine:
+            continue
+        wanted = sorted({d for c in mine for d in c.districts}, key=_natural_key)
+        successors = match_districts(store.layers.features(layer, old_version.version), new,
+                                     wanted)
+        out += [_crew_move(c, name, successors) for c in mine]
+    return out
+
+
+def _crew_move(crew: Crew, layer: str, successors: dict[str, Any]) -> dict[str, Any]:
+    found = [successors[d] for d in crew.districts]
+    districts = list(dict.fromkeys(s.new for s in found if s.new is not None))
+    return {
+        "crew_id": crew.id, "crew": crew.name, "layer_from": crew.layer, "layer_to": layer,
+        "districts_from": list(crew.districts), "districts_to": districts,
+        "active": crew.active and (bool(districts) or not crew.districts),
+        "successors": [s.to_dict() for s in found],
+    }
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -322,6 +398,11 @@ def retire_layer(
     if configured_service_area == name:
         raise InvalidRequest(
             f"GEO311_SERVICE_AREA_LAYER names {name!r}; change that setting before retiring it")
+    staffed = [c.name for c in store.dispatch.crews() if c.layer == name]
+    if staffed:
+        raise InvalidRequest(
+            f"crews {staffed} work on layer {name!r}; activate the layer that takes over with "
+            f"replaces={name!r} (--replaces {name}) so they follow it, or edit their layer first")
     if service_area_layer(store, configured_service_area) == name and service_area is None \
             and not force:
         raise InvalidRequest(
@@ -345,7 +426,8 @@ def load_definitions(
         done.append((d, load_layer(
             store, d.source, name=d.name, title=d.title, role=d.role,
             description=d.description, id_field=d.id_field, name_field=d.name_field,
-            crs=d.crs, activate=d.active, loaded_by=loaded_by,
+            crs=d.crs, layer=d.layer, id_rule=list(d.id_rule) or None, activate=d.active,
+            loaded_by=loaded_by,
             boundary_tolerance_m=boundary_tolerance_m,
         )))
     return done
@@ -382,4 +464,16 @@ def describe_layer(store: LayerStore, name: str, version: int | None = None) -> 
         "versions": [(x.version, x.status) for x in store.layers.versions(name)],
         "overlaps": report.get("overlaps", []), "gaps": report.get("gaps", []),
         "outside": report.get("outside", []),
+        "crews": _crews_of_version(store, v),
     }
+
+
+def _crews_of_version(store: LayerStore, v: LayerVersion) -> list[dict[str, Any]]:
+    """How crews followed this version (from the audit), or would follow (dry run)."""
+    if v.status == "inactive" and not any(
+            e["detail"].get("version") == v.version
+            for e in store.audit.entries("layer", v.layer) if e["action"] == "layer_activated"):
+        return crew_moves(store, v.layer, v.version)
+    return [e["detail"] for e in store.audit.entries("crew")
+            if e["action"] == "crew_remapped" and e["detail"].get("layer_to") == v.layer
+            and e["detail"].get("version") == v.version]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from numbers import Real
 from typing import Any
 
@@ -151,6 +151,7 @@ class Service:
     sla_calendar: str = ""  # a shipped calendar name or a TOML path; "" = the default
     agency: str = ""  # the department responsible
     attributes: tuple[Attribute, ...] = ()  # questions asked when reporting
+    accepting: bool = True  # False: kept for its stored requests, no longer offered
 
 
 @dataclass(frozen=True)
@@ -324,3 +325,70 @@ class WorkOrder:
     started: datetime | None = None
     finished: datetime | None = None
     notes: tuple[tuple[datetime, str, str], ...] = field(default_factory=tuple)
+
+
+#: What a knowledge-base search result is: a service of the catalogue or an article.
+KB_KINDS = ("service", "article")
+
+
+@dataclass(frozen=True)
+class Article:
+    """A knowledge-base article: what residents and call-takers are told about a topic.
+
+    ``service_code`` is empty for a general article (hours, where to go instead);
+    ``script`` is what a call-taker says and is never shown publicly.
+    """
+
+    slug: str
+    title: str
+    body: str = ""
+    service_code: str = ""
+    owner: str = ""
+    public: bool = False
+    review_by: date = date(1970, 1, 1)
+    keywords: str = ""
+    script: str = ""
+    version: int = 1
+
+    def content(self) -> tuple[object, ...]:
+        """What a new version changes (everything but the version number)."""
+        return (self.title, self.body, self.service_code, self.owner, self.public,
+                self.review_by, self.keywords, self.script)
+
+
+@dataclass(frozen=True)
+class KbDocument:
+    """One searchable entry of the knowledge-base index: a service or an article."""
+
+    id: int
+    kind: str
+    ref: str  # the article's slug or the service's code
+    title: str
+    keywords: str = ""
+    body: str = ""
+    service_code: str = ""
+    grouping: str = ""  # the department, for services
+
+
+@dataclass(frozen=True)
+class KbHit:
+    """A ranked search result."""
+
+    kind: str
+    ref: str
+    title: str
+    service_code: str
+    score: float
+    grouping: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        """The search contract: ``kind``, ``title`` and ``service_code`` where there is one."""
+        out: dict[str, object] = {"kind": self.kind, "title": self.title}
+        if self.service_code:
+            out["service_code"] = self.service_code
+        if self.kind == "article":
+            out["slug"] = self.ref
+        if self.grouping:
+            out["group"] = self.grouping
+        out["score"] = round(self.score, 4)
+        return out

@@ -1,9 +1,10 @@
 """Open311's record cache: GET requests reads a page of stored records instead of building each.
 
-A request's record is its extended Open311 record (``open311.public_record``, a
-sensitive service masked), stored as JSON by ``store.public_records`` with stamps
-that tell a current record from a stale one, whichever code path made it stale: a
-reader builds a stale record again from the rows and stores it for the next reader.
+A request's record is its extended Open311 record (``open311.public_record``, free
+text redacted and a sensitive service masked, ``geo311.privacy``), stored as JSON by
+``store.public_records`` with stamps that tell a current record from a stale one,
+whichever code path made it stale: a reader builds a stale record again from the rows
+and stores it for the next reader.
 Nothing has to remember to invalidate.
 
 A page of 1,000 stored records is one indexed query and a string join; building them
@@ -21,7 +22,7 @@ import orjson
 from sqlalchemy import Connection
 
 from geo311 import open311
-from geo311.privacy import mask_record
+from geo311.privacy import mask_record, redact_record
 from geo311.store.public_records import REFRESH_BATCH, Built, PublicRecords
 
 
@@ -61,7 +62,8 @@ class RecordPage:
 
 
 #: The shape of a record; raised when its fields change, so older stored records are stale.
-RECORD_FORMAT = 2
+#: 3: descriptions and status notes are redacted (``geo311.privacy.redact_record``).
+RECORD_FORMAT = 3
 
 
 def stamp_tail(zone: tzinfo) -> str:
@@ -129,8 +131,7 @@ def build_records(store: RecordStore, conn: Connection, ids: Sequence[int], zone
                            requested, updated, expected, address, zipcode, lat, lon,
                            media_url, duplicate_of, reporters, districts.get(rid, {}),
                            extensions=True)
-        if sensitive:
-            record = mask_record(record)
+        record = mask_record(record) if sensitive else redact_record(record)
         out[rid] = (revision, f"{generation}|{stamp_zone}",
                     orjson.dumps(record).decode("utf-8"))
     return out

@@ -2,8 +2,10 @@
 
 A sensitive service (``services.sensitive``) is shown only at the centre of the H3
 cell its point falls in, without its address or description, which could name the
-place. Every public output (pages, JSON, Open311, OGC API, public exports) goes
-through these functions.
+place. Any other request's description and status notes are shown with phone numbers,
+email addresses and ID numbers replaced by tokens (``geo311.redaction``): residents
+type them into descriptions. Every public output (pages, JSON, Open311, OGC API,
+public exports) goes through these functions; staff read the stored text.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import pandas as pd
 
 from geo311.hotspots import snap_to_cell_centres
 from geo311.model import ServiceRequest
+from geo311.redaction import redact_text
+
+#: Free-text fields the public sees redacted.
+FREE_TEXT = ("description", "status_notes")
 
 #: How far a masked point can lie from the true one. The widest cell of the mask's
 #: resolution measures 221 m from centre to vertex, so a search box widened by this
@@ -25,24 +31,39 @@ MASK_SHIFT_MAX_M = 250.0
 
 
 def mask_request(r: ServiceRequest, sensitive: Set[str]) -> ServiceRequest:
-    """A request as the public may see it: a sensitive service's point snapped to its cell.
+    """A request as the public may see it: free text redacted, a sensitive point snapped.
 
     Examples
     --------
     >>> mask_request(r, {"DV"}).address  # doctest: +SKIP
     ''
+    >>> mask_request(r, set()).description  # doctest: +SKIP
+    'call me at [phone removed]'
     """
     if r.service_code not in sensitive:
-        return r
+        description, notes = redact_text(r.description), redact_text(r.status_notes)
+        if description == r.description and notes == r.status_notes:
+            return r
+        return replace(r, description=description, status_notes=notes)
     lon, lat = r.lon, r.lat
     if lon is not None and lat is not None:
         lon, lat = masked_point(lon, lat)
-    return replace(r, lon=lon, lat=lat, address="", description="")
+    return replace(r, lon=lon, lat=lat, address="", description="",
+                   status_notes=redact_text(r.status_notes))
+
+
+def redact_record(record: dict[str, Any]) -> dict[str, Any]:
+    """An Open311 record with its ``description`` and ``status_notes`` redacted."""
+    out = dict(record)
+    for field in FREE_TEXT:
+        if out.get(field):
+            out[field] = redact_text(out[field])
+    return out
 
 
 def mask_record(record: dict[str, Any]) -> dict[str, Any]:
     """A sensitive request's Open311 record (``long``, ``lat``, ``address``, ``description``)."""
-    out = dict(record)
+    out = redact_record(record)
     if out.get("long") is not None and out.get("lat") is not None:
         out["long"], out["lat"] = masked_point(out["long"], out["lat"])
     out["address"] = out["description"] = None
@@ -77,9 +98,21 @@ def shown_points(codes: Sequence[str], lon: Sequence[float] | np.ndarray,
     return xs, ys
 
 
+def redact_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A public frame with its free-text columns (``description``, ``status_notes``) redacted."""
+    columns = [c for c in FREE_TEXT if c in frame.columns]
+    if frame.empty or not columns:
+        return frame
+    out = frame.copy()
+    for column in columns:
+        out[column] = [redact_text(v) if isinstance(v, str) else v for v in out[column]]
+    return out
+
+
 def mask_frame(frame: pd.DataFrame, sensitive: Set[str], *, lon: str = "long",
                lat: str = "lat") -> pd.DataFrame:
-    """Mask the sensitive rows of a public frame (columns ``service_code``, lon, lat)."""
+    """A public frame: free text redacted, sensitive rows masked (``service_code``, lon, lat)."""
+    frame = redact_frame(frame)
     if not sensitive or frame.empty:
         return frame
     rows = frame["service_code"].isin(list(sensitive)).to_numpy()

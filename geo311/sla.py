@@ -12,6 +12,7 @@ stands still; the due time moves on by the counted time the pause covered.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -37,6 +38,12 @@ LOGGER = logging.getLogger(__name__)
 CLOCKS = ("business", "24x7")
 #: Reasons a request's clock may stand still.
 PAUSE_REASONS = ("waiting_for_resident", "on_hold", "waiting_for_other_agency")
+#: The reasons as staff read them.
+PAUSE_REASON_LABELS = {"waiting_for_resident": "Waiting for resident", "on_hold": "On hold",
+                       "waiting_for_other_agency": "Waiting for another agency"}
+#: The states as staff read them.
+STATE_LABELS = {"breached": "Breached", "at_risk": "At risk", "on_track": "On track",
+                "paused": "Paused", "none": "No SLA"}
 #: An open request is at risk when less than this share of its target is left.
 AT_RISK_SHARE = 0.25
 _DAY_S = 86_400.0
@@ -237,6 +244,38 @@ def sla_board(store: Store, *, now: datetime | None = None,
     out.sort(key=lambda s: (s.remaining_s if s.remaining_s is not None else float("inf"),
                             s.request_id))
     return out
+
+
+def remaining_words(seconds: float | None) -> str:
+    """Time left on a clock in words: "3 days overdue", "5 hours left", "no SLA".
+
+    Whole units, rounded down, so "3 days overdue" is at least three days late;
+    under two days it counts hours, under an hour minutes.
+
+    Examples
+    --------
+    >>> remaining_words(-135306.94 * 3600)
+    '5637 days overdue'
+    >>> remaining_words(5.4 * 3600)
+    '5 hours left'
+    """
+    if seconds is None or math.isnan(seconds):
+        return "no SLA"
+    late, left = seconds < 0, abs(seconds)
+    if left < 3600:
+        n, unit = int(left // 60), "minute"
+    elif left < 2 * _DAY_S:
+        n, unit = int(left // 3600), "hour"
+    else:
+        n, unit = int(left // _DAY_S), "day"
+    if n == 0:
+        return "due now"
+    return f"{n} {unit}{'' if n == 1 else 's'} {'overdue' if late else 'left'}"
+
+
+def reason_label(reason: str) -> str:
+    """A pause reason as staff read it ("Waiting for resident")."""
+    return PAUSE_REASON_LABELS.get(reason, reason.replace("_", " ").capitalize())
 
 
 def describe_target(service: Service) -> str:

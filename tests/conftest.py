@@ -378,3 +378,21 @@ def submit_as_imported(store, ctx, new):
             conn.execute(update(tables.service_requests).where(
                 tables.service_requests.c.id == stored.id).values(description=new.description))
     return store.requests.get(stored.id)
+
+
+# --- knowledge base -------------------------------------------------------------------
+
+
+@prepared_state("kb", fixtures=("kb_store",))
+def _kb(store, workdir: Path) -> None:
+    from geo311.catalogue import load_catalogue, read_catalogue
+    from geo311.knowledge import load_kb
+
+    load_catalogue(store, read_catalogue("chicago"), source="chicago")
+    load_kb(store, "chicago")
+
+
+@pytest.fixture
+def kb_store(store):
+    """A store with the Chicago catalogue and its shipped starter knowledge base."""
+    return store

@@ -74,7 +74,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.extensions["geo311"] = Geo311(settings)
 
-    from geo311_web import auth, dispatch, errors, geocoding, gis, hotspots, ogc, open311, pages
+    from geo311_web import (
+        auth,
+        dispatch,
+        errors,
+        geocoding,
+        gis,
+        hotspots,
+        knowledge,
+        kpi,
+        navigation,
+        ogc,
+        open311,
+        pages,
+    )
 
     @app.context_processor
     def _city() -> dict[str, object]:
@@ -84,8 +97,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register(app)
     app.before_request(lambda: state().check_schema())
     app.register_blueprint(pages.bp)
+    app.register_blueprint(knowledge.bp)
     auth.init_app(app)
+    navigation.init_app(app)
     app.register_blueprint(dispatch.bp)
+    app.register_blueprint(kpi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)
     app.register_blueprint(hotspots.bp)

@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 from geo311.accounts import ROLES, StaffUser, authenticate, load_user
 from geo311.errors import Forbidden, TooManyAttempts, Unauthorized
 from geo311_web import state
+from geo311_web.navigation import start_page
 
 LOGGER = logging.getLogger(__name__)
 
@@ -158,9 +159,7 @@ def login() -> Response | tuple[str, int] | str:
                                username=username), exc.status
     login_user(SessionUser(staff))
     LOGGER.info("%s logged in from %s", staff.username, address)
-    default = url_for("dispatch.dispatch_map") if staff.may("dispatcher") else (
-        url_for("dispatch.kpi") if staff.may("planner") else url_for("pages.index"))
-    return redirect(next_url or default)
+    return redirect(next_url or start_page(staff))
 
 
 @bp.post("/logout")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -13,15 +13,43 @@ from geo311 import dispatch as core
 from geo311 import sla
 from geo311.dispatch import Suggestion
 from geo311.errors import InvalidRequest, NotFound
-from geo311.kpi import kpi_table
 from geo311.model import ACTIVE_WORK_STATUSES, TRANSITIONS, Crew, WorkOrder
 from geo311_web import maps, state
 from geo311_web.auth import actor, role_required
 
 bp = Blueprint("dispatch", __name__)
 DISPATCH_ROLES = ("dispatcher",)
-KPI_ROLES = ("planner", "dispatcher")
 MAX_UNASSIGNED_ON_MAP = 3000
+
+
+@bp.app_template_filter("time_left")
+def time_left(seconds: float | None) -> str:
+    """Seconds left on an SLA clock in words ("3 days overdue")."""
+    return sla.remaining_words(seconds)
+
+
+@bp.app_template_filter("hours_left")
+def hours_left(hours: float | None) -> str:
+    """Hours left on an SLA clock in words."""
+    return sla.remaining_words(None if hours is None else hours * 3600)
+
+
+@bp.app_template_filter("local")
+def local(when: datetime | None) -> str:
+    """A time in the city's time zone, to the minute, with the zone's name."""
+    return maps.local_time(when, state().settings.zone)
+
+
+@bp.app_template_filter("reason")
+def reason(code: str) -> str:
+    """A pause reason as staff read it."""
+    return sla.reason_label(code)
+
+
+@bp.app_template_filter("sla_state")
+def sla_state(code: str) -> str:
+    """An SLA state as staff read it."""
+    return sla.STATE_LABELS.get(code, code.replace("_", " "))
 
 
 def _layer() -> str:
@@ -31,10 +59,11 @@ def _layer() -> str:
     if wanted:
         s.store.layers.version(wanted)
         return wanted
-    crews = s.store.dispatch.crews()
+    versions = s.store.layers.versions(active_only=True)
+    active = {v.layer for v in versions}
+    crews = [c for c in s.store.dispatch.crews() if c.layer in active]
     if crews:
         return crews[0].layer
-    versions = s.store.layers.versions(active_only=True)
     districts = [v.layer for v in versions if v.role == "district"]
     if districts or versions:
         return (districts or [v.layer for v in versions])[0]
@@ -74,6 +103,7 @@ def _order_json(o: WorkOrder) -> dict[str, Any]:
 def _suggestion_json(sg: Suggestion) -> dict[str, Any]:
     return {"request_id": sg.request_id, "crew_id": sg.crew_id,
             "scheduled_date": sg.scheduled_date, "hours_left": sg.hours_left,
+            "time_left": hours_left(sg.hours_left),
             "distance_km": sg.distance_km, "reason": sg.reason}
 
 
@@ -99,10 +129,13 @@ def dispatch_map() -> str:
     m = maps.base_map(s.settings.tile_url)
     maps.add_districts(m, features, store.layers.version(layer).title)
     orders = store.dispatch.work_orders(status=ACTIVE_WORK_STATUSES, scheduled_date=day)
-    roots = [o.request_ids[0] for o in orders]
+    roots = [r for o in orders for r in o.request_ids]
     points = store.dispatch.frame(None, unassigned_only=False, ids=roots) if roots else None
     where = ({int(r.id): (float(r.lon), float(r.lat), str(r.service_code))
               for r in points.itertuples()} if points is not None else {})
+    states = {st.request_id: st for st in sla.sla_board(store, states=("breached", "at_risk"))}
+    late = store.dispatch.frame(None, unassigned_only=False, ids=list(states)) if states else None
+    drawn_late = maps.add_sla_states(m, late, states, s.settings.zone) if late is not None else 0
     drawn_stops = 0
     for c in crews:
         mine = sorted((o for o in orders if o.crew_id == c.id),
@@ -111,12 +144,10 @@ def dispatch_map() -> str:
         drawn_stops += maps.add_crew_stops(m, c, mine, where, colours[c.id])
     version = store.layers.version(layer)
     unassigned = store.dispatch.frame(version.id)
-    states = {st.request_id: st for st in sla.sla_board(store, states=("breached", "at_risk"))}
     most_urgent = unassigned.assign(due=pd.to_datetime(unassigned["expected"], utc=True)) \
         .sort_values(["due", "id"], na_position="last", kind="stable")
     drawn_unassigned = maps.add_unassigned(m, most_urgent.head(MAX_UNASSIGNED_ON_MAP))
-    late = store.dispatch.frame(None, unassigned_only=False, ids=list(states)) if states else None
-    drawn_late = maps.add_sla_states(m, late, states) if late is not None else 0
+    maps.keep_crews_on_top(m)
     maps.add_layer_control(m)
     loads = store.dispatch.crew_loads()
     return render_template(
@@ -126,39 +157,88 @@ def dispatch_map() -> str:
         drawn_unassigned=drawn_unassigned, unassigned_total=len(unassigned),
         drawn_late=drawn_late, breached=sum(v.state == "breached" for v in states.values()),
         at_risk=sum(v.state == "at_risk" for v in states.values()),
+        open_days=store.dispatch.open_days(), accepted=request.args.get("accepted"),
     )
 
 
 @bp.get("/dispatch/crews")
 @role_required(*DISPATCH_ROLES)
 def crew_list() -> str:
-    """Crews and their load."""
+    """Crews and their load, active or not."""
+    return _crew_list()
+
+
+def _crew_list(error: str | None = None, form: Any = None) -> str:
     store = state().store
-    return render_template("crews.html", crews=store.dispatch.crews(),
-                           loads=store.dispatch.crew_loads(),
+    return render_template("crews.html", crews=store.dispatch.crews(active_only=False),
+                           loads=store.dispatch.crew_loads(), error=error, form=form or {},
                            layers=[v.layer for v in store.layers.versions(active_only=True)])
+
+
+def _form_crew_fields(f: Any) -> dict[str, Any]:
+    """Crew fields from a form: names as the crew has them, lists and depot parsed."""
+    depot_lon, depot_lat = (f.get("depot_lon") or "").strip(), (f.get("depot_lat") or "").strip()
+    if bool(depot_lon) != bool(depot_lat):
+        raise InvalidRequest("give both depot lon and lat, or neither")
+    try:
+        depot = (float(depot_lon), float(depot_lat)) if depot_lon else None
+    except ValueError as exc:
+        raise InvalidRequest("depot_lon and depot_lat are expected to be numbers") from exc
+    return {
+        "name": f.get("name", "").strip(), "layer": f.get("layer", ""),
+        "districts": tuple(d.strip() for d in f.get("districts", "").split(",") if d.strip()),
+        "service_groups": tuple(g.strip() for g in f.get("service_groups", "").split(",")
+                                if g.strip()),
+        "capacity_per_day": _int("capacity_per_day", f.get("capacity_per_day", 8)),
+        "depot": depot,
+    }
 
 
 @bp.post("/dispatch/crews")
 @role_required(*DISPATCH_ROLES)
-def crew_create() -> Response:
-    """Add a crew from the form."""
-    f = request.form
-    depot_lon, depot_lat = f.get("depot_lon") or None, f.get("depot_lat") or None
+def crew_create() -> Response | tuple[str, int]:
+    """Add a crew from the form; a refusal is shown on the form."""
     try:
-        depot = (float(depot_lon), float(depot_lat)) if depot_lon and depot_lat else None
-    except ValueError as exc:
-        raise InvalidRequest("depot_lon and depot_lat are expected to be numbers") from exc
-    crew = Crew(
-        name=f.get("name", "").strip(), layer=f.get("layer", ""),
-        districts=tuple(d.strip() for d in f.get("districts", "").split(",") if d.strip()),
-        service_groups=tuple(g.strip() for g in f.get("service_groups", "").split(",")
-                             if g.strip()),
-        capacity_per_day=_int("capacity_per_day", f.get("capacity_per_day", 8)),
-        calendar=f.get("calendar") or "",
-        depot_lon=depot[0] if depot else None, depot_lat=depot[1] if depot else None)
-    core.create_crew(state().store, crew, actor=actor())
+        fields = _form_crew_fields(request.form)
+        depot = fields.pop("depot")
+        crew = Crew(**fields, calendar=request.form.get("calendar") or "",
+                    depot_lon=depot[0] if depot else None,
+                    depot_lat=depot[1] if depot else None)
+        core.create_crew(state().store, crew, actor=actor())
+    except InvalidRequest as exc:
+        return _crew_list(error=str(exc), form=request.form), 400
     return redirect(url_for("dispatch.crew_list"))
+
+
+@bp.get("/dispatch/crews/<int:crew_id>")
+@role_required(*DISPATCH_ROLES)
+def crew_page(crew_id: int) -> str:
+    """One crew's edit form and its history."""
+    return _crew_form(state().store.dispatch.crew(crew_id))
+
+
+def _crew_form(crew: Crew, error: str | None = None, form: Any = None) -> str:
+    store = state().store
+    return render_template("crew.html", crew=crew, error=error, form=form,
+                           layers=[v.layer for v in store.layers.versions(active_only=True)],
+                           history=store.audit.entries("crew", crew.id))
+
+
+@bp.post("/dispatch/crews/<int:crew_id>")
+@role_required(*DISPATCH_ROLES)
+def crew_edit(crew_id: int) -> Response | tuple[str, int]:
+    """Save a crew's districts, groups, capacity, calendar, depot and whether active."""
+    store = state().store
+    crew = store.dispatch.crew(crew_id)
+    f = request.form
+    try:
+        changes = _form_crew_fields(f)
+        changes["calendar"] = f.get("calendar") or crew.calendar
+        changes["active"] = f.get("active") == "1"
+        core.edit_crew(store, crew_id, actor=actor(), **changes)
+    except InvalidRequest as exc:
+        return _crew_form(crew, error=str(exc), form=f), 400
+    return redirect(url_for("dispatch.crew_page", crew_id=crew_id, saved=1))
 
 
 @bp.get("/dispatch/work-orders")
@@ -177,13 +257,17 @@ def work_order_list() -> str:
 @role_required(*DISPATCH_ROLES)
 def work_order_page(order_id: int) -> str:
     """One work order: stops, status, notes, history."""
+    return _work_order_view(order_id)
+
+
+def _work_order_view(order_id: int, error: str | None = None, form: Any = None) -> str:
     store = state().store
     order = store.dispatch.work_order(order_id)
     requests = store.requests.query(ids=list(order.request_ids), limit=len(order.request_ids))
     return render_template("work_order.html", o=order, crew=store.dispatch.crew(order.crew_id),
                            requests=requests, crews=store.dispatch.crews(),
                            history=store.audit.entries("work_order", order_id),
-                           transitions=TRANSITIONS[order.status])
+                           transitions=TRANSITIONS[order.status], error=error, form=form or {})
 
 
 @bp.post("/dispatch/work-orders")
@@ -201,10 +285,14 @@ def work_order_create() -> Response:
 
 @bp.post("/dispatch/work-orders/<int:order_id>/status")
 @role_required(*DISPATCH_ROLES)
-def work_order_status(order_id: int) -> Response:
-    """Move a work order on (done closes its requests)."""
-    core.set_work_order_status(state().store, order_id, request.form.get("status", ""),
-                               resolution=request.form.get("resolution", ""), actor=actor())
+def work_order_status(order_id: int) -> Response | tuple[str, int]:
+    """Move a work order on (done closes its requests); a refusal is shown on the form."""
+    try:
+        core.set_work_order_status(state().store, order_id, request.form.get("status", ""),
+                                   resolution=request.form.get("resolution", ""),
+                                   actor=actor())
+    except InvalidRequest as exc:
+        return _work_order_view(order_id, error=str(exc), form=request.form), 400
     return redirect(url_for("dispatch.work_order_page", order_id=order_id))
 
 
@@ -254,8 +342,10 @@ def suggestions_accept() -> Response:
         crew_id = _int("crew", f.get(f"crew_{request_id}"))
         day = f.get(f"date_{request_id}") or datetime.now(state().settings.zone).date()
         picks.append((request_id, crew_id, str(day)))
-    core.accept(state().store, picks, actor=actor())
-    return redirect(url_for("dispatch.dispatch_map", layer=f.get("layer") or None))
+    made = core.accept(state().store, picks, actor=actor())
+    first = min((o.scheduled_date for o in made), default=None)
+    return redirect(url_for("dispatch.dispatch_map", layer=f.get("layer") or None, date=first,
+                            accepted=len(picks) or None))
 
 
 @bp.post("/dispatch/route")
@@ -276,8 +366,10 @@ def sla_page() -> str:
     board = sla.sla_board(store, states=("breached", "at_risk", "paused"))
     details = {r.id: r for r in store.requests.query(ids=[b.request_id for b in board[:1000]],
                                             limit=1000)}
+    paused = [b.request_id for b in board[:1000] if b.state == "paused"]
     return render_template("sla.html", board=board[:1000], total=len(board), details=details,
-                           reasons=sla.PAUSE_REASONS)
+                           reasons=sla.PAUSE_REASONS, paused=store.sla.open_pause_reasons(paused),
+                           zone_name=state().settings.timezone)
 
 
 @bp.post("/dispatch/requests/<int:request_id>/pause")
@@ -299,32 +391,6 @@ def resume(request_id: int) -> Response:
 def _local_referrer() -> bool:
     ref = request.referrer or ""
     return ref.startswith(request.host_url)
-
-
-@bp.get("/kpi")
-@role_required(*KPI_ROLES)
-def kpi() -> str:
-    """Volume, median time to close, SLA share and backlog per district and service."""
-    store = state().store
-    layer = _layer()
-    start, end = _date_arg("start"), _date_arg("end")
-    frame = store.hotspots.kpi_frame(store.layers.version(layer).id, start=start, end=end)
-    now = datetime.now(UTC)
-    return render_template("kpi.html", layer=layer, by_district=kpi_table(frame, "district", now),
-                           by_service=kpi_table(frame, "service", now),
-                           start=request.args.get("start", ""), end=request.args.get("end", ""),
-                           layers=[v.layer for v in store.layers.versions(active_only=True)])
-
-
-def _date_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(raw), datetime.min.time(),
-                                tzinfo=state().settings.zone)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name} was {raw!r} but is expected as YYYY-MM-DD") from exc
 
 
 # -- JSON ----------------------------------------------------------------------------

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -17,6 +15,7 @@ import pandas as pd
 import shapely
 from flask import Blueprint, Response, current_app, g, render_template, request
 
+from geo311.caches import ResultCache
 from geo311.errors import InvalidRequest
 from geo311.hotspot_index import HotspotIndex
 from geo311.hotspots import (
@@ -26,6 +25,7 @@ from geo311.hotspots import (
     RequestFilter,
     cells_covering,
     count_cells,
+    default_emerging_end,
     emerging_hotspots,
     hotspot_cells,
 )
@@ -66,27 +66,6 @@ class HotspotQuery:
         return tuple(sorted(self.args.items()))
 
 
-class _Cache:
-    """Results keyed by the view and the last audited change: exact while nothing changes."""
-
-    def __init__(self, size: int = 64) -> None:
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._size = size
-
-    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = build()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
-
-
 def _index() -> HotspotIndex:
     return current_app.extensions.setdefault(  # type: ignore[no-any-return]
         "geo311.hotspot_rows", HotspotIndex())
@@ -101,8 +80,8 @@ def _counts(q: HotspotQuery) -> pd.DataFrame:
     return _index().counts(state().store, _last_change(), q.where, q.resolution)
 
 
-def _cache() -> _Cache:
-    return current_app.extensions.setdefault("geo311.hotspots", _Cache())  # type: ignore[no-any-return]
+def _cache() -> ResultCache:
+    return current_app.extensions.setdefault("geo311.hotspots", ResultCache())  # type: ignore[no-any-return]
 
 
 def _per_request(name: str, build: Callable[[], Any]) -> Any:
@@ -352,11 +331,9 @@ def export_csv() -> Response:
 def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
     """Emerging-hotspot labels over ``q.weeks`` weekly bins ending at the view's end."""
     s = state()
-    end = q.where.end or s.store.requests.latest_requested()
+    end = q.where.end or _default_end()
     if end is None:
         return pd.DataFrame({"cell": [], "label": []}), datetime.min, datetime.min
-    if q.where.end is None:
-        end = end + timedelta(seconds=1)
     origin = end - timedelta(weeks=q.weeks)
     if q.where.start is not None and q.where.start > origin:
         origin = q.where.start
@@ -377,16 +354,30 @@ def emerging_result(q: HotspotQuery) -> tuple[pd.DataFrame, datetime, datetime]:
     return _cache().get(key, build), origin, end  # type: ignore[no-any-return]
 
 
+def _default_end() -> datetime | None:
+    """The end of the last complete, covered week of the stored requests."""
+    s = state()
+
+    def build() -> datetime | None:
+        parts, _ = _index().rows(s.store, _last_change())
+        requested = np.concatenate([p["requested"].to_numpy(float) for p in parts])
+        return default_emerging_end(requested, s.settings.zone)
+
+    return _cache().get(("emerging-end", _last_change()), build)  # type: ignore[no-any-return]
+
+
 @bp.get("/hotspots/emerging")
 def emerging_page() -> str:
     """Emerging hotspots: each cell's Gi* trend over weekly bins, labelled."""
     q = parse_query(request.args.to_dict())
     cells, origin, end = emerging_result(q)
-    counts = {label: int((cells["label"] == label).sum()) for label in EMERGING_LABELS}
+    found = cells["label"].value_counts()
+    counts = {label: int(found.get(label, 0)) for label in EMERGING_LABELS}
     style = maps.script_json({"key": "l", "plain": "", "name": "emerging hotspots",
                               "colours": maps.EMERGING_COLOURS})
     return render_template("emerging.html", parts=_base_parts(q, None),
                            cell_data=maps.script_json(maps.emerging_features(cells)),
                            cell_style=style, q=q, drawn=len(cells), counts=counts,
                            origin=origin, end=end, labels=EMERGING_LABELS,
+                           one_day=timedelta(days=1), default_end="end" not in request.args,
                            colours=maps.EMERGING_COLOURS, **_options())

@@ -13,6 +13,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from flask import url_for
+from folium.elements import MacroElement
+from jinja2 import Template
 
 from geo311.hotspots import cell_boundaries, cell_centres
 from geo311.model import ServiceRequest
@@ -175,20 +177,21 @@ def add_crew_stops(m: folium.Map, crew: object, orders: Sequence[object],
     depot = getattr(crew, "depot", None)
     if depot is not None:
         line.append([depot[0], depot[1]])
+    routed = any(o.route_position is not None for o in orders)  # type: ignore[attr-defined]
     for o in orders:
-        root = o.request_ids[0]  # type: ignore[attr-defined]
-        if root not in where:
-            continue
-        lon, lat, code = where[root]
-        pos = o.route_position  # type: ignore[attr-defined]
-        popup = (f"<b>{html.escape(name)}</b> stop {pos if pos is not None else '–'}<br>"
-                 f"work order <a href='/dispatch/work-orders/{o.id}'>{o.id}</a> "  # type: ignore[attr-defined]
-                 f"({html.escape(o.status)})<br>request #{root} {html.escape(code)}")  # type: ignore[attr-defined]
-        features.append({"type": "Feature", "geometry": {"type": "Point",
-                                                         "coordinates": [lon, lat]},
-                         "properties": {"kind": "stop", "crew": name, "order": o.id,  # type: ignore[attr-defined]
-                                        "position": pos, "popup": popup}})
-        line.append([lon, lat])
+        for root in o.request_ids:  # type: ignore[attr-defined]
+            if root not in where:
+                continue
+            lon, lat, code = where[root]
+            pos = len(features) + 1 if routed else None
+            popup = (f"<b>{html.escape(name)}</b> stop {pos if pos is not None else '–'}<br>"
+                     f"work order <a href='/dispatch/work-orders/{o.id}'>{o.id}</a> "  # type: ignore[attr-defined]
+                     f"({html.escape(o.status)})<br>request #{root} {html.escape(code)}")  # type: ignore[attr-defined]
+            features.append({"type": "Feature", "geometry": {"type": "Point",
+                                                             "coordinates": [lon, lat]},
+                             "properties": {"kind": "stop", "crew": name, "order": o.id,  # type: ignore[attr-defined]
+                                            "position": pos, "popup": popup}})
+            line.append([lon, lat])
     if not features:
         return 0
     if len(line) > 1:
@@ -217,8 +220,45 @@ def add_unassigned(m: folium.Map, frame: object) -> int:
     return len(features)
 
 
-def add_sla_states(m: folium.Map, frame: object, states: dict[int, object]) -> int:
-    """Breached and at-risk requests as rings (red, orange); returns how many."""
+SLA_LAYER_NAME = "Late and at risk (SLA)"
+
+
+class _CrewsOnTop(MacroElement):
+    """Brings routes and stops back to the front whenever a layer is switched on."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.on("overlayadd", function () {
+            {{ this._parent.get_name() }}.eachLayer(function (layer) {
+                var kind = layer.feature && layer.feature.properties.kind;
+                if ((kind === "route" || kind === "stop") && layer.bringToFront) {
+                    layer.bringToFront();
+                }
+            });
+        });
+        {% endmacro %}
+    """)
+
+
+def keep_crews_on_top(m: folium.Map) -> None:
+    """Keep crews' routes and stops above late rings, even after toggling the rings.
+
+    Rings are drawn before routes and stops; a layer switched on again is drawn last,
+    so this puts routes, then stops, back on top.
+    """
+    _CrewsOnTop().add_to(m)
+
+
+def add_sla_states(m: folium.Map, frame: object, states: dict[int, object],
+                   zone: Any = None) -> int:
+    """Breached and at-risk requests as rings (red, orange); returns how many.
+
+    The rings are one layer the layer control switches on and off. Draw them before
+    routes and stops and call ``keep_crews_on_top``, so they never hide a crew's day
+    however many there are, even when switched off and on again.
+    Due times are shown in ``zone`` (the city's time zone) when given.
+    """
+    group = folium.FeatureGroup(name=SLA_LAYER_NAME, show=True)
     drawn = 0
     for state_name, colour in SLA_COLOURS.items():
         features = []
@@ -227,7 +267,7 @@ def add_sla_states(m: folium.Map, frame: object, states: dict[int, object]) -> i
             if st is None or getattr(st, "state", "") != state_name:
                 continue
             due = getattr(st, "due", None)
-            due_text = f"<br>due {due:%Y-%m-%d %H:%M} UTC" if due else ""
+            due_text = f"<br>due {local_time(due, zone)}" if due else ""
             popup = (f"<b>{state_name.replace('_', ' ')}</b> request "
                      f"<a href='/requests/{int(r.id)}'>#{int(r.id)}</a> "
                      f"{html.escape(str(r.service_code))}{due_text}")
@@ -235,9 +275,26 @@ def add_sla_states(m: folium.Map, frame: object, states: dict[int, object]) -> i
                 "type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
                 "properties": {"kind": state_name, "id": int(r.id), "popup": popup}})
         if features:
-            _points_layer(m, features, state_name.replace("_", " "), colour, 10, dashed=True)
+            folium.GeoJson(
+                {"type": "FeatureCollection", "features": features},
+                name=html.escape(state_name.replace("_", " ")), control=False,
+                marker=folium.CircleMarker(radius=10, weight=2, fill=True, fill_opacity=0.25),
+                style_function=lambda _f, c=colour: {"color": c, "fillColor": c,
+                                                     "dashArray": "3"},
+                popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
+            ).add_to(group)
             drawn += len(features)
+    group.add_to(m)
     return drawn
+
+
+def local_time(when: Any, zone: Any = None) -> str:
+    """A time as staff read it: in the city's zone, to the minute, with the zone's name."""
+    if when is None:
+        return ""
+    if zone is not None:
+        when = when.astimezone(zone)
+    return f"{when:%Y-%m-%d %H:%M} {when.tzname() or ''}".strip()
 
 
 def add_layer_control(m: folium.Map) -> None:
@@ -250,11 +307,17 @@ CONFIDENCE_COLOURS = {
     99: "#b2182b", 95: "#ef8a62", 90: "#fddbc7", 0: "#bdbdbd",
     -90: "#d1e5f0", -95: "#67a9cf", -99: "#2166ac",
 }
+#: One hue per pattern, so no two classes read alike; cold patterns in blues and teals.
 EMERGING_COLOURS = {
-    "new": "#fd8d3c", "intensifying": "#bd0026", "persistent": "#fc4e2a",
-    "diminishing": "#fed976", "": "#bdbdbd",
+    "new": "#ffd700", "consecutive": "#ff8c00", "intensifying": "#b2182b",
+    "persistent": "#e7298a", "diminishing": "#f4a582", "sporadic": "#8c510a",
+    "oscillating": "#66a61e", "historical": "#762a83",
+    "new cold": "#c6dbef", "consecutive cold": "#6baed6", "intensifying cold": "#08306b",
+    "persistent cold": "#2171b5", "diminishing cold": "#9ecae1", "sporadic cold": "#35978f",
+    "oscillating cold": "#01665e", "historical cold": "#80cdc1", "": "#bdbdbd",
 }
-CHOROPLETH_COLOURS = ("#f1eef6", "#bdc9e1", "#74a9cf", "#2b8cbe", "#045a8d")
+#: Districts in purples: never mistaken for the red hot and blue cold spots drawn over them.
+CHOROPLETH_COLOURS = ("#f2f0f7", "#cbc9e2", "#9e9ac8", "#756bb1", "#54278f")
 
 
 def confidence_label(level: int) -> str:
@@ -303,18 +366,18 @@ def hexagon_features(cells: Any) -> dict[str, Any]:
 def emerging_features(cells: Any) -> dict[str, Any]:
     """Cells with their emerging-hotspot label (``l``) and a tooltip (``tip``)."""
     features = []
-    for ring, n, label, hot, tz, cz in zip(
+    for ring, n, label, hot, cold, tz, cz in zip(
         hexagon_rings(cells["cell"]), cells["count"].tolist(), cells["label"].tolist(),
-        cells["hot_bins"].tolist(), cells["trend_z"].tolist(), cells["count_trend_z"].tolist(),
-        strict=True,
+        cells["hot_bins"].tolist(), cells["cold_bins"].tolist(), cells["trend_z"].tolist(),
+        cells["count_trend_z"].tolist(), strict=True,
     ):
         features.append({
             "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
             "properties": {
                 "l": str(label),
                 "tip": f"{html.escape(str(label) or 'no pattern')}: {int(n)} reporters, "
-                       f"hot in {int(hot)} weeks<br>trend of Gi* z: {tz:+.2f}, "
-                       f"of counts: {cz:+.2f}",
+                       f"hot in {int(hot)}, cold in {int(cold)} weeks<br>"
+                       f"trend of Gi* z: {tz:+.2f}, of counts: {cz:+.2f}",
             },
         })
     return _compact(features, "emerging")

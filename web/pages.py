@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import groupby
+
 from flask import Blueprint, current_app, jsonify, render_template, request
 from werkzeug.wrappers import Response
 
@@ -57,13 +59,17 @@ def _index(status_code: int = 200, **extra: object) -> tuple[str, int]:
               for r in s.store.requests.query(status=status, limit=limit)]
     drawn = maps.add_requests(m, recent)
     form = extra.pop("form", {})
-    services = s.store.catalogue.services()
+    # Only services taking requests are offered, by department then name.
+    services = [sv for sv in s.store.catalogue.services() if sv.accepting]
     chosen = next((sv for sv in services if sv.code == form.get("service_code")), None)
+    departments = groupby(sorted(services, key=lambda sv: (sv.group or "Other", sv.name)),
+                          key=lambda sv: sv.group or "Other")
     questions = sorted((a for a in chosen.attributes if a.variable),
                        key=lambda a: a.order) if chosen else []
     return render_template("index.html", parts=maps.map_parts(m), drawn=drawn,
                            total=s.store.requests.count(), status=status or "any",
-                           services=services, questions=questions, radius_m=AROUND_RADIUS_M,
+                           departments=[(d, list(g)) for d, g in departments],
+                           questions=questions, radius_m=AROUND_RADIUS_M,
                            geocode_available=any(rule.rule == "/api/geocode" for rule in
                                                  current_app.url_map.iter_rules()),
                            form=form, **extra), status_code
@@ -71,8 +77,11 @@ def _index(status_code: int = 200, **extra: object) -> tuple[str, int]:
 
 @bp.get("/")
 def index() -> tuple[str, int]:
-    """Citizen map: recent requests, open requests around a clicked point, the report form."""
-    return _index()
+    """Citizen map: recent requests, open requests around a clicked point, the report form.
+
+    ``?service_code=`` chooses the service (a help page links here).
+    """
+    return _index(form=request.args)
 
 
 @bp.post("/report")
@@ -113,13 +122,25 @@ def tracking(request_id: int) -> str:
     sensitive = s.store.catalogue.sensitive_codes()
     history = [e for e in s.store.audit.entries("request", request_id)]
     return render_template("request.html", r=mask_request(r, sensitive), history=history,
+                           districts=_district_lines(r),
                            withheld=WITHHELD if r.service_code in sensitive else "")
+
+
+def _district_lines(r: ServiceRequest) -> list[tuple[str, str | None]]:
+    """(layer title, district name) for the active layers only: retired maps mislead."""
+    lines = []
+    for layer, (title, names) in sorted(state().store.layers.active_district_names().items()):
+        if layer in r.districts:
+            district = r.districts[layer]
+            lines.append((title, names.get(district, district) if district else None))
+    return lines
 
 
 @bp.get("/layers")
 def layer_list() -> str:
-    """Boundary layers and their versions."""
-    return render_template("layers.html", versions=state().store.layers.versions())
+    """The active boundary layers; staff uploads stay off the public page until activated."""
+    return render_template("layers.html",
+                           versions=state().store.layers.versions(active_only=True))
 
 
 @bp.get("/api/requests/<int:request_id>")

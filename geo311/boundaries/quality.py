@@ -55,6 +55,8 @@ class LayerReport:
     gap_area_m2: float
     overlap_count: int = 0
     gap_count: int = 0
+    #: How the file's ids were read (``geo311.district_ids``), e.g. "digits".
+    id_rule: str = "as written"
     #: Features reaching beyond the active service area by more than ``outside_tolerance_m2``
     #: (filled in when the layer is loaded while a service-area layer is active).
     service_area: str | None = None
@@ -96,11 +98,13 @@ def outside_area(
     if features.empty or area is None or area.is_empty:
         return []
     utm = features.estimate_utm_crs()
-    projected = features.to_crs(utm)
-    area_utm = gpd.GeoSeries([area], crs=4326).to_crs(utm).iloc[0]
-    beyond = shapely.difference(projected.geometry.to_numpy(), area_utm)
+    # Reprojection can leave a ring of a valid polygon touching itself (a district dissolved
+    # from many parts, a union of many districts); make_valid keeps GEOS from refusing it.
+    projected = shapely.make_valid(features.to_crs(utm).geometry.to_numpy())
+    area_utm = shapely.make_valid(gpd.GeoSeries([area], crs=4326).to_crs(utm).iloc[0])
+    beyond = shapely.difference(projected, area_utm)
     outside_m2 = shapely.area(beyond)
-    whole_m2 = shapely.area(projected.geometry.to_numpy())
+    whole_m2 = shapely.area(projected)
     picks = np.flatnonzero(outside_m2 > tolerance_m2)
     if not len(picks):
         return []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from geo311.boundaries.quality import (
     as_text,
     layer_quality,
 )
+from geo311.district_ids import IdRule, normalise_ids, parse_id_rule
 from geo311.errors import LayerError
 
 LOGGER = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def read_layer(
     name_field: str | None = None,
     crs: str | None = None,
     layer: str | None = None,
+    id_rule: str | Sequence[str] | None = None,
     max_unzipped_bytes: int = 500 * 1024 * 1024,
     tolerance_m2: float = 1.0,
 ) -> LoadedLayer:
@@ -74,7 +76,10 @@ def read_layer(
     ``crs`` is only for files that do not declare a coordinate system (a shapefile without
     .prj); ``layer`` picks a layer of a GeoPackage or KML, or a shapefile in a folder or zip.
     Features with empty or non-polygonal geometry are rejected and reported; the caller
-    decides whether a layer with ``report.valid`` False may be used.
+    decides whether a layer with ``report.valid`` False may be used. ``id_rule`` (see
+    ``geo311.district_ids``) says how the file writes its ids; a district delivered as
+    several features with the same id (islands, exclaves, or ids the rule makes one) is
+    dissolved into one, and the report notes it on the district's first feature.
 
     Examples
     --------
@@ -103,8 +108,10 @@ def read_layer(
         if name_field
         else next((f for f in fields if _NAME_PATTERN.fullmatch(f.lower())), None)
     )
-    ids = _district_ids(path, id_column, frame[id_column])
-    names = [as_text(v) for v in frame[name_column]] if name_column else [None] * len(ids)
+    rule = parse_id_rule(id_rule, f"{path}: id_rule")
+    ids = _district_ids(path, id_column, frame[id_column], rule)
+    names: list[str | None] = (
+        [as_text(v) for v in frame[name_column]] if name_column else [None] * len(ids))
     try:
         frame = frame.to_crs(4326)
     except Exception as exc:  # pyproj raises several kinds
@@ -130,20 +137,16 @@ def read_layer(
         listed = "; ".join(f"feature {p.feature}: {p.problem}" for p in problems[:5])
         raise LayerError(f"{path}: no feature has a usable polygon ({listed})")
 
-    features = gpd.GeoDataFrame(
-        {
-            "district_id": pd.Series([ids[i] for i in kept], dtype=object),
-            "name": pd.Series([names[i] for i in kept], dtype=object),
-        },
-        geometry=gpd.GeoSeries(geoms[kept], crs="EPSG:4326"),
-    )
+    written = [as_text(v) for v in frame[id_column]]
+    features = _dissolve_parts(kept, ids, names, geoms, written, problems, path)
     overlaps, gaps = layer_quality(features, tolerance_m2)
     report = LayerReport(
         source=str(path),
         source_crs=source_crs,
         feature_count=len(frame),
+        id_rule=str(rule),
         bounds=tuple(float(v) for v in features.total_bounds),  # type: ignore[arg-type]
-        problems=problems,
+        problems=sorted(problems, key=lambda p: p.feature),
         overlaps=overlaps[:QUALITY_LIST_LIMIT],
         gaps=gaps[:QUALITY_LIST_LIMIT],
         overlap_area_m2=round(sum(o["area_m2"] for o in overlaps), 1),
@@ -152,14 +155,15 @@ def read_layer(
         gap_count=len(gaps),
     )
     LOGGER.info(
-        "%s: %d districts from %d features (%s, id field %r), %d repaired, %d rejected, "
-        "%d overlaps (%.0f m2), %d gaps (%.0f m2)",
+        "%s: %d districts from %d features (%s, id field %r), %d repaired, %d dissolved, "
+        "%d rejected, %d overlaps (%.0f m2), %d gaps (%.0f m2)",
         path,
         len(features),
         len(frame),
         source_crs,
         id_column,
         sum(p.action == "repaired" for p in problems),
+        sum(p.action == "dissolved" for p in problems),
         sum(p.action == "rejected" for p in problems),
         len(overlaps),
         report.overlap_area_m2,
@@ -270,7 +274,7 @@ def _guess_id_field(path: Path, frame: gpd.GeoDataFrame, fields: list[str]) -> s
     )
 
 
-def _district_ids(path: Path, column: str, values: Iterable[Any]) -> list[str]:
+def _district_ids(path: Path, column: str, values: Iterable[Any], rule: IdRule) -> list[str]:
     ids = [as_text(v) for v in values]
     empty = [n for n, v in enumerate(ids, start=1) if v is None]
     if empty:
@@ -278,17 +282,51 @@ def _district_ids(path: Path, column: str, values: Iterable[Any]) -> list[str]:
             f"{path}: id field {column!r} is empty for feature(s) {_numbers(empty)}; "
             "every district needs an id"
         )
-    where: dict[str, list[int]] = defaultdict(list)
-    for n, v in enumerate(ids, start=1):
-        where[v].append(n)  # type: ignore[index]
-    repeated = {v: ns for v, ns in where.items() if len(ns) > 1}
-    if repeated:
-        listed = "; ".join(f"{v!r} at features {_numbers(ns)}" for v, ns in repeated.items())
-        raise LayerError(
-            f"{path}: id field {column!r} is not unique: {listed}. Each district must be one "
-            f"feature: merge its parts first (dissolve by {column})"
-        )
-    return ids  # type: ignore[return-value]
+    return normalise_ids(ids, rule, f"{path}: id field {column!r}")  # type: ignore[arg-type]
+
+
+def _dissolve_parts(
+    kept: list[int], ids: list[str], names: list[str | None], geoms: np.ndarray,
+    written: list[str | None], problems: list[FeatureProblem], path: Path,
+) -> gpd.GeoDataFrame:
+    """One feature per district id, in the order ids first appear; parts are unioned.
+
+    Cities deliver a district split over islands and exclaves as several features with
+    the same id; each such district gets one ``dissolved`` line in the report, on its
+    first feature, naming its other features and the ways its id was written.
+    """
+    parts: dict[str, list[int]] = defaultdict(list)
+    for i in kept:
+        parts[ids[i]].append(i)
+    out_ids, out_names, out_geoms = [], [], []
+    for district, members in parts.items():
+        out_ids.append(district)
+        out_names.append(next((names[i] for i in members if names[i] is not None), None))
+        if len(members) == 1:
+            out_geoms.append(geoms[members[0]])
+            continue
+        merged = shapely.union_all(geoms[members])
+        out_geoms.append(merged if merged.geom_type in _POLYGONAL else _polygonal(merged)[0])
+        forms = sorted({w for w in (written[i] for i in members) if w is not None})
+        shown = f"; written {', '.join(repr(f) for f in forms)}" if forms != [district] else ""
+        names_seen = sorted({n for n in (names[i] for i in members) if n is not None})
+        if len(names_seen) > 1:
+            shown += f"; names {', '.join(repr(n) for n in names_seen)}, kept the first"
+        problems.append(FeatureProblem(
+            members[0] + 1, district,
+            f"district delivered as {len(members)} features "
+            f"({_numbers([i + 1 for i in members])}){shown}",
+            "dissolved",
+        ))
+        LOGGER.info("%s: dissolved district %r from features %s", path, district,
+                    _numbers([i + 1 for i in members]))
+    return gpd.GeoDataFrame(
+        {
+            "district_id": pd.Series(out_ids, dtype=object),
+            "name": pd.Series(out_names, dtype=object),
+        },
+        geometry=gpd.GeoSeries(out_geoms, crs="EPSG:4326"),
+    )
 
 
 def _numbers(numbers: list[int], limit: int = 20) -> str:

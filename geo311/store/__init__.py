@@ -20,6 +20,7 @@ from geo311.store.database import Database, Dialect
 from geo311.store.dispatch import Dispatch
 from geo311.store.duplicates import Duplicates
 from geo311.store.hotspots import Hotspots
+from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
 from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
@@ -53,6 +54,7 @@ class Store:
         self.dispatch = Dispatch(self.db)
         self.addresses = Addresses(self.db)
         self.hotspots = Hotspots(self.db)
+        self.kb = KnowledgeBase(self.db)
 
     @property
     def engine(self) -> Engine:

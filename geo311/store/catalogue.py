@@ -71,6 +71,12 @@ class Catalogue:
             ).mappings().all()
         return [_service_from_row(r) for r in rows]
 
+    def service_names(self) -> dict[str, str]:
+        """Every stored service's name by code, retired ones included (old requests keep them)."""
+        sv = t.services.c
+        with self.db.connect() as conn:
+            return dict(conn.execute(select(sv.code, sv.name)).all())  # type: ignore[arg-type]
+
     def service(self, code: str) -> Service:
         """One service by code; raise ``NotFound``."""
         with self.db.connect() as conn:
@@ -115,6 +121,7 @@ def _service_values(s: Service) -> dict[str, Any]:
         "sla_hours": s.sla_hours, "sla_clock": s.sla_clock or None,
         "sla_calendar": s.sla_calendar or None,
         "agency": s.agency, "attributes": json.dumps([a.as_dict() for a in s.attributes]),
+        "accepting": s.accepting,
     }
 
 def _service_from_row(r: Any) -> Service:
@@ -125,5 +132,5 @@ def _service_from_row(r: Any) -> Service:
     return Service(r["code"], r["name"], r["group"], r["description"], r["keywords"],
                    r["sla_days"], rule, sla_hours=r["sla_hours"],
                    sla_clock=r["sla_clock"] or "business", sla_calendar=r["sla_calendar"] or "",
-                   agency=r["agency"],
+                   agency=r["agency"], accepting=bool(r["accepting"]),
                    attributes=tuple(Attribute.from_dict(a) for a in json.loads(r["attributes"])))

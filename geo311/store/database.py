@@ -120,7 +120,8 @@ class Dialect:
     def before_scan(self, conn: Connection) -> None:
         """Set up a transaction about to aggregate a whole table in one pass."""
 
-    def read_all(self, engine: Engine, stmt: Any, columns: list[str]) -> pd.DataFrame:
+    def read_all(self, engine: Engine, stmt: Any, columns: list[str],
+                 text_columns: Sequence[str] = ()) -> pd.DataFrame:
         """Run a large read (a backend may stream it faster than row by row)."""
         with engine.connect() as conn:
             return to_frame(conn.execute(stmt).all(), columns)
@@ -147,6 +148,19 @@ class Dialect:
                   min_rows: int | None = None) -> Iterator[None]:
         """Wrap a large import; a backend may suspend index upkeep while it runs."""
         yield
+
+    # -- knowledge-base search ------------------------------------------------------------
+
+    def rebuild_kb_index(self, conn: Connection) -> None:
+        """Bring the full-text index of ``kb_index`` up to date after its rows changed."""
+
+    def kb_match(self, conn: Connection, search_words: list[str], public_only: bool,
+                 limit: int) -> list[tuple[int, float]]:
+        """``(id, rank)`` of ``kb_index`` rows holding any of ``search_words``, best first.
+
+        The words are plain lower-case letters and digits; the title weighs most.
+        """
+        raise NotImplementedError
 
     # -- transactions and locks ------------------------------------------------------------
 

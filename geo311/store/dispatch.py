@@ -80,34 +80,71 @@ class Dispatch:
             write_audit(conn, "crew_enabled" if active else "crew_disabled", "crew", crew_id,
                         {}, actor)
 
-    def add_work_order(self, crew_id: int, request_ids: Sequence[int], scheduled_date: str,
-                       *, actor: str = "system") -> WorkOrder:
-        """A work order for the groups of ``request_ids`` (open, not on another order)."""
+    def update_crew(self, crew_id: int, changes: dict[str, Any], *,
+                    actor: str = "system") -> Crew:
+        """Change a crew's fields; audited with their old and new values.
+
+        ``changes`` may name name, layer, districts, service_groups, capacity_per_day,
+        calendar, depot_lon, depot_lat and active.
+        """
+        before = self.crew(int(crew_id))
+        c = t.crews.c
+        values: dict[str, Any] = {}
+        changed: dict[str, Any] = {}
+        for key, value in changes.items():
+            old = getattr(before, key)
+            if key in ("districts", "service_groups"):
+                value, old = list(value), list(old)
+                values[key] = json.dumps(value)
+            else:
+                values[key] = value
+            if value != old:
+                changed[key] = {"from": old, "to": value}
+        if not changed:
+            return before
+        with self.db.begin() as conn:
+            if "name" in changed and conn.execute(select(c.id).where(
+                    c.name == values["name"]).where(c.id != before.id)).first():
+                raise InvalidRequest(f"crew {values['name']!r} exists already")
+            conn.execute(update(t.crews).where(c.id == before.id).values(**values))
+            write_audit(conn, "crew_edited", "crew", before.id, changed, actor)
+        LOGGER.info("crew %s edited: %s", before.name, sorted(changed))
+        return self.crew(int(crew_id))
+
+    def _open_roots(self, conn: Any, request_ids: Sequence[int]) -> list[int]:
+        """The open group roots of ``request_ids``, none on an open work order already."""
         sr, wr, wo = t.service_requests.c, t.work_order_requests.c, t.work_orders.c
         if not request_ids:
             raise InvalidRequest("a work order needs at least one request")
+        rows = conn.execute(select(sr.id, sr.status, sr.duplicate_of).where(
+            sr.id.in_([int(i) for i in request_ids]))).all()
+        missing = sorted(set(int(i) for i in request_ids) - {r.id for r in rows})
+        if missing:
+            raise NotFound(f"service requests {missing} do not exist")
+        roots = sorted({r.duplicate_of or r.id for r in rows})
+        states = dict(conn.execute(select(sr.id, sr.status).where(sr.id.in_(roots))).all())
+        closed = [i for i in roots if states.get(i) != OPEN]
+        if closed:
+            raise InvalidRequest(f"requests {closed} are not open")
+        taken = conn.execute(
+            select(wr.request_id, wr.work_order_id).select_from(
+                t.work_order_requests.join(t.work_orders, wo.id == wr.work_order_id))
+            .where(wr.request_id.in_(roots)).where(wo.status.in_(ACTIVE_WORK_STATUSES))
+        ).all()
+        if taken:
+            raise InvalidRequest(
+                "requests already on an open work order: "
+                + ", ".join(f"#{r} (work order {w})" for r, w in taken))
+        return roots
+
+    def add_work_order(self, crew_id: int, request_ids: Sequence[int], scheduled_date: str,
+                       *, actor: str = "system") -> WorkOrder:
+        """A work order for the groups of ``request_ids`` (open, not on another order)."""
+        wo = t.work_orders.c
         self.crew(int(crew_id))
         now = now_utc()
         with self.db.begin() as conn:
-            rows = conn.execute(select(sr.id, sr.status, sr.duplicate_of).where(
-                sr.id.in_([int(i) for i in request_ids]))).all()
-            missing = sorted(set(int(i) for i in request_ids) - {r.id for r in rows})
-            if missing:
-                raise NotFound(f"service requests {missing} do not exist")
-            roots = sorted({r.duplicate_of or r.id for r in rows})
-            states = dict(conn.execute(select(sr.id, sr.status).where(sr.id.in_(roots))).all())
-            closed = [i for i in roots if states.get(i) != OPEN]
-            if closed:
-                raise InvalidRequest(f"requests {closed} are not open")
-            taken = conn.execute(
-                select(wr.request_id, wr.work_order_id).select_from(
-                    t.work_order_requests.join(t.work_orders, wo.id == wr.work_order_id))
-                .where(wr.request_id.in_(roots)).where(wo.status.in_(ACTIVE_WORK_STATUSES))
-            ).all()
-            if taken:
-                raise InvalidRequest(
-                    "requests already on an open work order: "
-                    + ", ".join(f"#{r} (work order {w})" for r, w in taken))
+            roots = self._open_roots(conn, request_ids)
             order_id = conn.execute(insert(t.work_orders).values(
                 crew_id=int(crew_id), status="assigned", scheduled_date=scheduled_date,
                 created=now, created_by=actor, updated=now).returning(wo.id)).scalar_one()
@@ -120,6 +157,26 @@ class Dispatch:
                 write_audit(conn, "assigned", "request", r,
                             {"work_order": order_id, "crew_id": int(crew_id)}, actor)
         return self.work_order(int(order_id))
+
+    def add_stops(self, order_id: int, request_ids: Sequence[int], *,
+                  actor: str = "system") -> WorkOrder:
+        """Append the groups of ``request_ids`` to an open work order; audited."""
+        order = self.work_order(order_id)
+        if order.status not in ACTIVE_WORK_STATUSES:
+            raise InvalidRequest(f"work order {order.id} is {order.status}; stops are added "
+                                 "to open work orders only")
+        with self.db.begin() as conn:
+            roots = self._open_roots(conn, request_ids)
+            conn.execute(insert(t.work_order_requests),
+                         [{"work_order_id": order.id, "request_id": r} for r in roots])
+            conn.execute(update(t.work_orders).where(t.work_orders.c.id == order.id)
+                         .values(updated=now_utc(), route_position=None))
+            write_audit(conn, "stops_added", "work_order", order.id, {"requests": roots},
+                        actor)
+            for r in roots:
+                write_audit(conn, "assigned", "request", r,
+                            {"work_order": order.id, "crew_id": order.crew_id}, actor)
+        return self.work_order(order.id)
 
     def work_order(self, order_id: int) -> WorkOrder:
         """One work order with its requests and notes; raise ``NotFound``."""
@@ -150,7 +207,8 @@ class Dispatch:
             for start in range(0, len(wanted), 5000):
                 chunk = wanted[start:start + 5000]
                 for w, r in conn.execute(select(wr.work_order_id, wr.request_id).where(
-                        wr.work_order_id.in_(chunk)).order_by(wr.request_id)):
+                        wr.work_order_id.in_(chunk)).order_by(
+                        wr.position.is_(None), wr.position, wr.request_id)):
                     reqs.setdefault(w, []).append(int(r))
                 for w, at, author, body in conn.execute(
                         select(wn.work_order_id, wn.at, wn.author, wn.text)
@@ -209,15 +267,32 @@ class Dispatch:
                          .values(updated=now_utc()))
             write_audit(conn, "note", "work_order", order.id, {"length": len(body)}, author)
 
-    def set_route_positions(self, positions: dict[int, int], *, actor: str = "system") -> None:
-        """Store the visiting order of work orders (one crew's day); audited."""
-        wo = t.work_orders.c
+    def set_route_positions(self, positions: dict[int, int], *, actor: str = "system",
+                            stops: dict[tuple[int, int], int] | None = None) -> None:
+        """Store the visiting order of work orders (one crew's day); audited.
+
+        ``stops`` maps ``(work_order_id, request_id)`` to the stop's place in the day.
+        """
+        wo, wr = t.work_orders.c, t.work_order_requests.c
         with self.db.begin() as conn:
             for order_id, pos in positions.items():
                 conn.execute(update(t.work_orders).where(wo.id == int(order_id))
                              .values(route_position=int(pos)))
+            for (order_id, request_id), pos in (stops or {}).items():
+                conn.execute(update(t.work_order_requests).where(
+                    wr.work_order_id == int(order_id)).where(wr.request_id == int(request_id))
+                    .values(position=int(pos)))
             write_audit(conn, "route_ordered", "work_order", "",
                         {"positions": {str(k): v for k, v in positions.items()}}, actor)
+
+    def open_days(self) -> dict[str, int]:
+        """Open work orders (assigned or in progress) per scheduled day."""
+        wo = t.work_orders.c
+        with self.db.connect() as conn:
+            rows = conn.execute(select(wo.scheduled_date, func.count()).where(
+                wo.status.in_(ACTIVE_WORK_STATUSES)).group_by(wo.scheduled_date)
+                .order_by(wo.scheduled_date)).all()
+        return {str(d): int(n) for d, n in rows}
 
     def crew_loads(self) -> dict[int, int]:
         """Stops on open work orders (assigned or in progress), per crew id."""

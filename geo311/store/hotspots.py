@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
-    DateTime,
     Float,
     case,
     func,
@@ -159,45 +158,72 @@ class Hotspots:
                       self.db.dialect.epoch_s(sr.updated_datetime)).where(sr.h3_cell != 0)
         columns = ["id", "cell", "reporters", "service_code", "status", "requested", "parent",
                    "updated"]
-        if since is None and not ids:
-            frame = self.db.dialect.read_all(self.db.engine, stmt, columns)
-        else:  # two index lookups (an OR of both would scan the table)
-            with self.db.connect() as conn:
-                rows = list(conn.execute(stmt.where(sr.updated_datetime >= (since or now_utc())))
-                            .all())
-                if ids:
-                    rows += conn.execute(stmt.where(sr.id.in_([int(i) for i in ids]))).all()
-            frame = to_frame(rows, columns).drop_duplicates("id")
+        frame = self._all_or_changed(stmt, columns, since, ids)
         return frame.astype({"id": np.int64, "cell": np.int64, "reporters": np.int64,
                              "requested": float, "parent": bool, "updated": float})
 
     def kpi_frame(self, layer_version_id: int | None, *, start: datetime | None = None,
                   end: datetime | None = None) -> pd.DataFrame:
-        """Group roots (``duplicate_of`` NULL) for KPIs: service, district and times."""
-        sr, sv, rd = t.service_requests.c, t.services.c, t.request_districts.c
-        joined = t.service_requests.join(t.services, sv.code == sr.service_code)
+        """Group roots (``duplicate_of`` NULL) for KPIs: service, district and times.
+
+        Read in one stream with times as epoch seconds (a million rows in seconds, not
+        the tens of seconds datetime objects row by row take); names joined after.
+        """
+        sr, rd = t.service_requests.c, t.request_districts.c
+        dialect = self.db.dialect
+        joined: Any = t.service_requests
         district_col: Any = text("NULL")
         if layer_version_id is not None:
             joined = joined.outerjoin(t.request_districts, (rd.request_id == sr.id)
                                       & (rd.layer_version_id == layer_version_id))
             district_col = rd.district_id
         stmt = select(
-            sr.service_code, sv.name, district_col, sr.status,
-            type_coerce(sr.requested_datetime, DateTime()),
-            type_coerce(sr.closed_datetime, DateTime()),
-            type_coerce(sr.expected_datetime, DateTime()),
+            sr.service_code, district_col, sr.status, dialect.epoch_s(sr.requested_datetime),
+            dialect.epoch_s(sr.closed_datetime), dialect.epoch_s(sr.expected_datetime),
         ).select_from(joined).where(sr.duplicate_of.is_(None))
         if start is not None:
             stmt = stmt.where(sr.requested_datetime >= start)
         if end is not None:
             stmt = stmt.where(sr.requested_datetime < end)
+        frame = dialect.read_all(self.db.engine, stmt, ["service_code", "district_id", "status",
+                                                        "requested", "closed", "expected"],
+                                 text_columns=("district_id",))
         with self.db.connect() as conn:
-            frame = to_frame(conn.execute(stmt).all(), ["service_code", "service_name",
-                                                      "district_id", "status", "requested",
-                                                      "closed", "expected"])
-        for col in ("requested", "closed", "expected"):
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        return frame
+            names = dict(conn.execute(select(t.services.c.code, t.services.c.name)).all())
+        frame.insert(1, "service_name", frame["service_code"].map(names))
+        district = frame["district_id"]
+        frame["district_id"] = district.where(district.notna() & (district != ""), None)
+        return _as_times(frame)
+
+    def kpi_rows(self, *, since: datetime | None = None, ids: Sequence[int] = ()
+                 ) -> pd.DataFrame:
+        """Every request's KPI columns, for the in-memory KPI index.
+
+        ``id, service_code, status, requested, closed, expected, parent``; with ``since``
+        or ``ids``, only requests updated since then or with those ids.
+        """
+        sr = t.service_requests.c
+        dialect = self.db.dialect
+        stmt = select(sr.id, sr.service_code, sr.status, dialect.epoch_s(sr.requested_datetime),
+                      dialect.epoch_s(sr.closed_datetime), dialect.epoch_s(sr.expected_datetime),
+                      sr.duplicate_of.is_(None))
+        columns = ["id", "service_code", "status", "requested", "closed", "expected", "parent"]
+        frame = self._all_or_changed(stmt, columns, since, ids)
+        frame = frame.astype({"id": np.int64, "parent": bool})
+        return _as_times(frame)
+
+    def _all_or_changed(self, stmt: Any, columns: list[str], since: datetime | None,
+                        ids: Sequence[int]) -> pd.DataFrame:
+        """Every row of ``stmt``, or only requests updated since ``since`` or in ``ids``."""
+        sr = t.service_requests.c
+        if since is None and not ids:
+            return self.db.dialect.read_all(self.db.engine, stmt, columns)
+        with self.db.connect() as conn:  # two index lookups (an OR of both would scan)
+            rows = list(conn.execute(stmt.where(sr.updated_datetime >= (since or now_utc())))
+                        .all())
+            if ids:
+                rows += conn.execute(stmt.where(sr.id.in_([int(i) for i in ids]))).all()
+        return to_frame(rows, columns).drop_duplicates("id")
 
     def _filtered_parents(self, stmt: Any, where: RequestFilter) -> Any:
         """Restrict a statement on ``service_requests`` to the parents ``where`` keeps."""
@@ -231,3 +257,10 @@ class Hotspots:
         masked = sr.h3_cell.op("&")(literal_column(str(masked_cell_keep())))
         return case((sr.service_code.in_(select(sv.code).where(sv.sensitive)), masked),
                     else_=sr.h3_cell)
+
+
+def _as_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Epoch-second columns ``requested, closed, expected`` as UTC timestamps."""
+    for col in ("requested", "closed", "expected"):
+        frame[col] = pd.to_datetime(pd.to_numeric(frame[col]), unit="s", utc=True)
+    return frame

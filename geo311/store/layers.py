@@ -90,7 +90,7 @@ class Layers:
     def activate(
         self, name: str, version: int, *, actor: str = "system",
         districts: dict[str, Any] | None = None, retire: Sequence[str] = (),
-        detail: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None, crews: Sequence[dict[str, Any]] = (),
     ) -> LayerVersion:
         """Make one version the active one of its layer, in one transaction.
 
@@ -100,6 +100,8 @@ class Layers:
         lose the districts they had from other versions of the layer and get the new
         one; every other request keeps the district of its day. ``retire`` names layers
         this one replaces: their active versions are retired in the same transaction.
+        ``crews`` (``id, layer, districts, active, detail``) are the crews that follow
+        the new map; each is updated and audited in the same transaction.
         """
         target = self.version(name, version)
         lv, rd = t.layer_versions.c, t.request_districts.c
@@ -126,6 +128,12 @@ class Layers:
                     "district_id": np.asarray(districts["district_id"], dtype=object),
                     "boundary_case": np.asarray(districts["boundary_case"], dtype=bool),
                 }))
+            for crew in crews:
+                conn.execute(update(t.crews).where(t.crews.c.id == int(crew["id"])).values(
+                    layer=crew["layer"], districts=json.dumps(list(crew["districts"])),
+                    active=bool(crew["active"])))
+                write_audit(conn, "crew_remapped", "crew", crew["id"],
+                            {**crew.get("detail", {}), "version": version}, actor)
             for other in retire:
                 self._retire(conn, other, actor, {"replaced_by": name, "version": version})
             write_audit(conn, "layer_activated", "layer", name,
@@ -261,6 +269,21 @@ class Layers:
             ).all()
         return {r[0]: int(r[1]) for r in rows}
 
+    def active_district_names(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Each active layer's title and its districts' names by id, for pages people read."""
+        d, lv, ly = t.districts.c, t.layer_versions.c, t.layers.c
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(ly.name, ly.title, d.district_id, d.name)
+                .select_from(t.districts.join(t.layer_versions, lv.id == d.layer_version_id)
+                             .join(t.layers, ly.id == lv.layer_id))
+                .where(lv.status == "active")
+            ).all()
+        out: dict[str, tuple[str, dict[str, str]]] = {}
+        for layer, title, district_id, name in rows:
+            out.setdefault(layer, (title or layer, {}))[1][district_id] = name or district_id
+        return out
+
     def _retire(
         self, conn: Connection, name: str, actor: str, detail: dict[str, Any] | None = None
     ) -> list[int]:
@@ -295,6 +318,20 @@ class Layers:
             retired = self._retire(conn, name, actor, {"service_area": service_area})
         LOGGER.info("retired layer %s (versions %s)", name, retired)
         return retired
+
+    def districts_of_requests(self, layer_version_id: int,
+                              ids: Sequence[int] | None = None) -> pd.Series:
+        """Each request's district in one layer version (outside: None), by request id."""
+        rd = t.request_districts.c
+        stmt = select(rd.request_id, rd.district_id).where(
+            rd.layer_version_id == layer_version_id)
+        if ids is not None:
+            stmt = stmt.where(rd.request_id.in_([int(i) for i in ids]))
+        frame = self.db.dialect.read_all(self.db.engine, stmt, ["request_id", "district_id"],
+                                         text_columns=("district_id",))
+        district = frame["district_id"]
+        return pd.Series(district.where(district.notna() & (district != ""), None).to_numpy(),
+                         index=frame["request_id"].astype(np.int64).to_numpy(), dtype=object)
 
     def request_districts_of(self, layer_version_ids: Sequence[int]) -> pd.DataFrame:
         """``request_id, layer_version_id, district_id`` rows of these layer versions."""

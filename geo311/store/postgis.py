@@ -157,16 +157,43 @@ class PostGISDialect(Dialect):
         of the window. Not while a bulk load has it suspended: the load builds it again at its
         end.
         """
+        added = self._finish_kb_index(conn)
         exists = conn.execute(text(
             "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_requests_geom_requested' UNION ALL "
             "SELECT 1 FROM suspended_structure WHERE name = 'ix_requests_geom_requested'"
         )).first()
         if exists:
-            return []
+            return added
         LOGGER.info("creating index ix_requests_geom_requested (box and time)")
         conn.execute(text("CREATE INDEX ix_requests_geom_requested ON service_requests "
                           "USING gist (geom, requested_datetime)"))
-        return ["index ix_requests_geom_requested"]
+        return [*added, "index ix_requests_geom_requested"]
+
+    def _finish_kb_index(self, conn: Connection) -> list[str]:
+        """The knowledge base's weighted tsvector (title A … body D) and its GIN index."""
+        have = conn.execute(text(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'kb_index' "
+            "AND column_name = 'search' AND table_schema = current_schema()")).first()
+        if have:
+            return []
+        conn.execute(text(
+            "ALTER TABLE kb_index ADD COLUMN search tsvector GENERATED ALWAYS AS ("
+            "setweight(to_tsvector('english', title), 'A') || "
+            "setweight(to_tsvector('english', keywords), 'B') || "
+            "setweight(to_tsvector('english', department), 'C') || "
+            "setweight(to_tsvector('english', body), 'D')) STORED"))
+        conn.execute(text("CREATE INDEX ix_kb_index_search ON kb_index USING gin (search)"))
+        return ["full-text index ix_kb_index_search"]
+
+    def kb_match(self, conn: Connection, search_words: list[str], public_only: bool,
+                 limit: int) -> list[tuple[int, float]]:
+        """``@@`` any word, ranked by ts_rank with weights D 0.1, C 0.2, B 0.4, A 1."""
+        rows = conn.execute(text(
+            "SELECT k.id, ts_rank('{0.1, 0.2, 0.4, 1.0}', k.search, q) AS r "
+            "FROM kb_index k, to_tsquery('english', :q) q WHERE k.search @@ q"
+            + (" AND k.public" if public_only else "") + " ORDER BY r DESC LIMIT :n"),
+            {"q": " | ".join(search_words), "n": limit}).all()
+        return [(int(i), float(r)) for i, r in rows]
 
     def record_triggers(self) -> list[str]:
         """The PostGIS way: see ``Dialect.record_triggers``."""
@@ -403,8 +430,12 @@ class PostGISDialect(Dialect):
         return [c for c in table.foreign_key_constraints
                 if (tuple(col.name for col in c.columns), c.referred_table.name) not in have]
 
-    def read_all(self, engine: Engine, stmt: Any, columns: list[str]) -> pd.DataFrame:
-        """COPY the result out as CSV and parse it with Arrow: ten times faster than rows."""
+    def read_all(self, engine: Engine, stmt: Any, columns: list[str],
+                 text_columns: Sequence[str] = ()) -> pd.DataFrame:
+        """COPY the result out as CSV and parse it with Arrow: ten times faster than rows.
+
+        ``text_columns`` stay text ("05" is not the number 5).
+        """
         sql = str(stmt.compile(dialect=engine.dialect,
                                compile_kwargs={"literal_binds": True}))
         buffer = io.BytesIO()
@@ -419,8 +450,9 @@ class PostGISDialect(Dialect):
         buffer.seek(0)
         table = pa_csv.read_csv(
             buffer, read_options=pa_csv.ReadOptions(column_names=columns),
-            convert_options=pa_csv.ConvertOptions(true_values=["t"], false_values=["f"],
-                                                  strings_can_be_null=False))
+            convert_options=pa_csv.ConvertOptions(
+                true_values=["t"], false_values=["f"], strings_can_be_null=False,
+                column_types={c: pa.string() for c in text_columns}))
         return table.to_pandas()
 
     def write_h3_cells(self, conn: Connection, ids: np.ndarray, cells: np.ndarray) -> None:

@@ -89,6 +89,18 @@ class SlaClocks:
                          .values(ended=at, ended_by=actor))
             write_audit(conn, "sla_resumed", "request", request_id, {}, actor)
 
+    def open_pause_reasons(self, ids: Sequence[int]) -> dict[int, str]:
+        """Why each of these requests' clocks stands still now (running ones left out)."""
+        p = t.sla_pauses.c
+        out: dict[int, str] = {}
+        with self.db.connect() as conn:
+            for start in range(0, len(ids), 5000):
+                chunk = [int(i) for i in ids[start:start + 5000]]
+                for rid, reason in conn.execute(select(p.request_id, p.reason).where(
+                        p.request_id.in_(chunk)).where(p.ended.is_(None))):
+                    out[int(rid)] = str(reason)
+        return out
+
     def open_rows(self) -> list[tuple[int, str, datetime | None, bool]]:
         """Open group roots: id, service code, due time and whether paused now."""
         sr, p = t.service_requests.c, t.sla_pauses.c

@@ -65,6 +65,31 @@ class SpatiaLiteDialect(Dialect):
 
         return engine
 
+    def finish_schema(self, conn: Connection) -> list[str]:
+        """The knowledge base's FTS5 index, over ``kb_index`` (external content)."""
+        if conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'kb_fts'")).first():
+            return []
+        conn.execute(text(
+            "CREATE VIRTUAL TABLE kb_fts USING fts5(title, keywords, department, body, "
+            "content='kb_index', content_rowid='id', tokenize='porter unicode61')"))
+        conn.execute(text("INSERT INTO kb_fts(kb_fts) VALUES ('rebuild')"))
+        return ["full-text index kb_fts"]
+
+    def rebuild_kb_index(self, conn: Connection) -> None:
+        """FTS5 rebuilds an external-content index from its table in one statement."""
+        conn.execute(text("INSERT INTO kb_fts(kb_fts) VALUES ('rebuild')"))
+
+    def kb_match(self, conn: Connection, search_words: list[str], public_only: bool,
+                 limit: int) -> list[tuple[int, float]]:
+        """FTS5 ``MATCH`` of any word, ranked by bm25 (title 10, keywords 5, group 2, body 1)."""
+        query = " OR ".join(f'"{w}"' for w in search_words)
+        rows = conn.execute(text(
+            "SELECT k.id, -bm25(kb_fts, 10.0, 5.0, 2.0, 1.0) AS r FROM kb_fts "
+            "JOIN kb_index k ON k.id = kb_fts.rowid WHERE kb_fts MATCH :q"
+            + (" AND k.public" if public_only else "") + " ORDER BY r DESC LIMIT :n"),
+            {"q": query, "n": limit}).all()
+        return [(int(i), float(r)) for i, r in rows]
+
     def record_triggers(self) -> list[str]:
         """SQLite triggers are per row.
 

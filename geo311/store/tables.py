@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -35,7 +37,11 @@ from sqlalchemy.types import TypeDecorator
 #: 5: ``suspended_structure`` records what a bulk load dropped, so a killed load's
 #: indexes and foreign keys come back (next load or ``init-db``);
 #: ``users.session_generation`` ends every session of an account on logout.
-SCHEMA_VERSION = 5
+#: 6: ``work_order_requests.position`` keeps each stop's place in its crew's routed day.
+#: 7: the knowledge base: ``kb_articles`` and their earlier versions in ``kb_article_versions``;
+#: ``kb_index`` (articles and services, full-text indexed by each dialect);
+#: ``kb_synonyms``; ``services.accepting`` (False: kept for history, no longer offered).
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -97,6 +103,8 @@ services = Table(
     Column("attributes", Text, nullable=False, default="[]"),  # JSON list of questions
     # Maps: a sensitive service's locations are shown only as an H3 cell centre.
     Column("sensitive", Boolean, nullable=False, default=False, server_default=false()),
+    # False: the service stays for its stored requests but takes no new ones.
+    Column("accepting", Boolean, nullable=False, default=True, server_default=true()),
 )
 
 service_requests = Table(
@@ -329,6 +337,7 @@ work_order_requests = Table(
            primary_key=True),
     Column("request_id", Integer, ForeignKey("service_requests.id"), primary_key=True,
            index=True),
+    Column("position", Integer),  # the stop's place in its crew's routed day
 )
 
 work_order_notes = Table(
@@ -449,4 +458,71 @@ street_centerlines = Table(
     Column("source", String(200), nullable=False),
     Column("geom", Geometry("LINESTRING", srid=4326, spatial_index=True), nullable=False),
     Index("ix_street_centerlines_source", "source"),
+)
+
+# --- knowledge base ---------------------------------------------------------------------
+
+kb_articles = Table(
+    "kb_articles",
+    metadata,
+    Column("slug", String(100), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("keywords", Text, nullable=False, default=""),
+    Column("script", Text, nullable=False, default=""),  # what a call-taker says; staff only
+    Column("service_code", String(64), ForeignKey("services.code")),  # NULL: a general article
+    Column("owner", String(200), nullable=False, default=""),
+    Column("public", Boolean, nullable=False, default=False),
+    Column("review_by", Date, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False, default=""),
+)
+
+#: Every version an article had before its current one, as it was.
+kb_article_versions = Table(
+    "kb_article_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("slug", String(100), ForeignKey("kb_articles.slug", ondelete="CASCADE"),
+           nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("keywords", Text, nullable=False, default=""),
+    Column("script", Text, nullable=False, default=""),
+    Column("service_code", String(64)),
+    Column("owner", String(200), nullable=False, default=""),
+    Column("public", Boolean, nullable=False, default=False),
+    Column("review_by", Date, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False, default=""),
+    UniqueConstraint("slug", "version", name="uq_kb_article_versions"),
+)
+
+#: What knowledge-base search reads: one row per article and per accepting service, rebuilt
+#: by ``store.kb.reindex()``. Each dialect adds its full-text index over title, keywords
+#: and body (FTS5 on SpatiaLite, a weighted tsvector with a GIN index on PostGIS).
+kb_index = Table(
+    "kb_index",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(10), nullable=False),  # "article" or "service"
+    Column("ref", String(100), nullable=False),  # the article's slug or the service's code
+    Column("title", String(200), nullable=False),
+    Column("keywords", Text, nullable=False, default=""),
+    Column("body", Text, nullable=False, default=""),
+    Column("service_code", String(64)),
+    Column("department", String(100), nullable=False, default=""),  # a service's group
+    Column("public", Boolean, nullable=False, default=True),
+    UniqueConstraint("kind", "ref", name="uq_kb_index_ref"),
+)
+
+#: The city's synonym table: a phrase residents use and what it means in the catalogue's
+#: words ("rats" -> "rodent baiting").
+kb_synonyms = Table(
+    "kb_synonyms",
+    metadata,
+    Column("phrase", String(200), primary_key=True),
+    Column("meaning", Text, nullable=False),
 )

@@ -373,7 +373,7 @@ def test_broken_geojson(tmp_path):
         read_layer(path)
 
 
-def test_duplicate_ids_are_named_with_their_features(tmp_path):
+def test_repeated_ids_are_dissolved_and_noted_with_their_features(tmp_path):
     path = write_geojson(
         tmp_path / "dup.geojson",
         [
@@ -382,8 +382,13 @@ def test_duplicate_ids_are_named_with_their_features(tmp_path):
             {"code": "A", "geometry": square(-87.68, 41.80)},
         ],
     )
-    with pytest.raises(LayerError, match=r"'code' is not unique: 'A' at features 1, 3\."):
-        read_layer(path, id_field="code")
+    loaded = read_layer(path, id_field="code")
+    assert list(loaded.features["district_id"]) == ["A", "B"]
+    assert loaded.features.geometry.iloc[0].geom_type == "MultiPolygon"
+    assert [(p.feature, p.district_id, p.action) for p in loaded.report.problems] == [
+        (1, "A", "dissolved")]
+    assert "2 features (1, 3)" in loaded.report.problems[0].problem
+    assert loaded.report.valid and loaded.report.feature_count == 3
 
 
 def test_empty_ids_are_named(tmp_path):

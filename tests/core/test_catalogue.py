@@ -100,3 +100,19 @@ def test_readme_catalogue_example_loads(tmp_path):
     (s,) = read_catalogue(write(tmp_path, example))
     assert s.code == "PH" and s.attributes[0].values[1] == ("bike", "Bike lane")
     assert s.duplicate_rule.radius_m == 25
+
+
+def test_accepting_is_read_and_checked():
+    from geo311.catalogue import parse_service, read_catalogue
+    from geo311.errors import InvalidRequest
+
+    shipped = {s.code: s for s in read_catalogue("chicago")}
+    assert not shipped["SEF"].accepting and "NO LONGER" in shipped["SEF"].name
+    assert all(s.accepting for s in shipped.values() if "NO LONGER" not in s.name)
+    assert parse_service({"code": "X", "name": "x"}, "t").accepting is True
+    try:
+        parse_service({"code": "X", "name": "x", "accepting": "no"}, "t")
+    except InvalidRequest as exc:
+        assert "accepting was 'no'" in exc.message
+    else:
+        raise AssertionError("a text 'accepting' was taken")

@@ -36,3 +36,14 @@ def test_mapping_xy_needs_crs(tmp_path):
     p.write_text('[columns]\nid="a"\ncreated="b"\nservice_name="c"\nx="X"\ny="Y"\n')
     with pytest.raises(InvalidRequest, match="xy_crs"):
         read_mapping(p)
+
+
+def test_mapping_placeholder_is_a_point(tmp_path):
+    p = tmp_path / "m.toml"
+    p.write_text('[columns]\nid="a"\ncreated="b"\nservice_name="c"\n'
+                 '[coordinates]\nplaceholder=[-71.0587, 42.3594]\n')
+    assert read_mapping(p).placeholder == (-71.0587, 42.3594)
+    p.write_text('[columns]\nid="a"\ncreated="b"\nservice_name="c"\n'
+                 '[coordinates]\nplaceholder="City Hall"\n')
+    with pytest.raises(InvalidRequest, match=r"placeholder was 'City Hall' but is expected"):
+        read_mapping(p)

@@ -58,6 +58,7 @@ def test_prepare_demo_loads_once_and_reports_each_step(store, tmp_path):
     assert lines[10].startswith("geocoding: learned ") and lines[-1].startswith("public records: ")
     assert len(contexts) == 2 and all(c.service_area == "community_areas" for c in contexts)
     assert store.requests.count() == 300
+    assert store.kb.article("hours-and-contact").version == 1  # the starter knowledge base
 
     again: list[str] = []
     prepare_demo(store, settings, context, again.append)
@@ -65,3 +66,4 @@ def test_prepare_demo_loads_once_and_reports_each_step(store, tmp_path):
     assert all(line.endswith("already loaded") for line in again[3:6])
     assert again[7].startswith("  stored 0, updated 0, unchanged 150")
     assert store.requests.count() == 300
+    assert store.kb.article("hours-and-contact").version == 1  # loaded again: unchanged

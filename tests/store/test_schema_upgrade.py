@@ -44,3 +44,36 @@ def test_init_db_adds_columns_an_older_release_lacked(backend_url):
         store.schema.drop()  # leave the shared PostGIS test database as other tests expect
         store.schema.init()
         store.dispose()
+
+
+def test_init_db_adds_the_knowledge_base_to_a_version_6_database(backend_url):
+    from geo311.catalogue import load_catalogue, read_catalogue
+    from geo311.knowledge import load_kb, search_kb
+
+    store = open_store(backend_url)
+    try:
+        with store.engine.begin() as conn:
+            for name in ("kb_article_versions", "kb_articles", "kb_index", "kb_synonyms"):
+                conn.execute(text(f'DROP TABLE "{name}"{store.db.dialect.cascade}'))
+            conn.execute(t.schema_info.update().where(t.schema_info.c.key == "version")
+                         .values(value="6"))
+        _older_schema(store, "accepting")
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO services (code, name, \"group\", description, keywords, active, "
+                "agency, attributes, sensitive) VALUES ('SGA', 'Rodent Baiting', '', '', '', "
+                "TRUE, '', '[]', FALSE)"))
+        added = store.schema.upgrade()
+        assert "services.accepting" in added
+        assert store.db.schema_version() == t.SCHEMA_VERSION == 7
+        assert store.catalogue.service("SGA").accepting is True  # old services stay offered
+        with store.engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+        assert {"kb_articles", "kb_article_versions", "kb_index", "kb_synonyms"} <= tables
+        load_catalogue(store, read_catalogue("chicago"), source="chicago")
+        load_kb(store, "chicago")
+        assert search_kb(store, "rats", 1)[0].service_code == "SGA"
+    finally:
+        store.schema.drop()
+        store.schema.init()
+        store.dispose()

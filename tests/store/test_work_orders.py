@@ -161,7 +161,12 @@ def test_suggestions_are_deterministic_and_accepting_assigns(sla_store, ctx):
     picks = [(s.request_id, s.crew_id, s.scheduled_date) for s in assigned[:3]]
     picks[0] = (picks[0][0], sla_store.dispatch.crew("B").id, picks[0][2])  # the dispatcher overrides
     orders = core.accept(sla_store, picks, actor="ada")
-    assert [o.crew_id for o in orders] == [p[1] for p in picks]
+    # one work order per crew and day, holding exactly that crew's picks of the day
+    assert sorted((o.crew_id, o.scheduled_date) for o in orders) == sorted(
+        {(p[1], p[2]) for p in picks})
+    for o in orders:
+        assert set(o.request_ids) == {p[0] for p in picks
+                                      if (p[1], p[2]) == (o.crew_id, o.scheduled_date)}
     left = core.suggest(sla_store, LAYER, now=now)
     assert {s.request_id for s in left} == {r.id for r in seeded} - {p[0] for p in picks}
 
@@ -179,6 +184,29 @@ def test_route_order_is_stored_and_audited(sla_store, ctx):
     assert [o.id for o in again] == [o.id for o in routed]
     assert any(e["action"] == "route_ordered" for e in sla_store.audit.entries("work_order"))
     assert core.order_route(sla_store, crew.id, "2026-11-25") == []
+
+
+def test_one_work_order_per_crew_and_day_is_routed_stop_by_stop(sla_store, ctx):
+    seeded = seed_open(sla_store, ctx, 7, seed=3)
+    crew = core.create_crew(sla_store, Crew("A", LAYER, (), (), 10,
+                                            depot_lon=-87.70, depot_lat=41.85))
+    day = "2026-11-24"
+    made = core.accept(sla_store, [(r.id, crew.id, day) for r in seeded[:4]], actor="ada")
+    more = core.accept(sla_store, [(r.id, crew.id, day) for r in seeded[4:]], actor="ada")
+    assert len(made) == len(more) == 1 and made[0].id == more[0].id  # stops appended
+    assert sorted(more[0].request_ids) == sorted(r.id for r in seeded)
+    assert any(e["action"] == "stops_added"
+               for e in sla_store.audit.entries("work_order", made[0].id))
+    with pytest.raises(InvalidRequest, match="already on an open work order"):
+        core.accept(sla_store, [(seeded[0].id, crew.id, "2026-11-25")])
+    routed = core.order_route(sla_store, crew.id, day, actor="ada")
+    assert len(routed) == 1 and routed[0].route_position == 1
+    # the same stops as seven one-stop work orders (routed as before) give the same visit order
+    sla_store.dispatch.set_work_order_status(routed[0].id, "cancelled", resolution="split")
+    for r in seeded:
+        core.create_work_order(sla_store, crew.id, [r.id], scheduled=day)
+    single = core.order_route(sla_store, crew.id, day)
+    assert list(routed[0].request_ids) == [o.request_ids[0] for o in single]
 
 
 def test_kpis_count_group_roots_only(sla_store, ctx):

@@ -30,6 +30,21 @@ def test_init_db_and_layers(runner):
     assert "feature_count      77" in shown and "EPSG:4326" in shown
 
 
+def test_layers_load_reads_ids_by_the_declared_rule(runner):
+    """Boston's precincts ("0113": ward 1, precinct 13) loaded as its 22 wards."""
+    precincts = SHAPEFILES / "boston/precincts_2012/boston_precincts_2012.gpkg"
+    out = run(runner, "layers", "load", precincts, "--name", "wards", "--id-field",
+              "WARD_PRECINCT", "--id-rule", r"regex:(\d\d)\d\d[A-Z]?", "--id-rule",
+              "strip_zeros", "--role", "service_area")
+    assert out.exit_code == 0, out.output
+    assert "loaded wards version 1: 22 districts" in out.output
+    assert out.output.count("-> dissolved") == 22
+    assert "feature 1 (1): district delivered as 15 features" in out.output
+    refused = run(runner, "layers", "load", precincts, "--name", "wards2", "--id-field",
+                  "WARD_PRECINCT", "--id-rule", "guess")
+    assert refused.exit_code == 1 and "step was 'guess'" in refused.output
+
+
 def test_layer_load_errors_are_clean(runner, tmp_path):
     broken = tmp_path / "wards.zip"
     with zipfile.ZipFile(broken, "w") as zf:

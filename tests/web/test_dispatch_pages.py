@@ -112,7 +112,8 @@ def test_crews_sla_and_dispatch_commands(runner, app, seeded):
     assert run(runner, "sla", "set", "SCB", "--days", "1", "--hours", "2").exit_code == 2
     sug = run(runner, "dispatch", "suggest", "--layer", LAYER, "--accept")
     assert sug.exit_code == 0, sug.output
-    assert "4 work orders created" in sug.output  # 2 a day for the 5-day horizon
+    # 2 a day for the 5-day horizon: one work order per crew and day
+    assert "4 suggestions accepted on 2 work orders" in sug.output
     first_day = app.extensions["geo311"].store.dispatch.work_order(1).scheduled_date  # a business day
     route = run(runner, "dispatch", "route", "--crew", "North", "--date", first_day)
     assert route.exit_code == 0 and "  1. work order" in route.output

@@ -7,7 +7,13 @@ import re
 import pandas as pd
 import pytest
 
-from geo311.hotspots import cells_of, parent_cells, snap_to_cell_centres
+from geo311.hotspots import (
+    EMERGING_LABELS,
+    HOT_PATTERNS,
+    cells_of,
+    parent_cells,
+    snap_to_cell_centres,
+)
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context, submit
 from geo311.model import NewRequest
@@ -137,12 +143,34 @@ def test_emerging_page_labels_real_weeks(client, store, tmp_path):
     page = client.get("/hotspots/emerging?res=8&weeks=12")
     assert page.status_code == 200
     body = page.get_data(as_text=True)
-    counts = {label: _number(body, f"n-{label}") for label in
-              ("new", "intensifying", "persistent", "diminishing")}
+    counts = {label: _number(body, f"n-{label.replace(' ', '-')}") for label in
+              EMERGING_LABELS if f'id="n-{label.replace(" ", "-")}"' in body}
+    assert set(HOT_PATTERNS) <= set(counts)  # every hot class in the legend, with its count
     assert sum(counts.values()) > 0
     assert _number(body, "drawn") >= sum(counts.values())
+    labelled = re.findall(r'"l":"([a-z ]*)"', body)
+    assert sum(counts.values()) == sum(1 for x in labelled if x)  # legend counts = map cells
     narrower = client.get("/hotspots/emerging?res=8&weeks=12&status=open")
     assert _number(narrower.get_data(as_text=True), "drawn") < _number(body, "drawn")
+
+
+def test_emerging_default_ends_with_the_last_complete_week_not_a_sample(client, store,
+                                                                        tmp_path):
+    """A two-day sample years after the archive must not end the default trend."""
+    load_shipped(store, "community_areas")
+    ctx = Context.from_store(store)
+    head = csv_head(LEGACY_CSV, tmp_path / "head.csv", 8000)
+    import_file(store, ctx, head, read_mapping("chicago-311-legacy"))
+    import_file(store, ctx, csv_head(SAMPLE_2021_CSV, tmp_path / "s.csv", 300),
+                read_mapping("chicago-311"))
+    body = client.get("/hotspots/emerging?res=8&weeks=8").get_data(as_text=True)
+    shown = re.search(r"weekly bins from (\S+) to (\S+) \(the last complete weeks",
+                      body)
+    first, last = (pd.Timestamp(x) for x in shown.groups())
+    archive = pd.to_datetime(pd.read_csv(head)["Creation_Date"])
+    assert last.day_name() == "Sunday" and last <= archive.max()
+    assert archive.max() - last < pd.Timedelta(days=7)  # the archive's last full week
+    assert (last - first).days == 8 * 7 - 1
 
 
 # --- citizen map ---

@@ -42,7 +42,7 @@ def test_tracking_page_escapes_and_hides_personal_data(client, seeded):
     assert "<script>window.__xss" not in body
     for secret in ("Zed", "Quill", "zed@example.org", "773-555-0199", "dev-9"):
         assert secret not in body
-    assert "community_areas" in body and ">32<" in body
+    assert "Community areas" in body and ">LOOP<" in body
 
 
 def test_public_json_has_no_personal_fields(client, seeded):
@@ -76,3 +76,31 @@ def test_health_reports_backend(client, app):
 def test_layers_page_lists_versions(client, seeded):
     body = client.get("/layers").get_data(as_text=True)
     assert "wards_2015_2023" in body and "EPSG:4326" in body
+
+
+def test_tracking_page_names_active_layers_by_title_and_districts_by_name(client, seeded, app):
+    from geo311.layers import retire_layer
+
+    body = client.get(f"/requests/{seeded.id}").get_data(as_text=True)
+    assert '<dt class="district-layer">Community areas</dt><dd>LOOP</dd>' in body
+    assert '<dt class="district-layer">Wards 2015–2023</dt><dd>42</dd>' in body
+    assert "wards_2015_2023" not in body and "community_areas" not in body
+    retire_layer(app.extensions["geo311"].store, "wards_2015_2023")
+    body = client.get(f"/requests/{seeded.id}").get_data(as_text=True)
+    assert "Wards 2015–2023" not in body and "Community areas" in body
+
+
+def test_layers_page_lists_only_active_layers_by_title(client, seeded, app, tmp_path):
+    import json
+
+    from geo311.layers import load_layer
+
+    square = {"type": "Polygon", "coordinates": [[[-87.7, 41.8], [-87.6, 41.8], [-87.6, 41.9],
+                                                  [-87.7, 41.9], [-87.7, 41.8]]]}
+    path = tmp_path / "bad.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "1"}, "geometry": square}]}))
+    load_layer(app.extensions["geo311"].store, path, name="bad", id_field="id", activate=False)
+    body = client.get("/layers").get_data(as_text=True)
+    assert "Community areas" in body and "Wards 2015–2023" in body
+    assert ">bad<" not in body

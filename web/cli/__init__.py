@@ -15,7 +15,7 @@ from flask.cli import FlaskGroup
 
 from geo311.errors import Geo311Error
 from geo311_web import create_app, state
-from geo311_web.cli import city, demo, dispatch, geocoding, layers, requests, staff
+from geo311_web.cli import city, demo, dispatch, geocoding, kb, layers, requests, staff
 
 
 class _Geo311Group(FlaskGroup):
@@ -47,6 +47,6 @@ def init_db() -> None:
         click.echo(f"  added {what}")
 
 
-for _module in (layers, requests, staff, dispatch, geocoding, demo, city):
+for _module in (layers, requests, staff, dispatch, geocoding, kb, demo, city):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

@@ -12,12 +12,19 @@ from geo311.dispatch import (
     Crew,
     create_crew,
     create_work_order,
+    edit_crew,
     order_route,
     set_work_order_status,
     suggest,
 )
 from geo311.dispatch import accept as accept_suggestions
-from geo311.sla import PAUSE_REASONS, describe_target, set_target, sla_board
+from geo311.sla import (
+    PAUSE_REASONS,
+    describe_target,
+    remaining_words,
+    set_target,
+    sla_board,
+)
 from geo311.sla import as_dict as sla_as_dict
 from geo311.sla import pause as sla_pause
 from geo311.sla import resume as sla_resume
@@ -64,9 +71,8 @@ def sla_list(at_risk: bool, as_json: bool) -> None:
         return
     for b in board:
         due = b.due.isoformat(timespec="minutes") if b.due else "-"
-        left = (b.remaining_s or 0) / 3600
         click.echo(f"#{b.request_id:<9} {b.service_code:<12} {b.state:<9} due {due}  "
-                   f"{left:+.1f} h")
+                   f"{remaining_words(b.remaining_s)}")
     click.echo(f"{len(board)} requests")
 
 
@@ -118,15 +124,65 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+@crews_group.command("edit")
+@click.argument("name")
+@click.option("--name", "new_name", help="New name.")
+@click.option("--layer", help="Dispatch layer of the home districts.")
+@click.option("--districts", help="Home district ids, comma-separated ('' for all).")
+@click.option("--groups", help="Service groups, comma-separated ('' for all).")
+@click.option("--capacity", type=int, help="Stops a day.")
+@click.option("--calendar", help="Calendar name or TOML file.")
+@click.option("--depot", help="Depot as LAT,LON ('' for none).")
+@click.option("--active/--inactive", default=None, help="Take the crew into or out of use.")
+def crews_edit(name: str, new_name: str | None, layer: str | None, districts: str | None,
+               groups: str | None, capacity: int | None, calendar: str | None,
+               depot: str | None, active: bool | None) -> None:
+    """Change a crew (id or name); options left out stay as they are."""
+    changes: dict[str, object] = {k: v for k, v in (
+        ("name", new_name), ("layer", layer), ("capacity_per_day", capacity),
+        ("calendar", calendar), ("active", active)) if v is not None}
+    if districts is not None:
+        changes["districts"] = _csv(districts)
+    if groups is not None:
+        changes["service_groups"] = _csv(groups)
+    if depot is not None:
+        changes["depot"] = _lat_lon(depot)
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option")
+    crew = edit_crew(state().store, _crew_key(name), actor="cli", **changes)
+    depot_text = f"{crew.depot_lat},{crew.depot_lon}" if crew.depot else "none"
+    click.echo(f"crew {crew.id} {crew.name}: {crew.layer} districts "
+               f"{','.join(crew.districts) or 'all'}; groups "
+               f"{','.join(crew.service_groups) or 'all'}; {crew.capacity_per_day} stops a day; "
+               f"calendar {crew.calendar}; depot {depot_text}; "
+               f"{'active' if crew.active else 'inactive'}")
+
+
+def _lat_lon(text: str) -> tuple[float, float] | None:
+    """``LAT,LON`` from the command line as ``(lon, lat)``; '' for none."""
+    if not text.strip():
+        return None
+    parts = text.split(",")
+    try:
+        lat, lon = (float(p) for p in parts)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is expected as LAT,LON, e.g. 41.88,-87.63",
+                                 param_hint="--depot") from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise click.BadParameter(f"{text!r} is not a LAT,LON pair", param_hint="--depot")
+    return (lon, lat)
+
+
 @crews_group.command("list")
 def crews_list() -> None:
     """List crews with their open stops."""
     store = state().store
     loads = store.dispatch.crew_loads()
-    for c in store.dispatch.crews():
+    for c in store.dispatch.crews(active_only=False):
         click.echo(f"{c.id:<4} {c.name:<24} {c.layer:<20} {','.join(c.districts) or 'all':<20} "
                    f"{','.join(c.service_groups) or 'all':<20} "
-                   f"{loads.get(c.id or 0, 0)}/{c.capacity_per_day} a day")
+                   f"{loads.get(c.id or 0, 0)}/{c.capacity_per_day} a day"
+                   + ("" if c.active else "  (inactive)"))
 
 
 @click.group("dispatch", cls=AppGroup)
@@ -147,14 +203,15 @@ def dispatch_suggest(layer: str, district: str | None, accept: bool, as_json: bo
         click.echo(json.dumps([s.__dict__ for s in found], indent=2))
     else:
         for s in found:
-            left = "no SLA" if s.hours_left is None else f"{s.hours_left:+.1f} h"
+            left = remaining_words(None if s.hours_left is None else s.hours_left * 3600)
             click.echo(f"#{s.request_id:<9} crew {s.crew_id or '-':<4} "
                        f"{s.scheduled_date or '':<10} {left:<10} {s.reason}")
     if accept:
-        made = accept_suggestions(store, [(s.request_id, s.crew_id, s.scheduled_date)
-                                          for s in found if s.crew_id and s.scheduled_date],
-                                  actor="cli")
-        click.echo(f"{len(made)} work orders created")
+        picks = [(s.request_id, s.crew_id, s.scheduled_date)
+                 for s in found if s.crew_id and s.scheduled_date]
+        made = accept_suggestions(store, picks, actor="cli")
+        click.echo(f"{len(picks)} suggestions accepted on {len(made)} work orders "
+                   "(one per crew and day)")
 
 
 def _crew_key(crew: str) -> int | str:

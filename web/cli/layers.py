@@ -25,19 +25,24 @@ def layers() -> None:
 @click.option("--crs", help="CRS of a file that declares none, e.g. EPSG:3435.")
 @click.option("--layer", "source_layer",
               help="Layer of a GeoPackage or KML, or shapefile of a folder or zip.")
+@click.option("--id-rule", "id_rule", multiple=True,
+              help="How the file writes its ids: digits, strip_zeros, upper, alnum or "
+                   "regex:PATTERN (repeat for several steps, applied in order).")
 @click.option("--title", default="", help="Human title of the layer.")
 @click.option("--role", type=click.Choice(["district", "service_area"]), default="district")
 @click.option("--no-activate", is_flag=True, help="Store the version without using it.")
 @click.option("--force", is_flag=True, help="Activate even if some features were rejected.")
 def layers_load(path: Path, name: str, id_field: str | None, name_field: str | None,
-                crs: str | None, source_layer: str | None, title: str, role: str,
+                crs: str | None, source_layer: str | None, id_rule: tuple[str, ...],
+                title: str, role: str,
                 no_activate: bool, force: bool) -> None:
     """Load a boundary file (shapefile folder/.shp/.zip, GeoJSON, GeoPackage, KML)."""
     s = state()
     s.store.schema.init()
     result = load_layer(
         s.store, path, name=name, title=title, role=role, id_field=id_field,
-        name_field=name_field, crs=crs, layer=source_layer, activate=not no_activate, force=force,
+        name_field=name_field, crs=crs, layer=source_layer, id_rule=list(id_rule) or None,
+        activate=not no_activate, force=force,
         loaded_by="cli", max_unzipped_bytes=s.settings.max_unzipped_bytes,
         boundary_tolerance_m=s.settings.boundary_tolerance_m,
         service_area=s.settings.service_area_layer,
@@ -124,7 +129,9 @@ def layers_activate(name: str, version: int, replaces: str | None) -> None:
     click.echo(f"{v.layer} version {v.version} is active; {moved} requests assigned, "
                f"{diff.open_changed} open requests changed district, "
                f"{diff.closed_kept} closed requests kept theirs"
-               + (f"; {replaces} retired" if replaces else ""))
+               + (f"; {replaces} retired" if replaces else "")
+               + (f"; crews follow: {', '.join(m['crew'] for m in diff.crews)}"
+                  if diff.crews else ""))
 
 
 @layers.command("retire")
