@@ -149,6 +149,11 @@ class Geocoder:
         self.areas = {" ".join(k.upper().split()): v for k, v in (areas or {}).items()}
         self.places |= frozenset(self.neighbourhoods) | frozenset(self.areas)
         self.zipcodes = {str(z)[:5] for z in zipcodes if z and str(z).strip()}
+        # "A & B  DORCHESTER  MA 02124": a known place at the end, written without a comma.
+        names = "|".join(re.escape(p) for p in sorted(self.places, key=len, reverse=True))
+        self._place_end = re.compile(
+            rf"^(?P<head>.+?)\s+(?P<place>{names})(?:\s+(?P<state>[A-Z]{{2}}))?"
+            rf"(?:\s+(?P<zip>\d{{5}})(?:-\d{{4}})?)?\s*$") if names else None
         self._frames = (points, intersections, centerlines)
         self._zoned: dict[tuple[frozenset[str], str], Geocoder | None] = {}
         self._zoned_lock = threading.Lock()
@@ -184,6 +189,8 @@ class Geocoder:
         if reason:
             return _none(reason)
         tail = _PLACE_TAIL.match(cleaned) if "," in cleaned else None
+        if tail is None and self._place_end is not None:
+            tail = self._place_end.match(" ".join(cleaned.split()))
         if tail is not None and " ".join(tail["place"].split()) in self.places:
             # "29 MAIN ST, NORTH END 02113": the city's own place names are read here,
             # not by the tagger, which takes many a neighbourhood name for a street part.

@@ -252,3 +252,14 @@ def test_crews_and_slas_default_to_the_citys_calendar(tmp_path, monkeypatch):
     assert crew.calendar == "" and load_calendar(crew.calendar).state_holidays == "MA"
     service = Service("PH", "Pothole")
     assert not calendar_of(service).is_business_day(date(2026, 4, 20))   # Patriots' Day
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("INTERSECTION of State St & Dwight St  Metro Center  MA", sf.STATE_DWIGHT),
+    ("E State St and N Dwight St Springfield MA 01103", sf.STATE_DWIGHT),
+    ("29 Main St  Forest Park  MA  01108", sf.main_st(29, sf.FOREST_PARK)),
+    ("29 Main St  Springfield  MA  01103", sf.main_st(29, sf.DOWNTOWN)),
+])
+def test_the_place_written_without_a_comma(geocoder, text, where):
+    g = geocoder.geocode(text)
+    assert g.found and metres(g.lon, g.lat, *where) < 1.0, (text, g)
