@@ -137,6 +137,11 @@ class CityProfile:
         """What a remote geocoder query ends with: ``Springfield, MA``."""
         return f"{self.name}, {self.state}"
 
+    def own_mapping(self, name: str | Path) -> Path | None:
+        """A mapping file the profile lists, known by its name ("springfield-311"), if any."""
+        return next((Path(f) for f in self.mappings
+                     if Path(f).stem == str(name) and Path(f).suffix and Path(f).is_file()), None)
+
     def neighbourhood(self, name: str) -> Neighbourhood | None:
         """The neighbourhood written ``name`` (any case), if the profile has it."""
         key = " ".join(name.upper().split())
