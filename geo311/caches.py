@@ -67,9 +67,10 @@ Knowledge-base index
     ``sla._holidays`` (a calendar's holidays of a year, with its state's public
     holidays), ``kb_ranking.stem`` (a word's English stem).
     ``business_calendar._load_calendar`` keeps each calendar file as first
-    read (restart to see an edited shipped calendar); ``city._load`` each city profile
-    file and ``city._calendar_of`` each profile's calendar likewise (restart after
-    editing a profile).
+    read (restart to see an edited shipped calendar); ``city._named`` and ``city._load``
+    each city profile (by the name or path given, and by file), ``city.default_city``
+    the default's name and ``city._calendar_of`` each profile's calendar likewise
+    (restart after editing a profile).
     Each ``Geocoder`` caches its answers (``Geocoder.geocode``, ``clear_caches()``)
     and lives as long as its references do.
 """

@@ -137,6 +137,11 @@ class CityProfile:
         """What a remote geocoder query ends with: ``Springfield, MA``."""
         return f"{self.name}, {self.state}"
 
+    def own_mapping(self, name: str | Path) -> Path | None:
+        """A mapping file the profile lists, known by its name ("springfield-311"), if any."""
+        return next((Path(f) for f in self.mappings
+                     if Path(f).stem == str(name) and Path(f).suffix and Path(f).is_file()), None)
+
     def neighbourhood(self, name: str) -> Neighbourhood | None:
         """The neighbourhood written ``name`` (any case), if the profile has it."""
         key = " ".join(name.upper().split())
@@ -159,7 +164,11 @@ class CityProfile:
 
         Closure dates of the profile are added to either.
         """
-        return _calendar_of(self)
+        found = self.__dict__.get("_calendar")
+        if found is None:
+            found = _calendar_of(self)
+            object.__setattr__(self, "_calendar", found)  # asked for every SLA clock
+        return found
 
 
 def read_profile(path: str | Path) -> CityProfile:
@@ -211,6 +220,7 @@ def shipped_cities() -> list[str]:
     return sorted(p.parent.name for p in CITIES_PATH.glob("*/city.toml"))
 
 
+@functools.lru_cache(maxsize=1)
 def default_city() -> str:
     """The shipped profile used when ``GEO311_CITY`` is unset."""
     return DEFAULT_CITY_FILE.read_text(encoding="utf-8").strip()
@@ -218,6 +228,12 @@ def default_city() -> str:
 
 def load_profile(name_or_path: str | Path = "") -> CityProfile:
     """A shipped profile by name or a profile file by path; empty means ``default_city()``."""
+    return _named(str(name_or_path))
+
+
+@functools.lru_cache(maxsize=32)
+def _named(name_or_path: str) -> CityProfile:
+    # Asked for every SLA clock on "the city's calendar": resolved once per name.
     return _load(str(profile_path(name_or_path or default_city()).resolve()))
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
+from geo311.city import active_profile
 from geo311.districts import assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.geocoding.cascade import Geocoder
@@ -125,17 +126,17 @@ def write_rejects(path: str | Path, rejected: list[tuple[int, str]]) -> None:
 
 
 def read_mapping(name_or_path: str | Path) -> Mapping:
-    """Load a shipped mapping by name (a file stem in ``mappings/``) or a mapping file.
+    """A mapping by name (shipped in ``mappings/`` or listed by the city profile) or file.
 
     Examples
     --------
-    >>> from geo311.city import load_profile
-    >>> read_mapping(load_profile().mappings[0]).columns["id"]
+    >>> read_mapping(active_profile().mappings[0]).columns["id"]
     'sr_number'
     """
     path = Path(name_or_path)
     if not path.suffix:
         path = MAPPINGS_PATH / f"{name_or_path}.toml"
+    path = path if path.is_file() else active_profile().own_mapping(name_or_path) or path
     if not path.is_file():
         known = sorted(p.stem for p in MAPPINGS_PATH.glob("*.toml"))
         raise InvalidRequest(
@@ -557,9 +558,8 @@ def _store_chunk(
     summary.without_location += int((~located).sum())
     districts = {}
     if len(frame):
-        assigned = assign_by_address(ctx.index, frame["lon"].to_numpy(),
-                                     frame["lat"].to_numpy(), frame["address"].tolist(),
-                                     grid=ctx.grid)
+        assigned = assign_by_address(ctx.index, frame["lon"].to_numpy(), frame["lat"].to_numpy(),
+                                     frame["address"].tolist(), grid=ctx.grid)
         for layer in ctx.index.layers:
             a = assigned[layer.name]
             districts[layer.version_id] = (a.district_id, a.boundary_case)

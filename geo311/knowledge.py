@@ -4,7 +4,8 @@ A city keeps its knowledge base in version control as a directory: one markdown 
 article, ``<slug>.md``, with TOML front matter between ``+++`` lines, and ``synonyms.toml``
 (a resident's phrase = what it means in the catalogue's words). ``geo311 kb load PATH``
 checks every file before storing anything; ``geo311 kb export PATH`` writes the same
-files back, byte for byte. The shipped Chicago knowledge base is ``catalogues/chicago-kb``.
+files back, byte for byte. Shipped knowledge bases sit beside their catalogue
+(``catalogues/NAME-kb``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class KnowledgeFiles:
 
 
 def kb_path(name_or_path: str | Path) -> Path:
-    """A shipped knowledge base by name (``chicago``), else a directory or file path."""
+    """A shipped knowledge base by its catalogue's name, else a directory or file path."""
     shipped = CATALOGUES / f"{name_or_path}-kb"
     if isinstance(name_or_path, str) and "/" not in name_or_path and shipped.is_dir():
         return shipped
@@ -66,7 +67,7 @@ def read_kb(name_or_path: str | Path, service_codes: set[str]) -> KnowledgeFiles
 
     Examples
     --------
-    >>> kb = read_kb("chicago", {"SGA", "PHF"})  # doctest: +SKIP
+    >>> kb = read_kb(load_profile().catalogue, {"SGA", "PHF"})  # doctest: +SKIP
     """
     path = kb_path(name_or_path)
     files = sorted(path.glob("*.md")) if path.is_dir() else [path]

@@ -173,5 +173,5 @@ def write_city(folder: Path) -> Path:
     REQUESTS.to_csv(folder / "requests" / "requests.csv", index=False)
     (folder / "springfield-311.toml").write_text(MAPPING)
     path = folder / "city.toml"
-    path.write_text(MINIMAL + NEIGHBOURHOODS + DEMO)
+    path.write_text(MINIMAL + 'mappings = ["springfield-311.toml"]\n' + NEIGHBOURHOODS + DEMO)
     return path

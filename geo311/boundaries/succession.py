@@ -43,7 +43,7 @@ def match_districts(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame,
 
     The same id is kept when the new district of that id covers at least
     ``KEEP_ID_SHARE`` of the old one: a redistricting that reuses a number on the other
-    side of the city (Chicago's ward 34 of 2015 and of 2023 do not touch) must not send
+    side of the city (in the demo city, ward 34 of 2015 and of 2023 do not touch) must not send
     a crew there.
 
     Both frames have ``district_id`` and a geometry with a CRS. ``wanted`` limits the

@@ -149,10 +149,16 @@ class Geocoder:
         self.areas = {" ".join(k.upper().split()): v for k, v in (areas or {}).items()}
         self.places |= frozenset(self.neighbourhoods) | frozenset(self.areas)
         self.zipcodes = {str(z)[:5] for z in zipcodes if z and str(z).strip()}
+        # "A & B  DORCHESTER  MA 02124": a known place at the end, written without a comma.
+        names = "|".join(re.escape(p) for p in sorted(self.places, key=len, reverse=True))
+        self._place_end = re.compile(
+            rf"^(?P<head>.+?)\s+(?P<place>{names})(?:\s+(?P<state>[A-Z]{{2}}))?"
+            rf"(?:\s+(?P<zip>\d{{5}})(?:-\d{{4}})?)?\s*$") if names else None
         self._frames = (points, intersections, centerlines)
         self._zoned: dict[tuple[frozenset[str], str], Geocoder | None] = {}
         self._zoned_lock = threading.Lock()
         self.index = StreetIndex(points, intersections, centerlines)
+        self._twins = _twin_addresses(points)
         self._streets_read: dict[tuple[str, int, int], Street] = {}
         self._reverse = ReverseIndex(self.index)
         self.extent = self._reverse.extent
@@ -177,11 +183,14 @@ class Geocoder:
         if isinstance(text, str):
             hit = self.index.exact.get(" ".join(text.upper().split()))
             if hit is not None:
-                return Geocode(hit[0], hit[1], "exact", 1.0, "", hit[3], hit[2])
+                return self._unless_twin(Geocode(hit[0], hit[1], "exact", 1.0, "", hit[3],
+                                                 hit[2]))
         cleaned, reason = clean_text(text)
         if reason:
             return _none(reason)
         tail = _PLACE_TAIL.match(cleaned) if "," in cleaned else None
+        if tail is None and self._place_end is not None:
+            tail = self._place_end.match(" ".join(cleaned.split()))
         if tail is not None and " ".join(tail["place"].split()) in self.places:
             # "29 MAIN ST, NORTH END 02113": the city's own place names are read here,
             # not by the tagger, which takes many a neighbourhood name for a street part.
@@ -248,12 +257,21 @@ class Geocoder:
         zone = self._zone_of(parsed)
         zoned = self._zoned_geocoder(zone) if zone[0] or zone[1] else None
         if zoned is None:
-            return self._cascade(parsed)
+            return self._unless_twin(self._cascade(parsed))
         near = zoned._cascade(parsed)
         if near.found and near.match != "grid":
             return near
         anywhere = self._cascade(parsed)
         return anywhere if anywhere.found or not near.found else near
+
+    def _unless_twin(self, found: Geocode) -> Geocode:
+        """Refuse an address the city has twice (two MAIN STs), when nothing chose one."""
+        zips = self._twins.get(found.address) if found.match == "exact" else None
+        if not zips:
+            return found
+        return _none(f"ambiguous: {found.address} is in ZIP codes {' and '.join(zips)} of "
+                     f"{self._city_label}; give the ZIP code or the neighbourhood",
+                     found.address)
 
     def _zone_of(self, parsed: ParsedAddress) -> tuple[frozenset[str], str]:
         place = " ".join(parsed.place.strip(" ,.").split())
@@ -537,6 +555,27 @@ class Geocoder:
                 return _none(f"ambiguous: {label} or {other}; the streets cross more than "
                              "once", parsed.label)
         return Geocode(x, y, "intersection", round(0.95 * score, 3), "", label)
+
+def _twin_addresses(points: pd.DataFrame | None) -> dict[str, tuple[str, ...]]:
+    """Addresses whose reference points lie in different ZIP codes more than 150 m apart."""
+    if points is None or not len(points) or "zipcode" not in points or "address" not in points:
+        return {}
+    zips = points["zipcode"].fillna("").astype(str).str[:5].to_numpy()
+    rows = points.assign(zipcode=zips)[zips != ""]
+    rows = rows[rows["address"].duplicated(keep=False).to_numpy()]
+    if rows.empty:
+        return {}
+    twins = {}
+    for address, group in rows.groupby("address", sort=False):
+        if group["zipcode"].nunique() < 2:
+            continue
+        lat = group["lat"].to_numpy(float)
+        kx = M_PER_DEG_LAT * math.cos(math.radians(float(np.nanmean(lat))))
+        span = math.hypot(np.ptp(group["lon"].to_numpy(float)) * kx, np.ptp(lat) * M_PER_DEG_LAT)
+        if span > AMBIGUOUS_M:
+            twins[str(address)] = tuple(sorted(set(group["zipcode"])))
+    return twins
+
 
 def _distance_m(a: Geocode, b: Geocode) -> float:
     if a.lon is None or b.lon is None or a.lat is None or b.lat is None:

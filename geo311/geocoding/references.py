@@ -370,10 +370,15 @@ def _apart_by_zip(trusted: pd.DataFrame) -> pd.DataFrame:
     by_zip = rows.assign(zipcode=rows["zipcode"].astype(str).str[:5]).groupby(
         ["address", "zipcode"], sort=False, as_index=False).agg(
         lon=("lon", "median"), lat=("lat", "median"))
-    spread = by_zip.groupby("address")["lat"].transform(lambda s: s.max() - s.min()) * 111_132
-    spread_x = by_zip.groupby("address")["lon"].transform(lambda s: s.max() - s.min()) * (
+    repeated = by_zip["address"].duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return pd.DataFrame(columns=list(POINT_COLUMNS))
+    by_zip = by_zip[repeated]
+    groups = by_zip.groupby("address")
+    spread_y = (groups["lat"].transform("max") - groups["lat"].transform("min")) * 111_132
+    spread_x = (groups["lon"].transform("max") - groups["lon"].transform("min")) * (
         111_132 * np.cos(np.radians(by_zip["lat"].to_numpy(float))))
-    apart = by_zip[np.hypot(spread, spread_x) > APART_M]
+    apart = by_zip[np.hypot(spread_y, spread_x).to_numpy() > APART_M]
     if apart.empty:
         return pd.DataFrame(columns=list(POINT_COLUMNS))
     points = normal_points(apart["address"].tolist(), apart["lon"].to_numpy(float),

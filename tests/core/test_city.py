@@ -79,8 +79,13 @@ def test_closures_and_hours_of_the_city(tmp_path):
 
 def test_the_citys_address_geocodes_and_another_citys_is_refused(minimal, tmp_path):
     g = geocoder_over(frames(sf.write_city(tmp_path / "files").parent), minimal)
-    found = g.geocode("11 MAIN ST, SPRINGFIELD")
+    found = g.geocode("100 E STATE ST, SPRINGFIELD")
     assert found.match == "exact"
+    assert g.geocode("100 E State Street, Springfield, MA 01103").match == "exact"
+    # MAIN ST is in two neighbourhoods: without a ZIP code or neighbourhood, ambiguous.
+    for text in ("29 MAIN ST", "29 MAIN ST, SPRINGFIELD", "29 Main Street"):
+        twin = g.geocode(text)
+        assert twin.match == "none" and "01103 and 01108 of Springfield" in twin.reason
     assert g.geocode("11 Main Street, Springfield, MA 01103").match == "exact"
     for text in ("29 MAIN ST, CHICAGO", "29 MAIN ST CHICAGO IL"):
         refused = g.geocode(text)
@@ -236,3 +241,25 @@ def test_geo311_city_selects_a_profile_by_path(tmp_path, monkeypatch):
 def test_an_unknown_street_is_refused_naming_the_city(geocoder):
     g = geocoder.geocode("12 NOWHERE LN, SPRINGFIELD")
     assert g.match == "none" and "known in Springfield" in g.reason
+
+
+def test_crews_and_slas_default_to_the_citys_calendar(tmp_path, monkeypatch):
+    from geo311.model import Crew, Service
+    from geo311.sla import calendar_of
+
+    monkeypatch.setenv("GEO311_CITY", str(sf.write_minimal(tmp_path)))
+    crew = Crew("north", "wards")
+    assert crew.calendar == "" and load_calendar(crew.calendar).state_holidays == "MA"
+    service = Service("PH", "Pothole")
+    assert not calendar_of(service).is_business_day(date(2026, 4, 20))   # Patriots' Day
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("INTERSECTION of State St & Dwight St  Metro Center  MA", sf.STATE_DWIGHT),
+    ("E State St and N Dwight St Springfield MA 01103", sf.STATE_DWIGHT),
+    ("29 Main St  Forest Park  MA  01108", sf.main_st(29, sf.FOREST_PARK)),
+    ("29 Main St  Springfield  MA  01103", sf.main_st(29, sf.DOWNTOWN)),
+])
+def test_the_place_written_without_a_comma(geocoder, text, where):
+    g = geocoder.geocode(text)
+    assert g.found and metres(g.lon, g.lat, *where) < 1.0, (text, g)

@@ -65,6 +65,11 @@ def test_demo_of_a_city_from_its_profile_then_learning_intersections(
     assert state.settings.timezone == "America/New_York"
     again = runner.invoke(cli, ["demo", "--city", str(profile), "--no-serve"])
     assert "layer springfield: already loaded" in again.output
+    # The profile's own mapping is known by its name, as a shipped one is.
+    again_import = runner.invoke(cli, ["import", str(profile.parent / "requests" / "requests.csv"),
+                                       "--mapping", "springfield-311"])
+    assert again_import.exit_code == 0 and "stored 0, updated 0, unchanged 5" in \
+        again_import.output, again_import.output
     learned = runner.invoke(cli, ["addresses", "learn"])
     assert learned.exit_code == 0
     assert "learned 2 address points and 1 intersections" in learned.output
@@ -92,3 +97,10 @@ def test_pages_show_the_citys_branding_escaped(client, tmp_path, monkeypatch):
     page = client.get("/").get_data(as_text=True)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; 311" in page and "<script>alert" not in page
     assert "311 &amp; more" in page and "--city-primary: #1f4e79;" in page
+
+
+def test_maps_open_where_the_profile_says(client, tmp_path, monkeypatch):
+    assert "41.8358, -87.6877" in client.get("/").get_data(as_text=True)   # the default city
+    monkeypatch.setenv("GEO311_CITY", str(sf.write_city(tmp_path / "sf")))
+    page = client.get("/").get_data(as_text=True)
+    assert "42.1015, -72.5898" in page and "41.8358" not in page
