@@ -144,11 +144,12 @@ def activate_version(
     --------
     >>> activate_version(store, "wards", 2, actor="gis")  # doctest: +SKIP
     """
-    findings = store.layers.version(name, version).report.get("findings") or []
+    findings: list[dict[str, Any]] = list(
+        store.layers.version(name, version).report.get("findings") or [])  # type: ignore[call-overload]
     if findings and not force:
         listed = "; ".join(f"{f['district_id']}: {f['kind']} ({f['detail']})"
-                           for f in findings[:5])  # type: ignore[index]
-        districts = len({f["district_id"] for f in findings})  # type: ignore[index]
+                           for f in findings[:5])
+        districts = len({f["district_id"] for f in findings})
         raise InvalidRequest(f"{name} version {version} has {districts} districts no "
                              f"city has ({listed}); fix the file, or activate with force")
     plan = _plan(store, name, version, replaces, boundary_tolerance_m)

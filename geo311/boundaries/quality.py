@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 import shapely.ops
-from pyproj import CRS
+from pyproj import CRS, Geod
 
 LOGGER = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def sanity_findings(features: gpd.GeoDataFrame, area: Any = None,
     """
     if features.empty:
         return []
-    geod = CRS.from_epsg(4326).get_geod()
+    geod = Geod(ellps="WGS84")
     geoms = features.geometry.to_numpy()
     ids = features["district_id"].astype(str).tolist()
     names = [as_text(n) for n in features["name"]]
