@@ -20,6 +20,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +35,26 @@ CITIES_PATH = Path(__file__).resolve().parent / "cities"
 DEFAULT_CITY_FILE = CITIES_PATH / "default_city.txt"
 #: A ``[demo]`` folder written so: the data shipped with geo311.
 SHIPPED = "shipped"
+
+
+def _shipped_root() -> Path:
+    """The folder holding ``layers/`` and ``shapefiles/``: the package ``geo311_data``.
+
+    An installed geo311 ships them as ``geo311_data`` (pyproject maps it to the
+    checkout's root, so an editable install finds the checkout's folders); a checkout
+    used without installing it has them at its root.
+    """
+    spec = find_spec("geo311_data")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "layers").is_dir():
+            return Path(location).resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+#: Where the shipped ``layers/`` and ``shapefiles/`` are, installed or in a checkout;
+#: layer definitions name their files relative to it (``shapefiles/wards_2023/...``),
+#: and a profile names them as ``shipped/layers/...``.
+SHIPPED_ROOT = _shipped_root()
 #: The keys every profile has; all others are optional.
 REQUIRED_KEYS = ("name", "state", "timezone", "place_names", "zip_codes")
 OPTIONAL_KEYS = ("title", "neighbourhoods", "calendar", "catalogue", "mappings", "layers",
@@ -334,7 +355,8 @@ class _Reader:
                                         f"{', '.join(known)}")
 
     def file(self, value: str, key: str) -> Path | None:
-        path = (self.base / value).resolve()
+        shipped = value.startswith(f"{SHIPPED}/")  # in geo311's own data, wherever installed
+        path = (SHIPPED_ROOT / value[len(SHIPPED) + 1:] if shipped else self.base / value).resolve()
         if not path.exists():
             self.bad(key, f"names {value!r} but {path} does not exist")
             return None

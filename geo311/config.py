@@ -6,11 +6,10 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from importlib.util import find_spec
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from geo311.city import CityProfile, active_profile, load_profile
+from geo311.city import SHIPPED_ROOT, CityProfile, active_profile, load_profile
 from geo311.errors import ConfigError
 
 #: Remote geocoders a city may switch on as a fallback (``geo311.geocoding.remote``).
@@ -31,23 +30,6 @@ SECRET_FILE = "secret_key"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _shipped_root() -> Path:
-    """The folder holding ``layers/`` and ``shapefiles/``: the package ``geo311_data``.
-
-    An installed geo311 ships them as ``geo311_data`` (pyproject maps it to the
-    checkout's root, so an editable install finds the checkout's folders); a checkout
-    used without installing it has them at its root.
-    """
-    spec = find_spec("geo311_data")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(location) / "layers").is_dir():
-            return Path(location).resolve()
-    return PROJECT_ROOT
-
-
-#: Where the shipped ``layers/`` and ``shapefiles/`` are, installed or in a checkout;
-#: layer definitions name their files relative to it (``shapefiles/wards_2023/...``).
-SHIPPED_ROOT = _shipped_root()
 
 
 @dataclass(frozen=True)
