@@ -15,7 +15,8 @@ from geo311.city import SHIPPED, CityProfile, DemoFiles
 from geo311.config import SHIPPED_ROOT, Settings
 from geo311.errors import InvalidRequest
 from geo311.gazetteer import learn_references, load_reference
-from geo311.imports import import_file, read_mapping
+from geo311.import_mapping import read_mapping
+from geo311.imports import import_file
 from geo311.intake import Context
 from geo311.knowledge import load_kb
 from geo311.layerdefs import read_layer_definitions
@@ -75,6 +76,9 @@ def prepare_demo(store: Store, settings: Settings, context: Callable[[], Context
         summary = import_file(store, context(), data_path / rel, read_mapping(mapping))
         report(summary.lines()[0])
         report("  " + summary.lines()[1])
+        for line in summary.lines():  # implausible dates, stored and marked
+            if line.startswith("flagged"):
+                report("  " + line)
     if demo.learn:
         points, crossings = learn_references(store, actor="demo")
         report(f"geocoding: learned {points} address points and {crossings} intersections "

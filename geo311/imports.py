@@ -14,7 +14,6 @@ import io
 import logging
 import re
 import time
-import tomllib
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,43 +25,22 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from geo311.city import active_profile
 from geo311.districts import assign_by_address
 from geo311.errors import InvalidRequest
 from geo311.geocoding.cascade import Geocoder
+from geo311.import_mapping import REQUIRED_FIELDS, Mapping
+from geo311.import_mapping import read_mapping as read_mapping  # callers import it from here
 from geo311.intake import Context, regroup_duplicates
-from geo311.model import CLOSED, OPEN, DuplicateRule, Service
+from geo311.model import CLOSED, OPEN, Service
 from geo311.sla import fill_expected
 from geo311.store import Store
 
 LOGGER = logging.getLogger(__name__)
 
-MAPPINGS_PATH = Path(__file__).resolve().parent / "mappings"
-FIELDS = (
-    "id", "service_code", "service_name", "group", "description", "created", "closed", "status",
-    "address", "zipcode", "lon", "lat", "x", "y", "parent_id", "updated",
-)
-REQUIRED_FIELDS = ("id", "created")
 GEOCODE_MODES = ("never", "missing", "always")
+#: ``import_flags`` of a request whose date is before the mapping's earliest / ahead.
+DATE_BEFORE_EARLIEST, DATE_IN_FUTURE = "date_before_earliest", "date_in_future"
 CHUNK_ROWS = 100_000
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """How one CRM export's columns become geo311 fields."""
-
-    name: str
-    columns: dict[str, str]
-    status: dict[str, str]
-    services: dict[str, dict[str, str]] = field(default_factory=dict)
-    duplicate_rules: dict[str, DuplicateRule] = field(default_factory=dict)
-    timezone: str = "UTC"
-    date_format: str = "ISO8601"
-    xy_crs: str | None = None
-    source: str = ""
-    description: str = ""
-    #: (lon, lat) the CRM writes when it has no location (often City Hall): no location.
-    placeholder: tuple[float, float] | None = None
 
 
 @dataclass
@@ -80,6 +58,7 @@ class ImportSummary:
     boundary_cases: Counter[str] = field(default_factory=Counter)
     outside_service_area: int = 0
     without_location: int = 0
+    flagged: Counter[str] = field(default_factory=Counter)  # implausible dates, by flag
     services_created: list[str] = field(default_factory=list)
     first_requested: datetime | None = None
     duplicates: int = 0
@@ -103,6 +82,9 @@ class ImportSummary:
             f"without location {self.without_location}, outside service area "
             f"{self.outside_service_area}",
         ]
+        if self.flagged:
+            out.append("flagged (stored, marked on the request): " + ", ".join(
+                f"{n} {flag.replace('_', ' ')}" for flag, n in sorted(self.flagged.items())))
         if self.services_created:
             out.append(f"services added to the catalogue: {', '.join(self.services_created)}")
         for layer in sorted(set(self.unassigned) | set(self.boundary_cases)):
@@ -123,81 +105,6 @@ def write_rejects(path: str | Path, rejected: list[tuple[int, str]]) -> None:
         fh.write("line,reason\n")
         for line_no, reason in rejected:
             fh.write(f'{line_no},"{reason.replace(chr(34), chr(34) * 2)}"\n')
-
-
-def read_mapping(name_or_path: str | Path) -> Mapping:
-    """A mapping by name (shipped in ``mappings/`` or listed by the city profile) or file.
-
-    Examples
-    --------
-    >>> read_mapping(active_profile().mappings[0]).columns["id"]
-    'sr_number'
-    """
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = MAPPINGS_PATH / f"{name_or_path}.toml"
-    path = path if path.is_file() else active_profile().own_mapping(name_or_path) or path
-    if not path.is_file():
-        known = sorted(p.stem for p in MAPPINGS_PATH.glob("*.toml"))
-        raise InvalidRequest(
-            f"mapping {str(name_or_path)!r} is neither a shipped mapping {known} nor a file"
-        )
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidRequest(f"mapping {path}: not valid TOML: {exc}") from exc
-    columns = raw.get("columns", {})
-    unknown = sorted(set(columns) - set(FIELDS))
-    if unknown:
-        raise InvalidRequest(
-            f"mapping {path}: [columns] has {unknown} but keys are expected to be in {FIELDS}"
-        )
-    missing = [f for f in REQUIRED_FIELDS if not columns.get(f)]
-    if missing:
-        raise InvalidRequest(f"mapping {path}: [columns] must name {missing}")
-    if not (columns.get("service_code") or columns.get("service_name")):
-        raise InvalidRequest(f"mapping {path}: [columns] must name service_code or service_name")
-    status = raw.get("status", {})
-    bad = {k: v for k, v in status.items() if v not in (OPEN, CLOSED)}
-    if bad:
-        raise InvalidRequest(
-            f"mapping {path}: [status] values {bad} are expected to be 'open' or 'closed'"
-        )
-    if (columns.get("x") or columns.get("y")) and not raw.get("coordinates", {}).get("xy_crs"):
-        raise InvalidRequest(f"mapping {path}: x/y columns need [coordinates] xy_crs")
-    placeholder = raw.get("coordinates", {}).get("placeholder")
-    if placeholder is not None and not (isinstance(placeholder, list) and len(placeholder) == 2
-                                        and all(isinstance(v, int | float) for v in placeholder)):
-        raise InvalidRequest(f"mapping {path}: [coordinates] placeholder was {placeholder!r} "
-                             "but is expected to be [lon, lat]")
-    services = {
-        k: (v if isinstance(v, dict) else {"code": str(v)})
-        for k, v in raw.get("services", {}).items()
-    }
-    rules = {}
-    for service_name, extra in services.items():
-        if "dedup_radius_m" not in extra:
-            continue
-        try:
-            rules[service_name] = DuplicateRule(
-                radius_m=float(extra["dedup_radius_m"]),
-                window_days=float(extra.get("dedup_window_days", 30)),
-                scope=str(extra.get("dedup_scope", "service")),
-                only_open=bool(extra.get("dedup_only_open", True)),
-            )
-        except (TypeError, ValueError, InvalidRequest) as exc:
-            raise InvalidRequest(
-                f"mapping {path}: [services] {service_name!r} has a bad duplicate rule: {exc}"
-            ) from exc
-    return Mapping(
-        name=raw.get("name", path.stem), columns={k: v for k, v in columns.items() if v},
-        status=status, services=services, duplicate_rules=rules,
-        timezone=raw.get("timezone", "UTC"),
-        date_format=raw.get("dates", {}).get("format", "ISO8601"),
-        xy_crs=raw.get("coordinates", {}).get("xy_crs"), source=raw.get("source", path.stem),
-        description=raw.get("description", ""),
-        placeholder=tuple(float(v) for v in placeholder) if placeholder else None,  # type: ignore[arg-type]
-    )
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -438,6 +345,7 @@ def prepare_chunk(
         "zipcode": _zipcodes(rows.text("zipcode")).to_numpy(dtype=object),
         "geocode_match": np.where(np.isnan(lon), "none", "source"),
         "outside_service_area": False,
+        "import_flags": _date_flags(created, mapping),
         "requested_datetime": created.to_numpy(),
         "updated_datetime": updated.to_numpy(),
         "closed_datetime": closed.to_numpy(),
@@ -448,6 +356,17 @@ def prepare_chunk(
     frame["closed_datetime"] = pd.to_datetime(frame["closed_datetime"], utc=True)
     frame["updated_datetime"] = pd.to_datetime(frame["updated_datetime"], utc=True)
     return frame[rows.ok].reset_index(drop=True)
+
+
+def _date_flags(created: pd.Series, mapping: Mapping) -> np.ndarray:
+    """Why a row's date is implausible (None: it is not): stored with the request."""
+    flags = np.full(len(created), None, dtype=object)
+    if mapping.earliest is not None:
+        start = pd.Timestamp(mapping.earliest).tz_localize(mapping.timezone)
+        flags[(created < start).to_numpy(bool)] = DATE_BEFORE_EARLIEST
+    future = created > pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)
+    flags[future.to_numpy(bool)] = DATE_IN_FUTURE
+    return flags
 
 
 def _zipcodes(text: pd.Series) -> pd.Series:
@@ -556,6 +475,7 @@ def _store_chunk(
             summary.first_requested = first
     located = ~np.isnan(frame["lon"].to_numpy())
     summary.without_location += int((~located).sum())
+    summary.flagged.update(f for f in frame["import_flags"] if isinstance(f, str) and f)
     districts = {}
     if len(frame):
         assigned = assign_by_address(ctx.index, frame["lon"].to_numpy(), frame["lat"].to_numpy(),

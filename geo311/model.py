@@ -218,6 +218,8 @@ class ServiceRequest:
     media_url: str = ""
     districts: dict[str, str | None] = field(default_factory=dict)
     zipcode: str = ""
+    #: Why an import found the request's date implausible ("" when it did not).
+    import_flags: str = ""
 
     @property
     def service_request_id(self) -> str:

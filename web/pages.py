@@ -123,7 +123,24 @@ def tracking(request_id: int) -> str:
     history = [e for e in s.store.audit.entries("request", request_id)]
     return render_template("request.html", r=mask_request(r, sensitive), history=history,
                            districts=_district_lines(r),
+                           import_note=_import_note(r),
                            withheld=WITHHELD if r.service_code in sensitive else "")
+
+
+#: What an import flag says to a reader of the tracking page.
+IMPORT_FLAG_WORDS = {
+    "date_before_earliest": "the date recorded is before the imported records begin "
+                            "(it may be a placeholder)",
+    "date_in_future": "the date recorded lies in the future",
+}
+
+
+def _import_note(r: ServiceRequest) -> str:
+    """Why a reader should doubt a date or a point the source system recorded."""
+    notes = [IMPORT_FLAG_WORDS.get(r.import_flags, r.import_flags)] if r.import_flags else []
+    if r.outside_service_area:
+        notes.append("the location recorded lies outside the city's service area")
+    return "; ".join(notes)
 
 
 def _district_lines(r: ServiceRequest) -> list[tuple[str, str | None]]:

@@ -45,8 +45,8 @@ LOGGER = logging.getLogger(__name__)
 _REQUEST_COPY_COLUMNS = (
     "id", "external_id", "external_parent_id", "source", "service_code", "status",
     "status_notes", "description", "address", "zipcode", "media_url", "geocode_match",
-    "outside_service_area", "requested_datetime", "updated_datetime", "closed_datetime",
-    "reporter_count", "geom",
+    "outside_service_area", "import_flags", "requested_datetime", "updated_datetime",
+    "closed_datetime", "reporter_count", "geom",
 )
 
 
@@ -287,6 +287,8 @@ class PostGISDialect(Dialect):
         for col in _REQUEST_COPY_COLUMNS[1:-2]:
             if col == "media_url":
                 columns[col] = pa.array([""] * n)
+            elif col not in frame:  # optional columns (import_flags) a caller may leave out
+                columns[col] = pa.array([None] * n, pa.string())
             elif col.endswith("_datetime"):
                 columns[col] = pa.array(pd.to_datetime(frame[col], utc=True))
             else:

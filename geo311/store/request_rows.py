@@ -36,6 +36,7 @@ PUBLIC_COLUMNS = [
     t.service_requests.c.duplicate_of,
     t.service_requests.c.reporter_count,
     t.service_requests.c.outside_service_area,
+    t.service_requests.c.import_flags,
 ]
 
 def public_select() -> Any:
@@ -62,6 +63,7 @@ def to_requests(dialect: Dialect, conn: Connection, rows: Sequence[Any]
             duplicate_of=r.duplicate_of, reporter_count=r.reporter_count,
             outside_service_area=bool(r.outside_service_area), media_url=r.media_url,
             districts=names.get(r.id, {}), zipcode=r.zipcode,
+            import_flags=r.import_flags or "",
         )
         for r in rows
     ]

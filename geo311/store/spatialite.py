@@ -181,6 +181,7 @@ class SpatiaLiteDialect(Dialect):
             ids.tolist(),
             _nullable(frame["external_id"]),
             _nullable(frame["external_parent_id"]),
+            _nullable(frame["import_flags"]) if "import_flags" in frame else [None] * n,
             *[frame[c].astype(str).tolist() for c in text_columns],
             frame["outside_service_area"].astype(bool).astype(int).tolist(),
             *[_sqlite_times(frame[c]) for c in (
@@ -190,10 +191,10 @@ class SpatiaLiteDialect(Dialect):
             np.where(located, lat, 0.0).tolist(),
         ]
         sql = (
-            "INSERT INTO service_requests (id, external_id, external_parent_id, "
+            "INSERT INTO service_requests (id, external_id, external_parent_id, import_flags, "
             + ", ".join(text_columns) + ", outside_service_area, requested_datetime, "
             "updated_datetime, closed_datetime, media_url, reporter_count, geom) VALUES ("
-            + ", ".join("?" * 15) + ", '', 1, CASE WHEN ? THEN MakePoint(?, ?, 4326) END)"
+            + ", ".join("?" * 16) + ", '', 1, CASE WHEN ? THEN MakePoint(?, ?, 4326) END)"
         )
         raw = conn.connection.dbapi_connection
         cur = raw.cursor()  # type: ignore[union-attr]

@@ -41,7 +41,8 @@ from sqlalchemy.types import TypeDecorator
 #: 7: the knowledge base: ``kb_articles`` and their earlier versions in ``kb_article_versions``;
 #: ``kb_index`` (articles and services, full-text indexed by each dialect);
 #: ``kb_synonyms``; ``services.accepting`` (False: kept for history, no longer offered).
-SCHEMA_VERSION = 7
+#: 8: ``service_requests.import_flags``: why an imported row's date is implausible.
+SCHEMA_VERSION = 8
 
 metadata = MetaData()
 
@@ -123,6 +124,8 @@ service_requests = Table(
     Column("media_url", Text, nullable=False, default=""),
     Column("geocode_match", String(20), nullable=False, default="none"),
     Column("outside_service_area", Boolean, nullable=False, default=False),
+    # Set by an import: the date is before the mapping's earliest day, or ahead of now.
+    Column("import_flags", String(40)),
     Column("requested_datetime", UTCDateTime, nullable=False),
     Column("updated_datetime", UTCDateTime, nullable=False),
     Column("closed_datetime", UTCDateTime),

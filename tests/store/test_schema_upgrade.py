@@ -65,7 +65,7 @@ def test_init_db_adds_the_knowledge_base_to_a_version_6_database(backend_url):
                 "TRUE, '', '[]', FALSE)"))
         added = store.schema.upgrade()
         assert "services.accepting" in added
-        assert store.db.schema_version() == t.SCHEMA_VERSION == 7
+        assert store.db.schema_version() == t.SCHEMA_VERSION >= 7
         assert store.catalogue.service("SGA").accepting is True  # old services stay offered
         with store.engine.connect() as conn:
             tables = set(inspect(conn).get_table_names())
@@ -73,6 +73,25 @@ def test_init_db_adds_the_knowledge_base_to_a_version_6_database(backend_url):
         load_catalogue(store, read_catalogue("chicago"), source="chicago")
         load_kb(store, "chicago")
         assert search_kb(store, "rats", 1)[0].service_code == "SGA"
+    finally:
+        store.schema.drop()
+        store.schema.init()
+        store.dispose()
+
+
+def test_init_db_adds_import_flags_to_a_version_7_database(backend_url):
+    store = open_store(backend_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text('ALTER TABLE service_requests DROP COLUMN "import_flags"'))
+            conn.execute(t.schema_info.update().where(t.schema_info.c.key == "version")
+                         .values(value="7"))
+        added = store.schema.upgrade()
+        assert "service_requests.import_flags" in added
+        assert store.db.schema_version() == t.SCHEMA_VERSION == 8
+        with store.engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("service_requests")}
+        assert "import_flags" in columns
     finally:
         store.schema.drop()
         store.schema.init()

@@ -104,6 +104,21 @@ def test_demo_prepares_everything(runner, app, demo_output):
     assert {v.layer for v in store.layers.versions(active_only=True)} == {
         "community_areas", "wards_2015_2023", "police_districts_2012"}
     assert store.requests.count() > 60_000
+    # The legacy export's placeholder dates (2000-01-03) are stored, flagged and counted.
+    from tests.conftest import LEGACY_CSV
+
+    dates = pd.read_csv(LEGACY_CSV, usecols=["Creation_Date"])["Creation_Date"]
+    early = int((pd.to_datetime(dates) < "2011-01-01").sum())
+    assert early >= 1
+    assert f"flagged (stored, marked on the request): {early} date before earliest" in \
+        demo_output.output
+    from datetime import UTC, datetime
+
+    before = store.requests.query(end=datetime(2011, 1, 1, 5, tzinfo=UTC), limit=10_000)
+    assert len(before) == early
+    assert {r.import_flags for r in before} == {"date_before_earliest"}
+    later = store.requests.query(start=datetime(2011, 1, 2, tzinfo=UTC), limit=200)
+    assert {r.import_flags for r in later} == {""}
     again = run(runner, "demo", "--no-serve")
     assert "already loaded" in again.output and "stored 0," in again.output
 

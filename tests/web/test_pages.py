@@ -104,3 +104,35 @@ def test_layers_page_lists_only_active_layers_by_title(client, seeded, app, tmp_
     body = client.get("/layers").get_data(as_text=True)
     assert "Community areas" in body and "Wards 2015–2023" in body
     assert ">bad<" not in body
+
+
+def test_tracking_page_says_when_an_import_found_the_date_implausible(client, seeded, app,
+                                                                      tmp_path):
+    from geo311.imports import import_file, read_mapping
+    from tests.store.test_import_flags import MAPPING, _csv
+
+    (tmp_path / "m.toml").write_text(MAPPING)
+    store = app.extensions["geo311"].store
+    import_file(store, app.extensions["geo311"].context(),
+                _csv(tmp_path / "r.csv", [("old", "2000-01-03"), ("ok", "2012-05-01")]),
+                read_mapping(tmp_path / "m.toml"))
+    by_id = {r.external_id: r.id for r in store.requests.query(limit=10)}
+    old = client.get(f"/requests/{by_id['old']}").get_data(as_text=True)
+    assert 'id="import-note">the date recorded is before the imported records begin' in old
+    assert 'id="import-note"' not in client.get(f"/requests/{by_id['ok']}").get_data(
+        as_text=True)
+
+
+def test_tracking_page_says_when_the_point_lies_outside_the_city(client, seeded, app, tmp_path):
+    from geo311.imports import import_file, read_mapping
+    from tests.store.test_import_flags import MAPPING, _csv
+
+    (tmp_path / "m.toml").write_text(MAPPING)
+    store = app.extensions["geo311"].store
+    summary = import_file(store, app.extensions["geo311"].context(),
+                          _csv(tmp_path / "r.csv", [("far", "2012-05-01")], lon=-80.0, lat=40.0),
+                          read_mapping(tmp_path / "m.toml"))
+    assert summary.outside_service_area == 1
+    far = next(r.id for r in store.requests.query(limit=10) if r.external_id == "far")
+    body = client.get(f"/requests/{far}").get_data(as_text=True)
+    assert "lies outside the city&#39;s service area" in body
