@@ -35,6 +35,7 @@ STAFF_PAGES = (
 
 #: Where each role starts its day.
 START_PAGES = {
+    "agent": "help.help_page",
     "dispatcher": "dispatch.dispatch_map",
     "planner": "hotspots.hotspots_page",
     "gis": "gis.home",

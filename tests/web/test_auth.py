@@ -172,7 +172,7 @@ def test_users_cli(runner, app):
     assert actions.count("user_created") == 2 and "user_disabled" in actions
 
 
-@pytest.mark.parametrize("role", ["dispatcher", "planner", "gis", "admin"])
+@pytest.mark.parametrize("role", ["agent", "dispatcher", "planner", "gis", "admin"])
 def test_staff_client_fixture_logs_in_each_role(staff_client, role):
     c = staff_client(role)
     assert f"({role})" in c.get("/").get_data(as_text=True)
