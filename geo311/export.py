@@ -6,16 +6,24 @@ reporter columns for staff.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pyogrio
+import shapely
 
 from geo311.errors import InvalidRequest
 
@@ -24,9 +32,27 @@ if TYPE_CHECKING:
     from geo311.store.requests import Requests
 
 LOGGER = logging.getLogger(__name__)
-REQUEST_FORMATS = ("csv", "geojson", "gpkg")
+REQUEST_FORMATS = ("csv", "geojson", "gpkg", "parquet")
 LAYER_FORMATS = ("shp", "geojson", "gpkg")
 _DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shp": "ESRI Shapefile"}
+#: GeoParquet 1.1 file metadata: WKB points, no ``crs`` (the specification's default,
+#: OGC:CRS84, is longitude/latitude on WGS 84, as stored).
+GEOPARQUET_META = {"version": "1.1.0", "primary_column": "geometry",
+                   "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"]}}}
+_INTEGER_COLUMNS = ("service_request_id", "duplicate_of", "reporter_count")
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """Which requests an export takes: services, status, requested between, districts."""
+
+    service_codes: Sequence[str] = ()
+    status: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    #: ``(layer, district id)`` of active layers; several of one layer are alternatives
+    districts: Sequence[tuple[str, str]] = ()
+
 
 class ExportStore(Protocol):
     """What this module needs of a store."""
@@ -53,11 +79,15 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
 
 
 def export_requests(
-    store: ExportStore, path: str | Path, fmt: str = "csv", *, include_private: bool = False
+    store: ExportStore, path: str | Path, fmt: str = "csv", *, include_private: bool = False,
+    where: RequestFilter | None = None, progress: Callable[[int], object] | None = None,
+    chunk_rows: int = 50_000,
 ) -> int:
-    """Write every request, one row each, with a ``district_<layer>`` column per active layer.
+    """Write the requests (all, or those ``where`` takes) with their district per layer.
 
-    Returns the number of rows written.
+    One row per request, a ``district_<layer>`` column per active layer. Returns the
+    number of rows written. GeoParquet (``parquet``) keeps times as UTC timestamps and
+    ids as integers, for the tools planners read archives with.
 
     Examples
     --------
@@ -67,8 +97,23 @@ def export_requests(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _partial(path)
+    where = where or RequestFilter()
     written = 0
-    for frame in store.requests.export_frames(include_private=include_private):
+    writer: pq.ParquetWriter | None = None
+    frames = store.requests.export_frames(
+        include_private=include_private, chunk_rows=chunk_rows,
+        service_codes=where.service_codes,
+        status=where.status, start=where.start, end=where.end, districts=where.districts)
+    for frame in frames:
+        if progress is not None:
+            progress(len(frame))
+        if fmt == "parquet":
+            table = _arrow_table(frame)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+            writer.write_table(table)
+            written += len(frame)
+            continue
         frame = _as_text_times(frame)
         if fmt == "csv":
             frame.to_csv(tmp, mode="a", header=written == 0, index=False)
@@ -79,11 +124,45 @@ def export_requests(
             pyogrio.write_dataframe(geo, tmp, driver=_DRIVERS[fmt], layer="requests",
                                     append=written > 0)
         written += len(frame)
+    if writer is not None:
+        writer.close()
     if written == 0:
-        raise InvalidRequest("there are no requests to export")
+        tmp.unlink(missing_ok=True)
+        raise InvalidRequest("there are no requests to export" if where == RequestFilter()
+                             else "no request matches the export's filters")
     tmp.replace(path)
     LOGGER.info("exported %s requests to %s", written, path)
     return written
+
+
+def _arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """One chunk as Arrow with fixed types, so every chunk shares the file's schema."""
+    fields, arrays = [], []
+    for col in frame.columns:
+        values = frame[col]
+        if col.endswith("_datetime"):
+            arr = pa.array(pd.to_datetime(values, utc=True), type=pa.timestamp("us", tz="UTC"))
+        elif col in _INTEGER_COLUMNS:
+            arr = pa.array(pd.to_numeric(values).astype("Int64"), type=pa.int64())
+        elif col in ("lat", "long"):
+            arr = pa.array(pd.to_numeric(values).astype(float), type=pa.float64(),
+                           from_pandas=True)
+        elif col == "outside_service_area":
+            arr = pa.array(values.astype(bool), type=pa.bool_())
+        else:
+            arr = pa.array([None if v is None or v is pd.NA or (isinstance(v, float)
+                                                                 and np.isnan(v))
+                            else str(v) for v in values], type=pa.string())
+        fields.append(pa.field(col, arr.type))
+        arrays.append(arr)
+    lon, lat = frame["long"].to_numpy(float), frame["lat"].to_numpy(float)
+    located = ~(np.isnan(lon) | np.isnan(lat))
+    points = np.full(len(frame), None, dtype=object)
+    points[located] = shapely.points(lon[located], lat[located])
+    fields.append(pa.field("geometry", pa.binary()))
+    arrays.append(pa.array(shapely.to_wkb(points), type=pa.binary()))
+    schema = pa.schema(fields, metadata={b"geo": json.dumps(GEOPARQUET_META).encode()})
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _as_text_times(frame: pd.DataFrame) -> pd.DataFrame:

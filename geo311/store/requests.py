@@ -386,9 +386,16 @@ class Requests:
             return to_frame(conn.execute(stmt).all(), ["id", "status", "lon", "lat", "address"])
 
     def export_frames(
-        self, *, include_private: bool = False, chunk_rows: int = 50_000
+        self, *, include_private: bool = False, chunk_rows: int = 50_000,
+        service_codes: Sequence[str] | None = None, status: str | None = None,
+        start: datetime | None = None, end: datetime | None = None,
+        districts: Sequence[tuple[str, str]] = (),
     ) -> Iterator[pd.DataFrame]:
-        """All requests as frames of public columns (plus reporters when asked)."""
+        """Requests as frames of public columns (plus reporters when asked), in id order.
+
+        The filters narrow by service, status, requested time and ``(layer, district)``
+        of active layers: districts of one layer are alternatives, layers all apply.
+        """
         sr, sv = t.service_requests.c, t.services.c
         cols = [
             sr.id.label("service_request_id"), sr.external_id, sr.service_code,
@@ -398,16 +405,26 @@ class Requests:
             func.ST_X(sr.geom).label("long"), sr.geocode_match, sr.outside_service_area,
             sr.duplicate_of, sr.reporter_count,
         ]
-        layer_names = [lv.layer for lv in self.layers.versions(active_only=True)]
+        active = {lv.layer: lv.id for lv in self.layers.versions(active_only=True)}
+        layer_names = list(active)
         sensitive = set() if include_private else self.catalogue.sensitive_codes()
+        base = request_filters(self.db.dialect, select(*cols).select_from(
+            t.service_requests.join(t.services, sv.code == sr.service_code)),
+            service_codes=service_codes, status=status, start=start, end=end)
+        rd = t.request_districts.c
+        by_layer: dict[str, list[str]] = {}
+        for layer, district in districts:
+            if layer not in active:
+                raise InvalidRequest(f"layer was {layer!r} but is expected to be an active "
+                                     f"layer: {sorted(active)}")
+            by_layer.setdefault(layer, []).append(district)
+        for layer, ids in by_layer.items():
+            base = base.where(sr.id.in_(select(rd.request_id).where(
+                rd.layer_version_id == active[layer], rd.district_id.in_(ids))))
         last_id = 0
         with self.db.connect() as conn:
             while True:
-                stmt = (
-                    select(*cols)
-                    .select_from(t.service_requests.join(t.services, sv.code == sr.service_code))
-                    .where(sr.id > last_id).order_by(sr.id).limit(chunk_rows)
-                )
+                stmt = base.where(sr.id > last_id).order_by(sr.id).limit(chunk_rows)
                 rows = conn.execute(stmt).all()
                 if not rows:
                     return

@@ -86,3 +86,72 @@ def test_layer_export_round_trips(layered_store, tmp_path, fmt):
 def test_unknown_layer_export(layered_store, tmp_path):
     with pytest.raises(NotFound, match="nope"):
         export_layer(layered_store, "nope", tmp_path / "x.gpkg", "gpkg")
+
+
+def test_geoparquet_reads_back_in_geopandas_and_agrees_with_the_csv(seeded, tmp_path, ctx):
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    from geo311.imports import import_file, read_mapping
+    from tests.store.test_import_flags import MAPPING, _csv
+
+    (tmp_path / "m.toml").write_text(MAPPING)  # an imported row without a location
+    import_file(seeded, ctx, _csv(tmp_path / "x.csv", [("x", "2012-05-01")], lon="", lat=""),
+                read_mapping(tmp_path / "m.toml"))
+    submit(seeded, ctx, NewRequest("SCB", lon=-87.6298, lat=41.8781,
+                                   description="call me at 773-555-0123"))
+    export_requests(seeded, tmp_path / "r.csv", "csv")
+    assert export_requests(seeded, tmp_path / "r.parquet", "parquet", chunk_rows=2) == 5
+    back = gpd.read_parquet(tmp_path / "r.parquet")  # an independent GeoParquet reader
+    assert back.crs.equals("OGC:CRS84") and back.geometry.name == "geometry"
+    csv = pd.read_csv(tmp_path / "r.csv", dtype=str, keep_default_na=False)
+    assert back["service_request_id"].tolist() == csv["service_request_id"].astype(int).tolist()
+    assert str(back["requested_datetime"].dtype) == "datetime64[us, UTC]"
+    assert (back["requested_datetime"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+            == csv["requested_datetime"]).all()
+    located = back.geometry.notna()
+    assert located.tolist() == [True, True, True, False, True]
+    assert back.geometry[located].y.round(4).tolist() == [41.8781, 41.8881, 41.8981, 41.8781]
+    assert back["district_community_areas"].tolist()[:3] == ["32", "8", "8"]
+    assert "773-555-0123" not in back.to_string()  # free text redacted as in every export
+    assert not {"reporter_email", "reporter_phone", "reporter_first_name"} & set(back.columns)
+    meta = pq.read_schema(tmp_path / "r.parquet").metadata[b"geo"]
+    assert b'"primary_column": "geometry"' in meta
+
+
+def test_export_filters_take_what_they_name(seeded, tmp_path, ctx):
+    from datetime import UTC, datetime, timedelta
+
+    from geo311.export import RequestFilter
+    from geo311.model import Service
+
+    seeded.catalogue.upsert([Service("GRAF", "Graffiti Removal", "Streets")])
+    submit(seeded, ctx, NewRequest("GRAF", lon=-87.6298, lat=41.8781, address="100 W MADISON ST"))
+    rows = pd.read_csv(tmp_path / "all.csv", dtype=str) if export_requests(
+        seeded, tmp_path / "all.csv", "csv") else None
+    cases = {
+        "service": (RequestFilter(service_codes=["GRAF"]), rows["service_code"] == "GRAF"),
+        "district": (RequestFilter(districts=[("community_areas", "8")]),
+                     rows["district_community_areas"] == "8"),
+        "two layers": (RequestFilter(districts=[("community_areas", "8"),
+                                                ("community_areas", "32"),
+                                                ("wards_2015_2023", "42")]),
+                       rows["district_community_areas"].isin(["8", "32"])
+                       & (rows["district_wards_2015_2023"] == "42")),
+        "status": (RequestFilter(status="open"), rows["status"] == "open"),
+        "future": (RequestFilter(start=datetime.now(UTC) + timedelta(days=1)),
+                   rows["status"] != rows["status"]),
+    }
+    for name, (where, expected) in cases.items():
+        out = tmp_path / f"{name}.csv"
+        if not expected.any():
+            with pytest.raises(InvalidRequest, match="no request matches"):
+                export_requests(seeded, out, "csv", where=where)
+            assert not out.exists()
+            continue
+        export_requests(seeded, out, "csv", where=where)
+        got = pd.read_csv(out, dtype=str)["service_request_id"].tolist()
+        assert got == rows.loc[expected, "service_request_id"].tolist(), name
+    with pytest.raises(InvalidRequest, match="active layer"):
+        export_requests(seeded, tmp_path / "x.csv", "csv",
+                        where=RequestFilter(districts=[("nope", "1")]))

@@ -2,6 +2,7 @@
 
 import zipfile
 
+import geopandas as gpd
 import pandas as pd
 import pytest
 
@@ -72,6 +73,23 @@ def test_import_export_round_trip(runner, tmp_path):
     frame = pd.read_csv(dest, dtype=str)
     assert frame["external_id"].str.startswith("SR21-").all()
     assert "district_community_areas" in frame.columns
+    # Filters and GeoParquet: the same rows as filtering the whole CSV.
+    code = frame["service_code"].value_counts().index[0]
+    parquet = tmp_path / "some.parquet"
+    out = run(runner, "export", "requests", "--format", "parquet", "--output", parquet,
+              "--service", code, "--district", "community_areas:8", "--district",
+              "community_areas:32", "--from", "2021-01-01", "--to", "2021-01-02T12:00:00")
+    assert out.exit_code == 0, out.output
+    expected = frame[(frame["service_code"] == code)
+                     & frame["district_community_areas"].isin(["8", "32"])
+                     & (frame["requested_datetime"] <= "2021-01-02T12:00:00Z")]
+    assert 0 < len(expected) < 5000
+    assert f"wrote {len(expected)} requests to {parquet}" in out.output
+    back = gpd.read_parquet(parquet)
+    assert back["service_request_id"].astype(str).tolist() == expected[
+        "service_request_id"].tolist()
+    bad = run(runner, "export", "requests", "--output", tmp_path / "x.csv", "--district", "8")
+    assert bad.exit_code == 2 and "is not LAYER:ID" in bad.output
     layer = run(runner, "export", "layer", "community_areas", "--format", "shp", "--output",
                 tmp_path / "ca.zip")
     assert layer.exit_code == 0 and (tmp_path / "ca.zip").stat().st_size > 100_000
