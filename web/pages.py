@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from itertools import groupby
 
 from flask import Blueprint, current_app, jsonify, render_template, request
@@ -14,8 +15,15 @@ from geo311.nearby import open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
 from geo311_web import maps, state
+from geo311_web.local_time import when_words
 
 bp = Blueprint("pages", __name__)
+
+
+@bp.app_template_filter("when")
+def when(moment: datetime | None) -> str:
+    """A time in the city's zone and in words, for residents."""
+    return when_words(moment, state().settings.zone)
 MAX_MAP_REQUESTS = 2000
 NEARBY_RADIUS_M = 250.0
 NEARBY_LIMIT = 5
@@ -124,6 +132,7 @@ def tracking(request_id: int) -> str:
     return render_template("request.html", r=mask_request(r, sensitive), history=history,
                            districts=_district_lines(r),
                            import_note=_import_note(r),
+                           media_url=_shown_media(r, sensitive),
                            withheld=WITHHELD if r.service_code in sensitive else "")
 
 
@@ -133,6 +142,14 @@ IMPORT_FLAG_WORDS = {
                             "(it may be a placeholder)",
     "date_in_future": "the date recorded lies in the future",
 }
+
+
+def _shown_media(r: ServiceRequest, sensitive: set[str]) -> str:
+    """The photo's address if it is a web link and the service is not a sensitive one."""
+    url = r.media_url.strip()
+    if r.service_code in sensitive or not url.lower().startswith(("https://", "http://")):
+        return ""
+    return url
 
 
 def _import_note(r: ServiceRequest) -> str:

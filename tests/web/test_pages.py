@@ -1,5 +1,7 @@
 """Pages and public JSON through the Flask test client, on both backends."""
 
+import re
+
 import pytest
 
 from geo311.model import NewRequest, Reporter, Service
@@ -136,3 +138,29 @@ def test_tracking_page_says_when_the_point_lies_outside_the_city(client, seeded,
     far = next(r.id for r in store.requests.query(limit=10) if r.external_id == "far")
     body = client.get(f"/requests/{far}").get_data(as_text=True)
     assert "lies outside the city&#39;s service area" in body
+
+
+def test_tracking_page_gives_times_in_the_citys_zone_and_in_words(client, seeded, app):
+    from datetime import UTC, datetime
+
+    from babel.dates import format_date
+
+    body = client.get(f"/requests/{seeded.id}").get_data(as_text=True)
+    when = seeded.requested_datetime
+    local = when.astimezone(app.extensions["geo311"].settings.zone)
+    assert f'datetime="{when.isoformat()}"' in body  # the instant, for machines
+    words = re.search(r'<time id="reported" datetime="[^"]+">([^<]+)</time>', body).group(1)
+    assert words.startswith(format_date(local, "medium", locale="en_US"))
+    assert local.tzname() in words and words.endswith("ago)")
+    assert "+00:00" not in words and "UTC —" not in body
+    assert datetime.now(UTC) > when
+
+
+def test_tracking_page_links_the_photo_sent_with_the_report(client, app):
+    store = app.extensions["geo311"].store
+    store.catalogue.upsert([Service("GRAF", "Graffiti Removal", "Streets")])
+    r = submit_as_imported(store, app.extensions["geo311"].context(), NewRequest(
+        "GRAF", -87.6321, 41.8837, address="121 N LA SALLE ST",
+        media_url="https://example.org/photo.jpg?a=1&b=2"))
+    body = client.get(f"/requests/{r.id}").get_data(as_text=True)
+    assert 'id="media" href="https://example.org/photo.jpg?a=1&amp;b=2"' in body
