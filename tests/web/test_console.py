@@ -80,7 +80,7 @@ def test_a_hostile_media_url_is_not_followed(city, staff_client):
 def test_status_change_with_notes_stores_audits_and_keeps_internal_notes_private(
         client, staff_client, case):
     store, first, second = case
-    c = staff_client("agent", "ana")
+    c = staff_client("agent", "zora")
     r = c.post(f"/staff/requests/{first.id}/status",
                data={"status": "closed", "public_note": f"Picked up {XSS} call 312-555-0100",
                      "internal_note": "Driver says the landlord dumps here weekly"})
@@ -88,9 +88,9 @@ def test_status_change_with_notes_stores_audits_and_keeps_internal_notes_private
     assert store.requests.get(first.id).status == "closed"
     assert store.requests.get(second.id).status == "closed"  # the group closes with its lead
     notes = store.notes.of(first.id)
-    assert [(n.visibility, n.author) for n in notes] == [("public", "ana"), ("internal", "ana")]
+    assert [(n.visibility, n.author) for n in notes] == [("public", "zora"), ("internal", "zora")]
     status = _staff_entries(store, first.id, "status")[-1]
-    assert (status["actor"], status["detail"]["to"]) == ("ana", "closed")
+    assert (status["actor"], status["detail"]["to"]) == ("zora", "closed")
     assert status["detail"]["note"].startswith("Picked up")
     assert {e["detail"]["visibility"] for e in _staff_entries(store, first.id, "note_added")} \
         == {"public", "internal"}
@@ -101,7 +101,7 @@ def test_status_change_with_notes_stores_audits_and_keeps_internal_notes_private
 
     public = client.get(f"/requests/{first.id}").get_data(as_text=True)
     assert "Picked up" in public and "City staff" in public
-    assert "landlord dumps" not in public and "ana" not in public.split("<main>")[1]
+    assert "landlord dumps" not in public and "zora" not in public.split("<main>")[1]
     assert XSS not in public and "&lt;script&gt;" in public
     assert "312-555-0100" not in public and "[phone removed]" in public
     assert "internal" not in public.split('id="history"')[1]
@@ -134,7 +134,7 @@ def test_a_note_alone_public_or_internal(client, staff_client, case):
 def test_forwarding_changes_service_department_and_due_time(staff_client, case):
     store, first, second = case
     before = store.requests.get(first.id).expected_datetime
-    c = staff_client("agent", "ana")
+    c = staff_client("agent", "zora")
     r = c.post(f"/staff/requests/{first.id}/forward",
                data={"service_code": "BBA", "reason": "it is a building, not the alley"})
     assert r.status_code == 302
@@ -149,7 +149,7 @@ def test_forwarding_changes_service_department_and_due_time(staff_client, case):
     assert store.requests.get(second.id).service_code == "BBA"  # the duplicate follows
     entry = _staff_entries(store, first.id, "forwarded")[-1]
     assert (entry["actor"], entry["detail"]["from"], entry["detail"]["to"],
-            entry["detail"]["why"]) == ("ana", "SCC", "BBA", "it is a building, not the alley")
+            entry["detail"]["why"]) == ("zora", "SCC", "BBA", "it is a building, not the alley")
     html = c.get(f"/staff/requests/{first.id}").get_data(as_text=True)
     assert "DOB - Buildings" in html and "39 business days" in html
 
@@ -189,7 +189,7 @@ def test_duplicate_actions_unmerge_move_and_merge(city, staff_client, case):
 @pytest.mark.both_backends
 def test_close_with_resolution_then_reopen_with_reason(client, staff_client, case):
     store, first, _second = case
-    c = staff_client("agent", "ana")
+    c = staff_client("agent", "zora")
     assert c.post(f"/staff/requests/{first.id}/close",
                   data={"resolution": "Alley cleaned"}).status_code == 302
     closed = store.requests.get(first.id)
@@ -202,7 +202,7 @@ def test_close_with_resolution_then_reopen_with_reason(client, staff_client, cas
     assert (reopened.status, reopened.closed_datetime) == ("open", None)
     entry = _staff_entries(store, first.id, "status")[-1]
     assert (entry["actor"], entry["detail"]["to"], entry["detail"]["why"]) == (
-        "ana", "open", "resident says more bags")
+        "zora", "open", "resident says more bags")
     assert "resident says more bags" not in client.get(f"/requests/{first.id}").get_data(
         as_text=True)
 
