@@ -13,7 +13,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from geo311 import casework, sla
-from geo311.errors import InvalidRequest
+from geo311.errors import InvalidRequest, NotFound
 from geo311.model import CLOSED, NOTE_VISIBILITIES, STATUSES, ServiceRequest
 from geo311_web import state
 from geo311_web.auth import actor, role_required
@@ -39,7 +39,7 @@ def _clock(r: ServiceRequest) -> dict[str, Any]:
     store = state().store
     try:
         service = store.catalogue.service(r.service_code)
-    except Exception:  # noqa: BLE001 - a request of a removed service has no clock
+    except NotFound:  # a request of a service since withdrawn has no clock
         return {"state": "none", "label": sla.STATE_LABELS["none"], "words": "no SLA",
                 "target": "no SLA", "due": r.expected_datetime, "paused": ""}
     paused = store.sla.open_pause_reasons([r.id]).get(r.id, "")

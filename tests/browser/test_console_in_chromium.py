@@ -101,6 +101,20 @@ def test_every_console_action_through_the_page(serve, page, console_url, store):
     assert store.requests.get(first).status_notes == "Pothole filled"
     _serious(page)
 
+    # a note by keyboard alone: type, Tab past the visibility choice, Enter on the button
+    page.focus("#note-form textarea[name=body]")
+    page.keyboard.type("Checked by phone")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert [(n.visibility, n.body) for n in store.notes.of(first)][-1] == (
+        "internal", "Checked by phone")
+
+    # on a phone the console fits the screen's width
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.querySelector('.console').scrollWidth") <= 390
+
     # the resident's page: public notes as the city's, nothing internal
     page.goto(f"{base}/requests/{first}")
     public = page.inner_text("main")
