@@ -227,6 +227,22 @@ class ServiceRequest:
         return str(self.id)
 
 
+#: Who may read a note on a request: residents too ("public") or staff only ("internal").
+NOTE_VISIBILITIES = ("public", "internal")
+
+
+@dataclass(frozen=True)
+class RequestNote:
+    """A note staff wrote on a request; ``author`` is for staff eyes only."""
+
+    id: int
+    request_id: int
+    visibility: str  # one of NOTE_VISIBILITIES
+    body: str
+    author: str
+    created: datetime
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where a request landed: its point, how it was found, and its districts.

@@ -14,6 +14,7 @@ from geo311.model import NewRequest, Reporter, ServiceRequest
 from geo311.nearby import open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
+from geo311.redaction import redact_text
 from geo311_web import maps, state
 from geo311_web.local_time import when_words
 
@@ -128,8 +129,12 @@ def tracking(request_id: int) -> str:
     s = state()
     r = s.store.requests.get(request_id)
     sensitive = s.store.catalogue.sensitive_codes()
-    history = [e for e in s.store.audit.entries("request", request_id)]
+    history = [e for e in s.store.audit.entries("request", request_id)
+               if e["detail"].get("visibility") != "internal"]
+    # Public notes only, redacted like the description; staff names stay off the page.
+    notes = [(n.created, redact_text(n.body)) for n in s.store.notes.public_of(request_id)]
     return render_template("request.html", r=mask_request(r, sensitive), history=history,
+                           notes=notes,
                            districts=_district_lines(r),
                            import_note=_import_note(r),
                            media_url=_shown_media(r, sensitive),

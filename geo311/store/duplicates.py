@@ -39,7 +39,8 @@ class Duplicates:
         self.db = db
         self.requests = requests
 
-    def mark(self, child_id: int, parent_id: int, *, actor: str = "system") -> None:
+    def mark(self, child_id: int, parent_id: int, *, actor: str = "system",
+             why: str = "") -> None:
         """Move one request into the group of another (staff's "move"); audited, reversible.
 
         A request that leads a group of its own cannot be moved alone: merge the groups.
@@ -61,10 +62,10 @@ class Duplicates:
                          .values(duplicate_of=root, updated_datetime=now_utc()))
             self._recount(conn, [root, child.duplicate_of])
             write_audit(conn, "merged", "request", child.id,
-                        {"into": root, "from": child.duplicate_of}, actor)
+                        {"into": root, "from": child.duplicate_of, **_why(why)}, actor)
         LOGGER.info("moved #%s into group #%s", child.id, root)
 
-    def unmerge(self, child_id: int, *, actor: str = "system") -> None:
+    def unmerge(self, child_id: int, *, actor: str = "system", why: str = "") -> None:
         """Take a request out of its group: it becomes a group of its own; audited."""
         child = self.requests.get(child_id)
         if child.duplicate_of is None:
@@ -74,11 +75,12 @@ class Duplicates:
             conn.execute(update(t.service_requests).where(sr.id == child.id)
                          .values(duplicate_of=None, updated_datetime=now_utc()))
             self._recount(conn, [child.duplicate_of, child.id])
-            write_audit(conn, "unmerged", "request", child.id, {"from": child.duplicate_of},
-                        actor)
+            write_audit(conn, "unmerged", "request", child.id,
+                        {"from": child.duplicate_of, **_why(why)}, actor)
         LOGGER.info("unmerged #%s from group #%s", child.id, child.duplicate_of)
 
-    def merge_groups(self, first_id: int, second_id: int, *, actor: str = "system") -> int:
+    def merge_groups(self, first_id: int, second_id: int, *, actor: str = "system",
+                     why: str = "") -> int:
         """Join two groups under the older root; every member follows. Returns that root."""
         a, b = self.requests.get(first_id), self.requests.get(second_id)
         roots = sorted({a.duplicate_of or a.id, b.duplicate_of or b.id})
@@ -93,7 +95,8 @@ class Duplicates:
                          .where((sr.id == fold) | (sr.duplicate_of == fold))
                          .values(duplicate_of=keep, updated_datetime=now_utc()))
             self._recount(conn, [keep, fold])
-            write_audit(conn, "groups_merged", "request", keep, {"folded": fold}, actor)
+            write_audit(conn, "groups_merged", "request", keep, {"folded": fold, **_why(why)},
+                        actor)
         LOGGER.info("merged group #%s into #%s", fold, keep)
         return keep
 
@@ -165,6 +168,14 @@ class Duplicates:
                 "changed": changed, **(detail or {})}, actor)
         return changed
 
+    def members(self, root: int) -> list[int]:
+        """Every request of one group, open or closed: the root and its duplicates, by id."""
+        sr = t.service_requests.c
+        with self.db.connect() as conn:
+            return [int(i) for i in conn.execute(
+                select(sr.id).where((sr.id == int(root)) | (sr.duplicate_of == int(root)))
+                .order_by(sr.id)).scalars()]
+
     def group_members(self, roots: Sequence[int]) -> list[int]:
         """Open requests of these groups: the roots and their duplicates, by id."""
         sr = t.service_requests.c
@@ -173,3 +184,8 @@ class Duplicates:
             return [int(i) for i in conn.execute(
                 select(sr.id).where(sr.id.in_(wanted) | sr.duplicate_of.in_(wanted))
                 .where(sr.status == OPEN).order_by(sr.id)).scalars()]
+
+
+def _why(why: str) -> dict[str, str]:
+    """The reason staff gave, for an audit entry (nothing when none was given)."""
+    return {"why": why} if why else {}

@@ -343,9 +343,10 @@ class Requests:
             return int(conn.execute(stmt).scalar_one())
 
     def set_status(
-        self, request_id: int, status: str, *, note: str = "", actor: str = "system"
+        self, request_id: int, status: str, *, note: str = "", actor: str = "system",
+        why: str = "",
     ) -> ServiceRequest:
-        """Open or close a request; audited."""
+        """Open or close a request; audited (with ``why`` when staff give a reason)."""
         if status not in STATUSES:
             raise InvalidRequest(f"status was {status!r} but is expected to be in {STATUSES}")
         current = self.get(request_id)
@@ -360,7 +361,29 @@ class Requests:
                 )
             )
             write_audit(conn, "status", "request", request_id,
-                        {"from": current.status, "to": status, "note": note}, actor)
+                        {"from": current.status, "to": status, "note": note,
+                         **({"why": why} if why else {})}, actor)
+        return self.get(request_id)
+
+    def set_service(
+        self, request_id: int, service_code: str, *, actor: str = "system", why: str = ""
+    ) -> ServiceRequest:
+        """Forward a request to another service (and so its agency); audited.
+
+        The due time is the caller's to recompute (``geo311.sla.expected_for``).
+        """
+        current = self.get(request_id)
+        service = self.catalogue.service(service_code)
+        with self.db.begin() as conn:
+            conn.execute(
+                update(t.service_requests)
+                .where(t.service_requests.c.id == current.id)
+                .values(service_code=service.code, updated_datetime=now_utc())
+            )
+            write_audit(conn, "forwarded", "request", current.id,
+                        {"from": current.service_code, "to": service.code,
+                         **({"why": why} if why else {})}, actor)
+        LOGGER.info("forwarded #%s from %s to %s", current.id, current.service_code, service.code)
         return self.get(request_id)
 
     def reporters_of(self, request_id: int) -> list[Reporter]:

@@ -42,7 +42,8 @@ from sqlalchemy.types import TypeDecorator
 #: ``kb_index`` (articles and services, full-text indexed by each dialect);
 #: ``kb_synonyms``; ``services.accepting`` (False: kept for history, no longer offered).
 #: 8: ``service_requests.import_flags``: why an imported row's date is implausible.
-SCHEMA_VERSION = 8
+#: 9: ``request_notes``: staff notes on a request, public (the resident reads them) or internal.
+SCHEMA_VERSION = 9
 
 metadata = MetaData()
 
@@ -352,6 +353,20 @@ work_order_notes = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("author", String(100), nullable=False),
     Column("text", Text, nullable=False),
+)
+
+# Notes staff write on a request: "public" ones the tracking page shows (as the city's,
+# never naming the author), "internal" ones only staff read.
+request_notes = Table(
+    "request_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("visibility", String(10), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("author", String(100), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
 )
 
 # Indexes and foreign keys a bulk load dropped (PostGIS), written in the transaction that

@@ -88,10 +88,29 @@ def test_init_db_adds_import_flags_to_a_version_7_database(backend_url):
                          .values(value="7"))
         added = store.schema.upgrade()
         assert "service_requests.import_flags" in added
-        assert store.db.schema_version() == t.SCHEMA_VERSION == 8
+        assert store.db.schema_version() == t.SCHEMA_VERSION >= 8
         with store.engine.connect() as conn:
             columns = {c["name"] for c in inspect(conn).get_columns("service_requests")}
         assert "import_flags" in columns
+    finally:
+        store.schema.drop()
+        store.schema.init()
+        store.dispose()
+
+
+def test_init_db_adds_request_notes_to_a_version_8_database(backend_url):
+    store = open_store(backend_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP TABLE request_notes"))
+            conn.execute(t.schema_info.update().where(t.schema_info.c.key == "version")
+                         .values(value="8"))
+        store.schema.upgrade()
+        assert store.db.schema_version() == t.SCHEMA_VERSION >= 9
+        with store.engine.connect() as conn:
+            assert "request_notes" in set(inspect(conn).get_table_names())
+        audited = [e for e in store.audit.entries("schema") if e["action"] == "upgrade_schema"]
+        assert audited[-1]["detail"]["from"] == "8"
     finally:
         store.schema.drop()
         store.schema.init()
