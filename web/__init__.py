@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from geo311_web import (
         auth,
+        desk,
         dispatch,
         errors,
         geocoding,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.init_app(app)
     navigation.init_app(app)
     app.register_blueprint(dispatch.bp)
+    app.register_blueprint(desk.bp)
     app.register_blueprint(kpi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)
