@@ -39,6 +39,9 @@ LOGGER = logging.getLogger(__name__)
 
 #: A clicked point takes the address of the nearest address point this close, else none.
 REVERSE_WITHIN_M = 100.0
+#: Groups are suggested this far at least (a caller places a problem roughly), or as far
+#: as the service's duplicate rule reaches when that is further.
+SUGGEST_RADIUS_M = 250.0
 MAX_TOPIC = 200
 
 
@@ -120,17 +123,19 @@ def nearest_address(ctx: Context, lon: float, lat: float,
 
 def duplicate_suggestions(store: Store, service: Service, lon: float, lat: float,
                           limit: int = 5) -> list[GroupSuggestion]:
-    """Open groups within the service's duplicate rule of a point, nearest first.
+    """Open groups a report at a point may repeat, nearest first.
 
-    The rule (radius, window, same service or group) is the one ``submit`` applies;
-    ``automatic`` marks the group it would join without being told.
+    The services and window are those of the duplicate rule ``submit`` applies; the
+    radius is the rule's or ``SUGGEST_RADIUS_M``, the larger. ``automatic`` marks the
+    group ``submit`` would join without being told.
     """
     search = duplicate_search(store, service, lon, lat)
     now = now_utc()
     since = now - timedelta(days=search.window_days)
     groups = {s.code: s.group for s in store.catalogue.services()}
     found = [(r, d) for code in search.codes
-             for r, d in store.requests.near(lon, lat, search.radius_m, service_code=code,
+             for r, d in store.requests.near(lon, lat, max(search.radius_m, SUGGEST_RADIUS_M),
+                                             service_code=code,
                                              status=OPEN, limit=500)
              if r.requested_datetime >= since]
     nearest: dict[int, float] = {}

@@ -75,10 +75,13 @@ def kb_article(slug: str) -> Response:
 @bp.get(f"{API}/services/<code>")
 @role_required(*DESK_ROLES)
 def service_questions(code: str) -> Response:
-    """A service that takes requests, with the questions Open311 asks of it."""
+    """A service that takes requests, the questions Open311 asks of it, and its notes."""
     service = contacts.accepting_service(state().store, code)
     asked = sorted((a for a in service.attributes if a.variable), key=lambda a: a.order)
+    notes = [a.description for a in sorted(service.attributes, key=lambda a: a.order)
+             if not a.variable]
     return jsonify({"code": service.code, "name": service.name, "group": service.group,
+                    "notes": notes,
                     "questions": [{"code": a.code, "datatype": a.datatype,
                                    "description": a.description, "required": a.required,
                                    "values": [{"key": k, "name": n} for k, n in a.values]}

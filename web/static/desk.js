@@ -192,15 +192,15 @@
     $("service-results").replaceChildren();
     $("service-status").textContent = "";
     if (!$("info-topic").value) $("info-topic").value = service.name;
-    renderQuestions(service.questions);
+    renderQuestions(service.questions, service.notes);
     suggestDuplicates();
     const first = document.querySelector("#question-list input, #question-list select, #question-list textarea");
     (first || $("address-q")).focus();
   }
 
-  function renderQuestions(questions) {
+  function renderQuestions(questions, notes) {
     const box = $("question-list");
-    box.replaceChildren();
+    box.replaceChildren(...notes.map(n => el("p", n, {class: "service-note"})));
     questions.forEach((q, i) => {
       const id = "question-" + i;
       const p = el("p");
@@ -222,7 +222,7 @@
       p.append(label, " ", input);
       box.append(p);
     });
-    $("questions").hidden = questions.length === 0;
+    $("questions").hidden = questions.length === 0 && notes.length === 0;
   }
 
   function answers() {
@@ -331,7 +331,7 @@
     }
     found.forEach(g => {
       const item = el("li");
-      const b = el("button", "Join #" + g.id, {type: "button", class: "join", "data-id": String(g.id),
+      const b = el("button", "Join #" + g.id, {type: "button", class: "join", id: "join-" + g.id, "data-id": String(g.id),
                                                "aria-pressed": "false"});
       b.addEventListener("click", () => setJoin(chosen.join === g.id ? null : g.id));
       item.append(b, el("span", " " + g.service_name + ", " + g.address + ", " + Math.round(g.distance_m) +
