@@ -214,6 +214,8 @@ def test_the_whole_call_by_keyboard(serve, page, desk_city, backend_url):
         Reporter(first_name="Pat Lee", phone="312.555.0100")]
     [contact] = desk_city.contacts.of_request(made)
     assert contact.agent == AGENT and contact.kind == "request"
+    rows = page.locator("#recent-contacts tbody tr").all_inner_texts()
+    assert len(rows) == 3 and rows[0].startswith("just now\trequest") and "info" in rows[2]
     _serious(page)
 
     assert page.evaluate("window.__xss") is None and not errors, errors

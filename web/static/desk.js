@@ -57,6 +57,18 @@
     return picked ? picked.value : "none";
   }
 
+  // A contact just logged joins the table of the agent's recent contacts, on top.
+  function listContact(kind, topic, outcome, requestId) {
+    const row = el("tr");
+    const link = el("td");
+    if (requestId) link.append(el("a", "#" + requestId, {href: "/staff/requests/" + requestId}));
+    row.append(el("td", "just now"), el("td", kind), el("td", $("channel").value), el("td", topic),
+               el("td", outcome), link);
+    document.querySelector("#recent-contacts tbody").prepend(row);
+    const none = $("no-recent");
+    if (none) none.remove();
+  }
+
   // --- 1. the caller and their earlier requests ------------------------------------------
   $("caller-form").addEventListener("submit", async e => {
     e.preventDefault();
@@ -150,6 +162,7 @@
         outcome: $("info-outcome").value, callback: callback()});
       result.textContent = "Contact logged (#" + done.contact_id + "): " + $("info-topic").value +
         ", " + $("info-outcome").value + ". No ticket made.";
+      listContact("info", $("info-topic").value, $("info-outcome").value, null);
     } catch (err) {
       result.textContent = "Not logged: " + err.message;
     }
@@ -365,6 +378,7 @@
     try {
       const made = await call(api + "/request", body);
       readBack(made);
+      listContact("request", body.topic, "request made", made.id);
     } catch (err) {
       error.textContent = "Not made: " + err.message;
       error.focus();
