@@ -20,7 +20,9 @@ from geo311.districts import DistrictIndex, assign_by_address
 from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
 from geo311.geocoding.cascade import Geocode, Geocoder
 from geo311.geocoding.side import AddressGrid
+from geo311.geodesy import haversine_m
 from geo311.model import (
+    OPEN,
     Candidate,
     DuplicateRule,
     DuplicateSearch,
@@ -183,11 +185,14 @@ def place(ctx: Context, lon: float, lat: float, address: str = "",
                      outside_by_m=outside_by_m)
 
 
-def submit(store: IntakeStore, ctx: Context, new: NewRequest) -> ServiceRequest:
+def submit(store: IntakeStore, ctx: Context, new: NewRequest, *, actor: str = "system",
+           join_group: int | None = None) -> ServiceRequest:
     """Take in one live report and store it; the one path every live report takes.
 
     Raises ``InvalidRequest`` for a bad service or location and
     ``OutsideServiceArea`` for a point outside the city; nothing is stored then.
+    ``join_group`` (a call-taker's choice) makes the report a duplicate in that open
+    group instead of the one the duplicate rule would pick; ``actor`` is audited.
 
     Examples
     --------
@@ -216,8 +221,10 @@ def submit(store: IntakeStore, ctx: Context, new: NewRequest) -> ServiceRequest:
         return None if target is None or calendar is None else due_at(requested, target,
                                                                       calendar)
 
-    stored = store.requests.add(new, placement, due=due,
-                                duplicates=duplicate_search(store, service, lon, lat))
+    search = duplicate_search(store, service, lon, lat)
+    if join_group is not None:
+        search = chosen_group(store, service, search, lon, lat, join_group)
+    stored = store.requests.add(new, placement, due=due, duplicates=search, actor=actor)
     LOGGER.info("took in request #%s (%s) at %.6f, %.6f", stored.id, new.service_code, lon, lat)
     return stored
 
@@ -289,6 +296,33 @@ def duplicate_search(store: IntakeStore, service: Service, lon: float, lat: floa
 
     return DuplicateSearch(codes=codes, radius_m=rule.radius_m, window_days=rule.window_days,
                            decide=decide, only_open=rule.only_open)
+
+
+def chosen_group(store: IntakeStore, service: Service, search: DuplicateSearch, lon: float,
+                 lat: float, request_id: int) -> DuplicateSearch:
+    """The duplicate search that puts a new report into the open group of ``request_id``.
+
+    The group must be open and of a service the new one's duplicate rule joins;
+    any request of the group names it.
+    """
+    try:
+        found = store.requests.get(int(request_id))
+        root = store.requests.get(found.duplicate_of) if found.duplicate_of else found
+    except (NotFound, TypeError, ValueError) as exc:
+        raise InvalidRequest(f"join_group {request_id!r} is not a stored request") from exc
+    if root.service_code not in search.codes:
+        raise InvalidRequest(f"request {root.id} is {root.service_name} ({root.service_code}): "
+                             f"a report of {service.name} ({service.code}) cannot join its group")
+    if root.status != OPEN:
+        raise InvalidRequest(f"request {root.id} is {root.status}: its group takes no new "
+                             "reports")
+    distance_m = 0.0 if root.lon is None or root.lat is None \
+        else float(haversine_m(lon, lat, root.lon, root.lat))
+
+    def decide(candidates: Sequence[Candidate], requested: datetime) -> tuple[int, float]:
+        return root.id, distance_m
+
+    return replace(search, decide=decide)
 
 
 def regroup_duplicates(

@@ -410,3 +410,39 @@ class KbHit:
             out["group"] = self.grouping
         out["score"] = round(self.score, 4)
         return out
+
+
+#: How a contact reached the centre (a request's ``source``), what it was, how it ended,
+#: and how the caller wants to hear back.
+CHANNELS = ("phone", "walk-in", "email", "web", "app", "open311")
+CONTACT_KINDS = ("info", "request")
+OUTCOMES = ("answered", "transferred", "referred elsewhere")
+CALLBACKS = ("phone", "email", "none")
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One contact a call-taker handled; ``request_id`` is set for a ``request`` contact."""
+
+    id: int
+    created: datetime
+    agent: str
+    channel: str
+    kind: str
+    topic: str
+    outcome: str
+    request_id: int | None
+    callback: str
+
+
+@dataclass(frozen=True)
+class CallerRequest:
+    """An earlier request of a caller, as the desk lists it (staff only)."""
+
+    id: int
+    service_code: str
+    service_name: str
+    status: str
+    requested_datetime: datetime
+    address: str
+    duplicate_of: int | None

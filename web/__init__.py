@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from geo311_web import (
         auth,
         console,
+        desk,
         dispatch,
         errors,
         geocoding,
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     navigation.init_app(app)
     app.register_blueprint(dispatch.bp)
     app.register_blueprint(console.bp)
+    app.register_blueprint(desk.bp)
     app.register_blueprint(kpi.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)

@@ -16,6 +16,7 @@ from geo311.store.accounts import Accounts
 from geo311.store.addresses import Addresses
 from geo311.store.audit import AuditLog
 from geo311.store.catalogue import Catalogue
+from geo311.store.contacts import Contacts
 from geo311.store.database import Database, Dialect
 from geo311.store.dispatch import Dispatch
 from geo311.store.duplicates import Duplicates
@@ -57,6 +58,7 @@ class Store:
         self.hotspots = Hotspots(self.db)
         self.kb = KnowledgeBase(self.db)
         self.notes = Notes(self.db)
+        self.contacts = Contacts(self.db)
 
     @property
     def engine(self) -> Engine:

@@ -64,9 +64,9 @@ class Requests:
 
     def add(
         self, new: NewRequest, placement: Placement, *, duplicates: DuplicateSearch | None = None,
-        due: Callable[[datetime], datetime | None] | None = None,
+        due: Callable[[datetime], datetime | None] | None = None, actor: str = "system",
     ) -> ServiceRequest:
-        """Store one new request with its reporter and districts.
+        """Store one new request with its reporter and districts; audited as ``actor``.
 
         ``due`` gives the due time (``expected_datetime``) from the stored request time;
         it is written with the request, in the same transaction.
@@ -129,13 +129,13 @@ class Requests:
                         for vid, (did, edge) in placement.districts.items()
                     ],
                 )
-            write_audit(conn, "created", "request", request_id, {"source": new.source})
+            write_audit(conn, "created", "request", request_id, {"source": new.source}, actor)
             if parent is not None:
                 conn.execute(update(t.service_requests).where(sr.id == parent[0])
                              .values(reporter_count=sr.reporter_count + 1,
                                      updated_datetime=now))
                 write_audit(conn, "merged", "request", request_id,
-                            {"into": parent[0], "distance_m": round(parent[1], 1)})
+                            {"into": parent[0], "distance_m": round(parent[1], 1)}, actor)
                 LOGGER.info("merged #%s into #%s, %.0f m", request_id, parent[0], parent[1])
         LOGGER.info("stored request #%s (%s)", request_id, new.service_code)
         return self.get(request_id)

@@ -43,6 +43,7 @@ from sqlalchemy.types import TypeDecorator
 #: ``kb_synonyms``; ``services.accepting`` (False: kept for history, no longer offered).
 #: 8: ``service_requests.import_flags``: why an imported row's date is implausible.
 #: 9: ``request_notes``: staff notes on a request, public (the resident reads them) or internal.
+#:    ``contacts``: each call-taker contact (information only, or with its request).
 SCHEMA_VERSION = 9
 
 metadata = MetaData()
@@ -543,4 +544,24 @@ kb_synonyms = Table(
     metadata,
     Column("phrase", String(200), primary_key=True),
     Column("meaning", Text, nullable=False),
+)
+
+
+# --- the call-taker desk ----------------------------------------------------------------
+
+#: One row per contact a call-taker handles: "info" (answered from the knowledge base, no
+#: ticket) or "request" (pointing at the request it made), for the centre's statistics.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created", UTCDateTime, nullable=False),
+    Column("agent", String(100), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("kind", String(10), nullable=False),  # "info" or "request"
+    Column("topic", String(200), nullable=False, default=""),
+    Column("outcome", String(40), nullable=False, default=""),
+    Column("request_id", Integer, ForeignKey("service_requests.id"), index=True),
+    Column("callback", String(10), nullable=False, default="none"),  # phone, email or none
+    Index("ix_contacts_created", "created"),
 )

@@ -13,7 +13,7 @@ from tests.prepared import starts_from
 starts_from("layered", "with_layers", module=__name__)
 
 #: Where a user of each role should be after logging in (the pages the issue names).
-EXPECTED_START = {"agent": "/help", "dispatcher": "/dispatch", "planner": "/hotspots", "gis": "/gis/",
+EXPECTED_START = {"agent": "/staff/intake", "dispatcher": "/dispatch", "planner": "/hotspots", "gis": "/gis/",
                   "admin": "/dispatch"}
 
 
@@ -38,7 +38,7 @@ def test_each_role_lands_on_its_start_page_and_sees_only_pages_it_may_open(app, 
     assert client.get(r.headers["Location"]).status_code == 200
 
     shown = _staff_links(client.get("/").get_data(as_text=True))
-    assert shown or role == "agent", role  # an agent's pages are the public ones, for now
+    assert shown, role
     with app.test_request_context():
         from flask import url_for
         every = {url_for(p.endpoint) for p in STAFF_PAGES}
