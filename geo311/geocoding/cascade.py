@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 import shapely
 from rapidfuzz import fuzz, process
-from scipy.spatial import cKDTree
 
+from geo311.geocoding.approximate import closest_approach, nearest_number
 from geo311.geocoding.parsing import ParsedAddress, Street, clean_text, parse_address
 from geo311.geocoding.reverse import ReverseGeocode, ReverseIndex
 from geo311.geocoding.side import AddressGrid
-from geo311.geocoding.streets import M_PER_DEG_LAT, StreetData, StreetIndex
+from geo311.geocoding.streets import M_PER_DEG_LAT, StreetData, StreetIndex, twin_addresses
 from geo311.geocoding.suggest import Suggestion, suggest
 
 LOGGER = logging.getLogger(__name__)
@@ -42,14 +42,6 @@ AMBIGUOUS_M = 150.0
 MAX_INTERPOLATION_GAP = 1600
 #: How far (metres) beyond a street's known extent the grid may place a number.
 GRID_REACH_M = 250.0
-#: Without an address grid, a number this close to a known one on the street is placed
-#: at it (match "nearby"): addresses a few doors past the last known one are common
-#: (measured on Boston's 2015 requests: 75 % of them within 100 m of the City's point).
-NEARBY_NUMBERS = 20
-#: Two streets whose known address points come this close are taken to cross there when
-#: no crossing of them is known (measured on Boston's 2015 requests: 128 of 131 such
-#: intersections within 100 m of the City's point).
-APPROACH_M = 60.0
 #: Full state names written for the two-letter codes.
 STATE_NAMES = {
     "ALABAMA": "AL", "ALASKA": "AK", "ARIZONA": "AZ", "ARKANSAS": "AR", "CALIFORNIA": "CA",
@@ -167,7 +159,7 @@ class Geocoder:
         self._zoned: dict[tuple[frozenset[str], str], Geocoder | None] = {}
         self._zoned_lock = threading.Lock()
         self.index = StreetIndex(points, intersections, centerlines)
-        self._twins = _twin_addresses(points)
+        self._twins = twin_addresses(points, AMBIGUOUS_M)
         self._streets_read: dict[tuple[str, int, int], Street] = {}
         self._reverse = ReverseIndex(self.index)
         self.extent = self._reverse.extent
@@ -543,47 +535,28 @@ class Geocoder:
     def _approach(self, first: list[tuple[StreetData, float, str]],
                   second: list[tuple[StreetData, float, str]], label: str) -> Geocode:
         """Where two streets' known addresses come closest, when no crossing is known."""
-        best: tuple[float, float, float, float, str] | None = None
-        for a, fa, _ in first:
-            for b, fb, _ in second:
-                if not len(a.xy) or not len(b.xy):
-                    continue
-                pa, pb = np.asarray(a.xy, float), np.asarray(b.xy, float)
-                scale = np.array([self.index.kx, M_PER_DEG_LAT])
-                gaps, nearest = cKDTree(pb * scale).query(pa * scale)
-                k = int(np.argmin(gaps))
-                if gaps[k] <= APPROACH_M and (best is None or gaps[k] < best[0]):
-                    x, y = (pa[k] + pb[nearest[k]]) / 2
-                    best = (float(gaps[k]), float(x), float(y), fa * fb,
-                            f"{a.street.label} & {b.street.label}")
+        best = closest_approach(((a, b, fa * fb) for a, fa, _ in first for b, fb, _ in second),
+                                self.index.kx)
         if best is None:
             return _none(f"{label}: these streets are not known to cross", label)
-        gap, x, y, score, streets = best
-        return Geocode(x, y, "intersection", round(0.6 * score, 3),
+        streets = f"{best.first.street.label} & {best.second.street.label}"
+        return Geocode(best.lon, best.lat, "intersection", round(0.6 * best.score, 3),
                        f"placed where the known addresses of {streets} come closest "
-                       f"({gap:.0f} m apart)", streets)
+                       f"({best.gap_m:.0f} m apart)", streets)
 
     def _nearby(self, number: int, data: StreetData, factor: float,
                 label: str) -> tuple[Geocode | None, str]:
-        """The nearest known number on the street, same side first, if it is a few doors off.
-
-        Number 0 is many a CRM's "number unknown": it is not placed.
-        """
+        """The nearest known number on the street, if it is a few doors off."""
         if number < 1:
             return None, f"{label}: no house number (0 stands for an unknown one)"
-        for nums, xy in (data.parity.get(number % 2, ([], [])), (data.numbers, data.xy)):
-            if not len(nums):
-                continue
-            j = bisect.bisect_left(nums, number)
-            k = min((i for i in (j - 1, j) if 0 <= i < len(nums)),
-                    key=lambda i: abs(nums[i] - number))
-            if abs(nums[k] - number) <= NEARBY_NUMBERS:
-                x, y = xy[k]
-                return Geocode(x, y, "nearby", round(0.4 * factor, 3),
-                               f"placed at {nums[k]} {data.street.label}, the nearest known "
-                               "number", label), ""
-        return None, (f"{label}: no known address near it (the city has no address "
-                      "grid to place it by)")
+        near = nearest_number(number, data)
+        if near is None:
+            return None, (f"{label}: no known address near it (the city has no address "
+                          "grid to place it by)")
+        known, x, y = near
+        return Geocode(x, y, "nearby", round(0.4 * factor, 3),
+                       f"placed at {known} {data.street.label}, the nearest known number",
+                       label), ""
 
     def _intersection(self, parsed: ParsedAddress) -> Geocode:
         assert parsed.street is not None and parsed.cross is not None
@@ -608,27 +581,6 @@ class Geocoder:
                 return _none(f"ambiguous: {label} or {other}; the streets cross more than "
                              "once", parsed.label)
         return Geocode(x, y, "intersection", round(0.95 * score, 3), "", label)
-
-def _twin_addresses(points: pd.DataFrame | None) -> dict[str, tuple[str, ...]]:
-    """Addresses whose reference points lie in different ZIP codes more than 150 m apart."""
-    if points is None or not len(points) or "zipcode" not in points or "address" not in points:
-        return {}
-    zips = points["zipcode"].fillna("").astype(str).str[:5].to_numpy()
-    rows = points.assign(zipcode=zips)[zips != ""]
-    rows = rows[rows["address"].duplicated(keep=False).to_numpy()]
-    if rows.empty:
-        return {}
-    twins = {}
-    for address, group in rows.groupby("address", sort=False):
-        if group["zipcode"].nunique() < 2:
-            continue
-        lat = group["lat"].to_numpy(float)
-        kx = M_PER_DEG_LAT * math.cos(math.radians(float(np.nanmean(lat))))
-        span = math.hypot(np.ptp(group["lon"].to_numpy(float)) * kx, np.ptp(lat) * M_PER_DEG_LAT)
-        if span > AMBIGUOUS_M:
-            twins[str(address)] = tuple(sorted(set(group["zipcode"])))
-    return twins
-
 
 def _distance_m(a: Geocode, b: Geocode) -> float:
     if a.lon is None or b.lon is None or a.lat is None or b.lat is None:

@@ -232,3 +232,24 @@ def frame_or_empty(frame: pd.DataFrame | None, columns: Sequence[str]) -> pd.Dat
     if missing:
         raise ValueError(f"reference frame lacks columns {missing}; it has {list(frame)}")
     return frame
+
+
+def twin_addresses(points: pd.DataFrame | None, apart_m: float) -> dict[str, tuple[str, ...]]:
+    """Addresses whose reference points lie in different ZIP codes more than ``apart_m`` apart."""
+    if points is None or not len(points) or "zipcode" not in points or "address" not in points:
+        return {}
+    zips = points["zipcode"].fillna("").astype(str).str[:5].to_numpy()
+    rows = points.assign(zipcode=zips)[zips != ""]
+    rows = rows[rows["address"].duplicated(keep=False).to_numpy()]
+    if rows.empty:
+        return {}
+    twins = {}
+    for address, group in rows.groupby("address", sort=False):
+        if group["zipcode"].nunique() < 2:
+            continue
+        lat = group["lat"].to_numpy(float)
+        kx = M_PER_DEG_LAT * math.cos(math.radians(float(np.nanmean(lat))))
+        span = math.hypot(np.ptp(group["lon"].to_numpy(float)) * kx, np.ptp(lat) * M_PER_DEG_LAT)
+        if span > apart_m:
+            twins[str(address)] = tuple(sorted(set(group["zipcode"])))
+    return twins
