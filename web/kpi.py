@@ -13,9 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+from babel.dates import format_timedelta
 from flask import Blueprint, Response, current_app, render_template, request
 
 from geo311.caches import ResultCache
+from geo311.centre_kpi import FIRST_ACTIONS, agent_table, centre_summary, channel_table
 from geo311.errors import InvalidRequest, NotFound
 from geo311.kpi import (
     PERIODS,
@@ -29,10 +31,11 @@ from geo311.kpi import (
 from geo311.kpi_index import KpiIndex, kpi_frame
 from geo311_web import state
 from geo311_web.auth import role_required
+from geo311_web.local_time import DEFAULT_LOCALE
 
 bp = Blueprint("kpi", __name__)
 KPI_ROLES = ("planner", "dispatcher")
-TABLES = ("district", "service", "trend")
+TABLES = ("district", "service", "trend", "channel", "agent")
 #: An open request becomes judged for the SLA when its due time passes, so a cached
 #: table also expires after this many seconds even when nothing is written.
 JUDGED_NOW_S = 300
@@ -52,6 +55,12 @@ class KpiView:
     def compared(self) -> bool:
         """The previous period is shown when the view has both ends."""
         return self.start is not None and self.end is not None
+
+
+@bp.app_template_filter("hours_words")
+def hours_words(hours: float) -> str:
+    """A duration in hours as words ("3 hours", "2 days")."""
+    return format_timedelta(timedelta(hours=hours), locale=DEFAULT_LOCALE)
 
 
 def _date(name: str) -> date | None:
@@ -115,8 +124,12 @@ def tables(view: KpiView) -> dict[str, Any]:
         by_district.insert(1, "name", [names.get(d, "" if d in ("all", "(none)") else d)
                                        for d in by_district["district"]])
         trend = trend_table(frame, view.period, zone)
+        centre = store.contacts.centre_frames(start, end, FIRST_ACTIONS)
         return {"district": by_district, "service": by_service, "trend": trend,
-                "chart": chart(trend)}
+                "chart": chart(trend),
+                "channel": channel_table(centre["contacts"], centre["channels"]),
+                "agent": agent_table(centre["contacts"]),
+                "centre": centre_summary(centre["contacts"], centre["first_actions"])}
 
     return _cache().get(key, build)  # type: ignore[no-any-return]
 
@@ -172,7 +185,7 @@ def _filename(view: KpiView, ext: str, table: str = "") -> str:
 @bp.get("/kpi/export.csv")
 @role_required(*KPI_ROLES)
 def export_csv() -> Response:
-    """One KPI table (``table=district|service|trend``) as CSV."""
+    """One KPI table (``table=district|service|trend|channel|agent``) as CSV."""
     view = _view()
     table = request.args.get("table", "district")
     body = _export_frame(view, table).to_csv(index=False)

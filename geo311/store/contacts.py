@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+import pandas as pd
+from sqlalchemy import String, and_, cast, func, insert, or_, select, true
 
 from geo311.errors import InvalidRequest, NotFound
 from geo311.model import CALLBACKS, CHANNELS, CONTACT_KINDS, CallerRequest, Contact
 from geo311.store import tables as t
 from geo311.store.audit import write_audit
 from geo311.store.database import Database
-from geo311.store.rows import MAX_ID, now_utc
+from geo311.store.rows import MAX_ID, now_utc, to_frame
 
 LOGGER = logging.getLogger(__name__)
 #: A phone number is matched on its last digits: "+1 (312) 555-0100" is "312-555-0100".
@@ -119,6 +122,42 @@ class Contacts:
                 .order_by(sr.requested_datetime.desc(), sr.id.desc()).limit(limit))
         with self.db.connect() as conn:
             return [CallerRequest(*row) for row in conn.execute(stmt)]
+
+
+    def centre_frames(self, start: datetime | None, end: datetime | None,
+                      first_actions: Sequence[str]) -> dict[str, pd.DataFrame]:
+        """What the centre's figures are made of, for contacts and requests in [start, end).
+
+        ``contacts``: one row per desk contact; ``channels``: requests received per
+        ``source``; ``first_actions``: each request's time and its first audited staff
+        action among ``first_actions`` (NaT while none).
+        """
+        c, sr, a = t.contacts.c, t.service_requests.c, t.audit_log.c
+
+        def within(column: Any) -> Any:
+            return and_(true(), *([column >= start] if start else []),
+                        *([column < end] if end else []))
+
+        with self.db.connect() as conn:
+            contacts = to_frame(conn.execute(
+                select(c.created, c.agent, c.channel, c.kind, c.outcome, c.request_id)
+                .where(within(c.created))).all(),
+                ["created", "agent", "channel", "kind", "outcome", "request_id"])
+            channels = to_frame(conn.execute(
+                select(sr.source, func.count()).where(within(sr.requested_datetime))
+                .group_by(sr.source)).all(), ["channel", "requests"])
+            first = (select(func.min(a.at)).where(
+                a.entity == "request", a.entity_id == cast(sr.id, String),
+                a.action.in_(list(first_actions)), a.actor != "system")
+                .correlate(t.service_requests).scalar_subquery())
+            acted = to_frame(conn.execute(
+                select(sr.id, sr.requested_datetime, first)
+                .where(within(sr.requested_datetime), sr.duplicate_of.is_(None))).all(),
+                ["id", "requested", "first_action"])
+        for frame, cols in ((contacts, ["created"]), (acted, ["requested", "first_action"])):
+            for col in cols:
+                frame[col] = pd.to_datetime(frame[col], utc=True)
+        return {"contacts": contacts, "channels": channels, "first_actions": acted}
 
 
 def _contact(r: Any) -> Contact:
