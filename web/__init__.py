@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         ogc,
         open311,
         pages,
+        queues,
     )
 
     @app.context_processor
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     navigation.init_app(app)
     app.register_blueprint(dispatch.bp)
     app.register_blueprint(kpi.bp)
+    app.register_blueprint(queues.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)
     app.register_blueprint(hotspots.bp)

@@ -26,6 +26,7 @@ class StaffPage:
 #: Staff pages in navigation order. The roles match each view's ``role_required``
 #: (admin may open them all); tests/web/test_navigation.py checks they agree.
 STAFF_PAGES = (
+    StaffPage("queues.request_list", "Requests", ("agent", "dispatcher")),
     StaffPage("dispatch.dispatch_map", "Dispatch", ("dispatcher",)),
     StaffPage("dispatch.work_order_list", "Work orders", ("dispatcher",)),
     StaffPage("dispatch.sla_page", "SLA", ("dispatcher",)),

@@ -24,6 +24,7 @@ from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
 from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
+from geo311.store.queues import Queues
 from geo311.store.requests import Requests
 from geo311.store.schema import Schema
 from geo311.store.search import Search
@@ -55,6 +56,7 @@ class Store:
         self.addresses = Addresses(self.db)
         self.hotspots = Hotspots(self.db)
         self.kb = KnowledgeBase(self.db)
+        self.queues = Queues(self.db, self.requests)
 
     @property
     def engine(self) -> Engine:
