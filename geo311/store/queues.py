@@ -146,16 +146,16 @@ class Queues:
         sr = t.service_requests.c
         epoch = self.db.dialect.epoch_s
         now_s = now.timestamp()
-        open_due = and_(sr.status == OPEN, sr.expected_datetime.isnot(None))
+        is_open = sr.status == OPEN  # a NULL due time is neither before nor after now
         # on time: expected - now >= share * (expected - requested), in seconds
         in_time = (epoch(sr.expected_datetime) * (1 - AT_RISK_SHARE)
                    + epoch(sr.requested_datetime) * AT_RISK_SHARE) >= now_s
         if state == "breached":
-            return and_(open_due, sr.expected_datetime <= now)
+            return and_(is_open, sr.expected_datetime <= now)
         if state == "at_risk":
-            return and_(open_due, sr.expected_datetime > now, not_(in_time))
+            return and_(is_open, sr.expected_datetime > now, not_(in_time))
         if state == "on_time":
-            return and_(open_due, sr.expected_datetime > now, in_time)
+            return and_(is_open, sr.expected_datetime > now, in_time)
         if state == "none":
             return or_(sr.status != OPEN, sr.expected_datetime.is_(None))
         raise InvalidRequest(f"sla was {state!r} but is expected to be in {SLA_STATES}")
