@@ -178,3 +178,29 @@ def test_saved_views_belong_to_their_owner(seeded):
 
 def test_at_risk_share_is_the_sla_boards():
     assert AT_RISK_SHARE == sla.AT_RISK_SHARE
+
+
+def test_init_db_adds_the_queue_to_a_version_8_database(backend_url):
+    from sqlalchemy import inspect, text
+
+    from geo311.store import open_store
+    from geo311.store import tables as t
+
+    store = open_store(backend_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP INDEX ix_requests_assignee_requested"))
+            conn.execute(text('ALTER TABLE service_requests DROP COLUMN "assignee"'))
+            conn.execute(text("DROP TABLE saved_views"))
+            conn.execute(t.schema_info.update().where(t.schema_info.c.key == "version")
+                         .values(value="8"))
+        added = store.schema.upgrade()
+        assert "service_requests.assignee" in added
+        assert store.db.schema_version() == t.SCHEMA_VERSION >= 9
+        with store.engine.connect() as conn:
+            assert "assignee" in {c["name"] for c in inspect(conn).get_columns("service_requests")}
+            assert "ix_requests_assignee_requested" in {
+                i["name"] for i in inspect(conn).get_indexes("service_requests")}
+        assert store.queues.save_view("ann", "v", "status=open").query == "status=open"
+    finally:
+        store.dispose()
