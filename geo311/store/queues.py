@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     delete,
     false,
+    func,
     insert,
     not_,
     or_,
@@ -44,6 +45,8 @@ SLA_STATES = ("breached", "at_risk", "on_time", "none")
 #: (the SLA board's ``geo311.sla.AT_RISK_SHARE``, here on the wall clock).
 AT_RISK_SHARE = 0.25
 PAGE_SIZE = 50
+#: A district with at most this many requests is filtered by its ids (see ``_in_district``).
+DISTRICT_IDS_MAX = 10_000
 MAX_VIEW_NAME = 100
 MAX_VIEW_QUERY = 4000
 
@@ -172,9 +175,30 @@ class Queues:
             raise InvalidRequest(f"district was {district!r} but {layer!r} is not an active layer")
         return int(version), district_id
 
-    def where(self, conn: Connection, stmt: Any, f: QueueFilter, now: datetime) -> Any:
-        """``stmt`` (over ``service_requests``) narrowed by ``f``."""
+    def _in_district(self, conn: Connection, district: str) -> tuple[Any, bool]:
+        """Requests in a district: its ids when few, else a semi-join walked in time order.
+
+        Few ids are read by primary key and sorted (the flag says so: left to itself,
+        PostgreSQL may still walk the time index); a large district is dense enough for
+        a walk newest first to fill a page soon. Walking through a district of 900 of
+        1M requests probed most of the table (1.2 s); its 900 ids by key take milliseconds.
+        """
+        version, district_id = self._district_version(conn, district)
+        rd = t.request_districts.c
+        inside = and_(rd.layer_version_id == version, rd.district_id == district_id)
+        found = int(conn.execute(select(func.count()).select_from(t.request_districts)
+                                 .where(inside)).scalar_one())
+        sr = t.service_requests.c
+        if found <= DISTRICT_IDS_MAX:
+            ids = [int(i) for i in conn.execute(select(rd.request_id).where(inside)).scalars()]
+            return (self.db.dialect.one_of(sr.id, ids) if ids else false()), True
+        return sr.id.in_(select(rd.request_id).where(inside)), False
+
+    def where(self, conn: Connection, stmt: Any, f: QueueFilter, now: datetime
+              ) -> tuple[Any, bool]:
+        """``stmt`` (over ``service_requests``) narrowed by ``f``; True: few rows by id."""
         sr, sv = t.service_requests.c, t.services.c
+        by_ids = False
         if f.services:
             stmt = stmt.where(sr.service_code.in_(list(f.services)))
         if f.agency:
@@ -186,10 +210,8 @@ class Queues:
                     f"status was {f.status!r} but is expected to be in {STATUSES}")
             stmt = stmt.where(sr.status == f.status)
         if f.district:
-            version, district_id = self._district_version(conn, f.district)
-            rd = t.request_districts.c
-            stmt = stmt.where(sr.id.in_(select(rd.request_id).where(
-                rd.layer_version_id == version).where(rd.district_id == district_id)))
+            inside, by_ids = self._in_district(conn, f.district)
+            stmt = stmt.where(inside)
         if f.sla:
             stmt = stmt.where(self._sla_condition(f.sla, now))
         if f.channel:
@@ -204,7 +226,7 @@ class Queues:
                                   sr.address.ilike(pattern, escape="!")))
         if f.assignee:
             stmt = stmt.where(sr.assignee == f.assignee)
-        return stmt
+        return stmt, by_ids
 
     def _select(self) -> Any:
         sr, sv = t.service_requests.c, t.services.c
@@ -236,13 +258,17 @@ class Queues:
         Rows before ``before`` come in reverse order (nearest the key first).
         """
         sr = t.service_requests.c
-        stmt = self.where(conn, self._select(), f, now)
+        stmt, by_ids = self.where(conn, self._select(), f, now)
         backwards = before is not None
         if after is not None:
             stmt = stmt.where(self._beyond(conn, after, smaller=not oldest_first))
         if before is not None:
             stmt = stmt.where(self._beyond(conn, before, smaller=oldest_first))
         descending = oldest_first == backwards
+        if by_ids:  # a subquery with OFFSET 0 is read whole, then sorted: never a time walk
+            stmt = stmt.offset(0).subquery()
+            sr = stmt.c
+            stmt = select(stmt)
         order = ((sr.requested_datetime.desc(), sr.id.desc()) if descending
                  else (sr.requested_datetime.asc(), sr.id.asc()))
         return stmt.order_by(*order).limit(limit)

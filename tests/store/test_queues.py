@@ -204,3 +204,22 @@ def test_init_db_adds_the_queue_to_a_version_8_database(backend_url):
         assert store.queues.save_view("ann", "v", "status=open").query == "status=open"
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("ids_max", [0, 10_000])
+def test_district_by_ids_or_by_join_gives_the_same_pages(seeded, monkeypatch, ids_max):
+    from geo311.store import queues
+
+    store, _ = seeded
+    monkeypatch.setattr(queues, "DISTRICT_IDS_MAX", ids_max)
+    rows = queue_rows(store)
+    versions = {v.id: v.layer for v in store.layers.versions(active_only=True)}
+    for vid, did in sorted({d for r in rows for d in r["districts"]})[:6]:
+        f = QueueFilter(district=f"{versions[vid]}:{did}")
+        wanted = newest_first([r for r in rows if (vid, did) in r["districts"]])
+        for oldest_first in (False, True):
+            pages, _last = all_pages(store, f, 2, oldest_first)
+            assert [i for p in pages for i in p] == (wanted[::-1] if oldest_first else wanted)
+        opened = store.queues.page(QueueFilter(district=f.district, status="open"), now=NOW)
+        assert [r.id for r in opened.rows] == newest_first(
+            [r for r in rows if (vid, did) in r["districts"] and r["status"] == "open"])
