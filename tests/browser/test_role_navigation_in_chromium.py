@@ -14,7 +14,7 @@ starts_from("layered", "staff_url", module=__name__)
 ROLES = {
     "planner": ("/hotspots", {"KPI"}),
     "gis": ("/gis/", {"GIS"}),
-    "dispatcher": ("/dispatch", {"Dispatch", "Work orders", "SLA", "KPI"}),
+    "dispatcher": ("/dispatch", {"Requests", "Dispatch", "Work orders", "SLA", "KPI"}),
 }
 
 
