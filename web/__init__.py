@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         ogc,
         open311,
         pages,
+        queues,
     )
 
     @app.context_processor
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(console.bp)
     app.register_blueprint(desk.bp)
     app.register_blueprint(kpi.bp)
+    app.register_blueprint(queues.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)
     app.register_blueprint(hotspots.bp)

@@ -27,6 +27,7 @@ class StaffPage:
 #: (admin may open them all); tests/web/test_navigation.py checks they agree.
 STAFF_PAGES = (
     StaffPage("desk.desk", "Desk", ("agent", "dispatcher")),
+    StaffPage("queues.request_list", "Requests", ("agent", "dispatcher")),
     StaffPage("dispatch.dispatch_map", "Dispatch", ("dispatcher",)),
     StaffPage("dispatch.work_order_list", "Work orders", ("dispatcher",)),
     StaffPage("dispatch.sla_page", "SLA", ("dispatcher",)),

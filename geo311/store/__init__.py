@@ -26,6 +26,7 @@ from geo311.store.layers import Layers
 from geo311.store.notes import Notes
 from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
+from geo311.store.queues import Queues
 from geo311.store.requests import Requests
 from geo311.store.schema import Schema
 from geo311.store.search import Search
@@ -59,6 +60,7 @@ class Store:
         self.kb = KnowledgeBase(self.db)
         self.notes = Notes(self.db)
         self.contacts = Contacts(self.db)
+        self.queues = Queues(self.db, self.requests)
 
     @property
     def engine(self) -> Engine:

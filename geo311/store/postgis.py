@@ -41,6 +41,8 @@ from geo311.store.database import Dialect
 from geo311.store.rows import candidate_span, degree_box
 
 LOGGER = logging.getLogger(__name__)
+#: Free-text columns the work queue searches (``q``), each with a trigram index.
+QUEUE_TEXT_COLUMNS = ("description", "address")
 
 _REQUEST_COPY_COLUMNS = (
     "id", "external_id", "external_parent_id", "source", "service_code", "status",
@@ -147,6 +149,7 @@ class PostGISDialect(Dialect):
         """The PostGIS way: see ``Dialect.prepare_schema``."""
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
         conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
         conn.execute(text(_DUPLICATE_CANDIDATES_SQL))
 
     def finish_schema(self, conn: Connection) -> list[str]:
@@ -157,7 +160,7 @@ class PostGISDialect(Dialect):
         of the window. Not while a bulk load has it suspended: the load builds it again at its
         end.
         """
-        added = self._finish_kb_index(conn)
+        added = [*self._finish_kb_index(conn), *self._finish_queue_text_indexes(conn)]
         exists = conn.execute(text(
             "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_requests_geom_requested' UNION ALL "
             "SELECT 1 FROM suspended_structure WHERE name = 'ix_requests_geom_requested'"
@@ -168,6 +171,21 @@ class PostGISDialect(Dialect):
         conn.execute(text("CREATE INDEX ix_requests_geom_requested ON service_requests "
                           "USING gist (geom, requested_datetime)"))
         return [*added, "index ix_requests_geom_requested"]
+
+    def _finish_queue_text_indexes(self, conn: Connection) -> list[str]:
+        """Trigram indexes: the work queue's ``q`` (ILIKE '%words%') reads a few rows, not 1M."""
+        added = []
+        for column in QUEUE_TEXT_COLUMNS:
+            name = f"ix_requests_{column}_trgm"
+            if conn.execute(text(
+                "SELECT 1 FROM pg_indexes WHERE indexname = :n UNION ALL "
+                "SELECT 1 FROM suspended_structure WHERE name = :n"), {"n": name}).first():
+                continue
+            LOGGER.info("creating index %s (work queue text search)", name)
+            conn.execute(text(f"CREATE INDEX {name} ON service_requests "
+                              f"USING gin ({column} gin_trgm_ops)"))
+            added.append(f"index {name}")
+        return added
 
     def _finish_kb_index(self, conn: Connection) -> list[str]:
         """The knowledge base's weighted tsvector (title A … body D) and its GIN index."""

@@ -44,6 +44,8 @@ from sqlalchemy.types import TypeDecorator
 #: 8: ``service_requests.import_flags``: why an imported row's date is implausible.
 #: 9: ``request_notes``: staff notes on a request, public (the resident reads them) or internal.
 #:    ``contacts``: each call-taker contact (information only, or with its request).
+#:    work queues: ``service_requests.assignee`` (a staff user's name), ``saved_views``
+#: and the indexes the queue's filters use.
 SCHEMA_VERSION = 9
 
 metadata = MetaData()
@@ -142,6 +144,8 @@ service_requests = Table(
     # Raised by a trigger whenever a column of ``RECORD_COLUMNS`` is written, so a stored
     # public record built from an older revision is known to be stale.
     Column("revision", Integer, nullable=False, default=0, server_default=text("0")),
+    # Work queues: the staff user (name) a request is assigned to; NULL: nobody.
+    Column("assignee", String(100)),
     Index("ix_requests_h3_missing", "id", postgresql_where=text("h3_cell IS NULL"),
           sqlite_where=text("h3_cell IS NULL")),
     Index("ix_requests_updated", "updated_datetime"),  # maps catch up on changes
@@ -155,6 +159,12 @@ service_requests = Table(
     Index("ix_requests_duplicate_of", "duplicate_of"),
     # Time windows (Open311's default 90 days) ANDed with the spatial index for bboxes.
     Index("ix_requests_requested", "requested_datetime"),
+    # Work queues, newest first within each filter: status, channel, assignee; and the
+    # open requests past their due time (SLA breached) by due time.
+    Index("ix_requests_status_requested", "status", "requested_datetime", "id"),
+    Index("ix_requests_source_requested", "source", "requested_datetime"),
+    Index("ix_requests_assignee_requested", "assignee", "requested_datetime"),
+    Index("ix_requests_status_expected", "status", "expected_datetime"),
 )
 
 #: The columns of ``service_requests`` an Open311 record shows: writing any of them
@@ -256,6 +266,19 @@ audit_log = Table(
     Column("entity_id", String(100), nullable=False, default=""),
     Column("detail", Text, nullable=False, default="{}"),
     Index("ix_audit_entity", "entity", "entity_id"),
+)
+
+# A staff user's named filter set of the work queue (``/staff/requests``), kept as the
+# page's query string.
+saved_views = Table(
+    "saved_views",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(100), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("query", Text, nullable=False, default=""),
+    Column("created", UTCDateTime, nullable=False),
+    UniqueConstraint("owner", "name", name="uq_saved_view_owner_name"),
 )
 
 # --- dispatch: staff accounts, SLA pauses, crews and work orders ---------------------
