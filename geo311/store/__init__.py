@@ -22,6 +22,7 @@ from geo311.store.duplicates import Duplicates
 from geo311.store.hotspots import Hotspots
 from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
+from geo311.store.outbox import Outbox
 from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
 from geo311.store.requests import Requests
@@ -55,6 +56,7 @@ class Store:
         self.addresses = Addresses(self.db)
         self.hotspots = Hotspots(self.db)
         self.kb = KnowledgeBase(self.db)
+        self.outbox = Outbox(self.db)
 
     @property
     def engine(self) -> Engine:
