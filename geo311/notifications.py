@@ -268,12 +268,12 @@ def compose(row: dict[str, Any], request: Any, mailer: Mailer,
     msg["To"] = row["email"]
     msg["Date"] = format_datetime(now or now_utc())
     msg["Message-ID"] = message_id(row, mailer)
-    msg["Content-Language"] = lang
     msg["Auto-Submitted"] = "auto-generated"
     msg["List-Unsubscribe"] = f"<{link}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(_TEXT.render(parts))
     msg.add_alternative(_HTML.render(parts), subtype="html")
+    msg["Content-Language"] = lang  # after the body: setting content clears Content-*
     return msg
 
 
