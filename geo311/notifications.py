@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -29,8 +29,8 @@ from jinja2 import Environment
 from geo311.config import Settings
 from geo311.errors import ConfigError, InvalidRequest, NotFound
 from geo311.redaction import redact_text
-from geo311.store import Store
-from geo311.store.outbox import DEFAULT_LANGUAGE
+from geo311.store.outbox import DEFAULT_LANGUAGE, Outbox
+from geo311.store.requests import Requests
 from geo311.store.rows import now_utc
 
 LOGGER = logging.getLogger(__name__)
@@ -146,6 +146,13 @@ _HTML = Environment(autoescape=True).from_string(
     '<hr><p><small>{{ unsubscribe_label }} <a href="{{ unsubscribe_url }}">'
     "{{ unsubscribe_url }}</a></small></p>\n</body></html>\n"
 )
+
+
+class NotifyStore(Protocol):
+    """What delivery needs of the store: the outbox and the requests it reports on."""
+
+    outbox: Outbox
+    requests: Requests
 
 
 def language_of(tag: str | None, default: str = DEFAULT_LANGUAGE) -> str:
@@ -387,7 +394,7 @@ def _bare(address: str) -> str:
 
 
 def deliver_due(
-    store: Store, mailer: Mailer, policy: DeliveryPolicy | None = None, *,
+    store: NotifyStore, mailer: Mailer, policy: DeliveryPolicy | None = None, *,
     now: datetime | None = None, progress: Callable[[int], object] | None = None,
 ) -> DeliverySummary:
     """Send every notification due at ``now`` (default: the clock); return what happened.
@@ -420,8 +427,9 @@ def deliver_due(
         connection.close()
 
 
-def _deliver_one(store: Store, mailer: Mailer, policy: DeliveryPolicy, connection: _Connection,
-                 row: dict[str, Any], at: datetime, summary: DeliverySummary) -> None:
+def _deliver_one(store: NotifyStore, mailer: Mailer, policy: DeliveryPolicy,
+                 connection: _Connection, row: dict[str, Any], at: datetime,
+                 summary: DeliverySummary) -> None:
     try:
         msg = compose(row, store.requests.get(row["request_id"]), mailer, at)
     except (NotFound, KeyError, ValueError) as exc:
@@ -449,7 +457,7 @@ def _deliver_one(store: Store, mailer: Mailer, policy: DeliveryPolicy, connectio
 
 
 def run_worker(
-    store: Store, mailer: Mailer, policy: DeliveryPolicy | None = None, *,
+    store: NotifyStore, mailer: Mailer, policy: DeliveryPolicy | None = None, *,
     poll_s: float = 30.0, stop: threading.Event | None = None,
     report: Callable[[DeliverySummary], object] | None = None,
 ) -> None:
