@@ -96,18 +96,28 @@ def _refuse_outbox_rows_for(store, email):
     with store.db.begin() as conn:
         if store.backend == "postgis":
             conn.execute(text(
-                "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "CREATE OR REPLACE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                 f"IF NEW.email = '{email}' THEN RAISE EXCEPTION 'refused'; END IF; "
                 "RETURN NEW; END $$"))
-            conn.execute(text("CREATE TRIGGER test_refuse BEFORE INSERT ON notifications "
-                              "FOR EACH ROW EXECUTE FUNCTION test_refuse()"))
+            conn.execute(text("CREATE OR REPLACE TRIGGER test_refuse BEFORE INSERT ON "
+                              "notifications FOR EACH ROW EXECUTE FUNCTION test_refuse()"))
         else:
             conn.execute(text(
                 "CREATE TRIGGER test_refuse BEFORE INSERT ON notifications "
                 f"WHEN NEW.email = '{email}' BEGIN SELECT RAISE(ABORT, 'refused'); END"))
 
 
-def test_a_status_change_whose_outbox_write_fails_is_not_made(catalogued):
+@pytest.fixture
+def refusing(catalogued):
+    """The store, whose database refuses outbox rows for boom@example.org (then stops)."""
+    yield catalogued
+    with catalogued.db.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS test_refuse"
+                          + (" ON notifications" if catalogued.backend == "postgis" else "")))
+
+
+def test_a_status_change_whose_outbox_write_fails_is_not_made(refusing):
+    catalogued = refusing
     r = _add(catalogued, "boom@example.org")
     _refuse_outbox_rows_for(catalogued, "boom@example.org")
     with pytest.raises(Exception, match="refused"):
@@ -155,3 +165,26 @@ def test_an_unsubscribed_address_gets_nothing_new_and_its_waiting_rows_stop(cata
     with catalogued.db.connect() as conn:
         stored = conn.execute(text("SELECT email_hash FROM unsubscribed")).scalars().all()
     assert len(stored) == 1 and "ann" not in stored[0]
+
+
+def test_init_db_adds_the_outbox_tables_to_a_version_8_database(backend_url):
+    from sqlalchemy import inspect
+
+    from geo311.store import open_store
+
+    store = open_store(backend_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(text("DROP TABLE notifications"))
+            conn.execute(text("DROP TABLE unsubscribed"))
+            conn.execute(t.schema_info.update().where(t.schema_info.c.key == "version")
+                         .values(value="8"))
+        store.schema.upgrade()
+        assert store.db.schema_version() == t.SCHEMA_VERSION >= 9
+        with store.engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            uniques = {u["name"] for u in inspect(conn).get_unique_constraints("notifications")}
+        assert {"notifications", "unsubscribed"} <= tables
+        assert "uq_notification_event" in uniques
+    finally:
+        store.dispose()

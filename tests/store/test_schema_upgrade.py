@@ -88,7 +88,7 @@ def test_init_db_adds_import_flags_to_a_version_7_database(backend_url):
                          .values(value="7"))
         added = store.schema.upgrade()
         assert "service_requests.import_flags" in added
-        assert store.db.schema_version() == t.SCHEMA_VERSION == 8
+        assert store.db.schema_version() == t.SCHEMA_VERSION >= 8
         with store.engine.connect() as conn:
             columns = {c["name"] for c in inspect(conn).get_columns("service_requests")}
         assert "import_flags" in columns
