@@ -339,3 +339,13 @@ def test_mail_settings_are_read_and_checked():
 def test_notify_run_without_a_server_says_which_setting_is_missing(runner):
     out = runner.invoke(cli, ["notify", "run", "--once"])
     assert out.exit_code != 0 and "GEO311_SMTP_HOST is not set" in out.output
+
+
+def test_a_report_that_joins_an_earlier_one_says_which(city_mail, smtp):
+    first = city_mail.report("first@example.org")
+    second = city_mail.report("second@example.org")
+    assert second.duplicate_of == first.id
+    assert deliver_due(city_mail.store, city_mail.mailer).sent == 2
+    [msg] = smtp.to("second@example.org")
+    assert f"same problem as request #{first.id}" in _text(msg)
+    assert "same problem" not in _text(smtp.to("first@example.org")[0])
