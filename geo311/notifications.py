@@ -124,6 +124,8 @@ PHRASES: dict[str, dict[str, Any]] = {
         "statuses": {"open": "处理中", "closed": "已关闭"},
     },
 }
+#: The tag a message declares (Content-Language, ``<html lang>``) per phrase language.
+DECLARED_TAGS = {"zh": "zh-Hans"}
 #: Language tags as requests may carry them, mapped to the phrases above.
 LANGUAGE_TAGS = {"zh-hans": "zh", "zh-cn": "zh", "zh-sg": "zh", "es-us": "es",
                  "es-mx": "es", "pl-pl": "pl", "en-us": "en"}
@@ -261,8 +263,9 @@ def compose(row: dict[str, Any], request: Any, mailer: Mailer,
     subject = words["subject"][kind].format(**values)
     note = redact_text(detail.get("note", "")).strip() if kind in ("status", "closed") else ""
     link = unsubscribe_url(mailer, row["id"])
+    tag = DECLARED_TAGS.get(lang, lang)
     parts = {
-        "lang": lang, "subject": subject, "lead": words["lead"][kind].format(**values),
+        "lang": tag, "subject": subject, "lead": words["lead"][kind].format(**values),
         "joined": words["joined"].format(**values) if kind == "received" and values["into"]
         else "",
         "note": note, "note_label": words["note"], "track_label": words["track"],
@@ -280,7 +283,7 @@ def compose(row: dict[str, Any], request: Any, mailer: Mailer,
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(_TEXT.render(parts))
     msg.add_alternative(_HTML.render(parts), subtype="html")
-    msg["Content-Language"] = lang  # after the body: setting content clears Content-*
+    msg["Content-Language"] = tag  # after the body: setting content clears Content-*
     return msg
 
 
@@ -464,7 +467,11 @@ def run_worker(
     """Deliver what is due, then wait ``poll_s`` seconds, until ``stop`` is set."""
     stop = stop or threading.Event()
     while not stop.is_set():
-        summary = deliver_due(store, mailer, policy)
-        if report is not None and (summary.sent or summary.retried or summary.failed):
-            report(summary)
+        try:
+            summary = deliver_due(store, mailer, policy)
+        except Exception:  # noqa: BLE001 - a database restart must not end the worker
+            LOGGER.exception("notification pass failed; trying again in %s s", poll_s)
+        else:
+            if report is not None and (summary.sent or summary.retried or summary.failed):
+                report(summary)
         stop.wait(poll_s)

@@ -17,7 +17,13 @@ from geo311.config import Settings
 from geo311.errors import ConfigError
 from geo311.intake import submit
 from geo311.model import NewRequest, Reporter
-from geo311.notifications import DeliveryPolicy, Mailer, deliver_due, unsubscribe_token
+from geo311.notifications import (
+    DeliveryPolicy,
+    Mailer,
+    deliver_due,
+    run_worker,
+    unsubscribe_token,
+)
 from geo311.store import tables as t
 from geo311.store.outbox import STOPPED_NOTE, enqueue
 from geo311_web.cli import cli
@@ -156,7 +162,7 @@ def test_messages_are_written_in_the_row_language(city_mail, smtp, language, sub
     [msg] = smtp.to("eva@example.org")
     assert msg["Subject"] == subject.format(id=r.id)
     assert msg["Content-Language"] == (language if language in ("es", "pl") else
-                                       "zh" if language.startswith("zh") else "en")
+                                       "zh-Hans" if language.startswith("zh") else "en")
     assert "Listo" in _text(msg)
 
 
@@ -349,3 +355,20 @@ def test_a_report_that_joins_an_earlier_one_says_which(city_mail, smtp):
     [msg] = smtp.to("second@example.org")
     assert f"same problem as request #{first.id}" in _text(msg)
     assert "same problem" not in _text(smtp.to("first@example.org")[0])
+
+
+def test_the_worker_loop_delivers_until_stopped(city_mail, smtp):
+    city_mail.report("ann@example.org")
+    stop = threading.Event()
+    seen = []
+
+    def report(summary):
+        seen.append(summary.line())
+        stop.set()
+
+    worker = threading.Thread(target=run_worker, args=(city_mail.store, city_mail.mailer),
+                              kwargs={"poll_s": 0.05, "stop": stop, "report": report})
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and seen == ["sent 1, retried 0, failed 0"]
+    assert len(smtp.to("ann@example.org")) == 1
