@@ -32,6 +32,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 
+def _flag(raw: str) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off (empty: no)."""
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything geo311 needs to know about its city and its storage.
@@ -54,6 +64,15 @@ class Settings:
     tile_url: str = ""
     secret_key: str = ""  # empty: generated once into the instance folder
     remote_geocoder: str = ""  # off; "nominatim" or "census" (optional, needs the network)
+    # Mail to reporters (``geo311 notify run``): an SMTP server, the sender, and the public
+    # address of this site for the links in messages. No host: nothing is sent.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = ""
+    public_url: str = ""
 
     def __post_init__(self) -> None:
         if not self.timezone:
@@ -83,6 +102,16 @@ class Settings:
                 f"GEO311_BOUNDARY_TOLERANCE_M was {self.boundary_tolerance_m} "
                 "but is expected to be >= 0"
             )
+
+    def __repr__(self) -> str:
+        # The SMTP password and the secret key stay out of logs and tracebacks.
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            hidden = f.name in ("smtp_password", "secret_key") and value
+            parts.append(f"{f.name}={'***' if hidden else repr(value)}")
+        shown = ", ".join(parts)
+        return f"Settings({shown})"
 
     @property
     def profile(self) -> CityProfile:
@@ -151,12 +180,13 @@ class Settings:
                     values[f.name] = int(raw)
                 elif kind == "float":
                     values[f.name] = float(raw)
+                elif kind == "bool":
+                    values[f.name] = _flag(raw)
                 else:
                     values[f.name] = raw
             except ValueError as exc:
-                raise ConfigError(
-                    f"{var} was {raw!r} but is expected to be a{'n' if kind == 'int' else ''} "
-                    f"{kind}"
-                ) from exc
+                expected = "yes or no (true/false, 1/0, on/off)" if kind == "bool" else \
+                    f"a{'n' if kind == 'int' else ''} {kind}"
+                raise ConfigError(f"{var} was {raw!r} but is expected to be {expected}") from exc
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

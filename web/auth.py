@@ -41,8 +41,10 @@ csrf = CSRFProtect()
 #: Paths that always need a staff login (role checks come on top, per view).
 STAFF_PREFIXES = ("/dispatch", "/kpi", "/gis", "/planner", "/staff", "/admin",
                   "/api/dispatch", "/api/staff", "/api/gis", "/api/planner", "/api/kpi")
-#: Paths and blueprints that authenticate without a session, so skip the CSRF check.
-CSRF_EXEMPT_BLUEPRINTS = ("open311",)
+#: Paths and blueprints that authenticate without a session, so skip the CSRF check
+#: (``notify``: the signed unsubscribe link is the credential, and mail clients post
+#: RFC 8058 one-click requests with no session).
+CSRF_EXEMPT_BLUEPRINTS = ("open311", "notify")
 CSRF_EXEMPT_PREFIXES = ("/open311/",)
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -24,6 +24,7 @@ from geo311.store.hotspots import Hotspots
 from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
 from geo311.store.notes import Notes
+from geo311.store.outbox import Outbox
 from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
 from geo311.store.queues import Queues
@@ -61,6 +62,7 @@ class Store:
         self.notes = Notes(self.db)
         self.contacts = Contacts(self.db)
         self.queues = Queues(self.db, self.requests)
+        self.outbox = Outbox(self.db)
 
     @property
     def engine(self) -> Engine:

@@ -189,6 +189,13 @@ class Dialect:
         """Serialise transactions naming ``key`` until the commit."""
         raise NotImplementedError
 
+    def claim_rows(self, stmt: Any) -> Any:
+        """``stmt`` (a SELECT of rows to claim) locking them, passing over rows held elsewhere.
+
+        By default unchanged: a backend with one writer at a time has none held elsewhere.
+        """
+        return stmt
+
     def duplicate_candidates(
         self, conn: Connection, lon: float, lat: float, search: DuplicateSearch,
         requested: datetime | None,

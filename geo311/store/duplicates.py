@@ -26,6 +26,7 @@ from geo311.model import (
 from geo311.store import tables as t
 from geo311.store.audit import write_audit
 from geo311.store.database import Database
+from geo311.store.outbox import enqueue
 from geo311.store.requests import Requests
 from geo311.store.rows import now_utc, to_frame
 
@@ -63,6 +64,7 @@ class Duplicates:
             self._recount(conn, [root, child.duplicate_of])
             write_audit(conn, "merged", "request", child.id,
                         {"into": root, "from": child.duplicate_of, **_why(why)}, actor)
+            enqueue(conn, "merged", child.id, event=str(root), detail={"into": root})
         LOGGER.info("moved #%s into group #%s", child.id, root)
 
     def unmerge(self, child_id: int, *, actor: str = "system", why: str = "") -> None:
@@ -91,12 +93,16 @@ class Duplicates:
         keep, fold = heads[0].id, heads[1].id
         sr = t.service_requests.c
         with self.db.begin() as conn:
+            members = list(conn.execute(select(sr.id).where(
+                (sr.id == fold) | (sr.duplicate_of == fold)).order_by(sr.id)).scalars())
             conn.execute(update(t.service_requests)
                          .where((sr.id == fold) | (sr.duplicate_of == fold))
                          .values(duplicate_of=keep, updated_datetime=now_utc()))
             self._recount(conn, [keep, fold])
             write_audit(conn, "groups_merged", "request", keep, {"folded": fold, **_why(why)},
                         actor)
+            for member in members:
+                enqueue(conn, "merged", member, event=str(keep), detail={"into": keep})
         LOGGER.info("merged group #%s into #%s", fold, keep)
         return keep
 

@@ -283,6 +283,10 @@ class PostGISDialect(Dialect):
         """The PostGIS way: see ``Dialect.lock_key``."""
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
+    def claim_rows(self, stmt: Any) -> Any:
+        """``FOR UPDATE SKIP LOCKED``: two workers claiming at once take different rows."""
+        return stmt.with_for_update(skip_locked=True)
+
     def within_box(self, box: tuple[float, float, float, float]) -> ColumnElement[bool]:
         """The PostGIS way: see ``Dialect.within_box``."""
         return t.service_requests.c.geom.op("&&")(func.ST_MakeEnvelope(*box, 4326))

@@ -41,6 +41,7 @@ from geo311.store.audit import write_audit
 from geo311.store.catalogue import Catalogue
 from geo311.store.database import Database
 from geo311.store.layers import Layers
+from geo311.store.outbox import enqueue
 from geo311.store.request_rows import district_names, public_select, request_filters, to_requests
 from geo311.store.rows import MAX_ID, as_utc, degree_box, now_utc, stored_ids, to_frame
 
@@ -130,6 +131,9 @@ class Requests:
                     ],
                 )
             write_audit(conn, "created", "request", request_id, {"source": new.source}, actor)
+            # The reporter hears of it by mail, in this same transaction (``store.outbox``).
+            enqueue(conn, "received", request_id,
+                    detail={"into": parent[0]} if parent is not None else None)
             if parent is not None:
                 conn.execute(update(t.service_requests).where(sr.id == parent[0])
                              .values(reporter_count=sr.reporter_count + 1,
@@ -363,6 +367,14 @@ class Requests:
             write_audit(conn, "status", "request", request_id,
                         {"from": current.status, "to": status, "note": note,
                          **({"why": why} if why else {})}, actor)
+            if status != current.status or note != current.status_notes:
+                sr = t.service_requests.c
+                group = [request_id, *conn.execute(
+                    select(sr.id).where(sr.duplicate_of == request_id)).scalars()]
+                # Everyone who reported the problem hears of it, duplicates' reporters too.
+                enqueue(conn, "closed" if status == CLOSED else "status", request_id,
+                        reporters_of=group, event=now.isoformat(),
+                        detail={"status": status, "note": note})
         return self.get(request_id)
 
     def set_service(

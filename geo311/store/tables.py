@@ -46,6 +46,7 @@ from sqlalchemy.types import TypeDecorator
 #:    ``contacts``: each call-taker contact (information only, or with its request).
 #:    work queues: ``service_requests.assignee`` (a staff user's name), ``saved_views``
 #: and the indexes the queue's filters use.
+#:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 SCHEMA_VERSION = 9
 
 metadata = MetaData()
@@ -587,4 +588,44 @@ contacts = Table(
     Column("request_id", Integer, ForeignKey("service_requests.id"), index=True),
     Column("callback", String(10), nullable=False, default="none"),  # phone, email or none
     Index("ix_contacts_created", "created"),
+)
+
+# --- notifications: mail to reporters, written with the change it reports ----------------
+
+#: The outbox: one row per event and address, written in the transaction of the change
+#: (``store.outbox``); the worker claims due rows (pending -> sending) before it sends.
+#: ``event`` names the event within its request and kind (a status change's time, the
+#: group a request joined), so the unique key refuses the same event for one address twice.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # received | status | closed | merged
+    Column("event", String(100), nullable=False, default=""),
+    Column("email", String(254), nullable=False),
+    Column("language", String(10), nullable=False, default="en"),
+    Column("detail", Text, nullable=False, default="{}"),  # JSON: new status, note, group
+    Column("created", UTCDateTime, nullable=False),
+    # pending | sending | sent | failed | unsubscribed
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("sent_at", UTCDateTime),
+    Column("message_id", String(250), nullable=False, default=""),
+    UniqueConstraint("request_id", "kind", "event", "email", name="uq_notification_event"),
+    Index("ix_notifications_due", "status", "next_attempt_at"),
+    Index("ix_notifications_email", "email", "status"),
+)
+
+#: Addresses that asked for no more mail, by the SHA-256 of the address as written to
+#: the outbox (lower case, trimmed): the address itself is not kept here.
+unsubscribed = Table(
+    "unsubscribed",
+    metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column("created", UTCDateTime, nullable=False),
 )
