@@ -6,20 +6,16 @@ All times are stored in UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -28,7 +24,24 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.types import TypeDecorator
+
+from geo311.store.centre_tables import (
+    contacts as contacts,
+)
+from geo311.store.centre_tables import (
+    notifications as notifications,
+)
+from geo311.store.centre_tables import (
+    request_notes as request_notes,
+)
+from geo311.store.centre_tables import (
+    saved_views as saved_views,
+)
+from geo311.store.centre_tables import (
+    unsubscribed as unsubscribed,
+)
+from geo311.store.schema_types import UTCDateTime as UTCDateTime
+from geo311.store.schema_types import metadata as metadata
 
 #: 3: PostGIS gains the function ``geo311_duplicate_candidates`` (created by ``init-db``);
 #: ``api_key_calls`` counts POSTs per key for a rate limit shared by every process.
@@ -48,35 +61,6 @@ from sqlalchemy.types import TypeDecorator
 #: and the indexes the queue's filters use.
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 SCHEMA_VERSION = 9
-
-metadata = MetaData()
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on both backends."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        """Refuse naive times; SQLite gets naive UTC, PostgreSQL aware UTC."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} reached the store")
-        value = value.astimezone(UTC)
-        if getattr(dialect, "name", "") == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        """Times come back aware, in UTC."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
 
 schema_info = Table(
     "schema_info",
@@ -269,19 +253,6 @@ audit_log = Table(
     Index("ix_audit_entity", "entity", "entity_id"),
 )
 
-# A staff user's named filter set of the work queue (``/staff/requests``), kept as the
-# page's query string.
-saved_views = Table(
-    "saved_views",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("owner", String(100), nullable=False),
-    Column("name", String(100), nullable=False),
-    Column("query", Text, nullable=False, default=""),
-    Column("created", UTCDateTime, nullable=False),
-    UniqueConstraint("owner", "name", name="uq_saved_view_owner_name"),
-)
-
 # --- dispatch: staff accounts, SLA pauses, crews and work orders ---------------------
 
 users = Table(
@@ -378,20 +349,6 @@ work_order_notes = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("author", String(100), nullable=False),
     Column("text", Text, nullable=False),
-)
-
-# Notes staff write on a request: "public" ones the tracking page shows (as the city's,
-# never naming the author), "internal" ones only staff read.
-request_notes = Table(
-    "request_notes",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
-           nullable=False, index=True),
-    Column("visibility", String(10), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("author", String(100), nullable=False),
-    Column("created", UTCDateTime, nullable=False),
 )
 
 # Indexes and foreign keys a bulk load dropped (PostGIS), written in the transaction that
@@ -568,64 +525,4 @@ kb_synonyms = Table(
     metadata,
     Column("phrase", String(200), primary_key=True),
     Column("meaning", Text, nullable=False),
-)
-
-
-# --- the call-taker desk ----------------------------------------------------------------
-
-#: One row per contact a call-taker handles: "info" (answered from the knowledge base, no
-#: ticket) or "request" (pointing at the request it made), for the centre's statistics.
-contacts = Table(
-    "contacts",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("created", UTCDateTime, nullable=False),
-    Column("agent", String(100), nullable=False),
-    Column("channel", String(20), nullable=False),
-    Column("kind", String(10), nullable=False),  # "info" or "request"
-    Column("topic", String(200), nullable=False, default=""),
-    Column("outcome", String(40), nullable=False, default=""),
-    Column("request_id", Integer, ForeignKey("service_requests.id"), index=True),
-    Column("callback", String(10), nullable=False, default="none"),  # phone, email or none
-    Index("ix_contacts_created", "created"),
-)
-
-# --- notifications: mail to reporters, written with the change it reports ----------------
-
-#: The outbox: one row per event and address, written in the transaction of the change
-#: (``store.outbox``); the worker claims due rows (pending -> sending) before it sends.
-#: ``event`` names the event within its request and kind (a status change's time, the
-#: group a request joined), so the unique key refuses the same event for one address twice.
-notifications = Table(
-    "notifications",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
-           nullable=False, index=True),
-    Column("kind", String(20), nullable=False),  # received | status | closed | merged
-    Column("event", String(100), nullable=False, default=""),
-    Column("email", String(254), nullable=False),
-    Column("language", String(10), nullable=False, default="en"),
-    Column("detail", Text, nullable=False, default="{}"),  # JSON: new status, note, group
-    Column("created", UTCDateTime, nullable=False),
-    # pending | sending | sent | failed | unsubscribed
-    Column("status", String(20), nullable=False, default="pending"),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTCDateTime, nullable=False),
-    Column("claimed_at", UTCDateTime),
-    Column("last_error", Text, nullable=False, default=""),
-    Column("sent_at", UTCDateTime),
-    Column("message_id", String(250), nullable=False, default=""),
-    UniqueConstraint("request_id", "kind", "event", "email", name="uq_notification_event"),
-    Index("ix_notifications_due", "status", "next_attempt_at"),
-    Index("ix_notifications_email", "email", "status"),
-)
-
-#: Addresses that asked for no more mail, by the SHA-256 of the address as written to
-#: the outbox (lower case, trimmed): the address itself is not kept here.
-unsubscribed = Table(
-    "unsubscribed",
-    metadata,
-    Column("email_hash", String(64), primary_key=True),
-    Column("created", UTCDateTime, nullable=False),
 )
