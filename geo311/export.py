@@ -21,6 +21,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pyogrio
 import shapely
@@ -99,7 +101,7 @@ def export_requests(
     tmp = _partial(path)
     where = where or RequestFilter()
     written = 0
-    writer: pq.ParquetWriter | None = None
+    writer: pq.ParquetWriter | pa_csv.CSVWriter | None = None
     frames = store.requests.export_frames(
         include_private=include_private, chunk_rows=chunk_rows,
         service_codes=where.service_codes,
@@ -107,22 +109,22 @@ def export_requests(
     for frame in frames:
         if progress is not None:
             progress(len(frame))
-        if fmt == "parquet":
-            table = _arrow_table(frame)
+        if fmt in ("csv", "parquet"):  # written by Arrow, a chunk at a time
+            table = _arrow_table(frame, geometry=fmt == "parquet")
+            if fmt == "csv":
+                table = _csv_table(table)
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer = (pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                          if fmt == "parquet" else pa_csv.CSVWriter(tmp, table.schema))
             writer.write_table(table)
             written += len(frame)
             continue
         frame = _as_text_times(frame)
-        if fmt == "csv":
-            frame.to_csv(tmp, mode="a", header=written == 0, index=False)
-        else:
-            geo = gpd.GeoDataFrame(
-                frame, geometry=gpd.points_from_xy(frame["long"], frame["lat"]), crs="EPSG:4326"
-            )
-            pyogrio.write_dataframe(geo, tmp, driver=_DRIVERS[fmt], layer="requests",
-                                    append=written > 0)
+        geo = gpd.GeoDataFrame(
+            frame, geometry=gpd.points_from_xy(frame["long"], frame["lat"]), crs="EPSG:4326"
+        )
+        pyogrio.write_dataframe(geo, tmp, driver=_DRIVERS[fmt], layer="requests",
+                                append=written > 0)
         written += len(frame)
     if writer is not None:
         writer.close()
@@ -135,7 +137,7 @@ def export_requests(
     return written
 
 
-def _arrow_table(frame: pd.DataFrame) -> pa.Table:
+def _arrow_table(frame: pd.DataFrame, *, geometry: bool = True) -> pa.Table:
     """One chunk as Arrow with fixed types, so every chunk shares the file's schema."""
     fields, arrays = [], []
     for col in frame.columns:
@@ -150,11 +152,11 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
         elif col == "outside_service_area":
             arr = pa.array(values.astype(bool), type=pa.bool_())
         else:
-            arr = pa.array([None if v is None or v is pd.NA or (isinstance(v, float)
-                                                                 and np.isnan(v))
-                            else str(v) for v in values], type=pa.string())
+            arr = _text_array(values)
         fields.append(pa.field(col, arr.type))
         arrays.append(arr)
+    if not geometry:
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
     lon, lat = frame["long"].to_numpy(float), frame["lat"].to_numpy(float)
     located = ~(np.isnan(lon) | np.isnan(lat))
     points = np.full(len(frame), None, dtype=object)
@@ -163,6 +165,32 @@ def _arrow_table(frame: pd.DataFrame) -> pa.Table:
     arrays.append(pa.array(shapely.to_wkb(points), type=pa.binary()))
     schema = pa.schema(fields, metadata={b"geo": json.dumps(GEOPARQUET_META).encode()})
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _text_array(values: pd.Series) -> pa.Array:
+    """A text column as Arrow strings, in one conversion when it holds only text."""
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers among the text: each as text
+        return pa.array([None if v is None or v is pd.NA or (isinstance(v, float)
+                                                             and np.isnan(v))
+                         else str(v) for v in values], type=pa.string())
+
+
+def _csv_table(table: pa.Table) -> pa.Table:
+    """The CSV's columns: ISO 8601 UTC times ("…Z"), True/False, no geometry (lat, long)."""
+    columns, names = [], []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if name == "geometry":
+            continue
+        if pa.types.is_timestamp(column.type):
+            whole = column.cast(pa.timestamp("s", tz="UTC"), safe=False)  # %S: no fraction
+            column = pc.strftime(whole, format="%Y-%m-%dT%H:%M:%SZ")
+        elif pa.types.is_boolean(column.type):
+            column = pc.if_else(column, "True", "False")
+        columns.append(column)
+        names.append(name)
+    return pa.table(columns, names=names)
 
 
 def _as_text_times(frame: pd.DataFrame) -> pd.DataFrame:

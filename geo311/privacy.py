@@ -19,7 +19,7 @@ import pandas as pd
 
 from geo311.hotspots import snap_to_cell_centres
 from geo311.model import ServiceRequest
-from geo311.redaction import redact_text
+from geo311.redaction import MAYBE_IDENTIFIER, redact_text
 
 #: Free-text fields the public sees redacted.
 FREE_TEXT = ("description", "status_notes")
@@ -105,7 +105,14 @@ def redact_frame(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     out = frame.copy()
     for column in columns:
-        out[column] = [redact_text(v) if isinstance(v, str) else v for v in out[column]]
+        values = out[column]
+        # Most text holds nothing an identifier needs (a digit, "@", "at"): found in one
+        # vectorised pass, so only the rest goes through the full search.
+        maybe = values.astype("string").str.contains(MAYBE_IDENTIFIER, na=False).to_numpy(bool)
+        if maybe.any():
+            values = values.astype(object).copy()
+            values[maybe] = [redact_text(v) for v in values[maybe]]
+            out[column] = values
     return out
 
 

@@ -13,13 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from geoalchemy2.shape import from_shape
-from sqlalchemy import (
-    Connection,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, and_, func, insert, select, update
 
 from geo311.errors import InvalidRequest, NotFound
 from geo311.geodesy import haversine_m
@@ -42,7 +36,7 @@ from geo311.store.catalogue import Catalogue
 from geo311.store.database import Database
 from geo311.store.layers import Layers
 from geo311.store.outbox import enqueue
-from geo311.store.request_rows import district_names, public_select, request_filters, to_requests
+from geo311.store.request_rows import public_select, request_filters, to_requests
 from geo311.store.rows import MAX_ID, as_utc, degree_box, now_utc, stored_ids, to_frame
 
 LOGGER = logging.getLogger(__name__)
@@ -441,11 +435,22 @@ class Requests:
             sr.duplicate_of, sr.reporter_count,
         ]
         active = {lv.layer: lv.id for lv in self.layers.versions(active_only=True)}
-        layer_names = list(active)
         sensitive = set() if include_private else self.catalogue.sensitive_codes()
-        base = request_filters(self.db.dialect, select(*cols).select_from(
-            t.service_requests.join(t.services, sv.code == sr.service_code)),
-            service_codes=service_codes, status=status, start=start, end=end)
+        # Each active layer's district joined in the query: one read per chunk, streamed
+        # by the backend (COPY on PostGIS), no per-request lookups.
+        source = t.service_requests.join(t.services, sv.code == sr.service_code)
+        for i, (layer, version_id) in enumerate(active.items()):
+            d = t.request_districts.alias(f"d{i}")
+            source = source.outerjoin(d, and_(d.c.request_id == sr.id,
+                                              d.c.layer_version_id == version_id))
+            cols.append(d.c.district_id.label(f"district_{layer}"))
+        names = [c.name for c in cols]
+        text_columns = [n for n in names if n.startswith("district_")] + [
+            "external_id", "service_code", "service_name", "status", "status_notes",
+            "description", "address", "geocode_match"]
+        base = request_filters(self.db.dialect, select(*cols).select_from(source),
+                               service_codes=service_codes, status=status, start=start,
+                               end=end)
         rd = t.request_districts.c
         by_layer: dict[str, list[str]] = {}
         for layer, district in districts:
@@ -457,26 +462,25 @@ class Requests:
             base = base.where(sr.id.in_(select(rd.request_id).where(
                 rd.layer_version_id == active[layer], rd.district_id.in_(ids))))
         last_id = 0
-        with self.db.connect() as conn:
-            while True:
-                stmt = base.where(sr.id > last_id).order_by(sr.id).limit(chunk_rows)
-                rows = conn.execute(stmt).all()
-                if not rows:
-                    return
-                frame = to_frame(rows, [c.name for c in cols])
-                last_id = int(frame["service_request_id"].iloc[-1])
-                ids = frame["service_request_id"].tolist()
-                names = district_names(self.db.dialect, conn, ids)
-                for layer in layer_names:
-                    frame[f"district_{layer}"] = [names.get(i, {}).get(layer) for i in ids]
-                if include_private:
-                    frame = frame.merge(
-                        self._reporter_frame(conn, ids), how="left",
-                        left_on="service_request_id", right_on="request_id",
-                    ).drop(columns=["request_id"])
-                else:
-                    frame = mask_frame(frame, sensitive)
-                yield frame
+        while True:
+            stmt = base.where(sr.id > last_id).order_by(sr.id).limit(chunk_rows)
+            frame = self.db.dialect.read_all(self.db.engine, stmt, names,
+                                             text_columns=text_columns)
+            if frame.empty:
+                return
+            frame["duplicate_of"] = pd.to_numeric(frame["duplicate_of"]).astype("Int64")
+            for name in names:
+                if name.startswith("district_") or name == "external_id":
+                    frame[name] = frame[name].replace("", None)  # COPY's CSV has no NULL text
+            last_id = int(frame["service_request_id"].iloc[-1])
+            if include_private:
+                with self.db.connect() as conn:
+                    reporters = self._reporter_frame(conn, frame["service_request_id"].tolist())
+                frame = frame.merge(reporters, how="left", left_on="service_request_id",
+                                    right_on="request_id").drop(columns=["request_id"])
+            else:
+                frame = mask_frame(frame, sensitive)
+            yield frame
 
     def _reporter_frame(self, conn: Connection, ids: Sequence[int]) -> pd.DataFrame:
         rp = t.reporters.c

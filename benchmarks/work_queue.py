@@ -9,7 +9,7 @@ table, and the same page query with index scans switched off (what it costs with
 the indexes).
 
     GEO311_BENCH_POSTGIS_URL=postgresql+psycopg://postgres@127.0.0.1:5432/mydb \\
-        python benchmarks/queue.py [--rows 1000000] [--repeat 21] [--fresh]
+        python benchmarks/work_queue.py [--rows 1000000] [--repeat 21] [--fresh]
 """
 
 from __future__ import annotations
@@ -25,11 +25,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
-# This file's name is the standard library's ``queue``: its folder goes last on the path,
-# so ``import queue`` (concurrent.futures, psycopg) still finds the real one.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from import_requests import LAYERS, postgis_url, resampled_csv  # noqa: E402
 
