@@ -108,8 +108,11 @@ class BusinessCalendar:
         return ZoneInfo(self.timezone)
 
     def holidays(self, year: int) -> dict[date, str]:
-        """The holidays kept in ``year``, by date."""
-        return _holidays(self.holiday_rules, self.dates, year, self.state_holidays)
+        """The holidays kept in ``year``, by date (kept per calendar: SLA clocks ask often)."""
+        years: dict[int, dict[date, str]] = self.__dict__.setdefault("_years", {})
+        if year not in years:
+            years[year] = _holidays(self.holiday_rules, self.dates, year, self.state_holidays)
+        return years[year]
 
     def is_business_day(self, d: date) -> bool:
         """True for a working weekday that is not a holiday."""

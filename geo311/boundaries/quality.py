@@ -169,14 +169,22 @@ def sanity_findings(features: gpd.GeoDataFrame, area: Any = None,
     def add(i: int, kind: str, detail: str) -> None:
         found.append({"kind": kind, "district_id": ids[i], "name": names[i], "detail": detail})
 
+    solid = [k for k in range(len(geoms)) if areas[k] >= 1.0]
+    # Without a service area, each district is measured to its nearest neighbour of the
+    # layer (a tree query, not a union of all the others per district).
+    tree = shapely.STRtree(geoms[solid]) if area is None or area.is_empty else None
     for i, g in enumerate(geoms):
         if areas[i] < 1.0:
             add(i, "empty", "no area")
             continue
-        reference = area if area is not None and not area.is_empty else shapely.union_all(
-            [x for k, x in enumerate(geoms) if k != i and areas[k] >= 1.0])
-        if reference is None or reference.is_empty:
-            continue
+        if tree is None:
+            reference = area
+        else:
+            others = [solid[j] for j in np.atleast_1d(tree.query_nearest(g, exclusive=True))
+                      if solid[j] != i]
+            if not others:
+                continue
+            reference = geoms[others[0]]
         a, b = shapely.ops.nearest_points(g, reference)
         far = geod.inv(a.x, a.y, b.x, b.y)[2]
         if far > FAR_M:

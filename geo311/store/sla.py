@@ -6,11 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import (
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import bindparam, insert, select, update
 
 from geo311.errors import InvalidRequest
 from geo311.model import (
@@ -45,11 +41,13 @@ class SlaClocks:
     def set_expected(self, ids: Sequence[int],
                                values: Sequence[datetime | None]) -> None:
         """Write due times (``expected_datetime``) of many requests in one transaction."""
+        if not len(ids):
+            return
         sr = t.service_requests.c
-        with self.db.begin() as conn:
-            for i, v in zip(ids, values, strict=True):
-                conn.execute(update(t.service_requests).where(sr.id == int(i))
-                             .values(expected_datetime=v))
+        with self.db.begin() as conn:  # one statement, many parameter sets (executemany)
+            conn.execute(update(t.service_requests).where(sr.id == bindparam("rid"))
+                         .values(expected_datetime=bindparam("due", type_=t.UTCDateTime)),
+                         [{"rid": int(i), "due": v} for i, v in zip(ids, values, strict=True)])
 
     def pauses_of(self, ids: Sequence[int]
                       ) -> dict[int, list[tuple[datetime, datetime | None]]]:
