@@ -34,12 +34,14 @@ def demo_files(profile: CityProfile) -> DemoFiles:
 
 
 def prepare_demo(store: Store, settings: Settings, context: Callable[[], Context],
-                 report: Callable[[str], None], profile: CityProfile | None = None) -> None:
+                 report: Callable[[str], None], profile: CityProfile | None = None,
+                 *, records: bool = True) -> None:
     """Load everything the demo serves, saying what was done one line at a time.
 
     ``profile`` (default: the settings' city) lists the files in its ``[demo]``
     section; ``context`` gives the intake context as it is now (the layers loaded first
-    change it); ``report`` receives each progress line.
+    change it); ``report`` receives each progress line. ``records=False`` leaves the
+    stored Open311 records to the caller (a reader rebuilds a stale one anyway).
 
     Examples
     --------
@@ -83,7 +85,8 @@ def prepare_demo(store: Store, settings: Settings, context: Callable[[], Context
         points, crossings = learn_references(store, actor="demo")
         report(f"geocoding: learned {points} address points and {crossings} intersections "
                "from the imported history")
-    report(refresh_stored_records(store, settings.zone))
+    if records:
+        report(refresh_stored_records(store, settings.zone))
 
 
 def load_demo_references(store: Store, data_path: Path, references: tuple[str, ...]

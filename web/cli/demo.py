@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 
 import click
@@ -11,6 +12,7 @@ from flask.cli import with_appcontext
 from geo311.city import load_profile, profile_path
 from geo311.demo import prepare_demo
 from geo311.errors import ConfigError
+from geo311.open311_service import refresh_stored_records
 from geo311_web import state
 
 
@@ -37,12 +39,16 @@ def demo(city: str, host: str, port: int, no_serve: bool) -> None:
         s.reset_context()
         # SLA clocks and crews on "the city's calendar" read GEO311_CITY.
         os.environ["GEO311_CITY"] = path
-    prepare_demo(s.store, s.settings, s.context, click.echo)
+    prepare_demo(s.store, s.settings, s.context, click.echo, records=no_serve)
     if no_serve:
         return
     from flask import current_app
     from werkzeug.serving import run_simple
 
+    # The map is served at once; Open311 records are built meanwhile (a reader that
+    # comes first builds the ones it needs itself).
+    threading.Thread(target=lambda: click.echo(refresh_stored_records(s.store, s.settings.zone)),
+                     name="records", daemon=True).start()
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)")
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
 
