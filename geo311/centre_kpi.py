@@ -1,7 +1,7 @@
 """The 311 centre's own figures: contacts by channel, per agent, first-contact resolution.
 
-Baltimore, Chicago and New York measure their call-takers this way (ICMA's study of
-311 centres): how residents reach the centre, how many contacts are questions answered
+Cities measure their call-takers this way (ICMA's study of 311 centres): how
+residents reach the centre, how many contacts are questions answered
 without a ticket, how many are resolved at the first contact (not transferred), and how
 long a request waits for its first staff action.
 """

@@ -12,6 +12,7 @@ import shapely
 
 from geo311.business_calendar import load_calendar
 from geo311.city import check_profile, load_profile, read_profile
+from geo311.config import PROJECT_ROOT
 from geo311.districts import DistrictIndex, DistrictLayer, assign_by_address
 from geo311.errors import ConfigError
 from geo311.gazetteer import geocoder_over
@@ -263,3 +264,11 @@ def test_crews_and_slas_default_to_the_citys_calendar(tmp_path, monkeypatch):
 def test_the_place_written_without_a_comma(geocoder, text, where):
     g = geocoder.geocode(text)
     assert g.found and metres(g.lon, g.lat, *where) < 1.0, (text, g)
+
+
+def test_no_core_code_names_the_shipped_city():
+    """Chicago is a shipped profile, not an assumption: only its data files name it."""
+    code = PROJECT_ROOT / "geo311"
+    naming = [str(p.relative_to(code)) for p in code.rglob("*.py")
+              if "chicago" in p.read_text(encoding="utf-8").lower()]
+    assert naming == []
