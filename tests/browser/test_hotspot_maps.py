@@ -5,6 +5,7 @@ import re
 import pytest
 
 from geo311.gazetteer import learn_addresses
+from geo311.geodesy import haversine_m
 from geo311.imports import import_file, read_mapping
 from geo311.intake import Context
 from geo311.model import NewRequest, Service
@@ -192,3 +193,28 @@ def test_citizen_click_lists_open_requests_and_report_joins_group(serve, page, s
     assert page.inner_text("#reporter-count") == "2"
     assert page.evaluate("() => window.__xss") is None
     assert problems == []
+
+
+def test_a_map_click_fills_in_the_nearest_address_unless_one_was_typed(serve, page,
+                                                                       seeded_url, store):
+    base = serve(seeded_url)
+    page.goto(base + "/")
+    page.wait_for_selector(".leaflet-container")
+    points = store.addresses.reference_frames()["points"]
+    lon_all, lat_all = points["lon"].to_numpy(float), points["lat"].to_numpy(float)
+    spot = points.iloc[len(points) // 2]
+    lat, lon = float(spot["lat"]) + 0.0001, float(spot["lon"])  # 11 m north of it
+    # The nearest known address to the clicked place, computed here (haversine).
+    nearest = points.iloc[int(haversine_m(lon_all, lat_all, lon, lat).argmin())]
+    click = ("([lat, lon]) => { window.geo311.ready = false; "
+             "window.geo311.map.fire('click', {latlng: L.latLng(lat, lon)}); }")
+    page.evaluate(click, [lat, lon])
+    page.wait_for_function("() => window.geo311.ready")
+    assert page.input_value("#report-address") == nearest["address"]
+    assert nearest["address"] in page.inner_text("#address-from-map")
+    # Another click moves a filled-in address along; a typed one stays as typed.
+    page.fill("#report-address", "the alley behind the church")
+    page.evaluate(click, [float(points.iloc[0]["lat"]), float(points.iloc[0]["lon"])])
+    page.wait_for_function("() => window.geo311.ready")
+    assert page.input_value("#report-address") == "the alley behind the church"
+    assert page.inner_text("#address-from-map") == ""

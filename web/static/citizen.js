@@ -16,6 +16,9 @@
   const lonInput = document.getElementById("report-long");
   const suggestions = document.getElementById("suggestions");
   const suggestionList = document.getElementById("suggestion-list");
+  const addressInput = document.getElementById("report-address");
+  const addressNote = document.getElementById("address-from-map");
+  let addressFromMap = false;  // true while the address shown is the one a click filled in
   window.geo311 = {map: map, around: around, ready: false};
 
   function el(tag, text, attrs) {
@@ -61,7 +64,7 @@
     summary.textContent = response.ok
       ? found.length + " open request(s) within " + radius + " m."
       : "Could not list requests here (" + response.status + ").";
-    await suggest();
+    await Promise.all([suggest(), fillAddress(lat, lon)]);
     window.geo311.ready = true;
   }
 
@@ -88,6 +91,27 @@
     });
     suggestions.hidden = found.length === 0;
   }
+
+  // The nearest known address fills the form's address, never over what the resident typed.
+  async function fillAddress(lat, lon) {
+    if (!addressInput || (addressInput.value && !addressFromMap)) return;
+    const response = await fetch("/api/geocode/reverse?lat=" + lat.toFixed(6) +
+                                 "&long=" + lon.toFixed(6));
+    if (!response.ok) return;
+    const r = await response.json();
+    let text = "";
+    if (r.address && r.address_distance_m <= 60) text = r.address;
+    else if (r.street && r.street_distance_m <= 60) text = "near " + r.street;
+    if (!text) return;
+    addressInput.value = text;
+    addressFromMap = true;
+    addressNote.textContent = "Address filled in from the map: " + text +
+      ". Change it if it is not right.";
+  }
+  if (addressInput) addressInput.addEventListener("input", () => {
+    addressFromMap = false;
+    addressNote.textContent = "";
+  });
 
   map.on("click", e => {
     window.geo311.ready = false;
