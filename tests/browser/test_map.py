@@ -79,3 +79,18 @@ def test_tracking_page_shows_status_without_script(serve, page, seeded_url, stor
     assert page.inner_text("#tracking-number") == str(target.id)
     assert page.inner_text("#description") == XSS
     assert page.evaluate("() => window.__xss") is None
+
+
+def test_on_a_phone_the_map_takes_the_width_above_the_form(serve, page, seeded_url):
+    base = serve(seeded_url)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(base + "/")
+    page.wait_for_selector(".leaflet-container")
+    box = page.locator(".folium-map").bounding_box()
+    form = page.locator("#report-address").bounding_box()
+    assert box["width"] >= 340 and box["height"] >= 0.5 * 844, box
+    assert form["y"] > box["y"] + box["height"] - 1  # the form comes after the map
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1280, "height": 800})  # a desktop keeps them side by side
+    side = page.locator("#report-address").bounding_box()
+    assert side["x"] > page.locator(".folium-map").bounding_box()["x"] + 400
