@@ -164,6 +164,8 @@ class Reporter:
     phone: str = ""
     device_id: str = ""
     account_id: str = ""
+    #: The language the reporter wrote in (a tag such as ``es``): mail to them uses it.
+    language: str = ""
 
     def is_empty(self) -> bool:
         """True when nothing personal was given (an anonymous report)."""

@@ -69,9 +69,12 @@ def enqueue(
         raise ValueError(f"kind was {kind!r} but is expected to be in {KINDS}")
     rp, n = t.reporters.c, t.notifications.c
     ids = [int(i) for i in (reporters_of if reporters_of is not None else [request_id])]
-    found = conn.execute(select(rp.email).where(rp.request_id.in_(ids))
-                         .where(rp.email != "")).scalars()
-    addresses = sorted({normal_address(e) for e in found if "@" in e})
+    spoken: dict[str, str] = {}  # each address in its reporter's language, when known
+    for email, tongue in conn.execute(select(rp.email, rp.language).where(
+            rp.request_id.in_(ids)).where(rp.email != "").order_by(rp.id)):
+        if "@" in email and not spoken.get(normal_address(email)):
+            spoken[normal_address(email)] = tongue or ""
+    addresses = sorted(spoken)
     if not addresses:
         return 0
     hashes = {address_hash(a): a for a in addresses}
@@ -86,7 +89,8 @@ def enqueue(
     now = now_utc()
     conn.execute(insert(t.notifications), [
         {"request_id": request_id, "kind": kind, "event": event, "email": a,
-         "language": language or DEFAULT_LANGUAGE, "detail": json.dumps(detail or {}),
+         "language": spoken[a] or language or DEFAULT_LANGUAGE,
+         "detail": json.dumps(detail or {}),
          "created": now, "status": "pending", "attempts": 0, "next_attempt_at": now,
          "last_error": "", "message_id": ""}
         for a in sorted(wanted)

@@ -400,7 +400,7 @@ class Requests:
             ).mappings().all()
         return [
             Reporter(r["first_name"], r["last_name"], r["email"], r["phone"], r["device_id"],
-                     r["account_id"])
+                     r["account_id"], r["language"] or "")
             for r in rows
         ]
 
@@ -532,9 +532,9 @@ class Requests:
         return found  # type: ignore[no-any-return]
 
 
-def _reporter_values(reporter: Reporter) -> dict[str, str]:
+def _reporter_values(reporter: Reporter) -> dict[str, str | None]:
     return {
         "first_name": reporter.first_name, "last_name": reporter.last_name,
         "email": reporter.email, "phone": reporter.phone, "device_id": reporter.device_id,
-        "account_id": reporter.account_id,
+        "account_id": reporter.account_id, "language": reporter.language[:16] or None,
     }

@@ -60,7 +60,8 @@ from geo311.store.schema_types import metadata as metadata
 #:    work queues: ``service_requests.assignee`` (a staff user's name), ``saved_views``
 #: and the indexes the queue's filters use.
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
-SCHEMA_VERSION = 9
+#: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
+SCHEMA_VERSION = 10
 
 schema_info = Table(
     "schema_info",
@@ -180,6 +181,7 @@ reporters = Table(
     Column("phone", String(40), nullable=False, default=""),
     Column("device_id", String(200), nullable=False, default=""),
     Column("account_id", String(200), nullable=False, default=""),
+    Column("language", String(16)),  # a language tag ("es"); mail to the reporter uses it
     Column("created", UTCDateTime, nullable=False),
 )
 

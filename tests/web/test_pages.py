@@ -164,3 +164,19 @@ def test_tracking_page_links_the_photo_sent_with_the_report(client, app):
         media_url="https://example.org/photo.jpg?a=1&b=2"))
     body = client.get(f"/requests/{r.id}").get_data(as_text=True)
     assert 'id="media" href="https://example.org/photo.jpg?a=1&amp;b=2"' in body
+
+
+def test_mail_to_a_reporter_is_in_the_language_their_browser_asks_for(client, seeded, app):
+    store = app.extensions["geo311"].store
+    asked = [("es-MX,es;q=0.9,en;q=0.5", "es"), ("pl-PL", "pl"), ("fr-FR", "en"),
+             ("zh-CN,zh;q=0.9", "zh")]
+    for i, (header, expected) in enumerate(asked):
+        page = client.post("/report", headers={"Accept-Language": header}, data={
+            "service_code": "SCB", "lat": f"{41.8700 + 0.003 * i:.4f}", "long": "-87.6300",
+            "email": f"r{i}@example.org"})
+        assert page.status_code == 200, page.get_data(as_text=True)[:300]
+        stored = store.requests.query(limit=50)
+        mine = next(r for r in stored if r.lat and abs(r.lat - (41.8700 + 0.003 * i)) < 1e-6)
+        [row] = store.outbox.rows(mine.id)
+        assert (row["kind"], row["email"], row["language"]) == (
+            "received", f"r{i}@example.org", expected)
