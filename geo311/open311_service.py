@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
@@ -90,13 +90,14 @@ def api_key_of(store: Store, params: open311.Params) -> ApiKey:
 
 def create_request(store: Store, context: Callable[[], Context], catalogue: Catalogue,
                    params: open311.Params, *, rate_limit: tuple[int, float],
-                   jurisdiction_id: str = "") -> Created:
+                   jurisdiction_id: str = "", language: str = "") -> Created:
     """POST Service Request: check the client, parse the submission, store it once.
 
     ``params`` are the query string and form together. A ``client_request_id`` seen
     before from the same key answers with the request it made instead of a new one;
     if intake fails, the id is released so the client may retry. ``rate_limit`` is
-    (requests, seconds) per key; ``context`` is asked for only when intake runs.
+    (requests, seconds) per key; ``context`` is asked for only when intake runs;
+    ``language`` (the client's Accept-Language match) is the reporter's, for mail.
 
     Examples
     --------
@@ -116,6 +117,8 @@ def create_request(store: Store, context: Callable[[], Context], catalogue: Cata
         raise InvalidRequest("service_code was not provided")
     service = catalogue.service(code)
     new = open311.parse_submission(params, service)
+    if language:
+        new = replace(new, reporter=replace(new.reporter, language=language))
     client_id = open311.single_value(params, "client_request_id")
     if len(client_id) > MAX_CLIENT_REQUEST_ID:
         raise InvalidRequest(f"client_request_id has more than {MAX_CLIENT_REQUEST_ID} "

@@ -23,6 +23,7 @@ from geo311.open311_records import RecordPage, request_page
 from geo311.open311_service import Catalogue, check_jurisdiction, create_request
 from geo311.store.rows import now_utc
 from geo311_web import state
+from geo311_web.languages import reader_language
 
 bp = Blueprint("open311", __name__, url_prefix="/open311")
 
@@ -196,7 +197,7 @@ def requests_create(fmt: str) -> Response:
     s = state()
     created = create_request(
         s.store, s.context, _catalogue(), _params(), rate_limit=post_limit(current_app.config),
-        jurisdiction_id=_jurisdiction())
+        jurisdiction_id=_jurisdiction(), language=reader_language())
     return _respond(fmt, "requests", created.document())
 
 

@@ -12,11 +12,11 @@ from geo311.errors import Geo311Error, InvalidRequest
 from geo311.intake import submit
 from geo311.model import NewRequest, Reporter, ServiceRequest
 from geo311.nearby import open_groups_near, open_requests_around
-from geo311.notifications import PHRASES
 from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
 from geo311.redaction import redact_text
 from geo311_web import maps, state
+from geo311_web.languages import reader_language
 from geo311_web.local_time import when_words
 
 bp = Blueprint("pages", __name__)
@@ -114,7 +114,7 @@ def report() -> tuple[str, int]:
             address=form.get("address", "").strip(), description=form.get("description", ""),
             reporter=Reporter(first_name=form.get("name", "").strip(),
                               email=form.get("email", "").strip(),
-                              language=_mail_language()),
+                              language=reader_language()),
             attributes={code: tuple(values) for code, values in
                         parse_answers(form.to_dict(flat=False)).items()},
         )
@@ -149,11 +149,6 @@ IMPORT_FLAG_WORDS = {
                             "(it may be a placeholder)",
     "date_in_future": "the date recorded lies in the future",
 }
-
-
-def _mail_language() -> str:
-    """The language the resident's browser asks for, among those mail is written in."""
-    return request.accept_languages.best_match(sorted(PHRASES)) or ""
 
 
 def _shown_media(r: ServiceRequest, sensitive: set[str]) -> str:

@@ -213,6 +213,20 @@ def test_post_returns_a_list_with_service_request_id_and_notice(client, city):
     assert "Streets and Sanitation" in root[0].findtext("service_notice")
 
 
+def test_post_records_the_clients_language_for_mail_to_the_reporter(client, city):
+    data = {"api_key": city.key, "service_code": "SDR", "lat": str(LOOP[1]),
+            "long": str(LOOP[0]), "email": "ola@example.org"}
+    made = client.post(f"{V2}/requests.json", data=data,
+                       headers={"Accept-Language": "pl-PL,pl;q=0.9,en;q=0.4"}).get_json()
+    request_id = int(made[0]["service_request_id"])
+    assert city.store.requests.reporters_of(request_id)[0].language == "pl"
+    assert [(r["email"], r["language"]) for r in city.store.outbox.rows(request_id)] == [
+        ("ola@example.org", "pl")]
+    plain = post(client, city, email="bo@example.org", lat=str(AUSTIN[1]),
+                 long=str(AUSTIN[0])).get_json()  # no Accept-Language: the city's default
+    assert city.store.outbox.rows(int(plain[0]["service_request_id"]))[0]["language"] == "en"
+
+
 @pytest.mark.both_backends
 def test_post_keeps_address_string_with_lat_long(client, city):
     data = post(client, city, address_string="1200 W 18TH ST").get_json()
