@@ -28,6 +28,7 @@ def desk() -> str:
     s = state()
     return render_template(
         "desk.html", channels=CHANNELS, outcomes=OUTCOMES, callbacks=CALLBACKS,
+        languages=LANGUAGES,
         recent=s.store.contacts.recent(agent=actor(), limit=10),
         centre={"lat": lat, "lon": lon, "zoom": zoom, "tiles": s.settings.tile_url},
         geocode_available=s.context().geocoder is not None)
@@ -137,6 +138,18 @@ def _body() -> dict[str, Any]:
     return body
 
 
+#: The languages mail is written in, each named in itself, for the desk's choice.
+LANGUAGES = (("en", "English"), ("es", "Español"), ("pl", "Polski"), ("zh", "中文"))
+
+
+def _language(body: dict[str, Any]) -> str:
+    value = _text(body, "language")
+    if value and value not in dict(LANGUAGES):
+        raise InvalidRequest(f"language was {value[:20]!r} but is expected to be one of "
+                             f"{[code for code, _ in LANGUAGES]} or empty")
+    return value
+
+
 def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key, "")
     if value is None:
@@ -197,7 +210,7 @@ def make_request() -> tuple[Response, int]:
         lat=_number(body, "lat"), address=_text(body, "address"),
         description=_text(body, "description"),
         reporter=Reporter(first_name=_text(body, "name"), phone=_text(body, "phone"),
-                          email=_text(body, "email")),
+                          email=_text(body, "email"), language=_language(body)),
         attributes=_answers(body))
     stored, contact = contacts.take_request(
         s.store, s.context(), new, agent=actor(), channel=_text(body, "channel"),

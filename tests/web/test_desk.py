@@ -172,6 +172,21 @@ def test_a_desk_request_stores_channel_reporter_contact_and_audit(app, desk_city
     assert abs(placed.lat - DIVERSEY[1]) < 1e-5 and abs(placed.lon - DIVERSEY[0]) < 1e-5
 
 
+def test_the_callers_language_is_the_reporters_and_mail_follows_it(app, desk_city, agent):
+    body = {"channel": "phone", "name": "Ana", "email": "ana@example.org",
+            "service_code": "PHF", "lat": DIVERSEY[1], "long": DIVERSEY[0],
+            "address": "3415 W DIVERSEY AVE", "language": "es"}
+    made = agent.post(f"{API}/request", json=body)
+    assert made.status_code == 201, made.get_data(as_text=True)
+    request_id = made.get_json()["id"]
+    assert desk_city.requests.reporters_of(request_id)[0].language == "es"
+    assert [r["language"] for r in desk_city.outbox.rows(request_id)] == ["es"]
+    wrong = agent.post(f"{API}/request", json={**body, "language": "xx"})
+    assert wrong.status_code == 400 and "language was 'xx'" in \
+        wrong.get_json()[0]["description"]
+    assert 'id="caller-language"' in agent.get("/staff/intake").get_data(as_text=True)
+
+
 def test_joining_a_duplicate_group_links_the_new_request_to_it(app, desk_city, agent):
     first = _report(app, "PHF", reporter=Reporter(email="first@example.org"))
     far = (DIVERSEY[0] + 0.004, DIVERSEY[1])  # about 330 m east: beyond the rule's radius

@@ -372,6 +372,7 @@
     const body = {
       channel: $("channel").value, name: $("caller-name").value, phone: $("caller-phone").value,
       email: $("caller-email").value, callback: callback(), service_code: chosen.service.code,
+      language: $("caller-language").value,
       lat: $("lat").value, long: $("long").value, address: $("address-q").value,
       description: $("description").value, answers: answers(), join_group: chosen.join,
       topic: $("info-topic").value || chosen.service.name};
