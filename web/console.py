@@ -17,23 +17,10 @@ from geo311.errors import InvalidRequest, NotFound
 from geo311.model import CLOSED, NOTE_VISIBILITIES, STATUSES, ServiceRequest
 from geo311_web import state
 from geo311_web.auth import actor, role_required
+from geo311_web.pages import district_lines, web_link
 
 bp = Blueprint("console", __name__)
 CONSOLE_ROLES = ("agent", "dispatcher")
-#: Media links a page may follow; any other scheme (``javascript:``) is shown as text.
-MEDIA_SCHEMES = ("https://", "http://")
-
-
-def _districts(r: ServiceRequest) -> list[tuple[str, str | None]]:
-    """(layer title, district name) on the active layers."""
-    lines = []
-    for layer, (title, names) in sorted(state().store.layers.active_district_names().items()):
-        if layer in r.districts:
-            district = r.districts[layer]
-            lines.append((title, names.get(district, district) if district else None))
-    return lines
-
-
 def _clock(r: ServiceRequest) -> dict[str, Any]:
     """The request's SLA clock: due time, state, time left in words, the target."""
     store = state().store
@@ -68,10 +55,10 @@ def _view(request_id: int, *, error: str | None = None, failed: str | None = Non
     group = store.requests.query(ids=members, limit=len(members)) if len(members) > 1 else []
     services = store.catalogue.services()
     service = next((s for s in services if s.code == r.service_code), None)
-    media = r.media_url if r.media_url.lower().startswith(MEDIA_SCHEMES) else ""
+    media = web_link(r.media_url)
     return render_template(
         "console.html", r=r, service=service, reporters=store.requests.reporters_of(r.id),
-        answers=store.requests.answers(r.id), districts=_districts(r), clock=_clock(r),
+        answers=store.requests.answers(r.id), districts=district_lines(r), clock=_clock(r),
         root=root, group=sorted(group, key=lambda g: g.id), notes=store.notes.of(r.id),
         history=store.audit.entries("request", r.id), media_link=media,
         services=[s for s in services if s.accepting and s.code != r.service_code],

@@ -13,6 +13,7 @@ from geo311.model import CALLBACKS, CHANNELS, OUTCOMES, NewRequest, Reporter
 from geo311_web import maps, state
 from geo311_web.auth import actor, role_required
 from geo311_web.knowledge import blocks
+from geo311_web.query_values import point
 
 bp = Blueprint("desk", __name__)
 DESK_ROLES = ("agent", "dispatcher")
@@ -89,21 +90,11 @@ def service_questions(code: str) -> Response:
                                   for a in asked]})
 
 
-def _point() -> tuple[float, float]:
-    try:
-        lat, lon = float(request.args["lat"]), float(request.args["long"])
-    except (KeyError, ValueError):
-        raise InvalidRequest("lat and long are required and must be numbers") from None
-    if not (abs(lat) <= 90 and abs(lon) <= 180):
-        raise InvalidRequest(f"lat {lat} and long {lon} are not a place on Earth")
-    return lon, lat
-
-
 @bp.get(f"{API}/reverse")
 @role_required(*DESK_ROLES)
 def reverse() -> Response:
     """The nearest address point within 100 m of a clicked point (address null if none)."""
-    lon, lat = _point()
+    lon, lat = point(request.args)
     found = contacts.nearest_address(state().context(), lon, lat)
     if found is None:
         return jsonify({"address": None, "address_id": None, "distance_m": None,
@@ -117,7 +108,7 @@ def reverse() -> Response:
 @role_required(*DESK_ROLES)
 def duplicates() -> Response:
     """Open groups a report of ``service_code`` at ``lat``/``long`` may repeat."""
-    lon, lat = _point()
+    lon, lat = point(request.args)
     store = state().store
     service = contacts.accepting_service(store, request.args.get("service_code", ""))
     found = contacts.duplicate_suggestions(store, service, lon, lat)

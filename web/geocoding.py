@@ -8,6 +8,7 @@ from geo311.errors import InvalidRequest
 from geo311.geocoding.cascade import Geocoder
 from geo311.intake import geocode_address
 from geo311_web import state
+from geo311_web.query_values import point
 
 bp = Blueprint("geocoding", __name__)
 
@@ -55,12 +56,7 @@ def suggest() -> Response:
 @bp.get("/api/geocode/reverse")
 def reverse() -> Response:
     """The nearest known address and street to ``lat``/``long``, with distances in metres."""
-    try:
-        lat, lon = float(request.args["lat"]), float(request.args["long"])
-    except (KeyError, ValueError):
-        raise InvalidRequest("lat and long are required and must be numbers") from None
-    if not (abs(lat) <= 90 and abs(lon) <= 180):
-        raise InvalidRequest(f"lat {lat} and long {lon} are not a place on Earth")
+    lon, lat = point(request.args)
     r = _geocoder().reverse(lon, lat)
     return jsonify({"address": r.address, "address_distance_m": r.address_distance_m,
                     "street": r.street, "street_distance_m": r.street_distance_m,

@@ -32,6 +32,7 @@ from geo311.kpi_index import KpiIndex, kpi_frame
 from geo311_web import state
 from geo311_web.auth import role_required
 from geo311_web.local_time import DEFAULT_LOCALE
+from geo311_web.query_values import day
 
 bp = Blueprint("kpi", __name__)
 KPI_ROLES = ("planner", "dispatcher")
@@ -63,16 +64,6 @@ def hours_words(hours: float) -> str:
     return format_timedelta(timedelta(hours=hours), locale=DEFAULT_LOCALE)
 
 
-def _date(name: str) -> date | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name} was {raw!r} but is expected as YYYY-MM-DD") from exc
-
-
 def _view() -> KpiView:
     store = state().store
     versions = store.layers.versions(active_only=True)
@@ -84,7 +75,7 @@ def _view() -> KpiView:
     period = request.args.get("period", "week")
     if period not in PERIODS:
         raise InvalidRequest(f"period was {period!r} but is expected to be in {PERIODS}")
-    start, end = _date("start"), _date("end")
+    start, end = day(request.args, "start"), day(request.args, "end")
     if start and end and end < start:
         raise InvalidRequest(f"end was {end} but is expected on or after start {start}")
     return KpiView(layer, start, end, period)

@@ -137,7 +137,7 @@ def tracking(request_id: int) -> str:
     notes = [(n.created, redact_text(n.body)) for n in s.store.notes.public_of(request_id)]
     return render_template("request.html", r=mask_request(r, sensitive), history=history,
                            notes=notes,
-                           districts=_district_lines(r),
+                           districts=district_lines(r),
                            import_note=_import_note(r),
                            media_url=_shown_media(r, sensitive),
                            withheld=WITHHELD if r.service_code in sensitive else "")
@@ -151,12 +151,19 @@ IMPORT_FLAG_WORDS = {
 }
 
 
+#: Media links a page may follow; any other scheme (``javascript:``) is shown as text.
+MEDIA_SCHEMES = ("https://", "http://")
+
+
+def web_link(url: str) -> str:
+    """``url`` if a page may link it (http or https), else ""."""
+    url = url.strip()
+    return url if url.lower().startswith(MEDIA_SCHEMES) else ""
+
+
 def _shown_media(r: ServiceRequest, sensitive: set[str]) -> str:
     """The photo's address if it is a web link and the service is not a sensitive one."""
-    url = r.media_url.strip()
-    if r.service_code in sensitive or not url.lower().startswith(("https://", "http://")):
-        return ""
-    return url
+    return "" if r.service_code in sensitive else web_link(r.media_url)
 
 
 def _import_note(r: ServiceRequest) -> str:
@@ -167,7 +174,7 @@ def _import_note(r: ServiceRequest) -> str:
     return "; ".join(notes)
 
 
-def _district_lines(r: ServiceRequest) -> list[tuple[str, str | None]]:
+def district_lines(r: ServiceRequest) -> list[tuple[str, str | None]]:
     """(layer title, district name) for the active layers only: retired maps mislead."""
     lines = []
     for layer, (title, names) in sorted(state().store.layers.active_district_names().items()):

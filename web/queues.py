@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -29,6 +28,7 @@ from geo311.store.queues import SLA_STATES, QueueFilter, QueueRow
 from geo311_web import state
 from geo311_web.auth import actor, role_required
 from geo311_web.maps import local_time
+from geo311_web.query_values import day
 
 bp = Blueprint("queues", __name__)
 QUEUE_ROLES = ("agent", "dispatcher")
@@ -43,16 +43,6 @@ EXPORT_COLUMNS = ("id", "requested", "service_code", "service_name", "agency", "
                   "districts")
 
 
-def _date(args: MultiDict[str, str], name: str) -> date | None:
-    raw = (args.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name} was {raw!r} but is expected as YYYY-MM-DD") from exc
-
-
 def queue_filter(args: MultiDict[str, str]) -> QueueFilter:
     """The filter a query string asks for (dates are local days, ``to`` included)."""
     sla = args.get("sla") or None
@@ -61,7 +51,7 @@ def queue_filter(args: MultiDict[str, str]) -> QueueFilter:
     status = args.get("status") or None
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"status was {status!r} but is expected to be in {STATUSES}")
-    start_day, end_day = _date(args, "from"), _date(args, "to")
+    start_day, end_day = day(args, "from"), day(args, "to")
     if start_day and end_day and end_day < start_day:
         raise InvalidRequest(f"to was {end_day} but is expected on or after from {start_day}")
     start, end = local_day_range(start_day, end_day, state().settings.zone)
