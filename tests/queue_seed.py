@@ -73,3 +73,13 @@ def queue_rows(store) -> list[dict]:
                 r[key] = r[key].replace(tzinfo=UTC)
         r["districts"] = {(v, d) for i, v, d in districts if i == r["id"]}
     return rows
+
+
+def expected_sla(r, now):
+    """The rule as the issue states it, written again: due time against now."""
+    due = r["expected_datetime"]
+    if r["status"] != "open" or due is None:
+        return "none"
+    if due <= now:
+        return "breached"
+    return "at_risk" if (due - now) < (due - r["requested_datetime"]) * 0.25 else "on_time"

@@ -9,7 +9,7 @@ from geo311.accounts import create_user
 from geo311.errors import InvalidRequest, NotFound
 from geo311.store.queues import AT_RISK_SHARE, QueueFilter
 from tests.conftest import STAFF_PASSWORD
-from tests.queue_seed import queue_rows, seed_queue
+from tests.queue_seed import expected_sla, queue_rows, seed_queue
 
 NOW = datetime.now(UTC)
 
@@ -18,16 +18,6 @@ NOW = datetime.now(UTC)
 def seeded(layered_store):
     ids = seed_queue(layered_store, now=NOW)
     return layered_store, ids
-
-
-def expected_sla(r, now):
-    """The rule as the issue states it, written again: due time against now."""
-    due = r["expected_datetime"]
-    if r["status"] != "open" or due is None:
-        return "none"
-    if due <= now:
-        return "breached"
-    return "at_risk" if (due - now) < (due - r["requested_datetime"]) * 0.25 else "on_time"
 
 
 def newest_first(rows):
