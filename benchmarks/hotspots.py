@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from import_requests import LAYERS, resampled_csv  # noqa: E402
+from import_requests import load_resampled  # noqa: E402
 
 from geo311.config import Settings  # noqa: E402
 from geo311.hotspots import (  # noqa: E402
@@ -44,10 +44,6 @@ from geo311.hotspots import (  # noqa: E402
     gi_star,
     neighbour_weights,
 )
-from geo311.imports import import_file, read_mapping  # noqa: E402
-from geo311.intake import Context  # noqa: E402
-from geo311.layerdefs import read_layer_definitions  # noqa: E402
-from geo311.layers import load_layer  # noqa: E402
 from geo311.store import open_store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -74,17 +70,7 @@ def prepare(url: str, rows: int, fresh: bool) -> None:
     have = 0 if fresh else (store.requests.count() if store.db.schema_version() else 0)
     if have < rows:
         print(f"importing {rows:,} resampled requests (the database held {have:,}) ...")
-        store.schema.drop()
-        store.schema.init()
-        defs = {d.name: d for d in read_layer_definitions(ROOT / "layers", ROOT)}
-        for name in LAYERS:
-            d = defs[name]
-            load_layer(store, d.source, name=d.name, role=d.role, id_field=d.id_field,
-                       name_field=d.name_field)
-        with tempfile.TemporaryDirectory() as tmp:
-            source = resampled_csv(rows, Path(tmp) / "resampled.csv")
-            summary = import_file(store, Context.from_store(store), source,
-                                  read_mapping("chicago-311-legacy"))
+        summary = load_resampled(store, rows)
         print(f"  imported {summary.stored:,} in {summary.seconds:.0f} s")
     store.schema.init()
     started = time.perf_counter()

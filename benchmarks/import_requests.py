@@ -53,6 +53,21 @@ def resampled_csv(rows: int, dest: Path, seed: int = 11) -> Path:
     return dest
 
 
+def load_resampled(store, rows: int):
+    """An emptied store with the benchmark layers and ``rows`` resampled requests imported."""
+    store.schema.drop()
+    store.schema.init()
+    defs = {d.name: d for d in read_layer_definitions(ROOT / "layers", ROOT)}
+    for name in LAYERS:
+        d = defs[name]
+        load_layer(store, d.source, name=d.name, role=d.role, id_field=d.id_field,
+                   name_field=d.name_field)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = resampled_csv(rows, Path(tmp) / "resampled.csv")
+        return import_file(store, Context.from_store(store), source,
+                           read_mapping("chicago-311-legacy"))
+
+
 def postgis_url() -> str:
     url = os.environ.get("GEO311_BENCH_POSTGIS_URL")
     if url:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from import_requests import LAYERS, postgis_url, resampled_csv  # noqa: E402
+from import_requests import load_resampled, postgis_url  # noqa: E402
 
-from geo311.imports import import_file, read_mapping  # noqa: E402
-from geo311.intake import Context  # noqa: E402
-from geo311.layerdefs import read_layer_definitions  # noqa: E402
-from geo311.layers import load_layer  # noqa: E402
 from geo311.store import Store, open_store  # noqa: E402
 from geo311.store.queues import QueueFilter  # noqa: E402
 
@@ -53,17 +48,7 @@ def prepare(url: str, rows: int, fresh: bool) -> None:
     if have < rows:
         print(f"importing {rows:,} resampled requests (the database held {have:,}) ...")
         started = time.perf_counter()
-        store.schema.drop()
-        store.schema.init()
-        defs = {d.name: d for d in read_layer_definitions(ROOT / "layers", ROOT)}
-        for name in LAYERS:
-            d = defs[name]
-            load_layer(store, d.source, name=d.name, role=d.role, id_field=d.id_field,
-                       name_field=d.name_field)
-        with tempfile.TemporaryDirectory() as tmp:
-            source = resampled_csv(rows, Path(tmp) / "resampled.csv")
-            summary = import_file(store, Context.from_store(store), source,
-                                  read_mapping("chicago-311-legacy"))
+        summary = load_resampled(store, rows)
         with store.engine.begin() as conn:
             conn.execute(text(DUE))
             conn.execute(text(OPENED))
