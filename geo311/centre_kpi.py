@@ -56,10 +56,12 @@ def agent_table(contacts: pd.DataFrame) -> pd.DataFrame:
                              ).reset_index(drop=True)
 
 
-def centre_summary(contacts: pd.DataFrame, first_actions: pd.DataFrame) -> dict[str, float]:
+def centre_summary(contacts: pd.DataFrame, first_actions: pd.DataFrame,
+                   requests: int) -> dict[str, float]:
     """Totals for the period: contacts, question share, resolution, time to first action.
 
-    ``first_actions`` has ``requested`` and ``first_action`` (NaT while none) per request.
+    ``first_actions`` has ``requested`` and ``first_action`` per request staff acted on;
+    ``requests`` is how many came in.
     """
     n = len(contacts)
     waited = (first_actions["first_action"] - first_actions["requested"]).dt.total_seconds()
@@ -69,7 +71,7 @@ def centre_summary(contacts: pd.DataFrame, first_actions: pd.DataFrame) -> dict[
         "info_share": float(contacts["kind"].eq("info").mean()) if n else np.nan,
         "first_contact_resolution": (float((~contacts["outcome"].isin(NOT_RESOLVED)).mean())
                                      if n else np.nan),
-        "requests": len(first_actions),
+        "requests": requests,
         "acted_on": len(acted),
         "median_hours_to_first_action": float(acted.median()) if len(acted) else np.nan,
         "p90_hours_to_first_action": float(acted.quantile(0.9)) if len(acted) else np.nan,

@@ -120,7 +120,8 @@ def tables(view: KpiView) -> dict[str, Any]:
                 "chart": chart(trend),
                 "channel": channel_table(centre["contacts"], centre["channels"]),
                 "agent": agent_table(centre["contacts"]),
-                "centre": centre_summary(centre["contacts"], centre["first_actions"])}
+                "centre": centre_summary(centre["contacts"], centre["first_actions"],
+                                         int(centre["roots"]["requests"].iloc[0]))}
 
     return _cache().get(key, build)  # type: ignore[no-any-return]
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import String, and_, cast, func, insert, or_, select, true
+from sqlalchemy import Integer, and_, cast, func, insert, or_, select, true
 
 from geo311.errors import InvalidRequest, NotFound
 from geo311.model import CALLBACKS, CHANNELS, CONTACT_KINDS, CallerRequest, Contact
@@ -129,8 +129,10 @@ class Contacts:
         """What the centre's figures are made of, for contacts and requests in [start, end).
 
         ``contacts``: one row per desk contact; ``channels``: requests received per
-        ``source``; ``first_actions``: each request's time and its first audited staff
-        action among ``first_actions`` (NaT while none).
+        ``source``; ``first_actions``: the group roots staff acted on, with their time and
+        first audited staff action among ``first_actions``; ``roots``: how many group
+        roots came in. Staff actions are few: they are grouped first and joined to their
+        requests, so a view never reads every request.
         """
         c, sr, a = t.contacts.c, t.service_requests.c, t.audit_log.c
 
@@ -146,18 +148,23 @@ class Contacts:
             channels = to_frame(conn.execute(
                 select(sr.source, func.count()).where(within(sr.requested_datetime))
                 .group_by(sr.source)).all(), ["channel", "requests"])
-            first = (select(func.min(a.at)).where(
-                a.entity == "request", a.entity_id == cast(sr.id, String),
-                a.action.in_(list(first_actions)), a.actor != "system")
-                .correlate(t.service_requests).scalar_subquery())
+            firsts = (select(a.entity_id.label("request_id"), func.min(a.at).label("at"))
+                      .where(a.entity == "request", a.action.in_(list(first_actions)),
+                             a.actor != "system")
+                      .group_by(a.entity_id).subquery())
+            roots = and_(within(sr.requested_datetime), sr.duplicate_of.is_(None))
             acted = to_frame(conn.execute(
-                select(sr.id, sr.requested_datetime, first)
-                .where(within(sr.requested_datetime), sr.duplicate_of.is_(None))).all(),
-                ["id", "requested", "first_action"])
+                select(sr.id, sr.requested_datetime, firsts.c.at)
+                .join_from(firsts, t.service_requests,
+                           sr.id == cast(firsts.c.request_id, Integer))
+                .where(roots)).all(), ["id", "requested", "first_action"])
+            counted = conn.execute(select(func.count()).select_from(t.service_requests)
+                                   .where(roots)).scalar_one()
         for frame, cols in ((contacts, ["created"]), (acted, ["requested", "first_action"])):
             for col in cols:
                 frame[col] = pd.to_datetime(frame[col], utc=True)
-        return {"contacts": contacts, "channels": channels, "first_actions": acted}
+        return {"contacts": contacts, "channels": channels, "first_actions": acted,
+                "roots": pd.DataFrame({"requests": [int(counted)]})}
 
 
 def _contact(r: Any) -> Contact:
