@@ -1,5 +1,7 @@
 """Mail to reporters: compose each outbox row in its language and deliver it over SMTP.
 
+A closing message links to a one-question satisfaction survey (``answer_survey``).
+
 The rows are written by the store with the change they report (``store.outbox``); this
 service claims due rows, sends each once, and records what happened: sent, retried later
 with exponential backoff (SMTP 4xx, a server that cannot be reached), or failed (5xx,
@@ -32,11 +34,14 @@ from geo311.redaction import redact_text
 from geo311.store.outbox import DEFAULT_LANGUAGE, Outbox
 from geo311.store.requests import Requests
 from geo311.store.rows import now_utc
+from geo311.store.surveys import Surveys
 
 LOGGER = logging.getLogger(__name__)
 
 #: Signs unsubscribe links apart from any other use of the secret key.
 UNSUBSCRIBE_SALT = "geo311.unsubscribe"
+#: Signs the satisfaction survey links of closing notifications.
+SURVEY_SALT = "geo311.survey"
 
 #: What each message says, per language: subjects and opening lines per kind.
 PHRASES: dict[str, dict[str, Any]] = {
@@ -59,6 +64,7 @@ PHRASES: dict[str, dict[str, Any]] = {
         "note": "Note from the city:",
         "track": "Follow the request here:",
         "unsubscribe": "To receive no more of these messages:",
+        "survey": "How did we do? Rate how this request was handled, from 1 to 5:",
         "statuses": {"open": "open", "closed": "closed"},
     },
     "es": {
@@ -80,6 +86,7 @@ PHRASES: dict[str, dict[str, Any]] = {
         "note": "Nota de la ciudad:",
         "track": "Siga la solicitud aquí:",
         "unsubscribe": "Para no recibir más mensajes como este:",
+        "survey": "¿Cómo lo hicimos? Califique cómo se atendió esta solicitud, de 1 a 5:",
         "statuses": {"open": "abierta", "closed": "cerrada"},
     },
     "pl": {
@@ -102,6 +109,7 @@ PHRASES: dict[str, dict[str, Any]] = {
         "note": "Uwaga od miasta:",
         "track": "Śledź zgłoszenie tutaj:",
         "unsubscribe": "Aby nie otrzymywać więcej takich wiadomości:",
+        "survey": "Jak nam poszło? Oceń załatwienie tego zgłoszenia w skali od 1 do 5:",
         "statuses": {"open": "otwarte", "closed": "zamknięte"},
     },
     "zh": {
@@ -121,6 +129,7 @@ PHRASES: dict[str, dict[str, Any]] = {
         "note": "市政部门的说明：",
         "track": "查看进度：",
         "unsubscribe": "不再接收此类邮件：",
+        "survey": "我们做得如何？请为此请求的处理打分（1 至 5 分）：",
         "statuses": {"open": "处理中", "closed": "已关闭"},
     },
 }
@@ -135,6 +144,7 @@ _TEXT = Environment(autoescape=False, keep_trailing_newline=True).from_string(
     "{% if joined %}{{ joined }}\n{% endif %}"
     "{% if note %}\n{{ note_label }}\n{{ note }}\n{% endif %}"
     "\n{{ track_label }}\n{{ track_url }}\n"
+    "{% if survey_url %}\n{{ survey_label }}\n{{ survey_url }}\n{% endif %}"
     "\n-- \n{{ unsubscribe_label }}\n{{ unsubscribe_url }}\n"
 )
 # Every value is escaped: service names and notes are text anyone may have typed.
@@ -145,9 +155,18 @@ _HTML = Environment(autoescape=True).from_string(
     "{% if joined %}<p>{{ joined }}</p>\n{% endif %}"
     "{% if note %}<p>{{ note_label }}</p>\n<blockquote>{{ note }}</blockquote>\n{% endif %}"
     '<p>{{ track_label }} <a href="{{ track_url }}">{{ track_url }}</a></p>\n'
+    '{% if survey_url %}<p>{{ survey_label }} <a href="{{ survey_url }}">{{ survey_url }}'
+    "</a></p>\n{% endif %}"
     '<hr><p><small>{{ unsubscribe_label }} <a href="{{ unsubscribe_url }}">'
     "{{ unsubscribe_url }}</a></small></p>\n</body></html>\n"
 )
+
+
+class SurveyStore(Protocol):
+    """What the survey needs of the store: the outbox and the answers."""
+
+    outbox: Outbox
+    surveys: Surveys
 
 
 class NotifyStore(Protocol):
@@ -232,6 +251,59 @@ def unsubscribe_url(mailer: Mailer, notification_id: int) -> str:
     return f"{mailer.public_url}/unsubscribe/{unsubscribe_token(notification_id, mailer.secret)}"
 
 
+def survey_token(notification_id: int, secret: str) -> str:
+    """A signed token naming one closing notification, whose survey it opens."""
+    return str(URLSafeSerializer(secret, salt=SURVEY_SALT).dumps(int(notification_id)))
+
+
+def read_survey_token(token: str, secret: str) -> int:
+    """The notification id a survey token names; raise ``InvalidRequest`` for a forged one."""
+    try:
+        found = URLSafeSerializer(secret, salt=SURVEY_SALT).loads(token)
+    except BadSignature as exc:
+        raise InvalidRequest("this survey link is not valid") from exc
+    if not isinstance(found, int):
+        raise InvalidRequest("this survey link is not valid")
+    return found
+
+
+def survey_url(mailer: Mailer, notification_id: int) -> str:
+    """The satisfaction survey link of a closing notification (good for one answer)."""
+    return f"{mailer.public_url}/survey/{survey_token(notification_id, mailer.secret)}"
+
+
+def survey_of(store: SurveyStore, token: str, secret: str) -> tuple[dict[str, Any], Any]:
+    """The closing notification a survey link names and its answer (None before one).
+
+    Raises ``InvalidRequest`` for a forged link, ``NotFound`` for a link to anything but
+    a closing notification.
+    """
+    row = store.outbox.get(read_survey_token(token, secret))
+    if row is None or row["kind"] != "closed":
+        raise NotFound("this survey does not exist")
+    return row, store.surveys.of_notification(int(row["id"]))
+
+
+def answer_survey(store: SurveyStore, token: str, secret: str, rating: str | int,
+                  comment: str = "") -> Any:
+    """Store a resident's answer to the survey a link names; the link is good once.
+
+    ``rating`` may be the text a form sent. Raises ``InvalidRequest`` (bad link or
+    rating), ``NotFound`` and ``Conflict`` (answered already).
+
+    Examples
+    --------
+    >>> answer_survey(store, token, secret, "4", "Quick, thank you").rating  # doctest: +SKIP
+    4
+    """
+    row, _ = survey_of(store, token, secret)
+    text = str(rating).strip()
+    if not text.isdigit():
+        raise InvalidRequest(f"rating was {text[:20]!r} but is expected to be a whole "
+                             "number from 1 to 5")
+    return store.surveys.answer(int(row["id"]), int(text), comment)
+
+
 def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -271,6 +343,8 @@ def compose(row: dict[str, Any], request: Any, mailer: Mailer,
         "note": note, "note_label": words["note"], "track_label": words["track"],
         "track_url": f"{mailer.public_url}/requests/{request.id}",
         "unsubscribe_label": words["unsubscribe"], "unsubscribe_url": link,
+        "survey_label": words["survey"],
+        "survey_url": survey_url(mailer, row["id"]) if kind == "closed" else "",
     }
     msg = EmailMessage()
     msg["Subject"] = subject

@@ -1,11 +1,24 @@
-"""One-click unsubscribe from mail about one's requests (RFC 8058)."""
+"""What mail to residents links to: one-click unsubscribe (RFC 8058) and the survey on close.
+
+Both pages are reached by a signed link, which is the credential (so no CSRF token):
+they are kept out of caches and referrer logs.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, make_response, render_template
+from typing import Any
 
-from geo311.errors import InvalidRequest
-from geo311.notifications import mask_address, read_unsubscribe_token
+from flask import Blueprint, Response, current_app, make_response, render_template, request
+
+from geo311.errors import Conflict, InvalidRequest
+from geo311.notifications import (
+    DECLARED_TAGS,
+    answer_survey,
+    language_of,
+    mask_address,
+    read_unsubscribe_token,
+    survey_of,
+)
 from geo311_web import state
 
 bp = Blueprint("notify", __name__)
@@ -17,6 +30,37 @@ def _address(token: str) -> str:
     if found is None:
         raise InvalidRequest("this unsubscribe link is not valid")
     return str(found["email"])
+
+
+#: The survey page in each language mail is written in.
+SURVEY_WORDS: dict[str, dict[str, Any]] = {
+    "en": {"title": "How did we do?", "question": "How satisfied are you with how request "
+           "{number} ({service}) was handled?", "ratings": ("Very dissatisfied",
+           "Dissatisfied", "Neither", "Satisfied", "Very satisfied"),
+           "comment": "Anything you want to tell us (optional; do not include personal details)",
+           "send": "Send", "thanks": "Thank you: your answer about request {number} was saved.",
+           "again": "This survey was answered already. Thank you.",
+           "choose": "Choose a rating from 1 to 5.", "back": "Back to the map"},
+    "es": {"title": "¿Cómo lo hicimos?", "question": "¿Qué tan satisfecho está con la atención "
+           "de la solicitud {number} ({service})?", "ratings": ("Muy insatisfecho",
+           "Insatisfecho", "Ni uno ni otro", "Satisfecho", "Muy satisfecho"),
+           "comment": "¿Algo que quiera decirnos? (opcional; no incluya datos personales)",
+           "send": "Enviar", "thanks": "Gracias: guardamos su respuesta sobre la solicitud "
+           "{number}.", "again": "Esta encuesta ya fue respondida. Gracias.",
+           "choose": "Elija una calificación de 1 a 5.", "back": "Volver al mapa"},
+    "pl": {"title": "Jak nam poszło?", "question": "Jak bardzo jesteś zadowolony(-a) z "
+           "załatwienia zgłoszenia {number} ({service})?", "ratings": ("Bardzo niezadowolony",
+           "Niezadowolony", "Ani tak, ani nie", "Zadowolony", "Bardzo zadowolony"),
+           "comment": "Co chcesz nam przekazać? (opcjonalnie; bez danych osobowych)",
+           "send": "Wyślij", "thanks": "Dziękujemy: zapisaliśmy odpowiedź dotyczącą zgłoszenia "
+           "{number}.", "again": "Ta ankieta została już wypełniona. Dziękujemy.",
+           "choose": "Wybierz ocenę od 1 do 5.", "back": "Powrót do mapy"},
+    "zh": {"title": "我们做得如何？", "question": "您对请求 {number}（{service}）的处理满意吗？",
+           "ratings": ("非常不满意", "不满意", "一般", "满意", "非常满意"),
+           "comment": "您想告诉我们的（可选；请勿填写个人信息）", "send": "提交",
+           "thanks": "谢谢：您对请求 {number} 的评价已保存。", "again": "此调查已填写过。谢谢。",
+           "choose": "请选择 1 至 5 分。", "back": "返回地图"},
+}
 
 
 def _private(body: str) -> Response:
@@ -44,3 +88,46 @@ def unsubscribe(token: str) -> Response:
     state().store.outbox.unsubscribe(address)
     return _private(render_template("unsubscribe.html", masked=mask_address(address),
                                     token=token, done=True))
+
+
+def _survey_page(token: str, *, error: str = "", status: int = 200,
+                 just_answered: bool = False) -> Response:
+    """The survey in the language of the mail that linked to it."""
+    store = state().store
+    row, answer = survey_of(store, token, current_app.secret_key or "")
+    lang = language_of(row.get("language"))
+    found = store.requests.get(int(row["request_id"]))
+    words = SURVEY_WORDS[lang]
+    values = {"number": f"#{found.id}", "service": found.service_name or found.service_code}
+    response = _private(render_template(
+        "survey.html", token=token, words=words, page_lang=DECLARED_TAGS.get(lang, lang),
+        question=words["question"].format(**values),
+        answered=just_answered or answer is not None, error=error,
+        done=words["thanks"].format(**values) if just_answered else words["again"],
+        comment=request.form.get("comment", "") if error else ""))
+    response.status_code = status
+    return response
+
+
+@bp.get("/survey/<token>")
+def survey(token: str) -> Response:
+    """The one-question survey a closing notification links to."""
+    return _survey_page(token)
+
+
+@bp.post("/survey/<token>")
+def answer(token: str) -> Response:
+    """Store the answer; a second answer through the same link is refused (409)."""
+    store, secret = state().store, current_app.secret_key or ""
+    row, _ = survey_of(store, token, secret)  # a forged or unknown link stops here
+    rating = request.form.get("rating", "")
+    if rating not in ("1", "2", "3", "4", "5"):
+        words = SURVEY_WORDS[language_of(row.get("language"))]
+        return _survey_page(token, error=words["choose"], status=400)
+    try:
+        answer_survey(store, token, secret, rating, request.form.get("comment", ""))
+    except Conflict:
+        return _survey_page(token, status=409)
+    except InvalidRequest as exc:  # a comment too long: the message says by how much
+        return _survey_page(token, error=exc.message, status=400)
+    return _survey_page(token, just_answered=True)

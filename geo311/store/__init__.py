@@ -33,6 +33,7 @@ from geo311.store.schema import Schema
 from geo311.store.search import Search
 from geo311.store.sla import SlaClocks
 from geo311.store.spatialite import SpatiaLiteDialect
+from geo311.store.surveys import Surveys
 
 __all__ = ["Database", "Dialect", "Store", "open_store"]
 
@@ -63,6 +64,7 @@ class Store:
         self.contacts = Contacts(self.db)
         self.queues = Queues(self.db, self.requests)
         self.outbox = Outbox(self.db)
+        self.surveys = Surveys(self.db)
 
     @property
     def engine(self) -> Engine:

@@ -38,6 +38,9 @@ from geo311.store.centre_tables import (
     saved_views as saved_views,
 )
 from geo311.store.centre_tables import (
+    survey_answers as survey_answers,
+)
+from geo311.store.centre_tables import (
     unsubscribed as unsubscribed,
 )
 from geo311.store.schema_types import UTCDateTime as UTCDateTime
@@ -61,7 +64,8 @@ from geo311.store.schema_types import metadata as metadata
 #: and the indexes the queue's filters use.
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
-SCHEMA_VERSION = 10
+#: 11: ``survey_answers``: the resident's 1-5 rating of a closed request and a comment.
+SCHEMA_VERSION = 11
 
 schema_info = Table(
     "schema_info",
