@@ -227,23 +227,31 @@ class Mailer:
         return self.mail_from.rsplit("@", 1)[-1].strip(" >") or "geo311.invalid"
 
 
+def _signed(notification_id: int, secret: str, salt: str) -> str:
+    return str(URLSafeSerializer(secret, salt=salt).dumps(int(notification_id)))
+
+
+def _read_signed(token: str, secret: str, salt: str, link: str) -> int:
+    try:
+        found = URLSafeSerializer(secret, salt=salt).loads(token)
+    except BadSignature as exc:
+        raise InvalidRequest(f"this {link} link is not valid") from exc
+    if not isinstance(found, int):
+        raise InvalidRequest(f"this {link} link is not valid")
+    return found
+
+
 def unsubscribe_token(notification_id: int, secret: str) -> str:
     """A signed token naming one notification; its address is what it unsubscribes.
 
     The address itself never appears in the link (links end up in logs).
     """
-    return str(URLSafeSerializer(secret, salt=UNSUBSCRIBE_SALT).dumps(int(notification_id)))
+    return _signed(notification_id, secret, UNSUBSCRIBE_SALT)
 
 
 def read_unsubscribe_token(token: str, secret: str) -> int:
     """The notification id a token names; raise ``InvalidRequest`` for a forged one."""
-    try:
-        found = URLSafeSerializer(secret, salt=UNSUBSCRIBE_SALT).loads(token)
-    except BadSignature as exc:
-        raise InvalidRequest("this unsubscribe link is not valid") from exc
-    if not isinstance(found, int):
-        raise InvalidRequest("this unsubscribe link is not valid")
-    return found
+    return _read_signed(token, secret, UNSUBSCRIBE_SALT, "unsubscribe")
 
 
 def unsubscribe_url(mailer: Mailer, notification_id: int) -> str:
@@ -253,18 +261,12 @@ def unsubscribe_url(mailer: Mailer, notification_id: int) -> str:
 
 def survey_token(notification_id: int, secret: str) -> str:
     """A signed token naming one closing notification, whose survey it opens."""
-    return str(URLSafeSerializer(secret, salt=SURVEY_SALT).dumps(int(notification_id)))
+    return _signed(notification_id, secret, SURVEY_SALT)
 
 
 def read_survey_token(token: str, secret: str) -> int:
     """The notification id a survey token names; raise ``InvalidRequest`` for a forged one."""
-    try:
-        found = URLSafeSerializer(secret, salt=SURVEY_SALT).loads(token)
-    except BadSignature as exc:
-        raise InvalidRequest("this survey link is not valid") from exc
-    if not isinstance(found, int):
-        raise InvalidRequest("this survey link is not valid")
-    return found
+    return _read_signed(token, secret, SURVEY_SALT, "survey")
 
 
 def survey_url(mailer: Mailer, notification_id: int) -> str:
