@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, make_response, render_template, request
 
 from geo311.errors import Conflict, InvalidRequest
+from geo311.following import confirm_follow, follow_request_of
 from geo311.notifications import (
     DECLARED_TAGS,
     answer_survey,
@@ -31,6 +32,25 @@ def _address(token: str) -> str:
         raise InvalidRequest("this unsubscribe link is not valid")
     return str(found["email"])
 
+
+#: The page that confirms a follow, in each language mail is written in.
+FOLLOW_WORDS: dict[str, dict[str, str]] = {
+    "en": {"title": "Follow a request", "ask": "Send the updates of request {number} "
+           "({service}) to {masked}?", "confirm": "Confirm",
+           "done": "{masked} now follows request {number}. Every message has a link to stop.",
+           "track": "See the request"},
+    "es": {"title": "Seguir una solicitud", "ask": "¿Enviar las novedades de la solicitud "
+           "{number} ({service}) a {masked}?", "confirm": "Confirmar",
+           "done": "{masked} ahora sigue la solicitud {number}. Cada mensaje tiene un enlace "
+           "para dejar de recibirlos.", "track": "Ver la solicitud"},
+    "pl": {"title": "Obserwuj zgłoszenie", "ask": "Wysyłać informacje o zgłoszeniu {number} "
+           "({service}) na adres {masked}?", "confirm": "Potwierdź",
+           "done": "{masked} obserwuje teraz zgłoszenie {number}. Każda wiadomość zawiera link "
+           "do rezygnacji.", "track": "Zobacz zgłoszenie"},
+    "zh": {"title": "关注请求", "ask": "将请求 {number}（{service}）的进展发送到 {masked}？",
+           "confirm": "确认", "done": "{masked} 已关注请求 {number}。每封邮件都附有退订链接。",
+           "track": "查看请求"},
+}
 
 #: The survey page in each language mail is written in.
 SURVEY_WORDS: dict[str, dict[str, Any]] = {
@@ -131,3 +151,32 @@ def answer(token: str) -> Response:
     except InvalidRequest as exc:  # a comment too long: the message says by how much
         return _survey_page(token, error=exc.message, status=400)
     return _survey_page(token, just_answered=True)
+
+
+def _follow_page(token: str, *, done: bool) -> Response:
+    store = state().store
+    row = follow_request_of(store, token, current_app.secret_key or "")
+    lang = language_of(row.get("language"))
+    found = store.requests.get(int(row["request_id"]))
+    words = FOLLOW_WORDS[lang]
+    values = {"number": f"#{found.id}", "service": found.service_name or found.service_code,
+              "masked": mask_address(str(row["email"]))}
+    follower = store.followers.get(found.id, str(row["email"]))
+    done = done or (follower is not None and follower.status == "confirmed")
+    return _private(render_template(
+        "follow.html", token=token, words=words, page_lang=DECLARED_TAGS.get(lang, lang),
+        request_id=found.id, ask=words["ask"].format(**values),
+        done=words["done"].format(**values) if done else ""))
+
+
+@bp.get("/follow/<token>")
+def follow_confirmation(token: str) -> Response:
+    """Ask before confirming: mail scanners follow links, so a GET changes nothing."""
+    return _follow_page(token, done=False)
+
+
+@bp.post("/follow/<token>")
+def confirm_following(token: str) -> Response:
+    """Confirm the follow the link names (a second press changes nothing)."""
+    confirm_follow(state().store, token, current_app.secret_key or "")
+    return _follow_page(token, done=True)

@@ -20,6 +20,7 @@ from geo311.store.contacts import Contacts
 from geo311.store.database import Database, Dialect
 from geo311.store.dispatch import Dispatch
 from geo311.store.duplicates import Duplicates
+from geo311.store.followers import Followers
 from geo311.store.hotspots import Hotspots
 from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
@@ -65,6 +66,7 @@ class Store:
         self.queues = Queues(self.db, self.requests)
         self.outbox = Outbox(self.db)
         self.surveys = Surveys(self.db)
+        self.followers = Followers(self.db)
 
     @property
     def engine(self) -> Engine:

@@ -123,3 +123,23 @@ survey_answers = Table(
     Column("answered", UTCDateTime, nullable=False),
     Index("ix_survey_answers_answered", "answered"),
 )
+
+# --- following a request by email, with double opt-in ----------------------------------
+
+#: Anyone may follow a request without an account: ``pending`` until the address opens
+#: the link mailed to it (kind ``follow`` in the outbox), then ``confirmed``, and from
+#: then on it hears what the reporters hear (status, closed, merged).
+followers = Table(
+    "followers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("email", String(254), nullable=False),
+    Column("language", String(10), nullable=False, default="en"),
+    Column("status", String(10), nullable=False, default="pending"),
+    Column("created", UTCDateTime, nullable=False),
+    Column("confirmed", UTCDateTime),
+    UniqueConstraint("request_id", "email", name="uq_follower_request_email"),
+    Index("ix_followers_email", "email", "status"),
+)

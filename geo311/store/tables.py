@@ -29,6 +29,9 @@ from geo311.store.centre_tables import (
     contacts as contacts,
 )
 from geo311.store.centre_tables import (
+    followers as followers,
+)
+from geo311.store.centre_tables import (
     notifications as notifications,
 )
 from geo311.store.centre_tables import (
@@ -65,6 +68,7 @@ from geo311.store.schema_types import metadata as metadata
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
 #: 11: ``survey_answers``: the resident's 1-5 rating of a closed request and a comment.
+#:    ``followers``: addresses that follow a request by email (double opt-in).
 SCHEMA_VERSION = 11
 
 schema_info = Table(
