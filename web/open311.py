@@ -231,12 +231,14 @@ def token(token: str, fmt: str) -> Response:
 
 @bp.post(f"/v2/requests.{FMT}")
 def requests_create(fmt: str) -> Response:
-    """POST Service Request (form-encoded or multipart; needs an api_key)."""
+    """POST Service Request (form-encoded or multipart with a ``media`` photo; an api_key)."""
     _check_body()
     s = state()
+    media = request.files.get("media")
     created = create_request(
         s.store, s.context, _catalogue(), _params(), rate_limit=post_limit(current_app.config),
-        jurisdiction_id=_jurisdiction(), language=reader_language())
+        jurisdiction_id=_jurisdiction(), language=reader_language(),
+        photo=s.photo(media.read() if media else None, request.host_url))
     return _respond(fmt, "requests", created.document())
 
 

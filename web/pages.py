@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from itertools import groupby
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from geo311.errors import Geo311Error, InvalidRequest
+from geo311.errors import Geo311Error, InvalidRequest, NotFound
 from geo311.following import ask_to_follow
 from geo311.intake import submit
+from geo311.media import NAME as MEDIA_NAME
+from geo311.media import kept_photo, thumbnail_of
 from geo311.model import NewRequest, Reporter, ServiceRequest
 from geo311.nearby import open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
@@ -119,7 +122,9 @@ def report() -> tuple[str, int]:
             attributes={code: tuple(values) for code, values in
                         parse_answers(form.to_dict(flat=False)).items()},
         )
-        stored = submit(s.store, s.context(), new)
+        upload = request.files.get("photo")
+        with kept_photo(s.photo(upload.read() if upload else None, request.host_url)) as url:
+            stored = submit(s.store, s.context(), replace(new, media_url=url) if url else new)
     except Geo311Error as exc:
         return _index(exc.status, error=exc.message, form=form)
     parent = s.store.requests.get(stored.duplicate_of) if stored.duplicate_of else None
@@ -160,6 +165,7 @@ def _tracking(request_id: int, *, followed: bool = False, follow_error: str = ""
                            districts=district_lines(r),
                            import_note=_import_note(r),
                            media_url=_shown_media(r, sensitive),
+                           thumbnail=thumbnail_of(_shown_media(r, sensitive)),
                            withheld=WITHHELD if r.service_code in sensitive else "",
                            followed=followed, follow_error=follow_error,
                            follow_email=follow_email), status
@@ -207,6 +213,22 @@ def district_lines(r: ServiceRequest) -> list[tuple[str, str | None]]:
             district = r.districts[layer]
             lines.append((title, names.get(district, district) if district else None))
     return lines
+
+
+@bp.get("/media/<name>")
+def media(name: str) -> Response:
+    """A kept photo (stripped of metadata): named by its content, so cached for ever."""
+    if not MEDIA_NAME.fullmatch(name):
+        raise NotFound(f"no photo is called {name[:80]!r}")
+    data = state().media.get(name)
+    if data is None:
+        raise NotFound(f"no photo is called {name!r}")
+    response = Response(data, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @bp.get("/layers")
