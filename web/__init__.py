@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         auth,
         console,
         desk,
+        disclosure,
         dispatch,
         errors,
         geocoding,
@@ -115,5 +116,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(gis.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(notify.bp)
+    app.register_blueprint(disclosure.bp)
     open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

@@ -18,6 +18,7 @@ from geo311.store.audit import AuditLog
 from geo311.store.catalogue import Catalogue
 from geo311.store.contacts import Contacts
 from geo311.store.database import Database, Dialect
+from geo311.store.disclosure import Disclosures
 from geo311.store.dispatch import Dispatch
 from geo311.store.duplicates import Duplicates
 from geo311.store.hotspots import Hotspots
@@ -63,6 +64,7 @@ class Store:
         self.contacts = Contacts(self.db)
         self.queues = Queues(self.db, self.requests)
         self.outbox = Outbox(self.db)
+        self.disclosure = Disclosures(self.db)
 
     @property
     def engine(self) -> Engine:
