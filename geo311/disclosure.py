@@ -34,12 +34,13 @@ from geo311.disclosure_files import (
     requests_geojson,
     safe_json,
     summary_html,
+    utc_text,
 )
 from geo311.errors import InvalidRequest
 from geo311.kpi import local_day_range
 from geo311.model import STATUSES
 from geo311.privacy import masked_point
-from geo311.redaction import TOKENS, find_identifiers
+from geo311.redaction import MAYBE_IDENTIFIER, TOKENS, find_identifiers
 from geo311.store.disclosure import RecordsSearch
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ MAX_IDS = 10_000
 #: Requests read and redacted at a time.
 CHUNK = 2000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Text without a digit, "@" or "at" holds no identifier (``geo311.redaction``).
+_MAYBE = re.compile(MAYBE_IDENTIFIER)
 
 #: Every redaction rule: its id, what it does and to what (the log and summary say so).
 RULES = {
@@ -328,7 +331,7 @@ class Redactions:
     def text(self, request_id: int, fld: str, value: str | None, files: Sequence[str]) -> str:
         """``value`` with identifiers replaced by tokens, each logged by its rule."""
         value = value or ""
-        found = find_identifiers(value)
+        found = find_identifiers(value) if _MAYBE.search(value) else []
         if not found:
             return value
         parts, last = [], 0
@@ -363,10 +366,11 @@ def _public_request(red: Redactions, row: dict[str, Any], districts: dict[str, s
     rid = int(row["id"])
     lon, lat = row["lon"], row["lat"]
     out = {k: row[k] for k in ("external_id", "service_code", "service_name", "agency",
-                               "status", "zipcode", "requested_datetime", "updated_datetime",
-                               "closed_datetime", "expected_datetime", "duplicate_of",
-                               "reporter_count")}
+                               "status", "zipcode", "duplicate_of", "reporter_count")}
     out["id"] = rid
+    for k in ("requested_datetime", "updated_datetime", "closed_datetime",
+              "expected_datetime"):
+        out[k] = utc_text(row[k])
     if row["sensitive"]:
         if lon is not None and lat is not None:
             lon, lat = masked_point(float(lon), float(lat))
@@ -379,7 +383,7 @@ def _public_request(red: Redactions, row: dict[str, Any], districts: dict[str, s
         out["description"] = red.text(rid, "description", row["description"], REQUEST_FILES)
         out["media_url"] = _media(red, rid, row["media_url"])
     out["status_notes"] = red.text(rid, "status_notes", row["status_notes"], REQUEST_FILES)
-    out["lon"] = None if lon is None else round(float(lon), 7)
+    out["long"] = None if lon is None else round(float(lon), 7)
     out["lat"] = None if lat is None else round(float(lat), 7)
     out["districts"] = districts
     for fld, n in sorted(reporters.items()):
@@ -403,14 +407,14 @@ def _public_history(red: Redactions, entries: list[dict[str, Any]],
             shown = {"from": detail.get("folded")}
         note = red.text(rid, f"history.{e['action']}.note", str(shown.pop("note", "") or ""),
                         HISTORY_FILES)
-        events.append({"request_id": rid, "at": e["at"], "order": (0, e["entry"]),
+        events.append({"request_id": rid, "at": utc_text(e["at"]), "order": (0, e["entry"]),
                        "event": e["action"], "from": _plain(shown.get("from")),
                        "to": _plain(shown.get("to") or shown.get("into")), "note": note,
                        "by": "City staff"})
     for n in notes:
         rid = n["request_id"]
         red.add(rid, "history.public_note.actor", "staff-name", HISTORY_FILES)
-        events.append({"request_id": rid, "at": n["at"], "order": (1, n["note"]),
+        events.append({"request_id": rid, "at": utc_text(n["at"]), "order": (1, n["note"]),
                        "event": "public_note", "from": "", "to": "",
                        "note": red.text(rid, "history.public_note", n["body"], HISTORY_FILES),
                        "by": "City staff"})
@@ -518,7 +522,8 @@ def package_files(query: RecordsQuery, requests: list[dict[str, Any]],
         "time_zone": str(zone), "query_file": "query.toml",
         "search": {"services": list(query.services),
                    "districts": [f"{layer}:{d}" for layer, d in query.districts],
-                   "requested_from": _utc(search.start), "requested_before": _utc(search.end),
+                   "requested_from": utc_text(search.start) or None,
+                   "requested_before": utc_text(search.end) or None,
                    "status": query.status, "text": query.text, "ids": list(query.ids)},
         "counts": {"requests": len(requests), "history_events": len(history),
                    "redactions": {rule: n for rule, n in red.by_rule.items()}},
@@ -531,8 +536,3 @@ def package_files(query: RecordsQuery, requests: list[dict[str, Any]],
                                           "note": "checksums of every other file of the "
                                                   "package (SHA-256)"})
     return files
-
-
-def _utc(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(ZoneInfo("UTC")).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")

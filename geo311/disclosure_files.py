@@ -49,9 +49,12 @@ def safe_json(document: object) -> bytes:
     >>> b"<" in safe_json({"d": "<b>"}), json.loads(safe_json({"d": "<b>"}))
     (False, {'d': '<b>'})
     """
-    text = json.dumps(document, ensure_ascii=False, indent=2)
-    text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-    return (text + "\n").encode("utf-8")
+    return (_unmarked(json.dumps(document, ensure_ascii=False, indent=2)) + "\n").encode("utf-8")
+
+
+def _unmarked(text: str) -> str:
+    """JSON text with ``&``, ``<`` and ``>`` (only ever inside strings) as escapes."""
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
@@ -71,50 +74,42 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _request_values(r: Mapping[str, Any]) -> dict[str, Any]:
-    out = {c: r.get(c) for c in REQUEST_COLUMNS if c not in ("lat", "long")}
-    out["lat"], out["long"] = r["lat"], r["lon"]
-    for c in _TIMES:
-        out[c] = utc_text(r[c])
-    return out
-
-
 def requests_csv(requests: Sequence[Mapping[str, Any]], layers: Sequence[str]) -> bytes:
     """One row per request: public columns, then ``district_<layer>`` per active layer."""
-    rows = []
-    for r in requests:
-        values = _request_values(r)
-        rows.append([_cell(values[c]) for c in REQUEST_COLUMNS]
-                    + [_cell(r["districts"].get(layer)) for layer in layers])
+    rows = [[_cell(r[c]) for c in REQUEST_COLUMNS]
+            + [_cell(r["districts"].get(layer)) for layer in layers] for r in requests]
     return _csv([*REQUEST_COLUMNS, *(f"district_{layer}" for layer in layers)], rows)
 
 
 def history_csv(history: Sequence[Mapping[str, Any]]) -> bytes:
-    """One row per public history event, by request then time."""
-    return _csv(HISTORY_COLUMNS, [[_cell(utc_text(e["at"]) if c == "at" else e[c])
-                                   for c in HISTORY_COLUMNS] for e in history])
+    """One row per public history event, by request then time (``at`` in UTC)."""
+    return _csv(HISTORY_COLUMNS, [[_cell(e[c]) for c in HISTORY_COLUMNS] for e in history])
 
 
 def requests_geojson(requests: Sequence[Mapping[str, Any]],
                      history: Sequence[Mapping[str, Any]]) -> bytes:
-    """A FeatureCollection (WGS 84 lon/lat) with each request's districts and history."""
+    """A FeatureCollection (WGS 84 lon/lat) with each request's districts and history.
+
+    One feature a line, so a large package is written (and diffed) quickly.
+    """
     events: dict[int, list[dict[str, Any]]] = {}
     for e in history:
-        events.setdefault(e["request_id"], []).append(
-            {"at": utc_text(e["at"]), **{c: e[c] for c in HISTORY_COLUMNS[2:]}})
-    features = []
+        events.setdefault(e["request_id"], []).append({c: e[c] for c in HISTORY_COLUMNS[1:]})
+    lines = []
     for r in requests:
-        values = _request_values(r)
-        props = {c: (values[c] if values[c] != "" or c not in _TIMES else None)
+        props = {c: r[c] if r[c] != "" or c not in _TIMES else None
                  for c in REQUEST_COLUMNS if c not in ("lat", "long")}
-        located = r["lon"] is not None and r["lat"] is not None
-        features.append({
+        located = r["long"] is not None and r["lat"] is not None
+        lines.append(json.dumps({
             "type": "Feature", "id": r["id"],
-            "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]}
+            "geometry": {"type": "Point", "coordinates": [r["long"], r["lat"]]}
             if located else None,
             "properties": {**props, "districts": dict(sorted(r["districts"].items())),
-                           "history": events.get(r["id"], [])}})
-    return safe_json({"type": "FeatureCollection", "features": features})
+                           "history": events.get(r["id"], [])}},
+            ensure_ascii=False, separators=(",", ":")))
+    body = ",\n".join(lines)
+    text = '{"type":"FeatureCollection","features":[\n' + body + ("\n" if lines else "") + "]}\n"
+    return _unmarked(text).encode("utf-8")
 
 
 _STYLE = ("body{font-family:sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;"
@@ -138,7 +133,7 @@ def summary_html(described: Mapping[str, Any], requests: Sequence[Mapping[str, A
     counts = described["counts"]
     by_service = Counter((r["service_code"], r["service_name"]) for r in requests)
     by_status = Counter(r["status"] for r in requests)
-    times = sorted(utc_text(r["requested_datetime"]) for r in requests)
+    times = sorted(r["requested_datetime"] for r in requests)
     asked = [("Services", ", ".join(search["services"]) or "any"),
              ("Districts", ", ".join(search["districts"]) or "any"),
              ("Requested from", search["requested_from"] or "any time"),
