@@ -15,6 +15,7 @@ from geo311 import casework
 from geo311.intake import Context, submit
 from geo311.model import NewRequest, Reporter, Service
 from geo311.store import tables as t
+from tests.prepared import prepared_state
 
 SERVICES = [
     Service("SCB", "Sanitation Code Violation", "Sanitation", sla_days=3,
@@ -96,3 +97,9 @@ def seed_records(store) -> Seeded:
     casework.add_note(store, ids[1], INTERNAL + " (again)", visibility="internal", actor=STAFF)
     casework.forward(store, ids[2], "PHF", actor=STAFF, reason=FORWARD_REASON)  # was SCB
     return Seeded(ids, sensitive, ids[0], ids[2], start)
+
+
+@prepared_state("disclosure_seeded", base="layered")
+def _seeded_state(store, workdir) -> Seeded:
+    """The shipped wards and community areas with ``seed_records`` (tests: ``starts_from``)."""
+    return seed_records(store)

@@ -21,9 +21,8 @@ from tests.disclosure_seed import (
     REPORTERS,
     SECRETS,
     SENSITIVE_POINT,
-    seed_records,
 )
-from tests.prepared import prepared_state
+from tests.prepared import starts_from
 
 ZONE = ZoneInfo("America/Chicago")
 RECEIVED = date(2026, 11, 30)
@@ -31,9 +30,7 @@ RECEIVED = date(2026, 11, 30)
 NUMERIC = {"id", "lat", "long", "duplicate_of", "reporter_count"}
 
 
-@prepared_state("disclosure_seeded", base="layered", fixtures=("seeded",), module=__name__)
-def _seed(store, workdir):
-    return seed_records(store)
+starts_from("disclosure_seeded", "seeded", module=__name__)
 
 
 @pytest.fixture
