@@ -24,7 +24,9 @@ from geo311.store.database import Database
 from geo311.store.rows import stored_ids
 
 #: Audit actions on a request that belong to its public history.
-PUBLIC_ACTIONS = ("created", "status", "merged", "unmerged", "forwarded")
+PUBLIC_ACTIONS = ("created", "status", "merged", "unmerged", "forwarded", "groups_merged")
+#: Request ids a statement names at a time.
+ID_CHUNK = 5000
 #: Reporter fields a package withholds (counted per request, never read).
 REPORTER_FIELDS = ("first_name", "last_name", "email", "phone", "device_id", "account_id")
 
@@ -68,8 +70,8 @@ class Disclosures:
                 .where(lv.status == "active").order_by(ly.name)).all()
         return {str(name): int(version) for name, version in rows}
 
-    def _where(self, conn: Connection, stmt: Any, search: RecordsSearch,
-               active: dict[str, int]) -> Any:
+    def _where(self, stmt: Any, search: RecordsSearch) -> Any:
+        """``stmt`` narrowed by every filter of ``search`` but its districts."""
         sr = t.service_requests.c
         if search.status is not None and search.status not in STATUSES:
             raise InvalidRequest(f"status was {search.status!r} but is expected to be in "
@@ -88,6 +90,18 @@ class Disclosures:
             pattern = _like_pattern(search.text.strip())
             stmt = stmt.where(or_(sr.description.ilike(pattern, escape="!"),
                                   sr.address.ilike(pattern, escape="!")))
+        return stmt
+
+    def _in_districts(self, conn: Connection, search: RecordsSearch) -> list[int] | None:
+        """The requests in the search's districts (None: it names none), ascending.
+
+        Read by the districts' index first, layer by layer: joined into the main query
+        instead, a planner without statistics on a freshly loaded table walked every
+        request of a service against the district (1.7 s for 123 requests of 60,000).
+        """
+        if not search.districts:
+            return None
+        active = self.active_layers()
         by_layer: dict[str, list[str]] = {}
         for layer, district in search.districts:
             if layer not in active:
@@ -95,26 +109,37 @@ class Disclosures:
                                      f"active layer: {sorted(active)}")
             by_layer.setdefault(layer, []).append(district)
         rd = t.request_districts.c
+        inside: set[int] | None = None
         for layer, districts in sorted(by_layer.items()):
-            stmt = stmt.where(sr.id.in_(select(rd.request_id).where(
-                rd.layer_version_id == active[layer], rd.district_id.in_(sorted(districts)))))
-        return stmt
+            found = {int(i) for i in conn.execute(select(rd.request_id).where(
+                rd.layer_version_id == active[layer], rd.district_id.in_(sorted(districts))))
+                .scalars()}
+            inside = found if inside is None else inside & found
+        return sorted(inside or ())
 
     def matching_ids(self, search: RecordsSearch) -> list[int]:
         """The ids of the requests ``search`` covers, ascending."""
         sr = t.service_requests.c
-        active = self.active_layers()
         with self.db.connect() as conn:
-            stmt = self._where(conn, select(sr.id), search, active).order_by(sr.id)
-            return [int(i) for i in conn.execute(stmt).scalars()]
+            inside = self._in_districts(conn, search)
+            stmt = self._where(select(sr.id), search).order_by(sr.id)
+            if inside is None:
+                return [int(i) for i in conn.execute(stmt).scalars()]
+            found: list[int] = []
+            for start in range(0, len(inside), ID_CHUNK):
+                chunk = inside[start:start + ID_CHUNK]
+                found += [int(i) for i in conn.execute(
+                    stmt.where(self.db.dialect.one_of(sr.id, chunk))).scalars()]
+            return found
 
     def count(self, search: RecordsSearch) -> int:
         """How many requests ``search`` covers (the staff page's preview)."""
+        if search.districts:
+            return len(self.matching_ids(search))
         sr = t.service_requests.c
-        active = self.active_layers()
         with self.db.connect() as conn:
-            stmt = self._where(conn, select(func.count(sr.id)), search, active)
-            return int(conn.execute(stmt).scalar_one())
+            return int(conn.execute(self._where(select(func.count(sr.id)), search))
+                       .scalar_one())
 
     def rows(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         """The stored public columns of ``ids`` (with service name, agency, sensitivity)."""
