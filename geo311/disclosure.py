@@ -123,7 +123,6 @@ class PackageSummary:
     files: list[dict[str, Any]]
     sha256: str = ""
     bytes: int = 0
-    seconds: float = 0.0
 
     def lines(self) -> list[str]:
         """The summary a command prints."""
@@ -493,10 +492,9 @@ def build_package(store: Store, query: RecordsQuery, path: str | Path, *, zone: 
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(data)
     partial.replace(path)
-    manifest = json.loads(files["manifest.json"])
-    summary = PackageSummary(query.reference, len(requests), len(history),
-                             dict(red.by_rule), manifest["files"])
-    summary.sha256, summary.bytes = hashlib.sha256(data).hexdigest(), len(data)
+    summary = PackageSummary(query.reference, len(requests), len(history), dict(red.by_rule),
+                             json.loads(files["manifest.json"])["files"],
+                             hashlib.sha256(data).hexdigest(), len(data))
     store.audit.add("disclosure_exported", "disclosure", query.reference,
                     {"requests": summary.requests, "sha256": summary.sha256,
                      "bytes": summary.bytes, "query": query_toml(query)}, actor)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import tempfile
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +83,8 @@ def _page(values: dict[str, Any], *, count: int | None = None, error: str | None
                  for layer, (title, names) in sorted(store.layers.active_district_names().items())
                  for did, name in sorted(names.items(), key=lambda kv: kv[1])]
     return render_template("disclosures.html", values=values, count=count, error=error,
-                           services=services, districts=districts, statuses=STATUSES,
-                           today=date.today().isoformat()), status
+                           services=services, districts=districts,
+                           statuses=STATUSES), status
 
 
 def _file_name(reference: str) -> str:
