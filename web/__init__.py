@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         auth,
         console,
         desk,
+        disclosure,
         dispatch,
         errors,
         geocoding,
@@ -124,5 +125,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(gis.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(notify.bp)
+    app.register_blueprint(disclosure.bp)
     open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

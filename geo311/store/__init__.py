@@ -18,6 +18,7 @@ from geo311.store.audit import AuditLog
 from geo311.store.catalogue import Catalogue
 from geo311.store.contacts import Contacts
 from geo311.store.database import Database, Dialect
+from geo311.store.disclosure import Disclosures
 from geo311.store.dispatch import Dispatch
 from geo311.store.duplicates import Duplicates
 from geo311.store.followers import Followers
@@ -67,6 +68,7 @@ class Store:
         self.outbox = Outbox(self.db)
         self.surveys = Surveys(self.db)
         self.followers = Followers(self.db)
+        self.disclosure = Disclosures(self.db)
 
     @property
     def engine(self) -> Engine:
