@@ -15,7 +15,7 @@ from geo311.intake import submit
 from geo311.media import NAME as MEDIA_NAME
 from geo311.media import kept_photo, thumbnail_of
 from geo311.model import NewRequest, Reporter, ServiceRequest
-from geo311.nearby import open_groups_near, open_requests_around
+from geo311.nearby import joinable_group, open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
 from geo311.redaction import redact_text
@@ -122,9 +122,16 @@ def report() -> tuple[str, int]:
             attributes={code: tuple(values) for code, values in
                         parse_answers(form.to_dict(flat=False)).items()},
         )
+        join = form.get("join_group", "").strip()
+        if join and not join.isdigit():
+            raise InvalidRequest(f"join_group was {join[:20]!r} but is expected to be a "
+                                 "request number")
+        chosen = joinable_group(s.store, lon, lat, new.service_code, int(join)) \
+            if join and lon is not None and lat is not None else None
         upload = request.files.get("photo")
         with kept_photo(s.photo(upload.read() if upload else None, request.host_url)) as url:
-            stored = submit(s.store, s.context(), replace(new, media_url=url) if url else new)
+            stored = submit(s.store, s.context(), replace(new, media_url=url) if url else new,
+                            join_group=chosen)
     except Geo311Error as exc:
         return _index(exc.status, error=exc.message, form=form)
     parent = s.store.requests.get(stored.duplicate_of) if stored.duplicate_of else None
