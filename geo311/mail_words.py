@@ -122,3 +122,50 @@ DECLARED_TAGS = {"zh": "zh-Hans"}
 #: Language tags as requests may carry them, mapped to the phrases above.
 LANGUAGE_TAGS = {"zh-hans": "zh", "zh-cn": "zh", "zh-sg": "zh", "es-us": "es",
                  "es-mx": "es", "pl-pl": "pl", "en-us": "en"}
+
+#: What area-alert mail says, per language: the confirmation and the daily digest.
+AREA_PHRASES: dict[str, dict[str, str]] = {
+    "en": {
+        "confirm_subject": "Confirm: alerts for {area}",
+        "confirm_lead": "Someone asked to send this address a daily summary of service requests "
+                        "in {area}. If it was you, confirm with the link below; if not, ignore "
+                        "this message and nothing more will be sent.",
+        "confirm": "Confirm the alerts:",
+        "digest_subject": "{area}, {day}: {received} new, {closed} closed",
+        "digest_lead": "Service requests in {area} on {day}.",
+        "received": "Reported:", "closed": "Closed:", "more": "and {n} more",
+        "stop": "To stop these alerts:",
+    },
+    "es": {
+        "confirm_subject": "Confirme: alertas de {area}",
+        "confirm_lead": "Alguien pidió enviar a esta dirección un resumen diario de las "
+                        "solicitudes de servicio en {area}. Si fue usted, confirme con el enlace "
+                        "de abajo; si no, ignore este mensaje y no se enviará nada más.",
+        "confirm": "Confirmar las alertas:",
+        "digest_subject": "{area}, {day}: {received} nuevas, {closed} cerradas",
+        "digest_lead": "Solicitudes de servicio en {area} el {day}.",
+        "received": "Reportadas:", "closed": "Cerradas:", "more": "y {n} más",
+        "stop": "Para dejar de recibir estas alertas:",
+    },
+    "pl": {
+        "confirm_subject": "Potwierdź: powiadomienia dla {area}",
+        "confirm_lead": "Ktoś poprosił o wysyłanie na ten adres codziennego podsumowania "
+                        "zgłoszeń w obszarze {area}. Jeśli to Ty, potwierdź poniższym linkiem; "
+                        "jeśli nie, zignoruj tę wiadomość i nic więcej nie wyślemy.",
+        "confirm": "Potwierdź powiadomienia:",
+        "digest_subject": "{area}, {day}: nowe {received}, zamknięte {closed}",
+        "digest_lead": "Zgłoszenia w obszarze {area} w dniu {day}.",
+        "received": "Zgłoszone:", "closed": "Zamknięte:", "more": "i {n} więcej",
+        "stop": "Aby zrezygnować z tych powiadomień:",
+    },
+    "zh": {
+        "confirm_subject": "请确认：{area} 的提醒",
+        "confirm_lead": "有人请求每天向此邮箱发送 {area} 的服务请求摘要。如果是您本人，请点击下方"
+                        "链接确认；如果不是，请忽略此邮件，我们不会再发送任何内容。",
+        "confirm": "确认提醒：",
+        "digest_subject": "{area}，{day}：新增 {received}，已关闭 {closed}",
+        "digest_lead": "{area} 在 {day} 的服务请求。",
+        "received": "新报告：", "closed": "已关闭：", "more": "另有 {n} 条",
+        "stop": "停止接收这些提醒：",
+    },
+}

@@ -16,7 +16,7 @@ import re
 import smtplib
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -137,11 +137,13 @@ class Mailer:
         return self.mail_from.rsplit("@", 1)[-1].strip(" >") or "geo311.invalid"
 
 
-def _signed(notification_id: int, secret: str, salt: str) -> str:
-    return str(URLSafeSerializer(secret, salt=salt).dumps(int(notification_id)))
+def sign_id(row_id: int, secret: str, salt: str) -> str:
+    """A URL-safe token naming one row id, signed for one use (``salt``)."""
+    return str(URLSafeSerializer(secret, salt=salt).dumps(int(row_id)))
 
 
-def _read_signed(token: str, secret: str, salt: str, link: str) -> int:
+def read_signed_id(token: str, secret: str, salt: str, link: str) -> int:
+    """The row id a token names; ``InvalidRequest`` naming the ``link`` for a forged one."""
     try:
         found = URLSafeSerializer(secret, salt=salt).loads(token)
     except BadSignature as exc:
@@ -156,12 +158,12 @@ def unsubscribe_token(notification_id: int, secret: str) -> str:
 
     The address itself never appears in the link (links end up in logs).
     """
-    return _signed(notification_id, secret, UNSUBSCRIBE_SALT)
+    return sign_id(notification_id, secret, UNSUBSCRIBE_SALT)
 
 
 def read_unsubscribe_token(token: str, secret: str) -> int:
     """The notification id a token names; raise ``InvalidRequest`` for a forged one."""
-    return _read_signed(token, secret, UNSUBSCRIBE_SALT, "unsubscribe")
+    return read_signed_id(token, secret, UNSUBSCRIBE_SALT, "unsubscribe")
 
 
 def unsubscribe_url(mailer: Mailer, notification_id: int) -> str:
@@ -171,12 +173,12 @@ def unsubscribe_url(mailer: Mailer, notification_id: int) -> str:
 
 def survey_token(notification_id: int, secret: str) -> str:
     """A signed token naming one closing notification, whose survey it opens."""
-    return _signed(notification_id, secret, SURVEY_SALT)
+    return sign_id(notification_id, secret, SURVEY_SALT)
 
 
 def read_survey_token(token: str, secret: str) -> int:
     """The notification id a survey token names; raise ``InvalidRequest`` for a forged one."""
-    return _read_signed(token, secret, SURVEY_SALT, "survey")
+    return read_signed_id(token, secret, SURVEY_SALT, "survey")
 
 
 def survey_url(mailer: Mailer, notification_id: int) -> str:
@@ -186,12 +188,12 @@ def survey_url(mailer: Mailer, notification_id: int) -> str:
 
 def follow_token(notification_id: int, secret: str) -> str:
     """A signed token naming the message that asked an address to confirm a follow."""
-    return _signed(notification_id, secret, FOLLOW_SALT)
+    return sign_id(notification_id, secret, FOLLOW_SALT)
 
 
 def read_follow_token(token: str, secret: str) -> int:
     """The notification id a follow token names; raise ``InvalidRequest`` for a forged one."""
-    return _read_signed(token, secret, FOLLOW_SALT, "confirmation")
+    return read_signed_id(token, secret, FOLLOW_SALT, "confirmation")
 
 
 def follow_url(mailer: Mailer, notification_id: int) -> str:
@@ -277,24 +279,33 @@ def compose(row: dict[str, Any], request: Any, mailer: Mailer,
         "confirm_label": words["confirm"],
         "confirm_url": follow_url(mailer, row["id"]) if kind == "follow" else "",
     }
+    return envelope(mailer, row, subject, _TEXT.render(parts), _HTML.render(parts), tag,
+                    link, now)
+
+
+def envelope(mailer: Mailer, row: dict[str, Any], subject: str, text: str, html: str,
+             tag: str, stop_link: str, now: datetime | None = None, *,
+             kind: str = "") -> EmailMessage:
+    """A message to a row's address: plain text and HTML, RFC 8058 one-click ``stop_link``."""
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = mailer.mail_from
     msg["To"] = row["email"]
     msg["Date"] = format_datetime(now or now_utc())
-    msg["Message-ID"] = message_id(row, mailer)
+    msg["Message-ID"] = message_id(row, mailer, kind)
     msg["Auto-Submitted"] = "auto-generated"
-    msg["List-Unsubscribe"] = f"<{link}>"
+    msg["List-Unsubscribe"] = f"<{stop_link}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(_TEXT.render(parts))
-    msg.add_alternative(_HTML.render(parts), subtype="html")
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
     msg["Content-Language"] = tag  # after the body: setting content clears Content-*
     return msg
 
 
-def message_id(row: dict[str, Any], mailer: Mailer) -> str:
-    """One Message-ID per notification, the same on every attempt."""
-    return f"<geo311.{row['id']}.{int(row['created'].timestamp())}@{mailer.domain}>"
+def message_id(row: dict[str, Any], mailer: Mailer, kind: str = "") -> str:
+    """One Message-ID per row (of each mail table, told apart by ``kind``), on every attempt."""
+    prefix = f"geo311.{kind}." if kind else "geo311."
+    return f"<{prefix}{row['id']}.{int(row['created'].timestamp())}@{mailer.domain}>"
 
 
 @dataclass(frozen=True)
@@ -401,14 +412,20 @@ def _bare(address: str) -> str:
     return found.group(1) if found else address.strip()
 
 
+#: Makes the message of one claimed row at a time (an error fails the row, not the pass).
+Composer = Callable[[dict[str, Any], datetime], EmailMessage]
+
+
 def deliver_due(
     store: NotifyStore, mailer: Mailer, policy: DeliveryPolicy | None = None, *,
     now: datetime | None = None, progress: Callable[[int], object] | None = None,
+    outbox: Outbox | None = None, composer: Composer | None = None,
 ) -> DeliverySummary:
     """Send every notification due at ``now`` (default: the clock); return what happened.
 
     Rows are claimed in batches before sending, so several workers may run at once;
-    each row is sent at most once.
+    each row is sent at most once. ``outbox`` and ``composer`` deliver another table of
+    mail (area alerts) the same way; the default is mail about requests.
 
     Examples
     --------
@@ -416,32 +433,34 @@ def deliver_due(
     'sent 3, retried 0, failed 0'
     """
     policy = policy or DeliveryPolicy()
+    box = outbox or store.outbox
+    make = composer or (lambda row, at: compose(row, store.requests.get(row["request_id"]),
+                                                mailer, at))
     summary = DeliverySummary()
     connection = _Connection(mailer)
     try:
         while True:
             at = now or now_utc()
-            claim = store.outbox.claim(at, limit=policy.batch, per_address=policy.per_address,
-                                       window=policy.window,
-                                       stopped_after=policy.stopped_after)
+            claim = box.claim(at, limit=policy.batch, per_address=policy.per_address,
+                              window=policy.window, stopped_after=policy.stopped_after)
             summary.add(DeliverySummary(deferred=claim.deferred, stopped=claim.stopped))
             if not claim.rows:
                 return summary
             for row in claim.rows:
-                _deliver_one(store, mailer, policy, connection, row, at, summary)
+                _deliver_one(box, make, policy, connection, row, at, summary)
                 if progress is not None:
                     progress(1)
     finally:
         connection.close()
 
 
-def _deliver_one(store: NotifyStore, mailer: Mailer, policy: DeliveryPolicy,
+def _deliver_one(box: Outbox, make: Composer, policy: DeliveryPolicy,
                  connection: _Connection, row: dict[str, Any], at: datetime,
                  summary: DeliverySummary) -> None:
     try:
-        msg = compose(row, store.requests.get(row["request_id"]), mailer, at)
+        msg = make(row, at)
     except (NotFound, KeyError, ValueError) as exc:
-        store.outbox.mark_failed(row["id"], f"cannot compose: {exc}")
+        box.mark_failed(row["id"], f"cannot compose: {exc}")
         summary.failed += 1
         return
     try:
@@ -449,31 +468,37 @@ def _deliver_one(store: NotifyStore, mailer: Mailer, policy: DeliveryPolicy,
     except (smtplib.SMTPException, OSError) as exc:
         temporary, said = _failure(exc)
         if temporary and row["attempts"] < policy.max_attempts:
-            store.outbox.mark_retry(row["id"], said, policy.retry_at(row["attempts"], at))
+            box.mark_retry(row["id"], said, policy.retry_at(row["attempts"], at))
             summary.retried += 1
-            LOGGER.info("notification #%s: temporary failure (%s), retrying", row["id"], said)
+            LOGGER.info("%s #%s: temporary failure (%s), retrying", box.table.name, row["id"],
+                        said)
         else:
             why = said if not temporary else f"gave up after {row['attempts']} attempts: {said}"
-            store.outbox.mark_failed(row["id"], why)
+            box.mark_failed(row["id"], why)
             summary.failed += 1
-            LOGGER.warning("notification #%s failed: %s", row["id"], why)
+            LOGGER.warning("%s #%s failed: %s", box.table.name, row["id"], why)
         return
-    store.outbox.mark_sent(row["id"], msg["Message-ID"], at)
+    box.mark_sent(row["id"], msg["Message-ID"], at)
     summary.sent += 1
-    LOGGER.info("sent notification #%s (%s) of request #%s", row["id"], row["kind"],
-                row["request_id"])
+    LOGGER.info("sent %s #%s (%s)", box.table.name, row["id"], row["kind"])
 
 
 def run_worker(
     store: NotifyStore, mailer: Mailer, policy: DeliveryPolicy | None = None, *,
     poll_s: float = 30.0, stop: threading.Event | None = None,
     report: Callable[[DeliverySummary], object] | None = None,
+    more: Sequence[Callable[[], DeliverySummary]] = (),
 ) -> None:
-    """Deliver what is due, then wait ``poll_s`` seconds, until ``stop`` is set."""
+    """Deliver what is due, then wait ``poll_s`` seconds, until ``stop`` is set.
+
+    ``more`` are further passes (other tables of mail) run after each pass.
+    """
     stop = stop or threading.Event()
     while not stop.is_set():
         try:
             summary = deliver_due(store, mailer, policy)
+            for extra in more:
+                summary.add(extra())
         except Exception:  # noqa: BLE001 - a database restart must not end the worker
             LOGGER.exception("notification pass failed; trying again in %s s", poll_s)
         else:

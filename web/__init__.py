@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["geo311"] = Geo311(settings)
 
     from geo311_web import (
+        alerts,
         auth,
         console,
         desk,
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(gis.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(notify.bp)
+    app.register_blueprint(alerts.bp)
     app.register_blueprint(disclosure.bp)
     open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

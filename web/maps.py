@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,9 +121,10 @@ def map_parts(m: folium.Map) -> MapParts:
     """Render a map into header, body and script for embedding in a page."""
     figure = m.get_root()
     figure.render()
-    return MapParts(
-        header=figure.header.render(), html=figure.html.render(), script=figure.script.render()
-    )
+    # folium's own viewport tag forbids zooming (user-scalable=no, WCAG 1.4.4); the page's
+    # base template already declares one that lets residents zoom.
+    header = re.sub(r"<meta name=\"viewport\"[^>]*>", "", figure.header.render())
+    return MapParts(header=header, html=figure.html.render(), script=figure.script.render())
 
 
 # --- dispatch: the crew map -----------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, make_response, render_template, request
 
+from geo311.area_alerts import set_subscription, subscription_of
 from geo311.errors import Conflict, InvalidRequest
 from geo311.following import confirm_follow, follow_request_of
 from geo311.notifications import (
@@ -50,6 +51,28 @@ FOLLOW_WORDS: dict[str, dict[str, str]] = {
     "zh": {"title": "关注请求", "ask": "将请求 {number}（{service}）的进展发送到 {masked}？",
            "confirm": "确认", "done": "{masked} 已关注请求 {number}。每封邮件都附有退订链接。",
            "track": "查看请求"},
+}
+
+#: The pages that confirm and stop area alerts, in each language mail is written in.
+AREA_WORDS: dict[str, dict[str, str]] = {
+    "en": {"title": "Area alerts", "ask": "Send a daily summary of service requests in {area} "
+           "to {masked}?", "confirm": "Confirm", "stop_ask": "Stop the alerts for {area} to "
+           "{masked}?", "stop": "Stop", "confirmed": "{masked} will get a daily summary of "
+           "{area}.", "stopped": "{masked} will get no more alerts for {area}."},
+    "es": {"title": "Alertas de zona", "ask": "¿Enviar un resumen diario de las solicitudes en "
+           "{area} a {masked}?", "confirm": "Confirmar", "stop_ask": "¿Dejar de enviar las "
+           "alertas de {area} a {masked}?", "stop": "Dejar de enviar", "confirmed": "{masked} "
+           "recibirá un resumen diario de {area}.", "stopped": "{masked} no recibirá más "
+           "alertas de {area}."},
+    "pl": {"title": "Powiadomienia o obszarze", "ask": "Wysyłać codzienne podsumowanie zgłoszeń "
+           "w obszarze {area} na adres {masked}?", "confirm": "Potwierdź", "stop_ask": "Przestać "
+           "wysyłać powiadomienia o {area} na adres {masked}?", "stop": "Przestań",
+           "confirmed": "{masked} będzie otrzymywać codzienne podsumowanie: {area}.",
+           "stopped": "{masked} nie będzie już otrzymywać powiadomień o {area}."},
+    "zh": {"title": "区域提醒", "ask": "每天向 {masked} 发送 {area} 的服务请求摘要？",
+           "confirm": "确认", "stop_ask": "停止向 {masked} 发送 {area} 的提醒？", "stop": "停止",
+           "confirmed": "{masked} 将每天收到 {area} 的摘要。",
+           "stopped": "{masked} 将不再收到 {area} 的提醒。"},
 }
 
 #: The survey page in each language mail is written in.
@@ -180,3 +203,29 @@ def confirm_following(token: str) -> Response:
     """Confirm the follow the link names (a second press changes nothing)."""
     confirm_follow(state().store, token, current_app.secret_key or "")
     return _follow_page(token, done=True)
+
+
+def _area_page(token: str, *, stop: bool, done: bool) -> Response:
+    found = subscription_of(state().store, token, current_app.secret_key or "", stop=stop)
+    lang = language_of(found.language)
+    words = AREA_WORDS[lang]
+    values = {"area": found.label, "masked": mask_address(found.email)}
+    finished = done or found.status == ("ended" if stop else "confirmed")
+    return _private(render_template(
+        "area_link.html", token=token, words=words, stop=stop,
+        page_lang=DECLARED_TAGS.get(lang, lang),
+        ask=words["stop_ask" if stop else "ask"].format(**values),
+        done=words["stopped" if stop else "confirmed"].format(**values) if finished else ""))
+
+
+@bp.get("/alerts/<any(confirm, stop):what>/<token>")
+def area_link(what: str, token: str) -> Response:
+    """Ask before confirming or stopping: mail scanners follow links."""
+    return _area_page(token, stop=what == "stop", done=False)
+
+
+@bp.post("/alerts/<any(confirm, stop):what>/<token>")
+def area_change(what: str, token: str) -> Response:
+    """Confirm or stop the area alert (the page's button, or a mail client's one-click POST)."""
+    set_subscription(state().store, token, current_app.secret_key or "", stop=what == "stop")
+    return _area_page(token, stop=what == "stop", done=True)

@@ -12,8 +12,10 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from geo311.errors import ConfigError
+from geo311.store import tables as t
 from geo311.store.accounts import Accounts
 from geo311.store.addresses import Addresses
+from geo311.store.areas import AreaAlerts
 from geo311.store.audit import AuditLog
 from geo311.store.catalogue import Catalogue
 from geo311.store.contacts import Contacts
@@ -68,6 +70,8 @@ class Store:
         self.outbox = Outbox(self.db)
         self.surveys = Surveys(self.db)
         self.followers = Followers(self.db)
+        self.areas = AreaAlerts(self.db)
+        self.area_outbox = Outbox(self.db, t.area_mail)
         self.disclosure = Disclosures(self.db)
 
     @property

@@ -143,3 +143,52 @@ followers = Table(
     UniqueConstraint("request_id", "email", name="uq_follower_request_email"),
     Index("ix_followers_email", "email", "status"),
 )
+
+# --- area alerts: a district or a drawn area, some services, a daily digest -------------
+
+#: Block clubs and aldermen's offices subscribe to an area: a district of a layer, or a
+#: drawn polygon (GeoJSON in WGS84), and optionally some services ("" = all, else codes
+#: separated by commas). ``pending`` until the mailed link is opened; ``ended`` by its
+#: stop link.
+area_subscriptions = Table(
+    "area_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(254), nullable=False),
+    Column("language", String(10), nullable=False, default="en"),
+    Column("layer", String(100)),
+    Column("district_id", String(100)),
+    Column("area", Text),
+    Column("services", Text, nullable=False, default=""),
+    Column("label", String(200), nullable=False, default=""),
+    Column("status", String(10), nullable=False, default="pending"),
+    Column("created", UTCDateTime, nullable=False),
+    Column("confirmed", UTCDateTime),
+    Index("ix_area_subscriptions_email", "email", "status"),
+)
+
+#: Mail about area subscriptions (``confirm``, ``digest``), with the outbox's delivery
+#: columns; one digest per subscription and day (``event`` is the local day).
+area_mail = Table(
+    "area_mail",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", Integer,
+           ForeignKey("area_subscriptions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("event", String(100), nullable=False, default=""),
+    Column("email", String(254), nullable=False),
+    Column("language", String(10), nullable=False, default="en"),
+    Column("detail", Text, nullable=False, default="{}"),
+    Column("created", UTCDateTime, nullable=False),
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("sent_at", UTCDateTime),
+    Column("message_id", String(250), nullable=False, default=""),
+    UniqueConstraint("subscription_id", "kind", "event", name="uq_area_mail_event"),
+    Index("ix_area_mail_due", "status", "next_attempt_at"),
+    Index("ix_area_mail_email", "email", "status"),
+)

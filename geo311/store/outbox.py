@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Table,
     func,
     insert,
     select,
@@ -41,6 +42,8 @@ STATES = ("pending", "sending", "sent", "failed", "unsubscribed")
 DEFAULT_LANGUAGE = "en"
 #: Why a row left in ``sending`` is failed instead of being sent again.
 STOPPED_NOTE = "worker stopped during delivery; not resent to avoid a duplicate"
+#: The tables of mail with delivery columns; unsubscribing stops what waits in each.
+MAIL_TABLES = (t.notifications, t.area_mail)
 #: Rows sent or being sent that count against an address's rate limit.
 _COUNTED = ("sending", "sent")
 
@@ -130,10 +133,15 @@ class Claim:
 
 
 class Outbox:
-    """Notifications waiting, being sent and sent."""
+    """Notifications waiting, being sent and sent.
 
-    def __init__(self, db: Database) -> None:
+    One class for each table of mail with the delivery columns: ``notifications``
+    (about requests, the default) and ``area_mail`` (area alerts and their digests).
+    """
+
+    def __init__(self, db: Database, table: Table | None = None) -> None:
         self.db = db
+        self.table: Table = t.notifications if table is None else table
 
     def enqueue(self, kind: str, request_id: int, **kw: Any) -> int:
         """``enqueue`` in a transaction of its own."""
@@ -142,22 +150,22 @@ class Outbox:
 
     def rows(self, request_id: int | None = None) -> list[dict[str, Any]]:
         """Outbox rows (all, or of one request), oldest first: for staff and tests."""
-        stmt = select(t.notifications).order_by(t.notifications.c.id)
+        stmt = select(self.table).order_by(self.table.c.id)
         if request_id is not None:
-            stmt = stmt.where(t.notifications.c.request_id == request_id)
+            stmt = stmt.where(self.table.c.request_id == request_id)
         with self.db.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def get(self, notification_id: int) -> dict[str, Any] | None:
         """One row by id, or None."""
         with self.db.connect() as conn:
-            row = conn.execute(select(t.notifications).where(
-                t.notifications.c.id == notification_id)).mappings().first()
+            row = conn.execute(select(self.table).where(
+                self.table.c.id == notification_id)).mappings().first()
         return None if row is None else dict(row)
 
     def counts(self) -> dict[str, int]:
         """How many rows are in each state."""
-        n = t.notifications.c
+        n = self.table.c
         with self.db.connect() as conn:
             found = dict(conn.execute(select(n.status, func.count()).group_by(n.status)).all())
         return {s: int(found.get(s, 0)) for s in STATES}
@@ -172,20 +180,20 @@ class Outbox:
         that stopped mid-delivery: they become ``failed`` (the mail may have left).
         Rows over an address's limit wait until its window frees a place.
         """
-        n = t.notifications.c
+        n = self.table.c
         with self.db.begin() as conn:
             # Claims queue one at a time, so the rate limit counts every worker's sends;
             # SKIP LOCKED (PostGIS) still passes over rows a writer holds elsewhere.
-            self.db.dialect.lock_key(conn, "geo311.notifications.claim")
+            self.db.dialect.lock_key(conn, f"geo311.{self.table.name}.claim")
             stopped = conn.execute(
-                update(t.notifications)
+                update(self.table)
                 .where(n.status == "sending", n.claimed_at < now - stopped_after)
                 .values(status="failed", last_error=STOPPED_NOTE)).rowcount
             if stopped:
                 LOGGER.warning("%s notifications left in sending by a stopped worker "
                                "marked failed", stopped)
             due = conn.execute(self.db.dialect.claim_rows(
-                select(t.notifications).where(n.status == "pending", n.next_attempt_at <= now)
+                select(self.table).where(n.status == "pending", n.next_attempt_at <= now)
                 .order_by(n.next_attempt_at, n.id).limit(limit))).mappings().all()
             if not due:
                 return Claim([], 0, stopped)
@@ -202,12 +210,12 @@ class Outbox:
                 count, first = recent.get(row["email"], (0, None))
                 if count >= per_address:
                     wait_until = (first or now) + window
-                    conn.execute(update(t.notifications).where(n.id == row["id"])
+                    conn.execute(update(self.table).where(n.id == row["id"])
                                  .values(next_attempt_at=max(wait_until, now)))
                     deferred += 1
                     continue
                 recent[row["email"]] = (count + 1, first or now)
-                conn.execute(update(t.notifications).where(n.id == row["id"])
+                conn.execute(update(self.table).where(n.id == row["id"])
                              .values(status="sending", claimed_at=now,
                                      attempts=n.attempts + 1))
                 taken.append({**row, "status": "sending", "claimed_at": now,
@@ -229,10 +237,10 @@ class Outbox:
         self._finish(notification_id, status="failed", last_error=error[:2000])
 
     def _finish(self, notification_id: int, **values: Any) -> None:
-        n = t.notifications.c
+        n = self.table.c
         with self.db.begin() as conn:
             # Only the worker's own claim is finished: a row failed meanwhile stays failed.
-            conn.execute(update(t.notifications)
+            conn.execute(update(self.table)
                          .where(n.id == notification_id, n.status == "sending").values(**values))
 
     def is_unsubscribed(self, email: str) -> bool:
@@ -244,15 +252,14 @@ class Outbox:
     def unsubscribe(self, email: str) -> int:
         """Send ``email`` nothing more; return how many waiting rows were stopped. Audited."""
         digest = address_hash(email)
-        n = t.notifications.c
         with self.db.begin() as conn:
             conn.execute(self.db.dialect.upsert(t.unsubscribed)
                          .values(email_hash=digest, created=now_utc())
                          .on_conflict_do_nothing())
-            stopped = conn.execute(
-                update(t.notifications)
-                .where(n.email == normal_address(email), n.status == "pending")
-                .values(status="unsubscribed")).rowcount
+            stopped = sum(conn.execute(  # mail about requests and area alerts alike
+                update(table)
+                .where(table.c.email == normal_address(email), table.c.status == "pending")
+                .values(status="unsubscribed")).rowcount for table in MAIL_TABLES)
             write_audit(conn, "unsubscribed", "address", digest[:12], {"stopped": stopped},
                         "resident")
         return int(stopped)

@@ -26,6 +26,12 @@ from sqlalchemy import (
 )
 
 from geo311.store.centre_tables import (
+    area_mail as area_mail,
+)
+from geo311.store.centre_tables import (
+    area_subscriptions as area_subscriptions,
+)
+from geo311.store.centre_tables import (
     contacts as contacts,
 )
 from geo311.store.centre_tables import (
@@ -69,6 +75,7 @@ from geo311.store.schema_types import metadata as metadata
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
 #: 11: ``survey_answers``: the resident's 1-5 rating of a closed request and a comment.
 #:    ``followers``: addresses that follow a request by email (double opt-in).
+#:    ``area_subscriptions`` and ``area_mail``: area alerts and their daily digests.
 SCHEMA_VERSION = 11
 
 schema_info = Table(

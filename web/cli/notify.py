@@ -1,16 +1,17 @@
-"""Mail to reporters: deliver the outbox (``geo311 notify run [--once]``)."""
+"""Mail to residents: deliver the outbox (``notify run [--once]``), queue area digests."""
 
 from __future__ import annotations
 
 import signal
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 from flask.cli import AppGroup
 from tqdm import tqdm
 
+from geo311.area_alerts import deliver_area_mail, queue_digests
 from geo311.notifications import (
     DeliveryPolicy,
     Mailer,
@@ -42,6 +43,7 @@ def notify_run(once: bool, poll_s: float, per_address: int, max_attempts: int) -
     if once:
         with tqdm(desc="notifications", unit=" messages", disable=None) as bar:
             summary = deliver_due(s.store, mailer, policy, progress=bar.update)
+            summary.add(deliver_area_mail(s.store, mailer, policy, progress=bar.update))
         click.echo(summary.line())
         return
     stop = threading.Event()
@@ -53,10 +55,24 @@ def notify_run(once: bool, poll_s: float, per_address: int, max_attempts: int) -
     click.echo(f"delivering notifications every {poll_s:g} s; Ctrl-C stops")
     try:
         run_worker(s.store, mailer, policy, poll_s=poll_s, stop=stop,
-                   report=lambda summary: click.echo(summary.line()))
+                   report=lambda summary: click.echo(summary.line()),
+                   more=[lambda: deliver_area_mail(s.store, mailer, policy)])
     except KeyboardInterrupt:
         stop.set()
     click.echo("stopped")
+
+
+@notify.command("digest")
+@click.option("--day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The local day to summarise (default: yesterday in GEO311_TIMEZONE).")
+def notify_digest(day: datetime | None) -> None:
+    """Queue each confirmed area alert's digest of a day (run daily from cron; idempotent)."""
+    s = state()
+    zone = s.settings.zone
+    which = day.date() if day else datetime.now(zone).date() - timedelta(days=1)
+    with tqdm(desc=f"area digests of {which}", unit=" subscriptions", disable=None) as bar:
+        summary = queue_digests(s.store, which, zone, progress=bar.update)
+    click.echo(summary.line())
 
 
 COMMANDS = (notify,)
