@@ -24,6 +24,7 @@ from geo311.store.hotspots import Hotspots
 from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
 from geo311.store.notes import Notes
+from geo311.store.notices import Notices
 from geo311.store.outbox import Outbox
 from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
@@ -63,6 +64,7 @@ class Store:
         self.contacts = Contacts(self.db)
         self.queues = Queues(self.db, self.requests)
         self.outbox = Outbox(self.db)
+        self.notices = Notices(self.db)
 
     @property
     def engine(self) -> Engine:

@@ -40,6 +40,15 @@ from geo311.store.centre_tables import (
 from geo311.store.centre_tables import (
     unsubscribed as unsubscribed,
 )
+from geo311.store.notices_tables import (
+    notice_messages as notice_messages,
+)
+from geo311.store.notices_tables import (
+    notice_requests as notice_requests,
+)
+from geo311.store.notices_tables import (
+    notices as notices,
+)
 from geo311.store.schema_types import UTCDateTime as UTCDateTime
 from geo311.store.schema_types import metadata as metadata
 
@@ -61,7 +70,9 @@ from geo311.store.schema_types import metadata as metadata
 #: and the indexes the queue's filters use.
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
-SCHEMA_VERSION = 10
+#: 11: area notices: ``notices``, their messages per language (``notice_messages``) and
+#: the requests acknowledged under them (``notice_requests``).
+SCHEMA_VERSION = 11
 
 schema_info = Table(
     "schema_info",
