@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         knowledge,
         kpi,
         navigation,
+        notices,
         notify,
         ogc,
         open311,
@@ -115,5 +116,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(gis.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(notify.bp)
+    app.register_blueprint(notices.bp)
     open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

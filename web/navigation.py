@@ -33,6 +33,7 @@ STAFF_PAGES = (
     StaffPage("dispatch.sla_page", "SLA", ("dispatcher",)),
     StaffPage("kpi.kpi", "KPI", ("planner", "dispatcher")),
     StaffPage("gis.home", "GIS", ("gis",)),
+    StaffPage("notices.staff_page", "Notices", ("emergency",)),
 )
 
 #: Where each role starts its day.
@@ -41,6 +42,7 @@ START_PAGES = {
     "dispatcher": "dispatch.dispatch_map",
     "planner": "hotspots.hotspots_page",
     "gis": "gis.home",
+    "emergency": "notices.staff_page",
     "admin": "dispatch.dispatch_map",
 }
 
