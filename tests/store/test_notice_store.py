@@ -1,6 +1,7 @@
 """Area notices on both backends: stored, found by place and time, ended, suspending
 services in intake, and acknowledging the requests of an incident in one action."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,8 @@ import shapely
 from sqlalchemy import select, update
 
 from geo311.errors import InvalidRequest, NotFound, ServiceSuspended
-from geo311.intake import submit
+from geo311.intake import Context, submit
+from geo311.layers import load_layer
 from geo311.model import CLOSED, NewRequest, Reporter, Service
 from geo311.notices import (
     Area,
@@ -20,18 +22,40 @@ from geo311.notices import (
 )
 from geo311.store import tables as t
 from geo311.store.rows import now_utc
+from tests.prepared import prepared_state
 
-LOOP = (-87.6321, 41.8837)  # City Hall: inside AREA
-PILSEN = (-87.6700, 41.8560)  # about 4.6 km away: outside
+#: The city: two halves of a box around Chicago, split at lon -87.69.
+WEST = shapely.box(-87.95, 41.64, -87.69, 42.03)
+EAST = shapely.box(-87.69, 41.64, -87.52, 42.03)
+LOOP = (-87.6321, 41.8837)  # City Hall, east: inside AREA
+PILSEN = (-87.6700, 41.8560)  # east, about 4.6 km away: outside AREA
+AUSTIN = (-87.7650, 41.8940)  # west
 AREA = shapely.box(-87.645, 41.875, -87.620, 41.895)
 MESSAGES = {"en": "Flooding on Lower Wacker: stay away", "es": "Inundación: manténgase lejos"}
 
 
+@prepared_state("notice_city", fixtures=("catalogued",), module=__name__)
+def _city(store, workdir):
+    """A small city (two districts, west and east of -87.69) and two services."""
+    path = workdir / "city.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": name, "name": name.title()},
+         "geometry": shapely.geometry.mapping(geom)}
+        for name, geom in (("west", WEST), ("east", EAST))]}))
+    load_layer(store, path, name="city", role="service_area", id_field="id",
+               name_field="name", activate=True)
+    store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation"),
+                            Service("SDR", "Street Light Out", "Streets")])
+
+
 @pytest.fixture
-def catalogued(layered_store):
-    layered_store.catalogue.upsert([Service("SCB", "Sanitation Code Violation", "Sanitation"),
-                                    Service("SDR", "Street Light Out", "Streets")])
-    return layered_store
+def catalogued(store):
+    return store
+
+
+@pytest.fixture
+def ctx(catalogued):
+    return Context.from_store(catalogued)
 
 
 def _post(store, **kw):
@@ -73,23 +97,23 @@ def test_only_notices_in_force_whose_area_holds_the_point_are_found(catalogued):
 
 
 def test_districts_of_an_active_layer_make_an_area(catalogued):
-    features = catalogued.layers.features("wards_2015_2023")
-    ward = features[features.contains(shapely.Point(*LOOP))].iloc[0]
-    other = features[features.contains(shapely.Point(*PILSEN))].iloc[0]
-    area = area_from_districts(catalogued, "wards_2015_2023", [ward.district_id])
-    assert area.geometry.equals(ward.geometry)
-    assert area.layer == "wards_2015_2023" and area.districts == (ward.district_id,)
+    area = area_from_districts(catalogued, "city", ["east"])
+    assert area.geometry.equals(EAST) and area.desc == "city: East"
+    assert area.layer == "city" and area.districts == ("east",)
     notice = _post(catalogued, area=area)
-    assert notice.layer == "wards_2015_2023" and notice.districts == (ward.district_id,)
+    assert notice.layer == "city" and notice.districts == ("east",)
     assert [n.id for n in notices_at(catalogued, *LOOP)] == [notice.id]
-    assert notices_at(catalogued, *other.geometry.representative_point().coords[0]) == []
-    with pytest.raises(InvalidRequest, match="has no district '999'; it has 1, 2, 3"):
-        area_from_districts(catalogued, "wards_2015_2023", ["999"])
+    assert notices_at(catalogued, *AUSTIN) == []
+    both = area_from_districts(catalogued, "city", ["west", " east "])
+    assert both.geometry.equals(WEST.union(EAST)) and both.desc == "city: West, East"
+    with pytest.raises(InvalidRequest, match="has no district '999'; it has east, west"):
+        area_from_districts(catalogued, "city", ["999"])
     with pytest.raises(NotFound, match="'nope' does not exist"):
         area_from_districts(catalogued, "nope", ["1"])
 
 
-@pytest.mark.parametrize("change,needle", [
+#: Notices that must be refused, and what the refusal must say.
+BAD_NOTICES = [
     ({"severity": "Bad"}, "severity was 'Bad'"),
     ({"messages": {"es": "solo español"}}, r"default language \(en\) is required"),
     ({"messages": {"en": "ok", "fr": "non"}}, "language was 'fr'"),
@@ -97,15 +121,18 @@ def test_districts_of_an_active_layer_make_an_area(catalogued):
     ({"suspend": ["NOPE"]}, "'NOPE' is not in the catalogue"),
     ({"starts_in_h": -3, "ends_in_h": -1}, "has already passed"),
     ({"starts_in_h": 5, "ends_in_h": 2}, "expected to be after the start"),
-])
-def test_bad_notices_are_refused_and_nothing_is_stored(catalogued, change, needle):
-    now, change = now_utc(), dict(change)  # the parameter is shared by both backends
-    if "ends_in_h" in change:
-        change["ends"] = now + timedelta(hours=change.pop("ends_in_h"))
-    if "starts_in_h" in change:
-        change["starts"] = now + timedelta(hours=change.pop("starts_in_h"))
-    with pytest.raises(InvalidRequest, match=needle):
-        _post(catalogued, **change)
+]
+
+
+def test_bad_notices_are_refused_and_nothing_is_stored(catalogued):
+    for change, needle in BAD_NOTICES:
+        now, change = now_utc(), dict(change)
+        if "ends_in_h" in change:
+            change["ends"] = now + timedelta(hours=change.pop("ends_in_h"))
+        if "starts_in_h" in change:
+            change["starts"] = now + timedelta(hours=change.pop("starts_in_h"))
+        with pytest.raises(InvalidRequest, match=needle):
+            _post(catalogued, **change)
     assert catalogued.notices.all() == [] and catalogued.audit.entries("notice") == []
 
 
@@ -203,13 +230,11 @@ def test_bulk_acknowledgement_groups_the_open_requests_and_mails_their_reporters
             if e["action"] == "acknowledged_requests"] == [3, 0]
 
 
-@pytest.mark.parametrize("codes,note,needle", [
-    ([], "note", "choose the services"),
-    (["SCB"], "  ", "a public note is required"),
-    (["NOPE"], "note", "'NOPE' is not in the catalogue"),
-])
-def test_a_bad_acknowledgement_changes_nothing(catalogued, codes, note, needle):
+def test_a_bad_acknowledgement_changes_nothing(catalogued):
     notice = _post(catalogued, suspend=[])
-    with pytest.raises(InvalidRequest, match=needle):
-        acknowledge_requests(catalogued, notice.id, codes, note, actor="em")
+    for codes, note, needle in [([], "note", "choose the services"),
+                                (["SCB"], "  ", "a public note is required"),
+                                (["NOPE"], "note", "'NOPE' is not in the catalogue")]:
+        with pytest.raises(InvalidRequest, match=needle):
+            acknowledge_requests(catalogued, notice.id, codes, note, actor="em")
     assert catalogued.notices.acknowledged(notice.id) == []
