@@ -63,8 +63,8 @@ def cap_time(moment: datetime, zone: str) -> str:
     Examples
     --------
     >>> from datetime import UTC, datetime
-    >>> cap_time(datetime(2026, 12, 8, 18, 0, tzinfo=UTC), "America/Chicago")
-    '2026-12-08T12:00:00-06:00'
+    >>> cap_time(datetime(2026, 12, 8, 18, 0, tzinfo=UTC), "America/Denver")
+    '2026-12-08T11:00:00-07:00'
     """
     local = moment.astimezone(ZoneInfo(zone)).replace(microsecond=0)
     text = local.isoformat()

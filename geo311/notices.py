@@ -100,8 +100,8 @@ def parse_time(text: str, zone: str, *, name: str = "time") -> datetime:
 
     Examples
     --------
-    >>> parse_time("2026-12-08 18:00", "America/Chicago").isoformat()
-    '2026-12-09T00:00:00+00:00'
+    >>> parse_time("2026-12-08 18:00", "America/New_York").isoformat()
+    '2026-12-08T23:00:00+00:00'
     """
     value = (text or "").strip()
     try:
