@@ -123,3 +123,32 @@ def test_an_emergency_manager_draws_and_posts_a_notice_by_keyboard(serve, page, 
     assert notice.area.area > 0 and len(notice.area.geoms[0].exterior.coords) == 4
     _serious(page)
     assert errors == []
+
+
+def test_the_desk_reads_the_notice_for_the_callers_place(serve, page, notice_url, store):
+    create_user(store, "ana", STAFF_PASSWORD, "agent")
+    notice = post_notice(store, messages={"en": "Flooding: no street-light reports"},
+                         severity="Extreme", area=Area(AREA, "Loop"), suspend=["SDR"],
+                         actor="em")
+    base = serve(notice_url)
+    page.goto(base + "/login")
+    page.focus("input[name=username]")
+    page.keyboard.type("ana")
+    page.keyboard.press("Tab")
+    page.keyboard.type(STAFF_PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(base + "/staff/intake")
+    page.wait_for_selector("#desk-map.leaflet-container")
+    for at, expected in ((AUSTIN, 0), (LOOP, 1)):
+        page.evaluate("([lat, lon]) => window.geo311Desk.map.setView([lat, lon], 16, "
+                      "{animate: false})", [at[1], at[0]])
+        page.focus("#desk-map")
+        page.keyboard.press("Enter")  # the call-taker places the report at the map's centre
+        page.wait_for_function(f"() => window.geo311Desk.busy === 0 && "
+                               f"Math.abs(document.getElementById('lat').value - {at[1]}) "
+                               f"< 1e-4")
+        page.wait_for_function(f"() => document.querySelectorAll('#desk-notices "
+                               f".area-notice').length === {expected}")
+    text = page.inner_text("#desk-notices")
+    assert f"Extreme notice #{notice.id} here: Flooding: no street-light reports" in text
+    assert "Suspended here: Street Light Out." in text

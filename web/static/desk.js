@@ -256,6 +256,7 @@
   if (mapDiv.dataset.tiles) L.tileLayer(mapDiv.dataset.tiles, {attribution: "configured tiles"}).addTo(map);
   const marker = L.layerGroup().addTo(map);
   const groups = L.layerGroup().addTo(map);
+  window.geo311Desk.map = map;
 
   function setPoint(lat, lon) {
     $("lat").value = Number(lat).toFixed(6);
