@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -306,9 +307,33 @@ def end_notice(store: NoticeStore, notice_id: int, *, actor: str = "system") -> 
     return store.notices.end(notice.id, at=now, actor=actor)
 
 
+#: The notices not yet ended, per database, with the ``store.notices.version()`` they were
+#: read at; their areas are prepared for fast point tests (see ``geo311.caches``).
+_UNENDED: dict[str, tuple[tuple[Any, ...], list[Notice]]] = {}
+_UNENDED_LOCK = threading.Lock()
+
+
+def unended_notices(store: NoticeStore) -> list[Notice]:
+    """The notices not yet ended (in force or to come), read again when one is posted or ended.
+
+    Every page with a place and every report asks, so they are kept per database.
+    """
+    key = store.notices.version()
+    with _UNENDED_LOCK:
+        kept = _UNENDED.get(key[0])
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    notices = store.notices.unended()
+    for n in notices:
+        shapely.prepare(n.area)
+    with _UNENDED_LOCK:
+        _UNENDED[key[0]] = (key, notices)
+    return notices
+
+
 def notices_at(store: NoticeStore, lon: float, lat: float,
                at: datetime | None = None) -> list[Notice]:
-    """The notices in force at ``at`` (default now) whose area holds the point, most severe first.
+    """The notices in force at ``at`` (now or later) whose area holds the point, most severe first.
 
     A point on the area's edge is inside.
 
@@ -317,9 +342,13 @@ def notices_at(store: NoticeStore, lon: float, lat: float,
     >>> [n.id for n in notices_at(store, -87.63, 41.88)]  # doctest: +SKIP
     [3]
     """
-    point = shapely.Point(lon, lat)
-    found = [n for n in store.notices.in_force(at, lon=lon, lat=lat)
-             if n.area.intersects(point)]
+    at = at or now_utc()
+    found = []
+    for n in unended_notices(store):
+        minx, miny, maxx, maxy = n.area.bounds
+        if n.active(at) and minx <= lon <= maxx and miny <= lat <= maxy \
+                and shapely.intersects_xy(n.area, lon, lat):
+            found.append(n)
     return sorted(found, key=lambda n: (SEVERITIES.index(n.severity), -n.id))
 
 

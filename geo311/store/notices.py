@@ -89,6 +89,26 @@ class Notices:
         with self.db.connect() as conn:
             return self._read(conn, where)
 
+    def unended(self, at: datetime | None = None) -> list[Notice]:
+        """Notices not ended at ``at`` (default now): in force or still to come."""
+        n = t.notices.c
+        with self.db.connect() as conn:
+            return self._read(conn, or_(n.ends.is_(None), n.ends > (at or now_utc())))
+
+    def version(self) -> tuple[str, int, int, str, int]:
+        """What changes whenever a notice is posted or ended: a cache of notices checks it.
+
+        The database's URL, how many notices there are, the newest id and creation time,
+        and the newest audit entry about a notice (ending one writes it).
+        """
+        n, a = t.notices.c, t.audit_log.c
+        stmt = select(func.count(n.id), func.max(n.id), func.max(n.created),
+                      select(func.max(a.id)).where(a.entity == "notice").scalar_subquery())
+        with self.db.connect() as conn:
+            count, newest, created, audited = conn.execute(stmt).one()
+        return (self.db.engine.url.render_as_string(), int(count or 0), int(newest or 0),
+                str(created or ""), int(audited or 0))
+
     def end(self, notice_id: int, *, at: datetime | None = None,
             actor: str = "system") -> Notice:
         """End a notice now (or at ``at``); audited. An ended notice stays listed."""

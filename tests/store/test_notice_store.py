@@ -238,3 +238,19 @@ def test_a_bad_acknowledgement_changes_nothing(catalogued):
         with pytest.raises(InvalidRequest, match=needle):
             acknowledge_requests(catalogued, notice.id, codes, note, actor="em")
     assert catalogued.notices.acknowledged(notice.id) == []
+
+
+def test_a_notice_posted_or_ended_elsewhere_is_seen_at_once(catalogued, backend_url):
+    from geo311.store import open_store
+
+    other = open_store(backend_url)  # another process's view of the same database
+    try:
+        assert notices_at(catalogued, *LOOP) == []  # read, and kept
+        posted = _post(other)
+        assert [n.id for n in notices_at(catalogued, *LOOP)] == [posted.id]
+        end_notice(other, posted.id, actor="em")
+        assert notices_at(catalogued, *LOOP) == []
+        second = _post(other, severity="Minor")
+        assert [n.id for n in notices_at(catalogued, *LOOP)] == [second.id]
+    finally:
+        other.dispose()
