@@ -61,9 +61,8 @@ def staff_page(status: int = 200, error: str = "",
     (lat, lon), zoom = maps.map_view()
     now = now_utc()
     notices = s.store.notices.all()
-    services = sorted((sv for sv in s.store.catalogue.services()),
-                      key=lambda sv: (sv.group or "Other", sv.name))
-    layers = [v for v in s.store.layers.versions(active_only=True)]
+    services = sorted(s.store.catalogue.services(), key=lambda sv: (sv.group or "Other", sv.name))
+    layers = s.store.layers.versions(active_only=True)
     return render_template(
         "notices.html", now=now, severities=SEVERITIES, languages=LANGUAGE_NAMES,
         in_force=[n for n in notices if n.active(now)],

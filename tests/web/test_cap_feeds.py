@@ -1,6 +1,7 @@
 """The CAP 1.2 alerts, the CAP index and the Atom feed: every alert valid against the
 official OASIS CAP-v1.2.xsd (tests/data), whatever its messages hold."""
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import shapely
 from lxml import etree
 from sqlalchemy import update
 
+from geo311 import cap
 from geo311.cap import polygons
 from geo311.notices import Area, end_notice, post_notice
 from geo311.store import tables as t
@@ -99,15 +101,19 @@ def test_every_alert_validates_and_carries_its_text_exactly(app, city, client, s
 def test_text_stored_by_any_path_still_makes_valid_xml(app, city, client, schema):
     notice = post_notice(city.store, messages={"en": "ok"}, severity="Unknown",
                          area=Area(AREA, "area"), actor="em")
-    raw = "NUL\x00 bell\x07 <x> ]]> \ufffe end"
+    raw = "bell\x07 esc\x1b <x> ]]> \ufffe end"  # PostgreSQL refuses NUL: see below
     with city.store.engine.begin() as conn:  # written behind the service's checks
         conn.execute(update(t.notice_messages).values(text=raw))
         conn.execute(update(t.notices).values(area_desc=raw))
     alert = _valid(schema, client.get(f"/cap/{notice.id}.xml").data)
-    assert _texts(alert, "cap:info/cap:description") == ["NUL bell <x> ]]>  end"]
+    assert _texts(alert, "cap:info/cap:description") == ["bell esc <x> ]]>  end"]
     for url in ("/cap.xml", "/notices.atom"):
         feed = etree.fromstring(client.get(url).data)
-        assert feed.findtext("a:entry/a:summary", namespaces=ATOM) == "NUL bell <x> ]]>  end"
+        assert feed.findtext("a:entry/a:summary", namespaces=ATOM) == "bell esc <x> ]]>  end"
+    with_nul = replace(city.store.notices.get(notice.id), messages={"en": "a\x00b"})
+    publisher = cap.Publisher("311@city.example", "City", "https://city.example")
+    document = _valid(schema, cap.alert(with_nul, publisher, now_utc()))
+    assert _texts(document, "cap:info/cap:description") == ["ab"]
 
 
 def test_the_cap_index_lists_the_alerts_in_force_and_each_link_validates(app, city, client,
