@@ -55,6 +55,16 @@ Open311 catalogue
     the active services, re-read after ``ttl_s`` (5 s); a code it lacks is looked up in
     the store at once, so only a changed or retired service is seen late.
 
+Area notices
+    ``notices._UNENDED``: per database URL, the notices not yet ended (in force or to come)
+    with their areas prepared for point tests, which every report (``intake.submit``) and
+    every public page with a place reads. Checked on each use against
+    ``store.notices.version()``: the number of notices, the newest id and creation time,
+    and the newest audit entry about a notice (posting and ending write one), so a notice
+    posted or ended by any process is seen by the next read; notices whose start or end
+    passes are sorted out by the clock on each read. A notice changed by hand in SQL
+    without an audit entry is seen at the next post or end.
+
 Knowledge-base index
     ``knowledge._INDEXED``: per database URL and audience (public or staff), the indexed
     documents, synonyms and vocabulary search reads, with ``store.kb.index_key()``: the

@@ -92,3 +92,10 @@ class TooManyRequests(Geo311Error):
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class ServiceSuspended(Geo311Error):
+    """An area notice suspends this service where the report is: the notice is the answer."""
+
+    status = 422
+    code = "service_suspended"

@@ -31,6 +31,7 @@ from geo311.model import (
     Service,
     ServiceRequest,
 )
+from geo311.notices import check_suspension
 from geo311.reports import check_report
 from geo311.sla import calendar_of, due_at, target_for
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from geo311.store.catalogue import Catalogue
     from geo311.store.duplicates import Duplicates
     from geo311.store.layers import Layers
+    from geo311.store.notices import Notices
     from geo311.store.requests import Requests
 
 if TYPE_CHECKING:
@@ -72,6 +74,10 @@ class IntakeStore(Protocol):
         """The store's ``requests``."""
 
     @property
+    def notices(self) -> Notices:
+        """The store's ``notices``."""
+
+    @property
     def engine(self) -> Engine:
         """The store's ``engine``."""
 
@@ -92,6 +98,8 @@ class Context:
     reference_key: tuple[int, ...] = ()
     remote: RemoteGeocoder | None = None
     grid: AddressGrid | None = None
+    #: The city's time zone, for the times a refusal names (a notice's end).
+    timezone: str = "UTC"
 
     @classmethod
     def from_store(
@@ -136,7 +144,7 @@ class Context:
                                     city=profile.remote_suffix)
         return cls(index=index, service_area=area, key=tuple(sorted(v.id for v in versions)),
                    geocoder=geocoder, reference_key=reference_key, remote=remote,
-                   grid=profile.grid)
+                   grid=profile.grid, timezone=profile.timezone)
 
 
 def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
@@ -189,8 +197,10 @@ def submit(store: IntakeStore, ctx: Context, new: NewRequest, *, actor: str = "s
            join_group: int | None = None) -> ServiceRequest:
     """Take in one live report and store it; the one path every live report takes.
 
-    Raises ``InvalidRequest`` for a bad service or location and
-    ``OutsideServiceArea`` for a point outside the city; nothing is stored then.
+    Raises ``InvalidRequest`` for a bad service or location,
+    ``OutsideServiceArea`` for a point outside the city and ``ServiceSuspended`` (with
+    the notice's message) for a service an area notice suspends there; nothing is
+    stored then.
     ``join_group`` (a call-taker's choice) makes the report a duplicate in that open
     group instead of the one the duplicate rule would pick; ``actor`` is audited.
 
@@ -213,6 +223,8 @@ def submit(store: IntakeStore, ctx: Context, new: NewRequest, *, actor: str = "s
             f"{distance_words(placement.outside_by_m)} outside the city limit "
             f"(layer {ctx.service_area!r})"
         )
+    check_suspension(store, service, lon, lat, language=new.reporter.language,
+                     zone=ctx.timezone)
     target = target_for(service)
     calendar = calendar_of(service) if target is not None else None
 

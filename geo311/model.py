@@ -448,3 +448,42 @@ class CallerRequest:
     requested_datetime: datetime
     address: str
     duplicate_of: int | None
+
+
+#: Severities of an area notice, as the Common Alerting Protocol (CAP 1.2) names them.
+SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notice to the residents of an area, from ``starts`` until ``ends`` (None: ended by hand).
+
+    ``area`` is a shapely polygon or multipolygon in EPSG:4326 and ``area_desc`` says in
+    words where it is; ``messages`` maps a language code (``en``, ``es``) to the text in it;
+    ``suspended`` lists the service codes whose new reports are refused inside the area
+    while the notice is active. ``layer`` and ``districts`` name the districts it was drawn
+    from, when it was.
+    """
+
+    id: int
+    severity: str
+    messages: dict[str, str]
+    area: Any
+    area_desc: str
+    starts: datetime
+    ends: datetime | None = None
+    suspended: tuple[str, ...] = ()
+    layer: str = ""
+    districts: tuple[str, ...] = ()
+    created: datetime | None = None
+    created_by: str = ""
+    ended_by: str = ""
+
+    def active(self, at: datetime) -> bool:
+        """Whether the notice is in force at ``at``."""
+        return self.starts <= at and (self.ends is None or at < self.ends)
+
+    def message(self, language: str, default: str = "en") -> str:
+        """The message in ``language``, else in ``default``, else in the first one written."""
+        return (self.messages.get(language) or self.messages.get(default)
+                or next(iter(self.messages.values()), ""))

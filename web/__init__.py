@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         knowledge,
         kpi,
         navigation,
+        notices,
         notify,
         ogc,
         open311,
@@ -128,5 +129,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(notify.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(disclosure.bp)
+    app.register_blueprint(notices.bp)
     open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

@@ -34,6 +34,7 @@ STAFF_PAGES = (
     StaffPage("kpi.kpi", "KPI", ("planner", "dispatcher")),
     StaffPage("gis.home", "GIS", ("gis",)),
     StaffPage("disclosure.disclosures", "Records", ("records",)),
+    StaffPage("notices.staff_page", "Notices", ("emergency",)),
 )
 
 #: Where each role starts its day.
@@ -43,6 +44,7 @@ START_PAGES = {
     "planner": "hotspots.hotspots_page",
     "gis": "gis.home",
     "records": "disclosure.disclosures",
+    "emergency": "notices.staff_page",
     "admin": "dispatch.dispatch_map",
 }
 

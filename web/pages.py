@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from itertools import groupby
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -22,6 +23,7 @@ from geo311.redaction import redact_text
 from geo311_web import maps, state
 from geo311_web.languages import reader_language
 from geo311_web.local_time import when_words
+from geo311_web.notices import notices_here
 
 bp = Blueprint("pages", __name__)
 
@@ -80,13 +82,23 @@ def _index(status_code: int = 200, **extra: object) -> tuple[str, int]:
                           key=lambda sv: sv.group or "Other")
     questions = sorted((a for a in chosen.attributes if a.variable),
                        key=lambda a: a.order) if chosen else []
+    lon, lat = _form_point(form)
     return render_template("index.html", parts=maps.map_parts(m), drawn=drawn,
                            total=s.store.requests.count(), status=status or "any",
                            departments=[(d, list(g)) for d, g in departments],
                            questions=questions, radius_m=AROUND_RADIUS_M,
                            geocode_available=any(rule.rule == "/api/geocode" for rule in
                                                  current_app.url_map.iter_rules()),
-                           form=form, **extra), status_code
+                           form=form, notices=notices_here(lon, lat), **extra), status_code
+
+
+def _form_point(form: Any) -> tuple[float | None, float | None]:
+    """The place a form chose (``lat`` and ``long``), if it holds a valid one."""
+    try:
+        lat, lon = float(form.get("lat", "")), float(form.get("long", ""))
+    except (TypeError, ValueError):
+        return None, None
+    return (lon, lat) if abs(lat) <= 90 and abs(lon) <= 180 else (None, None)
 
 
 @bp.get("/")
@@ -167,8 +179,9 @@ def _tracking(request_id: int, *, followed: bool = False, follow_error: str = ""
                and e["action"] not in RESIDENTS_OWN_ACTIONS]
     # Public notes only, redacted like the description; staff names stay off the page.
     notes = [(n.created, redact_text(n.body)) for n in s.store.notes.public_of(request_id)]
-    return render_template("request.html", r=mask_request(r, sensitive), history=history,
-                           notes=notes,
+    shown = mask_request(r, sensitive)  # a sensitive request is placed at its cell's centre
+    return render_template("request.html", r=shown, history=history,
+                           notes=notes, notices_here=notices_here(shown.lon, shown.lat),
                            districts=district_lines(r),
                            import_note=_import_note(r),
                            media_url=_shown_media(r, sensitive),

@@ -28,6 +28,7 @@ from geo311.store.hotspots import Hotspots
 from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
 from geo311.store.notes import Notes
+from geo311.store.notices import Notices
 from geo311.store.outbox import Outbox
 from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
@@ -73,6 +74,7 @@ class Store:
         self.areas = AreaAlerts(self.db)
         self.area_outbox = Outbox(self.db, t.area_mail)
         self.disclosure = Disclosures(self.db)
+        self.notices = Notices(self.db)
 
     @property
     def engine(self) -> Engine:

@@ -52,6 +52,15 @@ from geo311.store.centre_tables import (
 from geo311.store.centre_tables import (
     unsubscribed as unsubscribed,
 )
+from geo311.store.notices_tables import (
+    notice_messages as notice_messages,
+)
+from geo311.store.notices_tables import (
+    notice_requests as notice_requests,
+)
+from geo311.store.notices_tables import (
+    notices as notices,
+)
 from geo311.store.schema_types import UTCDateTime as UTCDateTime
 from geo311.store.schema_types import metadata as metadata
 
@@ -76,6 +85,8 @@ from geo311.store.schema_types import metadata as metadata
 #: 11: ``survey_answers``: the resident's 1-5 rating of a closed request and a comment.
 #:    ``followers``: addresses that follow a request by email (double opt-in).
 #:    ``area_subscriptions`` and ``area_mail``: area alerts and their daily digests.
+#: 11: area notices: ``notices``, their messages per language (``notice_messages``) and
+#: the requests acknowledged under them (``notice_requests``).
 SCHEMA_VERSION = 11
 
 schema_info = Table(

@@ -17,6 +17,7 @@ ROLES = {
     "dispatcher": ("/dispatch", {"Desk", "Requests", "Dispatch", "Work orders", "SLA", "KPI"}),
     "agent": ("/staff/intake", {"Desk", "Requests"}),
     "records": ("/staff/disclosures", {"Records"}),
+    "emergency": ("/staff/notices", {"Notices"}),
 }
 
 

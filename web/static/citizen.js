@@ -18,6 +18,8 @@
   const suggestionList = document.getElementById("suggestion-list");
   const addressInput = document.getElementById("report-address");
   const addressNote = document.getElementById("address-from-map");
+  const noticeBox = document.getElementById("area-notices");
+  const noticeAreas = L.layerGroup().addTo(map);
   let addressFromMap = false;  // true while the address shown is the one a click filled in
   window.geo311 = {map: map, around: around, ready: false};
 
@@ -64,7 +66,7 @@
     summary.textContent = response.ok
       ? found.length + " open request(s) within " + radius + " m."
       : "Could not list requests here (" + response.status + ").";
-    await Promise.all([suggest(), fillAddress(lat, lon)]);
+    await Promise.all([suggest(), fillAddress(lat, lon), showNotices(lat, lon)]);
     window.geo311.ready = true;
   }
 
@@ -96,6 +98,38 @@
     });
     suggestions.hidden = found.length === 0;
   }
+
+  // The notices in force where the resident chose: a banner above the map and the form.
+  function noticeBanner(n) {
+    const box = el("div", undefined, {class: "area-notice severity-" + n.severity.toLowerCase(),
+                                      "data-notice": String(n.id)});
+    const first = el("p");
+    first.append(el("strong", n.severity + " notice for this area:"), " ",
+                 el("span", n.message, {class: "area-notice-message", lang: n.lang}));
+    box.append(first, el("p", "Since " + n.starts_local + ", " +
+      (n.ends_local ? "until " + n.ends_local : "until further notice") + ".",
+      {class: "area-notice-when"}));
+    if (n.suspended.length) {
+      box.append(el("p", "Reports of " + n.suspended.map(s => s.name).join(", ") +
+                         " are not taken here while it lasts.", {class: "area-notice-suspended"}));
+    }
+    return box;
+  }
+
+  async function showNotices(lat, lon) {
+    if (!noticeBox) return;
+    const response = await fetch("/api/notices?lat=" + lat.toFixed(6) + "&long=" + lon.toFixed(6));
+    const found = response.ok ? await response.json() : {features: []};
+    noticeBox.replaceChildren(...found.features.map(f => noticeBanner(f.properties)));
+  }
+
+  // Areas under a notice are outlined on the map, so residents see them before they click.
+  fetch("/api/notices").then(r => r.ok ? r.json() : null).then(found => {
+    if (found && found.features.length) {
+      L.geoJSON(found, {style: f => ({color: "#b35806", weight: 2, dashArray: "6 4",
+                                      fillOpacity: 0.06}), interactive: false}).addTo(noticeAreas);
+    }
+  }).catch(() => {});
 
   // The nearest known address fills the form's address, never over what the resident typed.
   async function fillAddress(lat, lon) {

@@ -207,6 +207,7 @@
     if (!$("info-topic").value) $("info-topic").value = service.name;
     renderQuestions(service.questions, service.notes);
     suggestDuplicates();
+    if (notices.length) showNotices();
     const first = document.querySelector("#question-list input, #question-list select, #question-list textarea");
     (first || $("address-q")).focus();
   }
@@ -255,12 +256,48 @@
   if (mapDiv.dataset.tiles) L.tileLayer(mapDiv.dataset.tiles, {attribution: "configured tiles"}).addTo(map);
   const marker = L.layerGroup().addTo(map);
   const groups = L.layerGroup().addTo(map);
+  window.geo311Desk.map = map;
 
   function setPoint(lat, lon) {
     $("lat").value = Number(lat).toFixed(6);
     $("long").value = Number(lon).toFixed(6);
     marker.clearLayers();
     L.circleMarker([lat, lon], {radius: 8, color: "#08519c", weight: 3, fillOpacity: 0.4}).addTo(marker);
+    showNotices();
+  }
+
+  // The notices in force at the caller's place: read them out; a suspended service's
+  // report will get the notice instead of a ticket.
+  let notices = [];
+  async function showNotices() {
+    const box = $("desk-notices");
+    box.replaceChildren();
+    notices = [];
+    if (!$("lat").value) return;
+    try {
+      const found = await call("/api/notices?lat=" + $("lat").value + "&long=" + $("long").value +
+                               "&lang=" + encodeURIComponent($("caller-language").value || "en"));
+      notices = found.features.map(f => f.properties);
+    } catch (err) {
+      return;
+    }
+    notices.forEach(n => {
+      const item = el("div", null, {class: "area-notice severity-" + n.severity.toLowerCase(),
+                                     "data-notice": String(n.id)});
+      const first = el("p");
+      first.append(el("strong", n.severity + " notice #" + n.id + " here: "),
+                   el("span", n.message, {lang: n.lang}));
+      item.append(first, el("p", "Since " + n.starts_local + ", " +
+                                 (n.ends_local ? "until " + n.ends_local : "until further notice") + "."));
+      const codes = n.suspended.map(s => s.code);
+      if (codes.length) {
+        const chosenHere = chosen.service && codes.includes(chosen.service.code);
+        item.append(el("p", (chosenHere ? "The chosen service is suspended here: read the notice to the caller. " : "") +
+                            "Suspended here: " + n.suspended.map(s => s.name).join(", ") + ".",
+                       {class: chosenHere ? "area-notice-suspended error" : "area-notice-suspended"}));
+      }
+      box.append(item);
+    });
   }
 
   async function placeOnMap(lat, lon) {
@@ -425,6 +462,8 @@
     marker.clearLayers();
     $("lat").value = "";
     $("long").value = "";
+    $("desk-notices").replaceChildren();
+    notices = [];
     $("readback-live").replaceChildren(el("p", "The tracking number appears here when a request is made."));
     $("channel").focus();
   });
