@@ -20,6 +20,7 @@ from geo311.errors import Forbidden, InvalidRequest, NotFound
 from geo311.intake import Context, submit
 from geo311.model import Service, ServiceRequest
 from geo311.open311_records import refresh_records
+from geo311.referral import responsible_agency
 from geo311.store import Store
 from geo311.store.accounts import ApiKey
 
@@ -128,14 +129,17 @@ def create_request(store: Store, context: Callable[[], Context], catalogue: Cata
         if earlier is not None:
             return Created(store.requests.get(earlier), service, extensions, replayed=True)
     try:
-        stored = submit(store, context(), new)
+        ctx = context()
+        stored = submit(store, ctx, new)
     except BaseException:
         if client_id:
             store.accounts.release_submission(key.id, client_id)
         raise
     if client_id:
         store.accounts.settle_submission(key.id, client_id, stored.id)
-    return Created(stored, service, extensions)
+    # agency_responsible: the routing table's agency at the request's districts.
+    routed = replace(service, agency=responsible_agency(ctx.routing, service, stored.districts))
+    return Created(stored, routed, extensions)
 
 
 def refresh_stored_records(store: Store, zone: tzinfo) -> str:

@@ -55,6 +55,7 @@ class Geo311:
                     boundary_tolerance_m=self.settings.boundary_tolerance_m,
                     remote_geocoder=self.settings.remote_geocoder,
                     profile=self.settings.profile,
+                    routing_file=self.settings.routing_path,
                 )
             return self._context
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         open311,
         pages,
         queues,
+        referrals,
     )
 
     @app.context_processor
@@ -115,5 +117,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(gis.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(notify.bp)
+    app.register_blueprint(referrals.bp)
     open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

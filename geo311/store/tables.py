@@ -40,6 +40,9 @@ from geo311.store.centre_tables import (
 from geo311.store.centre_tables import (
     unsubscribed as unsubscribed,
 )
+from geo311.store.referral_tables import (
+    referrals as referrals,
+)
 from geo311.store.schema_types import UTCDateTime as UTCDateTime
 from geo311.store.schema_types import metadata as metadata
 
@@ -61,7 +64,8 @@ from geo311.store.schema_types import metadata as metadata
 #: and the indexes the queue's filters use.
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
-SCHEMA_VERSION = 10
+#: 11: ``referrals``: reports outside the city referred or forwarded to a neighbour.
+SCHEMA_VERSION = 11
 
 schema_info = Table(
     "schema_info",
