@@ -6,7 +6,7 @@ from flask import Blueprint, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from geo311_web import state
-from geo311_web.auth import current_staff, role_required
+from geo311_web.auth import actor, role_required
 
 bp = Blueprint("referrals", __name__)
 
@@ -42,6 +42,5 @@ def referral_list() -> str:
 @role_required("agent", "dispatcher")
 def retry(reference: str) -> Response:
     """Send a flagged referral again."""
-    staff = current_staff()
-    state().store.referrals.retry(reference, actor=staff.name if staff else "staff")
+    state().store.referrals.retry(reference, actor=actor())
     return redirect(url_for("referrals.referral_list"))
