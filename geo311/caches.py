@@ -55,6 +55,13 @@ Open311 catalogue
     the active services, re-read after ``ttl_s`` (5 s); a code it lacks is looked up in
     the store at once, so only a changed or retired service is seen late.
 
+Routing table
+    ``referral._TABLES``: the last routing file read (``referral.load_routing``), keyed by
+    its path and modification time, so an edited file is read again at the next report
+    or page that needs it. The intake context's neighbour index (the jurisdiction
+    layer's newest version) is rebuilt with the context: after loading a new version of
+    the jurisdiction layer, restart (or activate any layer) to use it.
+
 Knowledge-base index
     ``knowledge._INDEXED``: per database URL and audience (public or staff), the indexed
     documents, synonyms and vocabulary search reads, with ``store.kb.index_key()``: the

@@ -103,7 +103,7 @@ class Route:
     def rank(self, code: str) -> tuple[int, int]:
         """How specific the route is for a service ``code``: (service, district)."""
         return (2 if self.service == code else 0 if self.service == "*" else 1,
-                0 if "*" in (self.district, self.jurisdiction) else 1)
+                0 if (self.jurisdiction or self.district) == "*" else 1)
 
 
 @dataclass(frozen=True)

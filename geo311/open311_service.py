@@ -18,6 +18,7 @@ from typing import Any
 from geo311 import open311
 from geo311.errors import Forbidden, InvalidRequest, NotFound
 from geo311.intake import Context, submit
+from geo311.jurisdictions import RoutingTable
 from geo311.model import Service, ServiceRequest
 from geo311.open311_records import refresh_records
 from geo311.referral import responsible_agency
@@ -142,9 +143,10 @@ def create_request(store: Store, context: Callable[[], Context], catalogue: Cata
     return Created(stored, routed, extensions)
 
 
-def refresh_stored_records(store: Store, zone: tzinfo) -> str:
+def refresh_stored_records(store: Store, zone: tzinfo, routing: RoutingTable | None = None
+                           ) -> str:
     """Build every missing or stale Open311 record now; the line that says how it went."""
     started = time.perf_counter()
-    built, current = refresh_records(store, zone)
+    built, current = refresh_records(store, zone, routing)
     return (f"public records: {built} built, {current} already current "
             f"({time.perf_counter() - started:.1f} s)")

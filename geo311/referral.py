@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from geo311.districts import DistrictIndex, DistrictLayer
-from geo311.errors import Referred
-from geo311.jurisdictions import Agency, RoutingTable, read_routing
+from geo311.errors import ConfigError, Referred
+from geo311.jurisdictions import ROUTING_FILE, Agency, RoutingTable, read_routing
 from geo311.model import NewRequest, Service
 from geo311.store.rows import now_utc
 
@@ -103,7 +103,11 @@ def load_routing(path: Path | None) -> RoutingTable | None:
     """
     if path is None:
         return None
-    key = (str(path), path.stat().st_mtime_ns)
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except OSError as exc:
+        raise ConfigError(f"the routing file {path} (GEO311_ROUTING_FILE, or the city "
+                          f"profile's {ROUTING_FILE}) cannot be read: {exc.strerror}") from exc
     with _TABLES_LOCK:
         found = _TABLES.get(key)
         if found is None:

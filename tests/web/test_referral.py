@@ -220,6 +220,7 @@ def test_inside_the_city_reports_are_taken_as_before(client, referral_city):
 # --- forwarded to a neighbour's Open311 ---------------------------------------------------
 
 
+@pytest.mark.both_backends  # the referrals outbox on each backend
 def test_a_report_in_evanston_is_forwarded_and_resolvable_on_the_neighbour(
         app, client, referral_city, neighbour, monkeypatch):
     r = _post(client, referral_city.key, EVANSTON, description="sofa on the parkway",
@@ -261,6 +262,7 @@ def test_a_report_in_evanston_is_forwarded_and_resolvable_on_the_neighbour(
     assert "sofa" not in text  # the public page shows no report text
 
 
+@pytest.mark.both_backends  # the referrals outbox on each backend
 def test_a_neighbour_that_is_down_is_retried_then_flagged(app, referral_city, client,
                                                           closed_endpoint, staff_client):
     r = _post(client, referral_city.key, EVANSTON)
@@ -314,3 +316,43 @@ def test_referral_page_of_an_unknown_reference_is_404(client, referral_city):
 def test_referrals_staff_page_needs_a_login(app, referral_city):
     anonymous = csrf_ready(app, app.test_client())
     assert anonymous.get("/staff/referrals").status_code == 302
+
+
+# --- inside the city: the routing table names the agency -----------------------------
+
+
+OHARE = (-87.9048, 41.9786)  # community area 76
+
+
+def test_inside_the_city_the_table_names_the_agency_responsible(client, referral_city):
+    ids = {}
+    for name, at in (("ohare", OHARE), ("loop", LOOP)):
+        r = _post(client, referral_city.key, at, code="AVN")
+        assert r.status_code == 200, r.get_json()
+        ids[name] = r.get_json()[0]["service_request_id"]
+    # the shipped table: aircraft noise at O'Hare goes to its noise office (example values)
+    (ohare,) = client.get(f"/open311/v2/requests/{ids['ohare']}.json").get_json()
+    (loop,) = client.get(f"/open311/v2/requests/{ids['loop']}.json").get_json()
+    assert ohare["agency_responsible"] == "Department of Aviation – O'Hare noise office"
+    assert loop["agency_responsible"] == "Aviation"  # no route: the catalogue's agency
+    listed = client.get("/open311/v2/requests.json?service_code=AVN").get_json()
+    assert {r["service_request_id"]: r["agency_responsible"] for r in listed} == {
+        ids["ohare"]: "Department of Aviation – O'Hare noise office",
+        ids["loop"]: "Aviation"}
+    page = client.get(f"/requests/{ids['ohare']}").get_data(as_text=True)
+    assert 'id="agency">Department of Aviation – O&#39;Hare noise office' in page
+
+
+def test_records_built_without_the_table_are_stale_once_it_routes_inside(app, client,
+                                                                        referral_city):
+    from geo311.open311_records import refresh_records, stamp_tail
+
+    r = _post(client, referral_city.key, OHARE, code="AVN")
+    rid = int(r.get_json()[0]["service_request_id"])
+    zone = app.extensions["geo311"].settings.zone
+    routing = load_routing(app.extensions["geo311"].settings.routing_path)
+    assert stamp_tail(zone) != stamp_tail(zone, routing)
+    assert refresh_records(referral_city.store, zone) == (1, 0)  # without the table
+    (record,) = client.get(f"/open311/v2/requests/{rid}.json").get_json()
+    assert record["agency_responsible"] == "Department of Aviation – O'Hare noise office"
+    assert refresh_records(referral_city.store, zone, routing) == (0, 1)  # the GET stored it
