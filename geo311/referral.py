@@ -77,7 +77,7 @@ def neighbours_of(store: ReferralStore, layer: str) -> Neighbours | None:
     """
     versions = store.layers.versions(layer)
     if not versions:
-        LOGGER.warning("the routing table names jurisdiction layer %r, which is not loaded",
+        LOGGER.info("the routing table names jurisdiction layer %r, which is not loaded",
                        layer)
         return None
     newest = versions[-1]

@@ -107,3 +107,4 @@ def test_a_file_that_is_not_toml_names_the_file(tmp_path):
         read_routing(path)
     with pytest.raises(ConfigError, match=r"cannot be read"):
         read_routing(tmp_path / "missing.toml")
+
