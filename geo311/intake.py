@@ -150,7 +150,10 @@ class Context:
                                     city=profile.remote_suffix)
         routing = load_routing(routing_file or routing_path(profile.path))
         neighbours = neighbours_of(store, routing.jurisdiction_layer) if routing else None
-        return cls(index=index, service_area=area, key=tuple(sorted(v.id for v in versions)),
+        # The key: the versions in use, as ``store.addresses.context_key()`` reads them.
+        in_use = {v.id for v in versions} | {v.id for v in store.layers.versions()
+                                             if v.role == "jurisdiction"}
+        return cls(index=index, service_area=area, key=tuple(sorted(in_use)),
                    geocoder=geocoder, reference_key=reference_key, remote=remote,
                    grid=profile.grid, routing=routing, neighbours=neighbours)
 

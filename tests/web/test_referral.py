@@ -356,3 +356,20 @@ def test_records_built_without_the_table_are_stale_once_it_routes_inside(app, cl
     (record,) = client.get(f"/open311/v2/requests/{rid}.json").get_json()
     assert record["agency_responsible"] == "Department of Aviation – O'Hare noise office"
     assert refresh_records(referral_city.store, zone, routing) == (0, 1)  # the GET stored it
+
+
+def test_a_new_version_of_the_jurisdiction_layer_is_used_at_once(app, client, referral_city,
+                                                                  tmp_path):
+    """GIS staff load the neighbours again, without Evanston: a point there is refused plainly."""
+    layer = gpd.read_file(SHAPEFILES / "jurisdictions" / "jurisdictions.shp")
+    path = tmp_path / "without_evanston.geojson"
+    layer[layer["geoid"] != EVANSTON_ID].to_file(path, driver="GeoJSON")
+    before = app.extensions["geo311"].context()
+    assert before.neighbours.at(*EVANSTON) == (EVANSTON_ID, "Evanston")
+    result = load_layer(referral_city.store, path, name="jurisdictions", role="jurisdiction",
+                        id_field="geoid", name_field="name")
+    assert not result.activated and result.version.version == 2
+    after = app.extensions["geo311"].context()
+    assert after is not before and after.neighbours.at(*EVANSTON) is None
+    r = _post(client, referral_city.key, EVANSTON)
+    assert "handled by" not in r.get_json()[0]["description"]
