@@ -178,8 +178,8 @@ def read_routing(path: str | Path) -> RoutingTable:
 
     Examples
     --------
-    >>> from geo311.city import CITIES_PATH
-    >>> read_routing(CITIES_PATH / "chicago" / "routing.toml").jurisdiction_layer
+    >>> from geo311.city import CITIES_PATH, default_city
+    >>> read_routing(CITIES_PATH / default_city() / "routing.toml").jurisdiction_layer
     'jurisdictions'
     """
     path = Path(path)
