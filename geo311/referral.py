@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from geo311.districts import DistrictIndex, DistrictLayer
 from geo311.errors import ConfigError, Referred
 from geo311.jurisdictions import ROUTING_FILE, Agency, RoutingTable, read_routing
+from geo311.media import MEDIA_PATH
 from geo311.model import NewRequest, Service
 from geo311.store.rows import now_utc
 
@@ -163,8 +164,11 @@ def refer(store: ReferralStore, routing: RoutingTable | None, neighbours: Neighb
         "agency_id": agency.id, "agency_name": agency.named(place), "how": agency.how,
         "lon": lon, "lat": lat}
     if forward:  # only what the neighbour needs; never the reporter's contact
+        # A photo uploaded here is not kept for a refused report, so its link would
+        # lead nowhere; a link the client gave (its own photo host) is passed on.
+        media_url = "" if MEDIA_PATH in new.media_url else new.media_url
         values.update(address=new.address, description=new.description,
-                      media_url=new.media_url,
+                      media_url=media_url,
                       attributes={k: list(v) for k, v in new.attributes.items()})
     row = store.referrals.add(values, actor=actor)
     return Referred(referral_words(refusal, place, agency, row["reference"] if forward else ""),

@@ -34,6 +34,7 @@ STAFF_PAGES = (
     StaffPage("dispatch.sla_page", "SLA", ("dispatcher",)),
     StaffPage("kpi.kpi", "KPI", ("planner", "dispatcher")),
     StaffPage("gis.home", "GIS", ("gis",)),
+    StaffPage("disclosure.disclosures", "Records", ("records",)),
 )
 
 #: Where each role starts its day.
@@ -42,6 +43,7 @@ START_PAGES = {
     "dispatcher": "dispatch.dispatch_map",
     "planner": "hotspots.hotspots_page",
     "gis": "gis.home",
+    "records": "disclosure.disclosures",
     "admin": "dispatch.dispatch_map",
 }
 

@@ -29,6 +29,9 @@ from geo311.store.centre_tables import (
     contacts as contacts,
 )
 from geo311.store.centre_tables import (
+    followers as followers,
+)
+from geo311.store.centre_tables import (
     notifications as notifications,
 )
 from geo311.store.centre_tables import (
@@ -36,6 +39,9 @@ from geo311.store.centre_tables import (
 )
 from geo311.store.centre_tables import (
     saved_views as saved_views,
+)
+from geo311.store.centre_tables import (
+    survey_answers as survey_answers,
 )
 from geo311.store.centre_tables import (
     unsubscribed as unsubscribed,
@@ -64,8 +70,10 @@ from geo311.store.schema_types import metadata as metadata
 #: and the indexes the queue's filters use.
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
-#: 11: ``referrals``: reports outside the city referred or forwarded to a neighbour.
-SCHEMA_VERSION = 11
+#: 11: ``survey_answers``: the resident's 1-5 rating of a closed request and a comment.
+#:    ``followers``: addresses that follow a request by email (double opt-in).
+#: 12: ``referrals``: reports outside the city referred or forwarded to a neighbour.
+SCHEMA_VERSION = 12
 
 schema_info = Table(
     "schema_info",
