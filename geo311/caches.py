@@ -14,9 +14,10 @@ Stored Open311 records
 
 Intake context
     ``geo311_web.Geo311.context()`` keeps one ``intake.Context`` (district index, service
-    area, geocoder), rebuilt when ``store.addresses.context_key()`` changes: the ids of the active
-    layer versions, or the reference key (last geocoding audit id and the highest id of
-    each reference table).
+    area, geocoder, routing table and neighbours), rebuilt when
+    ``store.addresses.context_key()`` changes: the ids of the active layer versions and
+    of every jurisdiction layer version, or the reference key (last geocoding audit id
+    and the highest id of each reference table).
 
 Geocoder per database
     ``gazetteer.geocoder_for`` keeps the last ``Geocoder`` of each database URL, rebuilt
@@ -64,6 +65,13 @@ Area notices
     posted or ended by any process is seen by the next read; notices whose start or end
     passes are sorted out by the clock on each read. A notice changed by hand in SQL
     without an audit entry is seen at the next post or end.
+Routing table
+    ``referral._TABLES``: the last routing file read (``referral.load_routing``), keyed by
+    its path and modification time, so an edited file is read again at the next report
+    or page that needs it. The intake context's neighbour index (the jurisdiction
+    layer's newest version) is rebuilt with the context, whose key holds every version
+    of a jurisdiction layer: loading a new one rebuilds it. A routing file that names
+    another jurisdiction layer is seen at the next rebuild.
 
 Knowledge-base index
     ``knowledge._INDEXED``: per database URL and audience (public or staff), the indexed

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geo311.city import SHIPPED_ROOT, CityProfile, active_profile, load_profile
 from geo311.errors import ConfigError
+from geo311.jurisdictions import routing_path
 
 #: Remote geocoders a city may switch on as a fallback (``geo311.geocoding.remote``).
 REMOTE_GEOCODERS = ("nominatim", "census")
@@ -73,6 +74,9 @@ class Settings:
     smtp_starttls: bool = False
     mail_from: str = ""
     public_url: str = ""
+    # Who handles what (``geo311.jurisdictions``): a routing file; empty: the city
+    # profile's ``routing.toml``, if it has one.
+    routing_file: str = ""
 
     def __post_init__(self) -> None:
         if not self.timezone:
@@ -117,6 +121,11 @@ class Settings:
     def profile(self) -> CityProfile:
         """The city profile: ``city`` if set, else the one ``GEO311_CITY`` selects."""
         return load_profile(self.city) if self.city else active_profile()
+
+    @property
+    def routing_path(self) -> Path | None:
+        """The routing file in use: ``routing_file``, else the profile's, else None."""
+        return routing_path(self.profile.path, self.routing_file)
 
     @property
     def zone(self) -> ZoneInfo:

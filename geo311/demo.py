@@ -22,6 +22,7 @@ from geo311.knowledge import load_kb
 from geo311.layerdefs import read_layer_definitions
 from geo311.layers import load_definitions
 from geo311.open311_service import refresh_stored_records
+from geo311.referral import load_routing
 from geo311.store import Store
 
 
@@ -86,7 +87,8 @@ def prepare_demo(store: Store, settings: Settings, context: Callable[[], Context
         report(f"geocoding: learned {points} address points and {crossings} intersections "
                "from the imported history")
     if records:
-        report(refresh_stored_records(store, settings.zone))
+        report(refresh_stored_records(store, settings.zone,
+                                      load_routing(settings.routing_path)))
 
 
 def load_demo_references(store: Store, data_path: Path, references: tuple[str, ...]

@@ -54,6 +54,24 @@ class OutsideServiceArea(Geo311Error):
     code = "outside_service_area"
 
 
+class Referred(OutsideServiceArea):
+    """A location outside the city, in a neighbour: the message says who handles it there.
+
+    ``reference`` is set when the report was passed on (the resident's referral
+    reference); ``agency`` and ``contact`` say whom to turn to.
+    """
+
+    code = "referred"
+
+    def __init__(self, message: str, *, jurisdiction: str = "", agency: str = "",
+                 contact: str = "", reference: str = "") -> None:
+        super().__init__(message)
+        self.jurisdiction = jurisdiction
+        self.agency = agency
+        self.contact = contact
+        self.reference = reference
+
+
 
 class SchemaOutdated(Geo311Error):
     """The database was made by an older geo311 and not yet upgraded with ``init-db``."""

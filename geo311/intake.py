@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
@@ -21,6 +22,7 @@ from geo311.errors import InvalidRequest, NotFound, OutsideServiceArea
 from geo311.geocoding.cascade import Geocode, Geocoder
 from geo311.geocoding.side import AddressGrid
 from geo311.geodesy import haversine_m
+from geo311.jurisdictions import RoutingTable, routing_path
 from geo311.model import (
     OPEN,
     Candidate,
@@ -32,6 +34,7 @@ from geo311.model import (
     ServiceRequest,
 )
 from geo311.notices import check_suspension
+from geo311.referral import Neighbours, load_routing, neighbours_of, refer
 from geo311.reports import check_report
 from geo311.sla import calendar_of, due_at, target_for
 
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from geo311.store.duplicates import Duplicates
     from geo311.store.layers import Layers
     from geo311.store.notices import Notices
+    from geo311.store.referrals import Referrals
     from geo311.store.requests import Requests
 
 if TYPE_CHECKING:
@@ -78,6 +82,10 @@ class IntakeStore(Protocol):
         """The store's ``notices``."""
 
     @property
+    def referrals(self) -> Referrals:
+        """The store's ``referrals``."""
+
+    @property
     def engine(self) -> Engine:
         """The store's ``engine``."""
 
@@ -100,12 +108,16 @@ class Context:
     grid: AddressGrid | None = None
     #: The city's time zone, for the times a refusal names (a notice's end).
     timezone: str = "UTC"
+    #: Who handles what (the city's routing table) and the neighbours it names.
+    routing: RoutingTable | None = None
+    neighbours: Neighbours | None = None
 
     @classmethod
     def from_store(
         cls, store: IntakeStore, *, service_area_layer: str = "",
         boundary_tolerance_m: float = 15.0,
         remote_geocoder: str = "", profile: CityProfile | None = None,
+        routing_file: Path | None = None,
     ) -> Context:
         """Index every active layer of ``store``; pick the service-area layer.
 
@@ -114,7 +126,9 @@ class Context:
         loaded. The geocoder is built over the store's reference layers for the city of
         ``profile`` (default: the active one); ``remote_geocoder`` ("nominatim" or
         "census", default off) adds a web fallback. The profile's numbering rules (or
-        none) decide near-edge points from the side of the street.
+        none) decide near-edge points from the side of the street. ``routing_file``
+        (default: the profile's ``routing.toml``, if any) is the routing table; its
+        jurisdiction layer tells which neighbour a point outside the city is in.
         """
         profile = profile or active_profile()
         service_area_layer = service_area_layer or profile.service_area_layer
@@ -142,9 +156,15 @@ class Context:
 
             remote = RemoteGeocoder(remote_geocoder, extent=geocoder.extent,
                                     city=profile.remote_suffix)
-        return cls(index=index, service_area=area, key=tuple(sorted(v.id for v in versions)),
+        routing = load_routing(routing_file or routing_path(profile.path))
+        neighbours = neighbours_of(store, routing.jurisdiction_layer) if routing else None
+        # The key: the versions in use, as ``store.addresses.context_key()`` reads them.
+        in_use = {v.id for v in versions} | {v.id for v in store.layers.versions()
+                                             if v.role == "jurisdiction"}
+        return cls(index=index, service_area=area, key=tuple(sorted(in_use)),
                    geocoder=geocoder, reference_key=reference_key, remote=remote,
-                   grid=profile.grid, timezone=profile.timezone)
+                   grid=profile.grid, timezone=profile.timezone, routing=routing,
+                   neighbours=neighbours)
 
 
 def check_location(lon: float | None, lat: float | None) -> tuple[float, float]:
@@ -218,11 +238,12 @@ def submit(store: IntakeStore, ctx: Context, new: NewRequest, *, actor: str = "s
     lon, lat, match, new = locate(store, ctx, new)
     placement = place(ctx, lon, lat, new.address, match)
     if placement.outside_service_area:
-        raise OutsideServiceArea(
-            f"the location lat {lat}, long {lon} is outside the service area: "
-            f"{distance_words(placement.outside_by_m)} outside the city limit "
-            f"(layer {ctx.service_area!r})"
-        )
+        refusal = (f"the location lat {lat}, long {lon} is outside the service area: "
+                   f"{distance_words(placement.outside_by_m)} outside the city limit "
+                   f"(layer {ctx.service_area!r})")
+        referred = refer(store, ctx.routing, ctx.neighbours, service, new, lon, lat, refusal,
+                         actor=actor)
+        raise referred if referred is not None else OutsideServiceArea(refusal)
     check_suspension(store, service, lon, lat, language=new.reporter.language,
                      zone=ctx.timezone)
     target = target_for(service)

@@ -21,8 +21,10 @@ from geo311.errors import LayerError
 
 LOGGER = logging.getLogger(__name__)
 
-#: ``service_area`` marks the one layer whose union is the city; every layer gives districts.
-ROLES = ("service_area", "district")
+#: ``service_area`` marks the one layer whose union is the city; ``district`` layers give
+#: requests their districts; a ``jurisdiction`` layer holds the city's neighbours, for
+#: referrals (``geo311.referral``): it gives no districts and is never activated.
+ROLES = ("service_area", "district", "jurisdiction")
 _REQUIRED = ("name", "title", "source", "id_field", "role")
 _OPTIONAL = ("name_field", "crs", "active", "description", "layer", "id_rule")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")

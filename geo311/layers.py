@@ -118,7 +118,7 @@ def load_layer(
         id_field=id_field or "", name_field=name_field or "", report=report.to_dict(),
         loaded_by=loaded_by,
     )
-    if not activate or not (report.valid or force):
+    if not activate or not (report.valid or force) or role == "jurisdiction":
         return LoadResult(version, report, activated=False)
     version, moved, _diff = activate_version(store, name, version.version, actor=loaded_by,
                                              boundary_tolerance_m=boundary_tolerance_m,
@@ -144,8 +144,12 @@ def activate_version(
     --------
     >>> activate_version(store, "wards", 2, actor="gis")  # doctest: +SKIP
     """
-    findings: list[dict[str, Any]] = list(
-        store.layers.version(name, version).report.get("findings") or [])  # type: ignore[call-overload]
+    chosen = store.layers.version(name, version)
+    if chosen.role == "jurisdiction":
+        raise InvalidRequest(f"{name} is a jurisdiction layer (the city's neighbours): it gives "
+                             "requests no district and is never activated; referrals use its "
+                             "newest version")
+    findings: list[dict[str, Any]] = list(chosen.report.get("findings") or [])  # type: ignore[call-overload]
     if findings and not force:
         listed = "; ".join(f"{f['district_id']}: {f['kind']} ({f['detail']})"
                            for f in findings[:5])

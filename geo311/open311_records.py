@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy import Connection
 
 from geo311 import open311
+from geo311.jurisdictions import RoutingTable
 from geo311.privacy import mask_record, redact_record
 from geo311.store.public_records import REFRESH_BATCH, Built, PublicRecords
 
@@ -66,9 +67,20 @@ class RecordPage:
 RECORD_FORMAT = 3
 
 
-def stamp_tail(zone: tzinfo) -> str:
-    """What follows the generation in a current record's stamp: zone and record format."""
-    return f"{zone_key(zone)}|{RECORD_FORMAT}"
+def stamp_tail(zone: tzinfo, routing: RoutingTable | None = None) -> str:
+    """What follows the generation in a current record's stamp: zone and record format.
+
+    A routing table that names agencies inside the city (``agency_responsible``) adds
+    its digest, so editing it makes the records it changes stale.
+    """
+    tail = f"{zone_key(zone)}|{RECORD_FORMAT}"
+    return f"{tail}|{routing.digest}" if routing is not None and routes_inside(routing) \
+        else tail
+
+
+def routes_inside(routing: RoutingTable | None) -> bool:
+    """Whether ``routing`` has routes by district of the city (records show them)."""
+    return routing is not None and any(r.layer for r in routing.routes)
 
 
 def zone_key(zone: tzinfo) -> str:
@@ -77,7 +89,7 @@ def zone_key(zone: tzinfo) -> str:
 
 
 def request_page(store: RecordStore, zone: tzinfo, *, limit: int = 1000, offset: int = 0,
-                 **filters: Any) -> RecordPage:
+                 routing: RoutingTable | None = None, **filters: Any) -> RecordPage:
     """The public records of the requests ``store.search.find`` finds, newest first.
 
     Stored records are used while current; missing or stale ones are built from the
@@ -89,13 +101,13 @@ def request_page(store: RecordStore, zone: tzinfo, *, limit: int = 1000, offset:
     >>> page.json(extensions=True)  # doctest: +SKIP
     b'[{"service_request_id":"7",...}]'
     """
-    found = store.public_records.page(stamp_tail(zone), limit=limit, offset=offset,
+    found = store.public_records.page(stamp_tail(zone, routing), limit=limit, offset=offset,
                                       **filters)
     missing = [rid for rid, text in found if text is None]
     built: Built = {}
     if missing:  # built from the rows as they are now, after the page was read
         with store.engine.connect() as conn:
-            built = build_records(store, conn, missing, zone)
+            built = build_records(store, conn, missing, zone, routing)
         store.public_records.save(built)
     return RecordPage([text if text is not None else built[rid][2] for rid, text in found])
 
@@ -113,17 +125,25 @@ def request_documents(
                         **filters).documents(extensions=extensions)
 
 
-def build_records(store: RecordStore, conn: Connection, ids: Sequence[int], zone: tzinfo
-                  ) -> Built:
-    """Build the records of ``ids``: id -> (revision, stamp, JSON text)."""
+def build_records(store: RecordStore, conn: Connection, ids: Sequence[int], zone: tzinfo,
+                  routing: RoutingTable | None = None) -> Built:
+    """Build the records of ``ids``: id -> (revision, stamp, JSON text).
+
+    ``agency_responsible`` is the routing table's agency at the request's districts,
+    else the catalogue's.
+    """
     rows, districts, db_times = store.public_records.record_rows(
         conn, ids, getattr(zone, "key", None))
     out: Built = {}
     record_of = open311.public_record
-    stamp_zone = stamp_tail(zone)
+    stamp_zone = stamp_tail(zone, routing)
+    inside = routing if routes_inside(routing) else None
     for (rid, status, notes, name, code, description, agency, requested, updated,
          expected, address, zipcode, lat, lon, media_url, duplicate_of, reporters,
-         sensitive, revision, generation) in rows:
+         sensitive, revision, generation, group) in rows:
+        if inside is not None and agency:  # a withdrawn service keeps no agency
+            routed = inside.for_districts(code, group or "", districts.get(rid, {}))
+            agency = routed.name if routed is not None else agency
         if not db_times:
             requested, updated, expected = (open311.format_datetime(v, zone)
                                             for v in (requested, updated, expected))
@@ -142,16 +162,18 @@ def save_records(store: RecordStore, built: Built) -> int:
     return store.public_records.save(built)
 
 
-def refresh_records(store: RecordStore, zone: tzinfo) -> tuple[int, int]:
+def refresh_records(store: RecordStore, zone: tzinfo, routing: RoutingTable | None = None
+                    ) -> tuple[int, int]:
     """Build and store every missing or stale record; return (built, already current).
 
     Readers do this lazily; running it after a bulk import, a layer activation or a
     catalogue change keeps the first readers of each area from paying for it.
     """
-    stale, total = store.public_records.stale(stamp_tail(zone))
+    stale, total = store.public_records.stale(stamp_tail(zone, routing))
     built = 0
     for start in range(0, len(stale), REFRESH_BATCH):
         with store.engine.connect() as conn:
-            done = build_records(store, conn, stale[start:start + REFRESH_BATCH], zone)
+            done = build_records(store, conn, stale[start:start + REFRESH_BATCH], zone,
+                                 routing)
         built += store.public_records.save(done)
     return built, total - len(stale)

@@ -18,9 +18,11 @@ from typing import Any
 from geo311 import open311
 from geo311.errors import Forbidden, InvalidRequest, NotFound
 from geo311.intake import Context, submit
+from geo311.jurisdictions import RoutingTable
 from geo311.media import PhotoUpload, kept_photo
 from geo311.model import Service, ServiceRequest
 from geo311.open311_records import refresh_records
+from geo311.referral import responsible_agency
 from geo311.store import Store
 from geo311.store.accounts import ApiKey
 
@@ -131,20 +133,24 @@ def create_request(store: Store, context: Callable[[], Context], catalogue: Cata
         if earlier is not None:
             return Created(store.requests.get(earlier), service, extensions, replayed=True)
     try:
+        ctx = context()
         with kept_photo(photo) as url:
-            stored = submit(store, context(), replace(new, media_url=url) if url else new)
+            stored = submit(store, ctx, replace(new, media_url=url) if url else new)
     except BaseException:
         if client_id:
             store.accounts.release_submission(key.id, client_id)
         raise
     if client_id:
         store.accounts.settle_submission(key.id, client_id, stored.id)
-    return Created(stored, service, extensions)
+    # agency_responsible: the routing table's agency at the request's districts.
+    routed = replace(service, agency=responsible_agency(ctx.routing, service, stored.districts))
+    return Created(stored, routed, extensions)
 
 
-def refresh_stored_records(store: Store, zone: tzinfo) -> str:
+def refresh_stored_records(store: Store, zone: tzinfo, routing: RoutingTable | None = None
+                           ) -> str:
     """Build every missing or stale Open311 record now; the line that says how it went."""
     started = time.perf_counter()
-    built, current = refresh_records(store, zone)
+    built, current = refresh_records(store, zone, routing)
     return (f"public records: {built} built, {current} already current "
             f"({time.perf_counter() - started:.1f} s)")

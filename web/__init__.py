@@ -64,6 +64,7 @@ class Geo311:
                     boundary_tolerance_m=self.settings.boundary_tolerance_m,
                     remote_geocoder=self.settings.remote_geocoder,
                     profile=self.settings.profile,
+                    routing_file=self.settings.routing_path,
                 )
             return self._context
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         open311,
         pages,
         queues,
+        referrals,
     )
 
     @app.context_processor
@@ -130,5 +132,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(alerts.bp)
     app.register_blueprint(disclosure.bp)
     app.register_blueprint(notices.bp)
+    app.register_blueprint(referrals.bp)
     open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

@@ -6,6 +6,7 @@ whose refusal is shown on that form. The work queue and the intake desk link her
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from werkzeug.wrappers import Response
 from geo311 import casework, sla
 from geo311.errors import InvalidRequest, NotFound
 from geo311.model import CLOSED, NOTE_VISIBILITIES, STATUSES, ServiceRequest
+from geo311.referral import responsible_agency
 from geo311_web import state
 from geo311_web.auth import actor, role_required
 from geo311_web.pages import district_lines, web_link
@@ -55,6 +57,9 @@ def _view(request_id: int, *, error: str | None = None, failed: str | None = Non
     group = store.requests.query(ids=members, limit=len(members)) if len(members) > 1 else []
     services = store.catalogue.services()
     service = next((s for s in services if s.code == r.service_code), None)
+    if service is not None:  # the routing table's agency at the request's districts
+        service = replace(service, agency=responsible_agency(state().context().routing,
+                                                             service, r.districts))
     media = web_link(r.media_url)
     return render_template(
         "console.html", r=r, service=service, reporters=store.requests.reporters_of(r.id),

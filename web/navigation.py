@@ -28,6 +28,7 @@ class StaffPage:
 STAFF_PAGES = (
     StaffPage("desk.desk", "Desk", ("agent", "dispatcher")),
     StaffPage("queues.request_list", "Requests", ("agent", "dispatcher")),
+    StaffPage("referrals.referral_list", "Referrals", ("agent", "dispatcher")),
     StaffPage("dispatch.dispatch_map", "Dispatch", ("dispatcher",)),
     StaffPage("dispatch.work_order_list", "Work orders", ("dispatcher",)),
     StaffPage("dispatch.sla_page", "SLA", ("dispatcher",)),

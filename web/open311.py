@@ -22,6 +22,7 @@ from geo311.errors import ConfigError, InvalidRequest, NotFound
 from geo311.kpi import satisfaction_table
 from geo311.open311_records import RecordPage, request_page
 from geo311.open311_service import Catalogue, check_jurisdiction, create_request
+from geo311.referral import load_routing
 from geo311.store.rows import now_utc
 from geo311_web import state
 from geo311_web.languages import reader_language
@@ -159,7 +160,7 @@ def requests_list(fmt: str) -> Response:
         s.store, s.settings.zone, ids=q.ids, service_codes=q.service_codes,
         statuses=q.statuses, start=q.start, end=q.end, bbox=q.bbox, near=q.near,
         updated_after=q.updated_after, updated_before=q.updated_before, limit=q.page_size,
-        offset=(q.page - 1) * q.page_size)
+        offset=(q.page - 1) * q.page_size, routing=load_routing(s.settings.routing_path))
     return _respond_page(fmt, page, q.extensions)
 
 
@@ -178,7 +179,8 @@ def request_one(request_id: str, fmt: str) -> Response:
     if not re.fullmatch(r"[0-9]{1,30}", request_id):
         raise NotFound(f"service request {open311.shown(request_id)} does not exist")
     s = state()
-    page = request_page(s.store, s.settings.zone, ids=[int(request_id)])
+    page = request_page(s.store, s.settings.zone, ids=[int(request_id)],
+                        routing=load_routing(s.settings.routing_path))
     if not page:
         raise NotFound(f"service request {request_id} does not exist")
     return _respond_page(fmt, page, open311.wants_extensions(params))

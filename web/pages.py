@@ -20,6 +20,7 @@ from geo311.nearby import joinable_group, open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
 from geo311.redaction import redact_text
+from geo311.referral import responsible_agency
 from geo311_web import maps, state
 from geo311_web.languages import reader_language
 from geo311_web.local_time import when_words
@@ -180,8 +181,12 @@ def _tracking(request_id: int, *, followed: bool = False, follow_error: str = ""
     # Public notes only, redacted like the description; staff names stay off the page.
     notes = [(n.created, redact_text(n.body)) for n in s.store.notes.public_of(request_id)]
     shown = mask_request(r, sensitive)  # a sensitive request is placed at its cell's centre
+    service = next((sv for sv in s.store.catalogue.services() if sv.code == r.service_code),
+                   None)
+    agency = responsible_agency(s.context().routing, service, r.districts) if service else ""
     return render_template("request.html", r=shown, history=history,
                            notes=notes, notices_here=notices_here(shown.lon, shown.lat),
+                           agency=agency,
                            districts=district_lines(r),
                            import_note=_import_note(r),
                            media_url=_shown_media(r, sensitive),

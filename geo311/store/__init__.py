@@ -33,6 +33,7 @@ from geo311.store.outbox import Outbox
 from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
 from geo311.store.queues import Queues
+from geo311.store.referrals import Referrals
 from geo311.store.requests import Requests
 from geo311.store.schema import Schema
 from geo311.store.search import Search
@@ -75,6 +76,7 @@ class Store:
         self.area_outbox = Outbox(self.db, t.area_mail)
         self.disclosure = Disclosures(self.db)
         self.notices = Notices(self.db)
+        self.referrals = Referrals(self.db)
 
     @property
     def engine(self) -> Engine:

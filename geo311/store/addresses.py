@@ -15,6 +15,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
 )
 
@@ -99,17 +100,22 @@ class Addresses:
         return {"points": points, "intersections": crossings, "centerlines": centerlines}
 
     def context_key(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(active layer version ids, ``reference_key()``) read in one round trip.
+        """(layer version ids in use, ``reference_key()``) read in one round trip.
 
-        Asked before every live report, so it reads ids only, through one connection.
+        The versions in use are the active ones and every version of a jurisdiction
+        layer (referrals use its newest). Asked before every live report, so it reads
+        ids only, through one connection.
         """
         a, lv = t.audit_log.c, t.layer_versions.c
+        jurisdictions = select(t.layers.c.id).where(t.layers.c.role == "jurisdiction")
         reference = [select(func.max(a.id)).where(a.entity == "geocoding").scalar_subquery(),
                      *(select(func.max(table.c.id)).scalar_subquery()
                        for table in REFERENCE_TABLES.values())]
         with self.db.connect() as conn:
             active = tuple(int(i) for i in conn.execute(
-                select(lv.id).where(lv.status == "active").order_by(lv.id)).scalars())
+                select(lv.id).where(or_(lv.status == "active",
+                                        lv.layer_id.in_(jurisdictions.scalar_subquery())))
+                .order_by(lv.id)).scalars())
             row = conn.execute(select(*reference)).one()
         return active, tuple(int(v or 0) for v in row)
 

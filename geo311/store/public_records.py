@@ -86,7 +86,8 @@ class PublicRecords:
 
         Each row: id, status, notes, service name, code, description, agency,
         requested, updated, expected, address, zipcode, lat, lon, media_url,
-        duplicate_of, reporters, sensitive, revision, generation. The revision and
+        duplicate_of, reporters, sensitive, revision, generation, service group (for
+        the routing table's agency). The revision and
         generation are read in the statement that reads the request, and the districts
         after it, so a change made meanwhile leaves the record stamped older than it.
         """
@@ -99,7 +100,7 @@ class PublicRecords:
             *(w if w is not None else c for w, c in zip(written, times, strict=True)),
             sr.address, sr.zipcode, func.ST_Y(sr.geom), func.ST_X(sr.geom), sr.media_url,
             sr.duplicate_of, sr.reporter_count, sv.sensitive, sr.revision,
-            _generation().label("generation"),
+            _generation().label("generation"), sv.group,
         ]
         rows: list[Any] = []
         with conn.begin():

@@ -61,6 +61,9 @@ from geo311.store.notices_tables import (
 from geo311.store.notices_tables import (
     notices as notices,
 )
+from geo311.store.referral_tables import (
+    referrals as referrals,
+)
 from geo311.store.schema_types import UTCDateTime as UTCDateTime
 from geo311.store.schema_types import metadata as metadata
 
@@ -87,7 +90,8 @@ from geo311.store.schema_types import metadata as metadata
 #:    ``area_subscriptions`` and ``area_mail``: area alerts and their daily digests.
 #: 11: area notices: ``notices``, their messages per language (``notice_messages``) and
 #: the requests acknowledged under them (``notice_requests``).
-SCHEMA_VERSION = 11
+#: 12: ``referrals``: reports outside the city referred or forwarded to a neighbour.
+SCHEMA_VERSION = 12
 
 schema_info = Table(
     "schema_info",

@@ -14,8 +14,9 @@ starts_from("layered", "staff_url", module=__name__)
 ROLES = {
     "planner": ("/hotspots", {"KPI"}),
     "gis": ("/gis/", {"GIS"}),
-    "dispatcher": ("/dispatch", {"Desk", "Requests", "Dispatch", "Work orders", "SLA", "KPI"}),
-    "agent": ("/staff/intake", {"Desk", "Requests"}),
+    "dispatcher": ("/dispatch", {"Desk", "Requests", "Referrals", "Dispatch", "Work orders", "SLA",
+                                  "KPI"}),
+    "agent": ("/staff/intake", {"Desk", "Requests", "Referrals"}),
     "records": ("/staff/disclosures", {"Records"}),
     "emergency": ("/staff/notices", {"Notices"}),
 }

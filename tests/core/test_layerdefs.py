@@ -41,6 +41,7 @@ def test_shipped_definitions_load_and_point_at_existing_files():
 
     assert [d.name for d in definitions] == [
         "community_areas",
+        "jurisdictions",
         "police_districts_2012",
         "wards_2003_2015",
         "wards_2015_2023",
@@ -48,6 +49,7 @@ def test_shipped_definitions_load_and_point_at_existing_files():
     ]
     assert [d.role for d in definitions].count("service_area") == 1
     assert definitions[0].role == "service_area"
+    assert [d.name for d in definitions if d.role == "jurisdiction"] == ["jurisdictions"]
     assert [d.name for d in definitions if d.name.startswith("wards") and d.active] == [
         "wards_2015_2023"
     ]
@@ -100,7 +102,7 @@ def test_unknown_role_names_file_and_key(root):
     with pytest.raises(
         LayerError,
         match=r"wards\.toml: 'role' was 'ward' but is expected to be in "
-        r"\['service_area', 'district'\]",
+        r"\['service_area', 'district', 'jurisdiction'\]",
     ):
         read_layer_definitions(root / "layers", root)
 

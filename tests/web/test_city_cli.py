@@ -6,8 +6,11 @@ import json
 import math
 
 import pytest
+from click.testing import CliRunner
 
+from geo311.city import CITIES_PATH
 from geo311_web.cli import cli
+from geo311_web.cli.city import city_check
 from tests import springfield as sf
 
 
@@ -104,3 +107,19 @@ def test_maps_open_where_the_profile_says(client, tmp_path, monkeypatch):
     monkeypatch.setenv("GEO311_CITY", str(sf.write_city(tmp_path / "sf")))
     page = client.get("/").get_data(as_text=True)
     assert "42.1015, -72.5898" in page and "41.8358" not in page
+
+
+def test_city_check_checks_the_profiles_routing_table(tmp_path):
+    out = CliRunner().invoke(city_check, [str(CITIES_PATH / "chicago" / "city.toml")])
+    assert out.exit_code == 0, out.output
+    assert "valid routing table (4 agencies, 4 routes, forwarding off, neighbours in layer " \
+           "'jurisdictions')" in out.output
+    profile = tmp_path / "city.toml"
+    profile.write_text('name = "Springfield"\nstate = "MA"\ntimezone = "America/New_York"\n'
+                       'place_names = ["Springfield"]\nzip_codes = ["01103"]\n')
+    (tmp_path / "routing.toml").write_text('jurisdiction_layer = "j"\n[[routes]]\n'
+                                           'jurisdiction = "1"\nservice = "*"\nagency = "x"\n')
+    bad = CliRunner().invoke(city_check, [str(profile)])
+    assert bad.exit_code == 1
+    assert "routes[0]: 'agency' was 'x' but is expected to be one of the agencies: []" \
+        in bad.output

@@ -9,6 +9,8 @@ import click
 from flask.cli import AppGroup
 
 from geo311.city import CityProfile, check_profile
+from geo311.errors import ConfigError
+from geo311.jurisdictions import read_routing, routing_path
 from geo311_web import state
 
 
@@ -31,6 +33,17 @@ def city_check(path: Path) -> None:
                f"{len(profile.neighbourhoods)} neighbourhoods, "
                f"{'numbering rules' if profile.grid else 'no numbering rules'}, "
                f"{'a demo' if profile.demo else 'no demo'})")
+    routing = routing_path(path)
+    if routing is not None:  # the profile's routing table, checked with it
+        try:
+            table = read_routing(routing)
+        except ConfigError as exc:
+            click.echo(f"error: {exc.message}")
+            raise SystemExit(1) from exc
+        click.echo(f"{routing}: valid routing table ({len(table.agencies)} agencies, "
+                   f"{len(table.routes)} routes, forwarding "
+                   f"{'on' if table.forward else 'off'}, neighbours in layer "
+                   f"{table.jurisdiction_layer!r})")
 
 
 @city_group.command("show")

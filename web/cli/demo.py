@@ -13,6 +13,7 @@ from geo311.city import load_profile, profile_path
 from geo311.demo import prepare_demo
 from geo311.errors import ConfigError
 from geo311.open311_service import refresh_stored_records
+from geo311.referral import load_routing
 from geo311_web import state
 
 
@@ -47,7 +48,9 @@ def demo(city: str, host: str, port: int, no_serve: bool) -> None:
 
     # The map is served at once; Open311 records are built meanwhile (a reader that
     # comes first builds the ones it needs itself).
-    threading.Thread(target=lambda: click.echo(refresh_stored_records(s.store, s.settings.zone)),
+    routing = load_routing(s.settings.routing_path)
+    threading.Thread(target=lambda: click.echo(refresh_stored_records(s.store, s.settings.zone,
+                                                                      routing)),
                      name="records", daemon=True).start()
     click.echo(f"serving on http://{host}:{port}/ (Ctrl+C stops)")
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]

@@ -29,7 +29,8 @@ def layers() -> None:
               help="How the file writes its ids: digits, strip_zeros, upper, alnum or "
                    "regex:PATTERN (repeat for several steps, applied in order).")
 @click.option("--title", default="", help="Human title of the layer.")
-@click.option("--role", type=click.Choice(["district", "service_area"]), default="district")
+@click.option("--role", type=click.Choice(["district", "service_area", "jurisdiction"]),
+              default="district")
 @click.option("--no-activate", is_flag=True, help="Store the version without using it.")
 @click.option("--force", is_flag=True, help="Activate even if some features were rejected.")
 def layers_load(path: Path, name: str, id_field: str | None, name_field: str | None,

@@ -21,6 +21,7 @@ from geo311.export import (
 from geo311.imports import GEOCODE_MODES, import_file, read_mapping, write_rejects
 from geo311.intake import regroup_duplicates
 from geo311.open311_service import refresh_stored_records
+from geo311.referral import load_routing
 from geo311_web import state
 
 
@@ -47,7 +48,8 @@ def import_cmd(path: Path, mapping_name: str, geocode: str, dedup: bool,
                               dedup=dedup, progress=bar.update, bulk_min_rows=bulk_min_rows)
     for line in summary.lines():
         click.echo(line)
-    click.echo(refresh_stored_records(s.store, s.settings.zone))
+    click.echo(refresh_stored_records(s.store, s.settings.zone,
+                                      load_routing(s.settings.routing_path)))
     if rejects is not None:
         write_rejects(rejects, summary.rejected)
 
@@ -194,7 +196,8 @@ def records_refresh() -> None:
     """Build every missing or stale record now (readers otherwise build them lazily)."""
     s = state()
     s.store.schema.init()
-    click.echo(refresh_stored_records(s.store, s.settings.zone))
+    click.echo(refresh_stored_records(s.store, s.settings.zone,
+                                      load_routing(s.settings.routing_path)))
 
 
 COMMANDS = (import_cmd, dedup_cmd, groups, export, services_group, sensitive, records_group)
