@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger(__name__)
 
-#: Staff roles; ``admin`` may do everything. ``agent`` answers residents at the 311 centre.
-ROLES = ("agent", "dispatcher", "planner", "gis", "admin")
+#: Staff roles; ``admin`` may do everything. ``agent`` answers residents at the 311 centre;
+#: ``records`` keeps legal holds and retention.
+ROLES = ("agent", "dispatcher", "planner", "gis", "records", "admin")
 MIN_PASSWORD_LENGTH = 10
 #: Failed logins of one name from one address allowed within the window before a lockout.
 MAX_FAILURES = 5

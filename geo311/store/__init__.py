@@ -20,6 +20,7 @@ from geo311.store.contacts import Contacts
 from geo311.store.database import Database, Dialect
 from geo311.store.dispatch import Dispatch
 from geo311.store.duplicates import Duplicates
+from geo311.store.holds import Holds
 from geo311.store.hotspots import Hotspots
 from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
@@ -29,6 +30,7 @@ from geo311.store.postgis import PostGISDialect
 from geo311.store.public_records import PublicRecords
 from geo311.store.queues import Queues
 from geo311.store.requests import Requests
+from geo311.store.retention import Retention
 from geo311.store.schema import Schema
 from geo311.store.search import Search
 from geo311.store.sla import SlaClocks
@@ -63,6 +65,8 @@ class Store:
         self.contacts = Contacts(self.db)
         self.queues = Queues(self.db, self.requests)
         self.outbox = Outbox(self.db)
+        self.holds = Holds(self.db)
+        self.retention = Retention(self.db)
 
     @property
     def engine(self) -> Engine:

@@ -40,6 +40,15 @@ from geo311.store.centre_tables import (
 from geo311.store.centre_tables import (
     unsubscribed as unsubscribed,
 )
+from geo311.store.records_tables import (
+    legal_hold_requests as legal_hold_requests,
+)
+from geo311.store.records_tables import (
+    legal_holds as legal_holds,
+)
+from geo311.store.records_tables import (
+    retention_applied as retention_applied,
+)
 from geo311.store.schema_types import UTCDateTime as UTCDateTime
 from geo311.store.schema_types import metadata as metadata
 
@@ -61,7 +70,9 @@ from geo311.store.schema_types import metadata as metadata
 #: and the indexes the queue's filters use.
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
-SCHEMA_VERSION = 10
+#: 11: records: ``services.retention_*_years`` (the catalogue's retention rules),
+#:    ``legal_holds`` and ``legal_hold_requests``, ``retention_applied``.
+SCHEMA_VERSION = 11
 
 schema_info = Table(
     "schema_info",
@@ -96,6 +107,11 @@ services = Table(
     Column("sensitive", Boolean, nullable=False, default=False, server_default=false()),
     # False: the service stays for its stored requests but takes no new ones.
     Column("accepting", Boolean, nullable=False, default=True, server_default=true()),
+    # Retention: years after close before the reporter's contact details, the free text
+    # and the media of a request go (NULL: kept).
+    Column("retention_contact_years", Float),
+    Column("retention_text_years", Float),
+    Column("retention_media_years", Float),
 )
 
 service_requests = Table(

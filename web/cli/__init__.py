@@ -3,7 +3,8 @@
 Commands are grouped by who uses them: ``layers`` (GIS staff), ``requests`` (import,
 export, duplicates, the catalogue and public records), ``staff`` (accounts and API
 keys), ``dispatch`` (SLAs, crews, work orders), ``geocoding``, ``city`` (the city
-profile), ``notify`` (mail to residents) and ``demo``.
+profile), ``notify`` (mail to residents), ``records`` (retention and legal holds)
+and ``demo``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ from flask.cli import FlaskGroup
 
 from geo311.errors import Geo311Error
 from geo311_web import create_app, state
-from geo311_web.cli import city, demo, dispatch, geocoding, kb, layers, notify, requests, staff
+from geo311_web.cli import (
+    city,
+    demo,
+    dispatch,
+    geocoding,
+    kb,
+    layers,
+    notify,
+    records,
+    requests,
+    staff,
+)
 
 
 class _Geo311Group(FlaskGroup):
@@ -47,6 +59,6 @@ def init_db() -> None:
         click.echo(f"  added {what}")
 
 
-for _module in (layers, requests, staff, dispatch, geocoding, kb, demo, city, notify):
+for _module in (layers, requests, staff, dispatch, geocoding, kb, demo, city, notify, records):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
