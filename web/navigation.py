@@ -33,6 +33,7 @@ STAFF_PAGES = (
     StaffPage("dispatch.sla_page", "SLA", ("dispatcher",)),
     StaffPage("kpi.kpi", "KPI", ("planner", "dispatcher")),
     StaffPage("gis.home", "GIS", ("gis",)),
+    StaffPage("holds.hold_list", "Holds", ("records",)),
 )
 
 #: Where each role starts its day.
@@ -41,6 +42,7 @@ START_PAGES = {
     "dispatcher": "dispatch.dispatch_map",
     "planner": "hotspots.hotspots_page",
     "gis": "gis.home",
+    "records": "holds.hold_list",
     "admin": "dispatch.dispatch_map",
 }
 

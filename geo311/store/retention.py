@@ -43,6 +43,9 @@ FREE_TEXT_DATATYPES = ("string", "text")
 REPORTER_FIELDS = ("first_name", "last_name", "email", "phone", "device_id", "account_id")
 #: Keys of audit and outbox details that copy a request's status notes (or staff reasons).
 _TEXT_KEYS = {"audit_log": ("note", "why"), "notifications": ("note",)}
+#: Text first: it masks copies in outbox rows the contact rule then deletes, so a dry
+#: run (which counts each kind on rows as they are) and a run count alike.
+_APPLY_ORDER = ("text", "media", "contact")
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class Retention:
                     .where(self.db.dialect.one_of(ra.request_id, every)))} if every else set()
             markers = []
             applied: dict[str, list[int]] = {}
-            for kind in RETENTION_KINDS:
+            for kind in _APPLY_ORDER:
                 ids = sorted(i for i in plan.get(kind, ()) if i not in holding
                              and (i, kind) not in done)
                 if not ids:
@@ -192,6 +195,14 @@ def _effects(conn: Connection, db: Database, kind: str, ids: list[int], *, write
             counts[name] = int(conn.execute(delete(table).where(where)).rowcount)
         else:
             counts[name] = int(conn.execute(update(table).where(where).values(**values)).rowcount)
+    if kind == "contact":  # the desk's audit entries copy each contact's topic
+        contact_ids = [str(i) for i in conn.execute(select(ct.id).where(
+            one_of(ct.request_id, ids))).scalars()]
+        counts["desk contacts"] += _rewrite_json(
+            conn, t.audit_log, t.audit_log.c.detail, and_(
+                t.audit_log.c.entity == "contact", one_of(t.audit_log.c.entity_id,
+                                                          contact_ids)),
+            _forget_topic, write) if contact_ids else 0
     if kind == "text":
         counts["status notes masked"] = _mask_status_notes(conn, db, ids, write)
         counts["answers"] = _redact_answers(conn, db, ids, write)
@@ -203,6 +214,10 @@ def _effects(conn: Connection, db: Database, kind: str, ids: list[int], *, write
             + _redact_json(conn, t.notifications, one_of(n.request_id, ids),
                            _TEXT_KEYS["notifications"], write))
     return counts
+
+
+def _forget_topic(detail: dict[str, Any]) -> dict[str, Any]:
+    return {k: "" if k == "topic" else v for k, v in detail.items()}
 
 
 def _mask_status_notes(conn: Connection, db: Database, ids: list[int], write: bool) -> int:
