@@ -23,7 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from geo311.model import RETENTION_KINDS, RetentionRule
 from geo311.redaction import redact_text
@@ -216,29 +226,29 @@ def _effects(conn: Connection, db: Database, kind: str, ids: list[int], *, write
     return counts
 
 
-def _forget_topic(detail: dict[str, Any]) -> dict[str, Any]:
+def _forget_topic(_row: Any, detail: dict[str, Any]) -> dict[str, Any]:
     return {k: "" if k == "topic" else v for k, v in detail.items()}
 
 
 def _mask_status_notes(conn: Connection, db: Database, ids: list[int], write: bool) -> int:
     """Mask identifiers in status notes: the city's own words stay, a typed phone goes."""
     sr = t.service_requests.c
-    changed = 0
+    changes = []
     for rid, notes in conn.execute(select(sr.id, sr.status_notes).where(
             db.dialect.one_of(sr.id, ids), sr.status_notes != "")).all():
         masked = redact_text(notes)
         if masked != notes:
-            changed += 1
-            if write:
-                conn.execute(update(t.service_requests).where(sr.id == rid)
-                             .values(status_notes=masked))
-    return changed
+            changes.append({"row": rid, "value": masked})
+    if write and changes:
+        conn.execute(update(t.service_requests).where(sr.id == bindparam("row"))
+                     .values(status_notes=bindparam("value")), changes)
+    return len(changes)
 
 
 def _redact_json(conn: Connection, table: Any, where: Any, keys: Sequence[str],
                  write: bool) -> int:
     """Mask identifiers in the copies of status notes under ``keys`` of JSON ``detail``."""
-    def redact(detail: dict[str, Any]) -> dict[str, Any]:
+    def redact(_row: Any, detail: dict[str, Any]) -> dict[str, Any]:
         return {k: redact_text(v) if k in keys and isinstance(v, str) else v
                 for k, v in detail.items()}
     return _rewrite_json(conn, table, table.c.detail, where, redact, write)
@@ -255,32 +265,26 @@ def _redact_answers(conn: Connection, db: Database, ids: list[int], write: bool)
             free[code] = codes
     if not free:
         return 0
-    rows = conn.execute(select(sr.id, sr.service_code).where(
+    service_of = dict(conn.execute(select(sr.id, sr.service_code).where(
         db.dialect.one_of(sr.id, ids), sr.attributes.is_not(None),
-        sr.service_code.in_(sorted(free)))).all()
-    by_id = {int(i): free[code] for i, code in rows}
-    if not by_id:
+        sr.service_code.in_(sorted(free)))).all())
+    if not service_of:
         return 0
 
-    def redact_for(rid: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        def redact(answers: dict[str, Any]) -> dict[str, Any]:
-            return {k: [REDACTED_TEXT if str(v) else v for v in values]
-                    if k in by_id[rid] and isinstance(values, list) else values
-                    for k, values in answers.items()}
-        return redact
-
-    changed = 0
-    for rid in sorted(by_id):
-        changed += _rewrite_json(conn, t.service_requests, sr.attributes, sr.id == rid,
-                                 redact_for(rid), write)
-    return changed
+    def redact(rid: Any, answers: dict[str, Any]) -> dict[str, Any]:
+        texts = free[service_of[rid]]
+        return {k: [REDACTED_TEXT if str(v) else v for v in values]
+                if k in texts and isinstance(values, list) else values
+                for k, values in answers.items()}
+    return _rewrite_json(conn, t.service_requests, sr.attributes,
+                         db.dialect.one_of(sr.id, sorted(service_of)), redact, write)
 
 
 def _rewrite_json(conn: Connection, table: Any, column: Any, where: Any,
-                  change: Callable[[dict[str, Any]], dict[str, Any]], write: bool) -> int:
+                  change: Callable[[Any, dict[str, Any]], dict[str, Any]], write: bool) -> int:
     """Apply ``change`` to the JSON objects in ``column`` of matching rows; count changes."""
     key = next(iter(table.primary_key.columns))
-    changed = 0
+    changes = []
     for row_id, raw in conn.execute(select(key, column).where(where, column.is_not(None))):
         try:
             before = json.loads(raw)
@@ -288,11 +292,11 @@ def _rewrite_json(conn: Connection, table: Any, column: Any, where: Any,
             continue
         if not isinstance(before, dict):
             continue
-        after = change(before)
+        after = change(row_id, before)
         if after != before:
-            changed += 1
-            if write:
-                conn.execute(update(table).where(key == row_id).values(
-                    {column.name: json.dumps(after)}))
-    return changed
+            changes.append({"row": row_id, "value": json.dumps(after)})
+    if write and changes:
+        conn.execute(update(table).where(key == bindparam("row"))
+                     .values({column.name: bindparam("value")}), changes)
+    return len(changes)
 
