@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from geo311.errors import InvalidRequest
+from geo311.errors import InvalidRequest, NotFound
 from geo311.holds import find_requests, parse_ids, parse_query, place_hold, release_hold
 from geo311.model import STATUSES, RecordQuery
 from geo311_web import state
@@ -67,7 +67,7 @@ def add() -> Response | tuple[str, int]:
                               zone=s.settings.zone, query=query)
         else:
             raise InvalidRequest(f"by was {kind[:20]!r} but is expected to be ids or search")
-    except InvalidRequest as exc:  # NotFound too: the form again, with what went wrong
+    except (InvalidRequest, NotFound) as exc:  # the form again, with what went wrong
         return _render(form, error=exc.message, status=exc.status)
     flash(f"hold {hold.id} placed on {hold.request_count} requests")
     return redirect(url_for("holds.hold_page", hold_id=hold.id))
