@@ -132,3 +132,15 @@ def test_bad_holds_store_nothing(records_store):
     assert store.holds.holds() == [] and store.audit.entries("hold") == []
     with store.engine.connect() as conn:
         assert conn.execute(select(t.legal_hold_requests)).all() == []
+
+
+def test_a_deleting_change_is_refused_for_held_requests(records_store):
+    store = records_store
+    hold = store.holds.place([4, 5], reason="Claim 9", owner="rita")
+    with store.engine.begin() as conn:
+        store.holds.refuse_if_held(conn, [1, 2, 3], "deleting")  # none held: passes
+        with pytest.raises(InvalidRequest, match=r"requests \[5\] are under a legal hold"):
+            store.holds.refuse_if_held(conn, [5, 6], "deleting")
+    store.holds.release(hold.id, by="rita")
+    with store.engine.begin() as conn:
+        store.holds.refuse_if_held(conn, [5, 6], "deleting")
