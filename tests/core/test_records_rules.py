@@ -147,3 +147,10 @@ def test_a_query_written_as_a_file_reads_back_the_same(q):
     import tomllib
 
     assert parse_query(tomllib.loads(query_toml(q))["query"]) == q
+
+
+def test_a_bad_batch_size_is_refused_before_the_store_is_read():
+    from geo311.retention import run_retention
+
+    with pytest.raises(InvalidRequest, match="batch_size was 0"):
+        run_retention(None, batch_size=0)  # type: ignore[arg-type]

@@ -105,6 +105,16 @@ def test_a_hold_by_query_keeps_its_ids_and_query_and_is_audited(records_store, t
     assert [e["action"] for e in store.audit.entries("hold", hold.id)] == [
         "hold_placed", "hold_released"]
 
+    # a deleting change asks the store first, inside its own transaction
+    other = store.holds.place([4, 5], reason="Claim 9", owner="rita")
+    with store.engine.begin() as conn:
+        store.holds.refuse_if_held(conn, [1, 2, 3], "deleting")  # none held: passes
+        with pytest.raises(InvalidRequest, match=r"requests \[5\] are under a legal hold"):
+            store.holds.refuse_if_held(conn, [5, 6], "deleting")
+    store.holds.release(other.id, by="rita")
+    with store.engine.begin() as conn:
+        store.holds.refuse_if_held(conn, [5, 6], "deleting")
+
 
 def _write(tmp_path, text):
     path = tmp_path / "again.toml"
@@ -133,14 +143,3 @@ def test_bad_holds_store_nothing(records_store):
     with store.engine.connect() as conn:
         assert conn.execute(select(t.legal_hold_requests)).all() == []
 
-
-def test_a_deleting_change_is_refused_for_held_requests(records_store):
-    store = records_store
-    hold = store.holds.place([4, 5], reason="Claim 9", owner="rita")
-    with store.engine.begin() as conn:
-        store.holds.refuse_if_held(conn, [1, 2, 3], "deleting")  # none held: passes
-        with pytest.raises(InvalidRequest, match=r"requests \[5\] are under a legal hold"):
-            store.holds.refuse_if_held(conn, [5, 6], "deleting")
-    store.holds.release(hold.id, by="rita")
-    with store.engine.begin() as conn:
-        store.holds.refuse_if_held(conn, [5, 6], "deleting")

@@ -191,9 +191,3 @@ def test_anonymised_requests_still_count_in_hotspots_kpis_and_duplicates(records
     # regrouping from scratch finds the very same groups
     assert regroup_duplicates(store)[2] == 0
 
-
-def test_a_bad_batch_size_is_refused(records_store):
-    from geo311.errors import InvalidRequest
-
-    with pytest.raises(InvalidRequest, match="batch_size was 0"):
-        run_retention(records_store, batch_size=0)
