@@ -28,6 +28,8 @@ LOGGER = logging.getLogger(__name__)
 
 #: Closed requests read (and changed) per transaction.
 DEFAULT_BATCH = 500
+#: The largest batch: its ids are bound one by one in SQLite's ``IN`` lists.
+MAX_BATCH = 5000
 #: What each kind removes, as the summary says it.
 KIND_WORDS = {"contact": "reporter contact", "text": "free text", "media": "media"}
 _DAYS_PER_YEAR = 365.2425
@@ -158,8 +160,9 @@ def run_retention(store: Store, *, as_of: datetime | None = None, dry_run: bool 
     >>> report.kinds["contact"].applied  # doctest: +SKIP
     1204
     """
-    if batch_size < 1:
-        raise InvalidRequest(f"batch_size was {batch_size} but is expected to be >= 1")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise InvalidRequest(f"batch_size was {batch_size} but is expected to be between 1 "
+                             f"and {MAX_BATCH}")
     started = time.perf_counter()
     as_of = (as_of or datetime.now(UTC)).astimezone(UTC)
     rules = store.retention.rules()

@@ -129,6 +129,8 @@ class Retention:
         they were read.
         """
         counts: dict[str, dict[str, int]] = {}
+        if not any(plan.values()):  # nothing due in this batch: no transaction, no lock
+            return counts, set()
         now = now_utc()
         with self.db.begin() as conn:
             self.db.dialect.lock_key(conn, RECORDS_LOCK)  # no hold placed meanwhile

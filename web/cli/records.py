@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from geo311.holds import hold_detail, parse_ids, place_hold, read_query_file, release_hold
 from geo311.open311_service import refresh_stored_records
-from geo311.retention import DEFAULT_BATCH, run_retention
+from geo311.retention import DEFAULT_BATCH, MAX_BATCH, run_retention
 from geo311_web import state
 
 
@@ -26,7 +26,8 @@ def retention() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Count the years up to this day (UTC) instead of now.")
-@click.option("--batch-size", default=DEFAULT_BATCH, show_default=True, type=click.IntRange(1),
+@click.option("--batch-size", default=DEFAULT_BATCH, show_default=True,
+              type=click.IntRange(1, MAX_BATCH),
               help="Closed requests read and changed per transaction.")
 def retention_run(dry_run: bool, as_json: bool, as_of: datetime | None, batch_size: int) -> None:
     """Apply the retention rules in batches (audited, resumable; held requests are skipped)."""

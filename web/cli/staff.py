@@ -13,7 +13,7 @@ from geo311_web import state
 
 @click.group("users", cls=AppGroup)
 def users() -> None:
-    """Staff accounts (dispatcher, planner, gis, admin)."""
+    """Staff accounts (agent, dispatcher, planner, gis, records, admin)."""
 
 
 @users.command("create")
