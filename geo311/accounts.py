@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 #: Staff roles; ``admin`` may do everything. ``agent`` answers residents at the 311 centre;
-#: ``records`` keeps legal holds and retention.
+#: ``records`` answers public-records requests and keeps legal holds and retention.
 ROLES = ("agent", "dispatcher", "planner", "gis", "records", "admin")
 MIN_PASSWORD_LENGTH = 10
 #: Failed logins of one name from one address allowed within the window before a lockout.

@@ -18,6 +18,7 @@ from geo311.errors import InvalidRequest
 from geo311.geocoding.reverse import ReverseGeocode
 from geo311.intake import Context, duplicate_search, submit
 from geo311.knowledge import search_kb
+from geo311.media import PhotoUpload, kept_photo
 from geo311.model import (
     CALLBACKS,
     CHANNELS,
@@ -178,7 +179,8 @@ def log_information(store: Store, *, agent: str, channel: str, topic: str, outco
 
 def take_request(store: Store, ctx: Context, new: NewRequest, *, agent: str, channel: str,
                  callback: str = "none", topic: str = "",
-                 join_group: int | None = None) -> tuple[ServiceRequest, Contact]:
+                 join_group: int | None = None,
+                 photo: PhotoUpload | None = None) -> tuple[ServiceRequest, Contact]:
     """Make a caller's report a request through ``intake.submit``, and log the contact.
 
     The channel becomes the request's ``source`` and the caller its reporter; with
@@ -192,8 +194,9 @@ def take_request(store: Store, ctx: Context, new: NewRequest, *, agent: str, cha
     if callback == "email" and not new.reporter.email.strip():
         raise InvalidRequest("an email callback needs the caller's email")
     check_line("topic", topic, MAX_TOPIC)
-    stored = submit(store, ctx, replace(new, source=channel), actor=agent,
-                    join_group=join_group)
+    with kept_photo(photo) as url:  # a photo the caller mailed in, attached by the agent
+        stored = submit(store, ctx, replace(new, source=channel, media_url=url or new.media_url),
+                        actor=agent, join_group=join_group)
     contact = store.contacts.add(agent=agent, channel=channel, kind="request",
                                  topic=topic.strip() or stored.service_name,
                                  outcome="request made", request_id=stored.id,

@@ -40,6 +40,13 @@ class NotFound(Geo311Error):
     code = "not_found"
 
 
+class Conflict(Geo311Error):
+    """The request conflicts with what is stored (a one-time link used a second time)."""
+
+    status = 409
+    code = "conflict"
+
+
 class OutsideServiceArea(Geo311Error):
     """A location lies outside the city's service area."""
 

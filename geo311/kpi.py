@@ -18,6 +18,10 @@ KPI_COLUMNS = ("volume", "closed", "backlog", "median_days_to_close", "sla_judge
                "sla_met", "sla_share")
 GROUPINGS = ("district", "service")
 PERIODS = ("week", "month")
+#: What satisfaction is shown by, and the columns of each of its rows.
+SATISFACTION_BY = ("district", "service", "agency")
+SATISFACTION_COLUMNS = ("by", "key", "answers", "mean_rating", "satisfied_share",
+                        "dissatisfied_share")
 TREND_COLUMNS = ("period", "received", "closed", "sla_judged", "sla_met", "sla_share")
 #: Spreadsheet programs run a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -63,6 +67,40 @@ def kpi_table(frame: pd.DataFrame, by: str, now: datetime) -> pd.DataFrame:
         "backlog": int(f["open_n"].sum()), "median_days_to_close": f["days"].median(),
         "sla_judged": int(f["judged"].sum()), "sla_met": int(f["met"].sum())}]), by)
     return pd.concat([table, total], ignore_index=True)
+
+
+def satisfaction_table(answers: pd.DataFrame) -> pd.DataFrame:
+    """Survey answers, mean rating and shares satisfied (4-5) and dissatisfied (1-2).
+
+    One block of rows per ``SATISFACTION_BY`` (``by`` names it, ``key`` is the district,
+    service name or agency), each sorted by answers then key, then a row ``all``.
+    ``answers`` has ``rating, service_name, agency, district`` (``store.surveys.frame``).
+
+    Examples
+    --------
+    >>> satisfaction_table(store.surveys.frame(version_id))  # doctest: +SKIP
+    """
+    a = answers.assign(satisfied=answers["rating"].ge(4).astype(float),
+                       dissatisfied=answers["rating"].le(2).astype(float),
+                       rating=answers["rating"].astype(float))
+    blocks = []
+    for by, column in zip(SATISFACTION_BY, ("district", "service_name", "agency"),
+                          strict=True):
+        grouped = a.groupby(a[column].astype(str), sort=True).agg(
+            answers=("rating", "size"), mean_rating=("rating", "mean"),
+            satisfied_share=("satisfied", "mean"), dissatisfied_share=("dissatisfied", "mean"))
+        block = grouped.rename_axis("key").reset_index().assign(by=by)
+        blocks.append(block.sort_values(["answers", "key"], ascending=[False, True],
+                                        kind="stable"))
+    n = len(a)
+    blocks.append(pd.DataFrame([{
+        "by": "all", "key": "all", "answers": n,
+        "mean_rating": a["rating"].mean() if n else np.nan,
+        "satisfied_share": a["satisfied"].mean() if n else np.nan,
+        "dissatisfied_share": a["dissatisfied"].mean() if n else np.nan}]))
+    table = pd.concat([b for b in blocks if len(b)], ignore_index=True)
+    table["answers"] = table["answers"].astype(int)
+    return table[list(SATISFACTION_COLUMNS)]
 
 
 def _with_share(table: pd.DataFrame, by: str) -> pd.DataFrame:

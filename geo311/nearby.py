@@ -11,6 +11,7 @@ from collections.abc import Set
 
 import numpy as np
 
+from geo311.errors import InvalidRequest
 from geo311.geodesy import haversine_m
 from geo311.model import ServiceRequest
 from geo311.privacy import MASK_SHIFT_MAX_M, mask_request, shown_points
@@ -77,3 +78,23 @@ def open_groups_near(store: Store, lon: float, lat: float, radius_m: float,
     roots = {r.id: r for r in store.requests.query(ids=picked, limit=limit)}
     return [(mask_request(roots[i], sensitive), round(nearest[i], 1))
             for i in picked if i in roots]
+
+
+#: How far from a resident's point the report form offers open groups to join.
+JOIN_RADIUS_M = 250.0
+
+
+def joinable_group(store: Store, lon: float, lat: float, service_code: str,
+                   request_id: int, radius_m: float = JOIN_RADIUS_M) -> int:
+    """The group a resident chose to add their report to, if the form could offer it.
+
+    A resident may join only an open group of the service within ``radius_m`` of their
+    point (what ``open_groups_near`` lists for them); anything else is refused, so a
+    count cannot be raised on a group somewhere else. Staff choose freely (the desk).
+    """
+    groups = open_groups_near(store, lon, lat, radius_m, store.catalogue.sensitive_codes(),
+                              service_code=service_code, limit=50)
+    if int(request_id) not in {g.id for g, _ in groups}:
+        raise InvalidRequest(f"request {request_id} is not an open {service_code} request "
+                             f"within {radius_m:.0f} m of this place: the report cannot join it")
+    return int(request_id)

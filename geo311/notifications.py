@@ -1,5 +1,7 @@
 """Mail to reporters: compose each outbox row in its language and deliver it over SMTP.
 
+A closing message links to a one-question satisfaction survey (``answer_survey``).
+
 The rows are written by the store with the change they report (``store.outbox``); this
 service claims due rows, sends each once, and records what happened: sent, retried later
 with exponential backoff (SMTP 4xx, a server that cannot be reached), or failed (5xx,
@@ -28,113 +30,29 @@ from jinja2 import Environment
 
 from geo311.config import Settings
 from geo311.errors import ConfigError, InvalidRequest, NotFound
+from geo311.mail_words import DECLARED_TAGS, LANGUAGE_TAGS, PHRASES
 from geo311.redaction import redact_text
 from geo311.store.outbox import DEFAULT_LANGUAGE, Outbox
 from geo311.store.requests import Requests
 from geo311.store.rows import now_utc
+from geo311.store.surveys import Surveys
 
 LOGGER = logging.getLogger(__name__)
 
 #: Signs unsubscribe links apart from any other use of the secret key.
 UNSUBSCRIBE_SALT = "geo311.unsubscribe"
-
-#: What each message says, per language: subjects and opening lines per kind.
-PHRASES: dict[str, dict[str, Any]] = {
-    "en": {
-        "subject": {
-            "received": "Request {number} received: {service}",
-            "status": "Request {number} updated: {status}",
-            "closed": "Request {number} closed: {service}",
-            "merged": "Request {number} joined request {into}",
-        },
-        "lead": {
-            "received": "Thank you: we received your report of {service}. "
-                        "Its tracking number is {number}.",
-            "status": "Request {number} ({service}) has a new status: {status}.",
-            "closed": "Request {number} ({service}) is now closed.",
-            "merged": "Request {number} ({service}) reports the same problem as request "
-                      "{into}; they are handled together.",
-        },
-        "joined": "It reports the same problem as request {into} and is handled with it.",
-        "note": "Note from the city:",
-        "track": "Follow the request here:",
-        "unsubscribe": "To receive no more of these messages:",
-        "statuses": {"open": "open", "closed": "closed"},
-    },
-    "es": {
-        "subject": {
-            "received": "Solicitud {number} recibida: {service}",
-            "status": "Solicitud {number} actualizada: {status}",
-            "closed": "Solicitud {number} cerrada: {service}",
-            "merged": "La solicitud {number} se unió a la solicitud {into}",
-        },
-        "lead": {
-            "received": "Gracias: recibimos su reporte de {service}. "
-                        "Su número de seguimiento es {number}.",
-            "status": "La solicitud {number} ({service}) tiene un nuevo estado: {status}.",
-            "closed": "La solicitud {number} ({service}) está cerrada.",
-            "merged": "La solicitud {number} ({service}) reporta el mismo problema que la "
-                      "solicitud {into}; se atenderán juntas.",
-        },
-        "joined": "Reporta el mismo problema que la solicitud {into} y se atenderá con ella.",
-        "note": "Nota de la ciudad:",
-        "track": "Siga la solicitud aquí:",
-        "unsubscribe": "Para no recibir más mensajes como este:",
-        "statuses": {"open": "abierta", "closed": "cerrada"},
-    },
-    "pl": {
-        "subject": {
-            "received": "Zgłoszenie {number} przyjęte: {service}",
-            "status": "Zgłoszenie {number} zaktualizowane: {status}",
-            "closed": "Zgłoszenie {number} zamknięte: {service}",
-            "merged": "Zgłoszenie {number} dołączono do zgłoszenia {into}",
-        },
-        "lead": {
-            "received": "Dziękujemy: przyjęliśmy zgłoszenie ({service}). "
-                        "Numer do śledzenia: {number}.",
-            "status": "Zgłoszenie {number} ({service}) ma nowy status: {status}.",
-            "closed": "Zgłoszenie {number} ({service}) zostało zamknięte.",
-            "merged": "Zgłoszenie {number} ({service}) dotyczy tego samego problemu co "
-                      "zgłoszenie {into}; zostaną załatwione razem.",
-        },
-        "joined": "Dotyczy tego samego problemu co zgłoszenie {into} i zostanie załatwione "
-                  "razem z nim.",
-        "note": "Uwaga od miasta:",
-        "track": "Śledź zgłoszenie tutaj:",
-        "unsubscribe": "Aby nie otrzymywać więcej takich wiadomości:",
-        "statuses": {"open": "otwarte", "closed": "zamknięte"},
-    },
-    "zh": {
-        "subject": {
-            "received": "已收到请求 {number}：{service}",
-            "status": "请求 {number} 已更新：{status}",
-            "closed": "请求 {number} 已关闭：{service}",
-            "merged": "请求 {number} 已并入请求 {into}",
-        },
-        "lead": {
-            "received": "感谢您的报告：我们已收到关于“{service}”的请求，追踪编号为 {number}。",
-            "status": "请求 {number}（{service}）的状态已更新为：{status}。",
-            "closed": "请求 {number}（{service}）已关闭。",
-            "merged": "请求 {number}（{service}）与请求 {into} 报告的是同一问题，将一并处理。",
-        },
-        "joined": "它与请求 {into} 报告的是同一问题，将一并处理。",
-        "note": "市政部门的说明：",
-        "track": "查看进度：",
-        "unsubscribe": "不再接收此类邮件：",
-        "statuses": {"open": "处理中", "closed": "已关闭"},
-    },
-}
-#: The tag a message declares (Content-Language, ``<html lang>``) per phrase language.
-DECLARED_TAGS = {"zh": "zh-Hans"}
-#: Language tags as requests may carry them, mapped to the phrases above.
-LANGUAGE_TAGS = {"zh-hans": "zh", "zh-cn": "zh", "zh-sg": "zh", "es-us": "es",
-                 "es-mx": "es", "pl-pl": "pl", "en-us": "en"}
+#: Signs the satisfaction survey links of closing notifications.
+SURVEY_SALT = "geo311.survey"
+#: Signs the link that confirms a wish to follow a request.
+FOLLOW_SALT = "geo311.follow"
 
 _TEXT = Environment(autoescape=False, keep_trailing_newline=True).from_string(
     "{{ lead }}\n"
     "{% if joined %}{{ joined }}\n{% endif %}"
     "{% if note %}\n{{ note_label }}\n{{ note }}\n{% endif %}"
     "\n{{ track_label }}\n{{ track_url }}\n"
+    "{% if survey_url %}\n{{ survey_label }}\n{{ survey_url }}\n{% endif %}"
+    "{% if confirm_url %}\n{{ confirm_label }}\n{{ confirm_url }}\n{% endif %}"
     "\n-- \n{{ unsubscribe_label }}\n{{ unsubscribe_url }}\n"
 )
 # Every value is escaped: service names and notes are text anyone may have typed.
@@ -145,9 +63,20 @@ _HTML = Environment(autoescape=True).from_string(
     "{% if joined %}<p>{{ joined }}</p>\n{% endif %}"
     "{% if note %}<p>{{ note_label }}</p>\n<blockquote>{{ note }}</blockquote>\n{% endif %}"
     '<p>{{ track_label }} <a href="{{ track_url }}">{{ track_url }}</a></p>\n'
+    '{% if survey_url %}<p>{{ survey_label }} <a href="{{ survey_url }}">{{ survey_url }}'
+    "</a></p>\n{% endif %}"
+    '{% if confirm_url %}<p>{{ confirm_label }} <a href="{{ confirm_url }}">{{ confirm_url }}'
+    "</a></p>\n{% endif %}"
     '<hr><p><small>{{ unsubscribe_label }} <a href="{{ unsubscribe_url }}">'
     "{{ unsubscribe_url }}</a></small></p>\n</body></html>\n"
 )
+
+
+class SurveyStore(Protocol):
+    """What the survey needs of the store: the outbox and the answers."""
+
+    outbox: Outbox
+    surveys: Surveys
 
 
 class NotifyStore(Protocol):
@@ -208,28 +137,99 @@ class Mailer:
         return self.mail_from.rsplit("@", 1)[-1].strip(" >") or "geo311.invalid"
 
 
+def _signed(notification_id: int, secret: str, salt: str) -> str:
+    return str(URLSafeSerializer(secret, salt=salt).dumps(int(notification_id)))
+
+
+def _read_signed(token: str, secret: str, salt: str, link: str) -> int:
+    try:
+        found = URLSafeSerializer(secret, salt=salt).loads(token)
+    except BadSignature as exc:
+        raise InvalidRequest(f"this {link} link is not valid") from exc
+    if not isinstance(found, int):
+        raise InvalidRequest(f"this {link} link is not valid")
+    return found
+
+
 def unsubscribe_token(notification_id: int, secret: str) -> str:
     """A signed token naming one notification; its address is what it unsubscribes.
 
     The address itself never appears in the link (links end up in logs).
     """
-    return str(URLSafeSerializer(secret, salt=UNSUBSCRIBE_SALT).dumps(int(notification_id)))
+    return _signed(notification_id, secret, UNSUBSCRIBE_SALT)
 
 
 def read_unsubscribe_token(token: str, secret: str) -> int:
     """The notification id a token names; raise ``InvalidRequest`` for a forged one."""
-    try:
-        found = URLSafeSerializer(secret, salt=UNSUBSCRIBE_SALT).loads(token)
-    except BadSignature as exc:
-        raise InvalidRequest("this unsubscribe link is not valid") from exc
-    if not isinstance(found, int):
-        raise InvalidRequest("this unsubscribe link is not valid")
-    return found
+    return _read_signed(token, secret, UNSUBSCRIBE_SALT, "unsubscribe")
 
 
 def unsubscribe_url(mailer: Mailer, notification_id: int) -> str:
     """The one-click unsubscribe link of a notification."""
     return f"{mailer.public_url}/unsubscribe/{unsubscribe_token(notification_id, mailer.secret)}"
+
+
+def survey_token(notification_id: int, secret: str) -> str:
+    """A signed token naming one closing notification, whose survey it opens."""
+    return _signed(notification_id, secret, SURVEY_SALT)
+
+
+def read_survey_token(token: str, secret: str) -> int:
+    """The notification id a survey token names; raise ``InvalidRequest`` for a forged one."""
+    return _read_signed(token, secret, SURVEY_SALT, "survey")
+
+
+def survey_url(mailer: Mailer, notification_id: int) -> str:
+    """The satisfaction survey link of a closing notification (good for one answer)."""
+    return f"{mailer.public_url}/survey/{survey_token(notification_id, mailer.secret)}"
+
+
+def follow_token(notification_id: int, secret: str) -> str:
+    """A signed token naming the message that asked an address to confirm a follow."""
+    return _signed(notification_id, secret, FOLLOW_SALT)
+
+
+def read_follow_token(token: str, secret: str) -> int:
+    """The notification id a follow token names; raise ``InvalidRequest`` for a forged one."""
+    return _read_signed(token, secret, FOLLOW_SALT, "confirmation")
+
+
+def follow_url(mailer: Mailer, notification_id: int) -> str:
+    """The link that confirms a follow (double opt-in)."""
+    return f"{mailer.public_url}/follow/{follow_token(notification_id, mailer.secret)}"
+
+
+def survey_of(store: SurveyStore, token: str, secret: str) -> tuple[dict[str, Any], Any]:
+    """The closing notification a survey link names and its answer (None before one).
+
+    Raises ``InvalidRequest`` for a forged link, ``NotFound`` for a link to anything but
+    a closing notification.
+    """
+    row = store.outbox.get(read_survey_token(token, secret))
+    if (row is None or row["kind"] != "closed"
+            or orjson.loads(row.get("detail") or "{}").get("follower")):
+        raise NotFound("this survey does not exist")
+    return row, store.surveys.of_notification(int(row["id"]))
+
+
+def answer_survey(store: SurveyStore, token: str, secret: str, rating: str | int,
+                  comment: str = "") -> Any:
+    """Store a resident's answer to the survey a link names; the link is good once.
+
+    ``rating`` may be the text a form sent. Raises ``InvalidRequest`` (bad link or
+    rating), ``NotFound`` and ``Conflict`` (answered already).
+
+    Examples
+    --------
+    >>> answer_survey(store, token, secret, "4", "Quick, thank you").rating  # doctest: +SKIP
+    4
+    """
+    row, _ = survey_of(store, token, secret)
+    text = str(rating).strip()
+    if not text.isdigit():
+        raise InvalidRequest(f"rating was {text[:20]!r} but is expected to be a whole "
+                             "number from 1 to 5")
+    return store.surveys.answer(int(row["id"]), int(text), comment)
 
 
 def _one_line(text: str) -> str:
@@ -271,6 +271,11 @@ def compose(row: dict[str, Any], request: Any, mailer: Mailer,
         "note": note, "note_label": words["note"], "track_label": words["track"],
         "track_url": f"{mailer.public_url}/requests/{request.id}",
         "unsubscribe_label": words["unsubscribe"], "unsubscribe_url": link,
+        "survey_label": words["survey"],
+        "survey_url": survey_url(mailer, row["id"])
+        if kind == "closed" and not detail.get("follower") else "",
+        "confirm_label": words["confirm"],
+        "confirm_url": follow_url(mailer, row["id"]) if kind == "follow" else "",
     }
     msg = EmailMessage()
     msg["Subject"] = subject

@@ -63,6 +63,8 @@ EXTENSIONS = {
     "extended_attributes.districts": "requests: the district of every active boundary layer",
     "client_request_id": "POST requests: the client's own id; the same id with the same "
                          "api_key returns the first request instead of making another",
+    "satisfaction": "GET satisfaction.json: survey ratings (1-5) by district, service, agency",
+    "media": "POST requests: a photo file (multipart); media_url links its stripped copy",
 }
 #: The longest parameter value read as a number; longer ones are refused unread.
 MAX_NUMBER_CHARS = 40

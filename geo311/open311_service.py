@@ -18,6 +18,7 @@ from typing import Any
 from geo311 import open311
 from geo311.errors import Forbidden, InvalidRequest, NotFound
 from geo311.intake import Context, submit
+from geo311.media import PhotoUpload, kept_photo
 from geo311.model import Service, ServiceRequest
 from geo311.open311_records import refresh_records
 from geo311.store import Store
@@ -90,14 +91,16 @@ def api_key_of(store: Store, params: open311.Params) -> ApiKey:
 
 def create_request(store: Store, context: Callable[[], Context], catalogue: Catalogue,
                    params: open311.Params, *, rate_limit: tuple[int, float],
-                   jurisdiction_id: str = "", language: str = "") -> Created:
+                   jurisdiction_id: str = "", language: str = "",
+                   photo: PhotoUpload | None = None) -> Created:
     """POST Service Request: check the client, parse the submission, store it once.
 
     ``params`` are the query string and form together. A ``client_request_id`` seen
     before from the same key answers with the request it made instead of a new one;
     if intake fails, the id is released so the client may retry. ``rate_limit`` is
     (requests, seconds) per key; ``context`` is asked for only when intake runs;
-    ``language`` (the client's Accept-Language match) is the reporter's, for mail.
+    ``language`` (the client's Accept-Language match) is the reporter's, for mail;
+    ``photo`` (the ``media`` file of a multipart POST) is checked, stripped and kept.
 
     Examples
     --------
@@ -128,7 +131,8 @@ def create_request(store: Store, context: Callable[[], Context], catalogue: Cata
         if earlier is not None:
             return Created(store.requests.get(earlier), service, extensions, replayed=True)
     try:
-        stored = submit(store, context(), new)
+        with kept_photo(photo) as url:
+            stored = submit(store, context(), replace(new, media_url=url) if url else new)
     except BaseException:
         if client_id:
             store.accounts.release_submission(key.id, client_id)

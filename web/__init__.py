@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from geo311.config import Settings
 from geo311.errors import SchemaOutdated
 from geo311.intake import Context
+from geo311.media import FileMediaStore, MediaStore, PhotoUpload
 from geo311.store import Store, open_store
 from geo311.store.tables import SCHEMA_VERSION
 
@@ -22,6 +23,8 @@ class Geo311:
         self.store: Store = open_store(settings.resolved_database_url)
         self._context: Context | None = None
         self._lock = threading.Lock()
+        #: Residents' photos, in the instance folder (``instance/media``).
+        self.media: MediaStore = FileMediaStore(Path(settings.instance_path) / "media")
         self._schema_ready = False
 
     def check_schema(self) -> None:
@@ -38,6 +41,12 @@ class Geo311:
             raise SchemaOutdated(f"the database has {have} but this geo311 needs version "
                                  f"{SCHEMA_VERSION}: run `geo311 init-db`")
         self._schema_ready = True
+
+    def photo(self, data: bytes | None, host_url: str) -> PhotoUpload | None:
+        """A report's photo to keep, linked from ``GEO311_PUBLIC_URL`` (else this host)."""
+        if not data:
+            return None
+        return PhotoUpload(data, self.media, self.settings.public_url or host_url)
 
     def reset_context(self) -> None:
         """Forget the intake context (the city changed); the next ``context()`` rebuilds it."""
@@ -78,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         auth,
         console,
         desk,
+        disclosure,
         dispatch,
         errors,
         geocoding,
@@ -117,5 +127,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(gis.bp)
     app.register_blueprint(ogc.bp)
     app.register_blueprint(notify.bp)
+    app.register_blueprint(disclosure.bp)
     open311.post_limit(app.config)  # a bad limit stops start-up, not the first POST
     return app

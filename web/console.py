@@ -60,6 +60,7 @@ def _view(request_id: int, *, error: str | None = None, failed: str | None = Non
         "console.html", r=r, service=service, reporters=store.requests.reporters_of(r.id),
         answers=store.requests.answers(r.id), districts=district_lines(r), clock=_clock(r),
         root=root, group=sorted(group, key=lambda g: g.id), notes=store.notes.of(r.id),
+        surveys=store.surveys.of_request(r.id), followers=store.followers.of_request(r.id),
         history=store.audit.entries("request", r.id), media_link=media,
         services=[s for s in services if s.accepting and s.code != r.service_code],
         statuses=STATUSES, visibilities=NOTE_VISIBILITIES, error=error, failed=failed,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request
@@ -186,6 +188,19 @@ def _answers(body: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def _photo(body: dict[str, Any]) -> bytes | None:
+    """The bytes of a ``photo`` sent as a base64 ``data:`` URL, or None."""
+    text = body.get("photo")
+    if text in (None, ""):
+        return None
+    if not isinstance(text, str) or not text.startswith("data:") or ";base64," not in text:
+        raise InvalidRequest("photo is expected to be a data: URL with base64 content")
+    try:
+        return base64.b64decode(text.split(";base64,", 1)[1], validate=True)
+    except binascii.Error as exc:
+        raise InvalidRequest("photo's base64 content is damaged") from exc
+
+
 @bp.post(f"{API}/request")
 @role_required(*DESK_ROLES)
 def make_request() -> tuple[Response, int]:
@@ -206,7 +221,8 @@ def make_request() -> tuple[Response, int]:
     stored, contact = contacts.take_request(
         s.store, s.context(), new, agent=actor(), channel=_text(body, "channel"),
         callback=_text(body, "callback") or "none", topic=_text(body, "topic"),
-        join_group=int(join) if join not in (None, "") else None)
+        join_group=int(join) if join not in (None, "") else None,
+        photo=s.photo(_photo(body), request.host_url))
     return jsonify({"id": stored.id, "url": f"/staff/requests/{stored.id}",
                     "service_name": stored.service_name, "duplicate_of": stored.duplicate_of,
                     "contact_id": contact.id}), 201

@@ -26,6 +26,7 @@ from geo311.kpi import (
     kpi_table,
     local_day_range,
     previous_period,
+    satisfaction_table,
     trend_table,
 )
 from geo311.kpi_index import KpiIndex, kpi_frame
@@ -36,7 +37,7 @@ from geo311_web.query_values import day
 
 bp = Blueprint("kpi", __name__)
 KPI_ROLES = ("planner", "dispatcher")
-TABLES = ("district", "service", "trend", "channel", "agent")
+TABLES = ("district", "service", "trend", "channel", "agent", "satisfaction")
 #: An open request becomes judged for the SLA when its due time passes, so a cached
 #: table also expires after this many seconds even when nothing is written.
 JUDGED_NOW_S = 300
@@ -120,6 +121,7 @@ def tables(view: KpiView) -> dict[str, Any]:
                 "chart": chart(trend),
                 "channel": channel_table(centre["contacts"], centre["channels"]),
                 "agent": agent_table(centre["contacts"]),
+                "satisfaction": satisfaction_table(store.surveys.frame(version_id, start, end)),
                 "centre": centre_summary(centre["contacts"], centre["first_actions"],
                                          int(centre["roots"]["requests"].iloc[0]))}
 
@@ -177,7 +179,7 @@ def _filename(view: KpiView, ext: str, table: str = "") -> str:
 @bp.get("/kpi/export.csv")
 @role_required(*KPI_ROLES)
 def export_csv() -> Response:
-    """One KPI table (``table=district|service|trend|channel|agent``) as CSV."""
+    """One KPI table (``table=district|service|trend|channel|agent|satisfaction``) as CSV."""
     view = _view()
     table = request.args.get("table", "district")
     body = _export_frame(view, table).to_csv(index=False)

@@ -33,6 +33,7 @@ STAFF_PAGES = (
     StaffPage("dispatch.sla_page", "SLA", ("dispatcher",)),
     StaffPage("kpi.kpi", "KPI", ("planner", "dispatcher")),
     StaffPage("gis.home", "GIS", ("gis",)),
+    StaffPage("disclosure.disclosures", "Records", ("records",)),
     StaffPage("holds.hold_list", "Holds", ("records",)),
 )
 

@@ -19,6 +19,7 @@ from werkzeug.http import parse_options_header
 
 from geo311 import open311
 from geo311.errors import ConfigError, InvalidRequest, NotFound
+from geo311.kpi import satisfaction_table
 from geo311.open311_records import RecordPage, request_page
 from geo311.open311_service import Catalogue, check_jurisdiction, create_request
 from geo311.store.rows import now_utc
@@ -183,6 +184,44 @@ def request_one(request_id: str, fmt: str) -> Response:
     return _respond_page(fmt, page, open311.wants_extensions(params))
 
 
+def _satisfaction_document(table: pd.DataFrame, layer: str) -> list[dict[str, Any]]:
+    """The satisfaction extension from ``kpi.satisfaction_table``: one entry per row.
+
+    Ratings only: survey comments are never published here.
+    """
+    def number(value: Any) -> float | None:
+        return None if value != value else round(float(value), 4)
+
+    return [{"by": row["by"], "key": row["key"], "layer": layer if row["by"] == "district"
+             else None, "answers": int(row["answers"]), "mean_rating": number(row["mean_rating"]),
+             "satisfied_share": number(row["satisfied_share"]),
+             "dissatisfied_share": number(row["dissatisfied_share"])}
+            for row in table.to_dict("records")]
+
+
+@bp.get("/v2/satisfaction.json")
+def satisfaction() -> Response:
+    """Residents' survey ratings by district, service and agency (an extension)."""
+    params = _params()
+    _check_jurisdiction(params)
+    s = state()
+    store, zone = s.store, s.settings.zone
+    active = store.layers.versions(active_only=True)
+    layer = open311.single_value(params, "layer") or next(
+        (v.layer for v in active if v.role == "district"), active[0].layer if active else "")
+    if not layer:
+        raise NotFound("no boundary layer is active, so there is nothing to group by")
+    version = store.layers.version(layer)
+    start, end = (open311.parse_datetime(v, name, zone) if v else None
+                  for name, v in (("start_date", open311.single_value(params, "start_date")),
+                                  ("end_date", open311.single_value(params, "end_date"))))
+    if start and end and end < start:
+        raise InvalidRequest("end_date is before start_date")
+    table = satisfaction_table(store.surveys.frame(version.id, start, end))
+    return _respond("json", "satisfaction",
+                    _satisfaction_document(table, layer))
+
+
 @bp.get(f"/v2/tokens/<token>.{FMT}")
 def token(token: str, fmt: str) -> Response:
     """GET service_request_id from a token: every service is realtime, so none exist."""
@@ -192,12 +231,14 @@ def token(token: str, fmt: str) -> Response:
 
 @bp.post(f"/v2/requests.{FMT}")
 def requests_create(fmt: str) -> Response:
-    """POST Service Request (form-encoded or multipart; needs an api_key)."""
+    """POST Service Request (form-encoded or multipart with a ``media`` photo; an api_key)."""
     _check_body()
     s = state()
+    media = request.files.get("media")
     created = create_request(
         s.store, s.context, _catalogue(), _params(), rate_limit=post_limit(current_app.config),
-        jurisdiction_id=_jurisdiction(), language=reader_language())
+        jurisdiction_id=_jurisdiction(), language=reader_language(),
+        photo=s.photo(media.read() if media else None, request.host_url))
     return _respond(fmt, "requests", created.document())
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from itertools import groupby
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from geo311.errors import Geo311Error, InvalidRequest
+from geo311.errors import Geo311Error, InvalidRequest, NotFound
+from geo311.following import ask_to_follow
 from geo311.intake import submit
+from geo311.media import NAME as MEDIA_NAME
+from geo311.media import kept_photo, thumbnail_of
 from geo311.model import NewRequest, Reporter, ServiceRequest
-from geo311.nearby import open_groups_near, open_requests_around
+from geo311.nearby import joinable_group, open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
 from geo311.redaction import redact_text
@@ -118,7 +122,16 @@ def report() -> tuple[str, int]:
             attributes={code: tuple(values) for code, values in
                         parse_answers(form.to_dict(flat=False)).items()},
         )
-        stored = submit(s.store, s.context(), new)
+        join = form.get("join_group", "").strip()
+        if join and not join.isdigit():
+            raise InvalidRequest(f"join_group was {join[:20]!r} but is expected to be a "
+                                 "request number")
+        chosen = joinable_group(s.store, lon, lat, new.service_code, int(join)) \
+            if join and lon is not None and lat is not None else None
+        upload = request.files.get("photo")
+        with kept_photo(s.photo(upload.read() if upload else None, request.host_url)) as url:
+            stored = submit(s.store, s.context(), replace(new, media_url=url) if url else new,
+                            join_group=chosen)
     except Geo311Error as exc:
         return _index(exc.status, error=exc.message, form=form)
     parent = s.store.requests.get(stored.duplicate_of) if stored.duplicate_of else None
@@ -126,13 +139,32 @@ def report() -> tuple[str, int]:
 
 
 @bp.get("/requests/<int:request_id>")
-def tracking(request_id: int) -> str:
+def tracking(request_id: int) -> tuple[str, int]:
     """Tracking page: status and history of one request, without personal data."""
+    return _tracking(request_id, followed=request.args.get("follow") == "asked")
+
+
+@bp.post("/requests/<int:request_id>/follow")
+def follow(request_id: int) -> Response | tuple[str, int]:
+    """Follow by email: mail a confirmation link, then say so whatever the address's state."""
+    email = request.form.get("email", "")
+    try:
+        ask_to_follow(state().store, request_id, email, reader_language())
+    except InvalidRequest as exc:
+        return _tracking(request_id, follow_error=exc.message, follow_email=email, status=400)
+    # The same answer whether or not a message went: it must not tell who follows what.
+    return redirect(url_for("pages.tracking", request_id=request_id, follow="asked") +
+                    "#follow")
+
+
+def _tracking(request_id: int, *, followed: bool = False, follow_error: str = "",
+              follow_email: str = "", status: int = 200) -> tuple[str, int]:
     s = state()
     r = s.store.requests.get(request_id)
     sensitive = s.store.catalogue.sensitive_codes()
     history = [e for e in s.store.audit.entries("request", request_id)
-               if e["detail"].get("visibility") != "internal"]
+               if e["detail"].get("visibility") != "internal"
+               and e["action"] not in RESIDENTS_OWN_ACTIONS]
     # Public notes only, redacted like the description; staff names stay off the page.
     notes = [(n.created, redact_text(n.body)) for n in s.store.notes.public_of(request_id)]
     return render_template("request.html", r=mask_request(r, sensitive), history=history,
@@ -140,8 +172,14 @@ def tracking(request_id: int) -> str:
                            districts=district_lines(r),
                            import_note=_import_note(r),
                            media_url=_shown_media(r, sensitive),
-                           withheld=WITHHELD if r.service_code in sensitive else "")
+                           thumbnail=thumbnail_of(_shown_media(r, sensitive)),
+                           withheld=WITHHELD if r.service_code in sensitive else "",
+                           followed=followed, follow_error=follow_error,
+                           follow_email=follow_email), status
 
+
+#: History a public page leaves out: they would tell who follows or rated a request.
+RESIDENTS_OWN_ACTIONS = ("follow_asked", "follow_confirmed", "survey_answered")
 
 #: What an import flag says to a reader of the tracking page.
 IMPORT_FLAG_WORDS = {
@@ -182,6 +220,22 @@ def district_lines(r: ServiceRequest) -> list[tuple[str, str | None]]:
             district = r.districts[layer]
             lines.append((title, names.get(district, district) if district else None))
     return lines
+
+
+@bp.get("/media/<name>")
+def media(name: str) -> Response:
+    """A kept photo (stripped of metadata): named by its content, so cached for ever."""
+    if not MEDIA_NAME.fullmatch(name):
+        raise NotFound(f"no photo is called {name[:80]!r}")
+    data = state().media.get(name)
+    if data is None:
+        raise NotFound(f"no photo is called {name!r}")
+    response = Response(data, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["Content-Disposition"] = "inline"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @bp.get("/layers")

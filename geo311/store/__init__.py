@@ -18,8 +18,10 @@ from geo311.store.audit import AuditLog
 from geo311.store.catalogue import Catalogue
 from geo311.store.contacts import Contacts
 from geo311.store.database import Database, Dialect
+from geo311.store.disclosure import Disclosures
 from geo311.store.dispatch import Dispatch
 from geo311.store.duplicates import Duplicates
+from geo311.store.followers import Followers
 from geo311.store.holds import Holds
 from geo311.store.hotspots import Hotspots
 from geo311.store.kb import KnowledgeBase
@@ -35,6 +37,7 @@ from geo311.store.schema import Schema
 from geo311.store.search import Search
 from geo311.store.sla import SlaClocks
 from geo311.store.spatialite import SpatiaLiteDialect
+from geo311.store.surveys import Surveys
 
 __all__ = ["Database", "Dialect", "Store", "open_store"]
 
@@ -65,6 +68,9 @@ class Store:
         self.contacts = Contacts(self.db)
         self.queues = Queues(self.db, self.requests)
         self.outbox = Outbox(self.db)
+        self.surveys = Surveys(self.db)
+        self.followers = Followers(self.db)
+        self.disclosure = Disclosures(self.db)
         self.holds = Holds(self.db)
         self.retention = Retention(self.db)
 

@@ -1,4 +1,4 @@
-"""The 311 centre's tables: notes on requests, desk contacts, saved queue views, the outbox.
+"""The 311 centre's tables: notes, desk contacts, saved queue views, the outbox, surveys.
 
 Part of the one schema (``geo311.store.tables`` re-exports them, so repositories use
 ``t.contacts`` as any other table); kept apart to keep each schema module readable.
@@ -103,4 +103,43 @@ unsubscribed = Table(
     metadata,
     Column("email_hash", String(64), primary_key=True),
     Column("created", UTCDateTime, nullable=False),
+)
+
+# --- satisfaction: the survey a closing notification links to ---------------------------
+
+#: One answer per closing notification (its signed link is good once): a 1-5 rating
+#: and an optional comment, kept as written (staff read it; public outputs redact it).
+survey_answers = Table(
+    "survey_answers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", Integer, ForeignKey("notifications.id", ondelete="CASCADE"),
+           nullable=False, unique=True),
+    Column("request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("rating", Integer, nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("language", String(10), nullable=False, default="en"),
+    Column("answered", UTCDateTime, nullable=False),
+    Index("ix_survey_answers_answered", "answered"),
+)
+
+# --- following a request by email, with double opt-in ----------------------------------
+
+#: Anyone may follow a request without an account: ``pending`` until the address opens
+#: the link mailed to it (kind ``follow`` in the outbox), then ``confirmed``, and from
+#: then on it hears what the reporters hear (status, closed, merged).
+followers = Table(
+    "followers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", Integer, ForeignKey("service_requests.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("email", String(254), nullable=False),
+    Column("language", String(10), nullable=False, default="en"),
+    Column("status", String(10), nullable=False, default="pending"),
+    Column("created", UTCDateTime, nullable=False),
+    Column("confirmed", UTCDateTime),
+    UniqueConstraint("request_id", "email", name="uq_follower_request_email"),
+    Index("ix_followers_email", "email", "status"),
 )

@@ -33,7 +33,8 @@ from geo311.store.rows import now_utc
 LOGGER = logging.getLogger(__name__)
 
 #: What a notification reports.
-KINDS = ("received", "status", "closed", "merged")
+#: ``follow`` asks an address to confirm it wants to follow a request (double opt-in).
+KINDS = ("received", "status", "closed", "merged", "follow")
 #: Where a notification is: waiting, claimed by a worker, done, given up, or not wanted.
 STATES = ("pending", "sending", "sent", "failed", "unsubscribed")
 #: The language of a message when the request has none of its own (the city's default).
@@ -62,38 +63,59 @@ def enqueue(
     """Write one pending row per reporter address, in the transaction of ``conn``.
 
     ``reporters_of`` names the requests whose reporters are told (default: the request
-    itself); ``event`` tells two events of one kind apart. An address that unsubscribed,
-    or already has this event, gets nothing. Returns how many rows were written.
+    itself); their confirmed followers are told too, except of a receipt. ``event``
+    tells two events of one kind apart. An address that unsubscribed, or already has
+    this event, gets nothing. Returns how many rows were written.
     """
     if kind not in KINDS:
         raise ValueError(f"kind was {kind!r} but is expected to be in {KINDS}")
-    rp, n = t.reporters.c, t.notifications.c
+    rp, f = t.reporters.c, t.followers.c
     ids = [int(i) for i in (reporters_of if reporters_of is not None else [request_id])]
     spoken: dict[str, str] = {}  # each address in its reporter's language, when known
     for email, tongue in conn.execute(select(rp.email, rp.language).where(
             rp.request_id.in_(ids)).where(rp.email != "").order_by(rp.id)):
         if "@" in email and not spoken.get(normal_address(email)):
             spoken[normal_address(email)] = tongue or ""
-    addresses = sorted(spoken)
-    if not addresses:
+    followers: dict[str, str] = {}
+    if kind != "received":
+        for email, tongue in conn.execute(select(f.email, f.language).where(
+                f.request_id.in_(ids), f.status == "confirmed").order_by(f.id)):
+            if normal_address(email) not in spoken:
+                followers.setdefault(normal_address(email), tongue or "")
+    rows = [(a, spoken[a] or language, detail or {}) for a in spoken]
+    rows += [(a, tongue or language, {**(detail or {}), "follower": True})
+             for a, tongue in followers.items()]
+    return _write(conn, kind, request_id, event, rows)
+
+
+def enqueue_follow(conn: Connection, request_id: int, email: str, language: str) -> int:
+    """Queue the message that asks ``email`` to confirm it wants to follow a request."""
+    return _write(conn, "follow", request_id, "", [(normal_address(email), language, {})])
+
+
+def _write(conn: Connection, kind: str, request_id: int, event: str,
+           rows: list[tuple[str, str, dict[str, Any]]]) -> int:
+    """Insert (address, language, detail) rows not unsubscribed and not already queued."""
+    if not rows:
         return 0
-    hashes = {address_hash(a): a for a in addresses}
+    n = t.notifications.c
+    hashes = {address_hash(a) for a, _, _ in rows}
     gone = set(conn.execute(select(t.unsubscribed.c.email_hash)
                             .where(t.unsubscribed.c.email_hash.in_(list(hashes)))).scalars())
     have = set(conn.execute(select(n.email).where(
         n.request_id == request_id, n.kind == kind, n.event == event,
-        n.email.in_(addresses))).scalars())
-    wanted = [a for h, a in hashes.items() if h not in gone and a not in have]
+        n.email.in_([a for a, _, _ in rows]))).scalars())
+    wanted = sorted((r for r in rows if address_hash(r[0]) not in gone and r[0] not in have),
+                    key=lambda r: r[0])
     if not wanted:
         return 0
     now = now_utc()
     conn.execute(insert(t.notifications), [
         {"request_id": request_id, "kind": kind, "event": event, "email": a,
-         "language": spoken[a] or language or DEFAULT_LANGUAGE,
-         "detail": json.dumps(detail or {}),
+         "language": tongue or DEFAULT_LANGUAGE, "detail": json.dumps(detail),
          "created": now, "status": "pending", "attempts": 0, "next_attempt_at": now,
          "last_error": "", "message_id": ""}
-        for a in sorted(wanted)
+        for a, tongue, detail in wanted
     ])
     return len(wanted)
 

@@ -29,6 +29,9 @@ from geo311.store.centre_tables import (
     contacts as contacts,
 )
 from geo311.store.centre_tables import (
+    followers as followers,
+)
+from geo311.store.centre_tables import (
     notifications as notifications,
 )
 from geo311.store.centre_tables import (
@@ -36,6 +39,9 @@ from geo311.store.centre_tables import (
 )
 from geo311.store.centre_tables import (
     saved_views as saved_views,
+)
+from geo311.store.centre_tables import (
+    survey_answers as survey_answers,
 )
 from geo311.store.centre_tables import (
     unsubscribed as unsubscribed,
@@ -72,6 +78,8 @@ from geo311.store.schema_types import metadata as metadata
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
 #: 11: records: ``services.retention_*_years`` (the catalogue's retention rules),
 #:    ``legal_holds`` and ``legal_hold_requests``, ``retention_applied``.
+#:    ``survey_answers``: the resident's 1-5 rating of a closed request and a comment.
+#:    ``followers``: addresses that follow a request by email (double opt-in).
 SCHEMA_VERSION = 11
 
 schema_info = Table(

@@ -16,7 +16,7 @@ ROLES = {
     "gis": ("/gis/", {"GIS"}),
     "dispatcher": ("/dispatch", {"Desk", "Requests", "Dispatch", "Work orders", "SLA", "KPI"}),
     "agent": ("/staff/intake", {"Desk", "Requests"}),
-    "records": ("/staff/holds", {"Holds"}),
+    "records": ("/staff/holds", {"Records", "Holds"}),
 }
 
 

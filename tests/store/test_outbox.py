@@ -175,6 +175,7 @@ def test_init_db_adds_the_outbox_tables_to_a_version_8_database(backend_url):
     store = open_store(backend_url)
     try:
         with store.engine.begin() as conn:
+            conn.execute(text("DROP TABLE survey_answers"))
             conn.execute(text("DROP TABLE notifications"))
             conn.execute(text("DROP TABLE unsubscribed"))
             conn.execute(t.schema_info.update().where(t.schema_info.c.key == "version")

@@ -1,5 +1,7 @@
 """The call-taker desk, /staff/intake: roles, caller search, contacts, requests, duplicates."""
 
+import base64
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from geo311.intake import submit
 from geo311.model import NewRequest, Reporter
 from tests.call_centre import AGENT, DIVERSEY
 from tests.conftest import STAFF_PASSWORD, csrf_ready
+from tests.core.test_photos import phone_photo
 from tests.references import subset
 
 API = "/api/staff/intake"
@@ -185,6 +188,24 @@ def test_the_callers_language_is_the_reporters_and_mail_follows_it(app, desk_cit
     assert wrong.status_code == 400 and "language was 'xx'" in \
         wrong.get_json()[0]["description"]
     assert 'id="caller-language"' in agent.get("/staff/intake").get_data(as_text=True)
+
+
+def test_a_photo_the_caller_sent_is_attached_stripped_and_a_bad_one_refused(app, desk_city,
+                                                                          agent):
+    body = {"channel": "email", "service_code": "PHF", "lat": DIVERSEY[1],
+            "long": DIVERSEY[0]}
+    photo = "data:image/jpeg;base64," + base64.b64encode(phone_photo()).decode()
+    for bad, said in (("data:image/jpeg;base64,!!!", "damaged"), ("http://x/y.jpg", "data: URL"),
+                      ("data:text/plain;base64," + base64.b64encode(b"hello").decode(),
+                       "not an image")):
+        refused = agent.post(f"{API}/request", json={**body, "photo": bad})
+        assert refused.status_code == 400 and said in refused.get_json()[0]["description"]
+    assert desk_city.requests.count() == 0
+    made = agent.post(f"{API}/request", json={**body, "photo": photo})
+    assert made.status_code == 201, made.get_data(as_text=True)
+    url = desk_city.requests.get(made.get_json()["id"]).media_url
+    kept = agent.get(url.replace("http://localhost", "")).get_data()
+    assert b"PhoneMaker" not in kept and kept.startswith(b"\xff\xd8")
 
 
 def test_joining_a_duplicate_group_links_the_new_request_to_it(app, desk_city, agent):

@@ -72,7 +72,8 @@ def test_csv_and_xlsx_hold_the_tables_with_formulas_defused(app, staff_client, k
     assert rows[0]["volume"] == "6"
     book = openpyxl.load_workbook(io.BytesIO(
         c.get("/kpi/export.xlsx?layer=community_areas").get_data()))
-    assert book.sheetnames == ["district", "service", "trend", "channel", "agent"]
+    assert book.sheetnames == ["district", "service", "trend", "channel", "agent",
+                               "satisfaction"]
     cells = [cell.value for row in book["service"].iter_rows() for cell in row]
     assert "'" + HOSTILE in cells and HOSTILE not in cells
     trend = list(book["trend"].iter_rows(values_only=True))

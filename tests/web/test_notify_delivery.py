@@ -2,21 +2,15 @@
 
 import dataclasses
 import re
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email.policy import default as default_policy
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import insert
 
 from geo311.config import Settings
 from geo311.errors import ConfigError
-from geo311.intake import submit
-from geo311.model import NewRequest, Reporter
 from geo311.notifications import (
     DeliveryPolicy,
     Mailer,
@@ -28,73 +22,9 @@ from geo311.store import tables as t
 from geo311.store.outbox import STOPPED_NOTE, enqueue
 from geo311_web.cli import cli
 from tests.prepared import starts_from
-from tests.web.conftest import LOOP
+from tests.web.conftest import MAIL_FROM, PUBLIC_URL, free_port
 
 pytestmark = pytest.mark.both_backends
-
-PUBLIC_URL = "https://311.city.example"
-MAIL_FROM = "City 311 <311@city.example>"
-
-
-class Inbox:
-    """What the loopback server received; ``answers`` are replies to DATA, used first."""
-
-    def __init__(self):
-        self.messages = []
-        self.answers = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            if self.answers:
-                return self.answers.pop(0)
-            msg = message_from_bytes(envelope.content, policy=default_policy)
-            self.messages.append((envelope.rcpt_tos, msg))
-        return "250 OK"
-
-    def to(self, address):
-        return [m for rcpts, m in self.messages if address in rcpts]
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
-
-
-@pytest.fixture
-def mail_app(settings, smtp):
-    from geo311_web import create_app
-
-    app = create_app(dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=smtp.port,
-                                         mail_from=MAIL_FROM, public_url=PUBLIC_URL + "/"))
-    app.config.update(TESTING=True)
-    yield app
-    app.extensions["geo311"].store.dispose()
-
-
-@pytest.fixture
-def city_mail(mail_app, prepared):
-    """The store of ``mail_app`` with the city of tests/web/conftest.py, a mailer, a reporter."""
-    s = mail_app.extensions["geo311"]
-
-    def report(email, code="SDR", at=LOOP, **kw):
-        return submit(s.store, s.context(),
-                      NewRequest(code, lon=at[0], lat=at[1], reporter=Reporter(email=email), **kw))
-
-    return dataclasses.make_dataclass("CityMail", ["store", "mailer", "report"])(
-        s.store, Mailer.from_settings(s.settings), report)
-
 
 # The city state (service area and Chicago catalogue) from tests/web/conftest.py.
 starts_from("city", "city_mail", module=__name__)
@@ -214,7 +144,7 @@ def test_a_550_fails_for_good(city_mail, smtp):
 
 def test_an_unreachable_server_is_a_temporary_failure(city_mail):
     r = city_mail.report("ann@example.org")
-    closed_port = _free_port()  # nothing listens there
+    closed_port = free_port()  # nothing listens there
     mailer = dataclasses.replace(city_mail.mailer, port=closed_port)
     done = deliver_due(city_mail.store, mailer, now=datetime.now(UTC))
     assert (done.sent, done.retried) == (0, 1)

@@ -94,6 +94,10 @@ def test_no_reporter_value_appears_in_any_get_response(app, client, city):
         checked[f"bulk.{fmt}"] = len(leaves)
         for leaf in leaves:
             assert not any(s in leaf for s in SECRETS), (fmt, leaf)
+    satisfaction = client.get("/open311/v2/satisfaction.json")
+    assert satisfaction.status_code == 200
+    for leaf in leaves_of_json(satisfaction.get_json()):
+        assert not any(s in leaf for s in SECRETS), ("satisfaction", leaf)
     # The walk saw the requests themselves, not only empty lists.
     assert checked["/open311/v2/requests.json?extensions=true"] > 60
     assert checked["bulk.csv"] > 40
@@ -104,5 +108,5 @@ def test_no_reporter_value_appears_in_any_get_response(app, client, city):
     visited = {"/open311/discovery.<fmt>", "/open311/v2/services.<fmt>",
                "/open311/v2/services/<code>.<fmt>", "/open311/v2/requests.<fmt>",
                "/open311/v2/requests/<request_id>.<fmt>", "/open311/v2/tokens/<token>.<fmt>",
-               "/open311/bulk/requests.<fmt>"}
+               "/open311/bulk/requests.<fmt>", "/open311/v2/satisfaction.json"}
     assert routes == visited

@@ -3,8 +3,8 @@
 Commands are grouped by who uses them: ``layers`` (GIS staff), ``requests`` (import,
 export, duplicates, the catalogue and public records), ``staff`` (accounts and API
 keys), ``dispatch`` (SLAs, crews, work orders), ``geocoding``, ``city`` (the city
-profile), ``notify`` (mail to residents), ``records`` (retention and legal holds)
-and ``demo``.
+profile), ``notify`` (mail to residents), ``disclosure`` (public-records packages),
+``records`` (retention and legal holds) and ``demo``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from geo311_web import create_app, state
 from geo311_web.cli import (
     city,
     demo,
+    disclosure,
     dispatch,
     geocoding,
     kb,
@@ -59,6 +60,7 @@ def init_db() -> None:
         click.echo(f"  added {what}")
 
 
-for _module in (layers, requests, staff, dispatch, geocoding, kb, demo, city, notify, records):
+for _module in (layers, requests, staff, dispatch, geocoding, kb, demo, city, notify,
+                disclosure, records):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

@@ -68,7 +68,13 @@
     window.geo311.ready = true;
   }
 
+  // "Send report" makes a report of its own; only a "Same problem" button joins a group.
+  document.querySelector("#report button[type=submit]").addEventListener("click", () => {
+    document.getElementById("report-join").value = "";
+  });
+
   async function suggest() {
+    document.getElementById("report-join").value = "";
     suggestionList.replaceChildren();
     suggestions.hidden = true;
     if (!service.value || !latInput.value) return;
@@ -81,9 +87,8 @@
       const item = el("li");
       const same = el("button", "Same problem: add my report to #" + r.service_request_id,
                       {type: "button", class: "join"});
-      same.addEventListener("click", () => {  // report at the known spot: intake joins it
-        latInput.value = r.lat;
-        lonInput.value = r.long;
+      same.addEventListener("click", () => {  // the resident's choice: this group, by number
+        document.getElementById("report-join").value = r.service_request_id;
         document.getElementById("report").requestSubmit();
       });
       item.append(popup(r), el("span", " — " + Math.round(r.distance_m) + " m away "), same);

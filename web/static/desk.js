@@ -377,6 +377,8 @@
       description: $("description").value, answers: answers(), join_group: chosen.join,
       topic: $("info-topic").value || chosen.service.name};
     try {
+      const photo = $("desk-photo").files[0];
+      if (photo) body.photo = await dataUrl(photo);
       const made = await call(api + "/request", body);
       readBack(made);
       listContact("request", body.topic, "request made", made.id);
@@ -385,6 +387,16 @@
       error.focus();
     }
   });
+
+  // A photo travels in the JSON body as a data: URL; the server reads its bytes.
+  function dataUrl(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(new Error("the photo could not be read"));
+      reader.readAsDataURL(file);
+    });
+  }
 
   function readBack(made) {
     const live = $("readback-live");
