@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from geo311.intake import Context, submit
 from geo311.model import Attribute, NewRequest, Reporter, RetentionRule, Service
 from geo311.store import tables as t
-from geo311.store.rows import as_utc
+from geo311.store.rows import as_utc, now_utc
 from tests.prepared import prepared_state
 
 SERVICES = [
@@ -81,6 +81,19 @@ def seed_records(store) -> Seeded:
         if rid not in open_ids:
             store.requests.set_status(rid, "closed", note=f"Done; questions to {PHONE}",
                                       actor="dina")
+    n = t.notifications.c
+    with store.engine.begin() as conn:  # a follower and a survey answer on every fifth
+        for k, rid in enumerate(ids):
+            if k % 5 or rid in open_ids:
+                continue
+            conn.execute(insert(t.followers).values(
+                request_id=rid, email=f"fan{k}@example.net", status="confirmed",
+                created=now_utc()))
+            closing = conn.execute(select(n.id).where(n.request_id == rid, n.kind == "closed")
+                                   ).scalars().first()
+            conn.execute(insert(t.survey_answers).values(
+                notification_id=closing, request_id=rid, rating=1 + k % 5 + k % 4,
+                comment=f"Thanks, {TYPED}", answered=now_utc()))
     with store.engine.connect() as conn:
         closed_at = conn.execute(select(func.max(t.service_requests.c.closed_datetime))
                                  ).scalar_one()
@@ -115,6 +128,8 @@ SNAPSHOT = {
     "retention_applied": "SELECT request_id, kind FROM retention_applied "
                          "ORDER BY request_id, kind",
     "public_records": "SELECT request_id FROM public_records ORDER BY request_id",
+    "followers": "SELECT id, request_id, email FROM followers ORDER BY id",
+    "survey_answers": "SELECT id, request_id, rating, comment FROM survey_answers ORDER BY id",
 }
 
 
@@ -128,4 +143,4 @@ def snapshot(store) -> dict[str, list[tuple]]:
 def personal_strings(k: int) -> list[str]:
     """What of reporter ``k`` must be gone from storage after the contact rule."""
     r = reporter(k)
-    return [r.email, r.first_name, r.device_id, r.account_id]
+    return [r.email, r.first_name, r.device_id, r.account_id, f"fan{k}@example.net"]

@@ -8,8 +8,9 @@ service, status, dates, point, districts and duplicate links are never changed, 
 still counts wherever requests are counted.
 
 What each kind removes: ``contact`` blanks the reporters' personal fields, clears the
-desk contacts' topic and callback, and deletes the outbox rows (their addresses);
-``text`` replaces descriptions, notes and free-text answers with ``REDACTED_TEXT`` and
+desk contacts' topic and callback, replaces the outbox rows' addresses and deletes the
+request's followers; ``text`` replaces descriptions, notes, free-text answers and survey
+comments with ``REDACTED_TEXT`` and
 masks identifiers in status notes (the city's own words, shown to the public) and in
 their copies in the audit log and outbox; ``media`` empties the media link.
 """
@@ -25,11 +26,16 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    String,
     and_,
     bindparam,
+    case,
+    cast,
     delete,
     func,
     insert,
+    literal,
+    not_,
     or_,
     select,
     update,
@@ -51,10 +57,13 @@ REDACTED_TEXT = "[removed under the retention rule]"
 FREE_TEXT_DATATYPES = ("string", "text")
 #: The personal fields of a reporter; retention blanks them all.
 REPORTER_FIELDS = ("first_name", "last_name", "email", "phone", "device_id", "account_id")
+#: What an outbox row's address becomes (with the row's id, as the address is part of a key).
+REMOVED_ADDRESS = "removed:"
+_GIVEN_UP = "address removed under the retention rule"
 #: Keys of audit and outbox details that copy a request's status notes (or staff reasons).
 _TEXT_KEYS = {"audit_log": ("note", "why"), "notifications": ("note",)}
-#: Text first: it masks copies in outbox rows the contact rule then deletes, so a dry
-#: run (which counts each kind on rows as they are) and a run count alike.
+#: Text first (it masks outbox rows the contact rule then readdresses), so a dry run,
+#: which counts each kind on rows as they are, and a run count alike.
 _APPLY_ORDER = ("text", "media", "contact")
 
 
@@ -177,7 +186,7 @@ def _effects(conn: Connection, db: Database, kind: str, ids: list[int], *, write
     """Rows changed (``write``) or that would be (not) by one kind over ``ids``."""
     one_of = db.dialect.one_of
     sr, rp, ct = t.service_requests.c, t.reporters.c, t.contacts.c
-    n, rn = t.notifications.c, t.request_notes.c
+    n, rn, sa = t.notifications.c, t.request_notes.c, t.survey_answers.c
     steps: list[tuple[str, Any, Any, dict[str, Any] | None]] = []
     if kind == "contact":
         steps = [
@@ -185,7 +194,16 @@ def _effects(conn: Connection, db: Database, kind: str, ids: list[int], *, write
                 *[rp[f] != "" for f in REPORTER_FIELDS])), dict.fromkeys(REPORTER_FIELDS, "")),
             ("desk contacts", t.contacts, and_(one_of(ct.request_id, ids), or_(
                 ct.topic != "", ct.callback != "none")), {"topic": "", "callback": "none"}),
-            ("notifications", t.notifications, one_of(n.request_id, ids), None),
+            # the outbox keeps its rows (a survey answer hangs on its closing mail), not
+            # their addresses; a row still waiting is given up
+            ("notifications", t.notifications, and_(one_of(n.request_id, ids), not_(
+                n.email.like(f"{REMOVED_ADDRESS}%"))), {
+                "email": literal(REMOVED_ADDRESS, String) + cast(n.id, String),
+                "status": case((n.status.in_(("pending", "sending")), "failed"),
+                               else_=n.status),
+                "last_error": case((n.status.in_(("pending", "sending")), _GIVEN_UP),
+                                   else_=n.last_error)}),
+            ("followers", t.followers, one_of(t.followers.c.request_id, ids), None),
         ]
     elif kind == "text":
         steps = [
@@ -194,6 +212,9 @@ def _effects(conn: Connection, db: Database, kind: str, ids: list[int], *, write
              {"description": REDACTED_TEXT}),
             ("notes", t.request_notes, and_(one_of(rn.request_id, ids), rn.body != REDACTED_TEXT),
              {"body": REDACTED_TEXT}),
+            ("survey comments", t.survey_answers, and_(
+                one_of(sa.request_id, ids), sa.comment != "", sa.comment != REDACTED_TEXT),
+             {"comment": REDACTED_TEXT}),
         ]
     elif kind == "media":
         steps = [("media", t.service_requests, and_(one_of(sr.id, ids), sr.media_url != ""),

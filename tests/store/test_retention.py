@@ -59,9 +59,15 @@ def test_a_run_removes_what_each_due_rule_names_and_nothing_else(records_store, 
         assert (not any(personal)) == (rid in due["contact"]), rid
     for row in after["contacts"]:
         assert (row[5] == "" and row[7] == "none") == (row[1] in due["contact"])
-    assert not {r[1] for r in after["notifications"]} & due["contact"]
-    assert {r[1] for r in after["notifications"]} == {
-        r[1] for r in before["notifications"] if r[1] not in due["contact"]}
+    assert len(after["notifications"]) == len(before["notifications"])
+    for old, new in zip(before["notifications"], after["notifications"], strict=True):
+        if new[1] in due["contact"]:  # the row stays (a survey hangs on it), its address not
+            assert new[3] == f"removed:{new[0]}" and new[2] == old[2]
+        else:
+            assert new == old
+    assert {r[1] for r in after["followers"]} == {
+        r[1] for r in before["followers"] if r[1] not in due["contact"]}
+    assert before["followers"] and after["survey_answers"] == before["survey_answers"]
     old_media = {r[0]: r[6] for r in before["service_requests"]}
     for row in after["service_requests"]:
         assert row[6] == ("" if row[0] in due["media"] else old_media[row[0]])
@@ -94,6 +100,9 @@ def test_free_text_is_redacted_everywhere_it_was_copied(records_store, prepared)
             assert description == "" or TYPED in description
     for row in after["request_notes"]:
         assert (row[3] == REDACTED_TEXT) == (row[1] in due)
+    assert {r[1] for r in after["survey_answers"]} & due
+    for row in after["survey_answers"]:  # the rating stays for the KPIs, the comment goes
+        assert row[3] == (REDACTED_TEXT if row[1] in due else f"Thanks, {TYPED}")
     for row in after["request_audit"]:
         if int(row[2]) in due:
             assert PHONE not in row[3] and "773-555-0199" not in row[3]
