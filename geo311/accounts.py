@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 #: Staff roles; ``admin`` may do everything. ``agent`` answers residents at the 311 centre;
-#: ``records`` answers public-records requests; ``emergency`` (emergency managers) posts
-#: area notices.
+#: ``records`` answers public-records requests and keeps legal holds and retention;
+#: ``emergency`` (emergency managers) posts area notices.
 ROLES = ("agent", "dispatcher", "planner", "gis", "records", "emergency", "admin")
 MIN_PASSWORD_LENGTH = 10
 #: Failed logins of one name from one address allowed within the window before a lockout.

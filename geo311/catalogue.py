@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from geo311.errors import InvalidRequest
-from geo311.model import DATATYPES, Attribute, DuplicateRule, Service
+from geo311.model import (
+    DATATYPES,
+    RETENTION_KINDS,
+    Attribute,
+    DuplicateRule,
+    RetentionRule,
+    Service,
+)
 from geo311.store import Store
 
 LOGGER = logging.getLogger(__name__)
@@ -25,10 +32,13 @@ CATALOGUES = Path(__file__).parent / "catalogues"
 _CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _LISTS = ("singlevaluelist", "multivaluelist")
 _SERVICE_KEYS = {"code", "name", "group", "description", "keywords", "sla_days", "agency",
-                 "duplicates", "attributes", "accepting"}
+                 "duplicates", "attributes", "accepting", "retention"}
 _ATTRIBUTE_KEYS = {"code", "datatype", "description", "required", "variable", "order",
                    "datatype_description", "values"}
 _RULE_KEYS = {"radius_m", "window_days", "scope", "only_open"}
+_RETENTION_KEYS = {f"{kind}_years" for kind in RETENTION_KINDS}
+#: What a retention key says to keep a kind of data for ever (overriding the default).
+KEEP = "never"
 
 
 def catalogue_path(name_or_path: str | Path) -> Path:
@@ -61,7 +71,9 @@ def read_catalogue(name_or_path: str | Path) -> list[Service]:
     entries = data.get("services") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise InvalidRequest(f"{path.name} has no [[services]] entries")
-    services = [parse_service(e, f"{path.name}: service {i + 1}") for i, e in enumerate(entries)]
+    default = parse_retention(data.get("retention", {}), f"{path.name}: [retention]")
+    services = [parse_service(e, f"{path.name}: service {i + 1}", retention=default)
+                for i, e in enumerate(entries)]
     codes = [s.code for s in services]
     repeated = sorted({c for c in codes if codes.count(c) > 1})
     if repeated:
@@ -69,8 +81,38 @@ def read_catalogue(name_or_path: str | Path) -> list[Service]:
     return services
 
 
-def parse_service(entry: Any, where: str) -> Service:
-    """One catalogue entry as a ``Service``; ``where`` prefixes error messages."""
+def parse_retention(entry: Any, where: str, default: RetentionRule | None = None
+                    ) -> RetentionRule:
+    """A retention table (``contact_years``, ``text_years``, ``media_years``) over ``default``.
+
+    A key left out keeps the default's years; ``"never"`` keeps that data for ever.
+
+    Examples
+    --------
+    >>> parse_retention({"text_years": "never"}, "x", RetentionRule(2, 5, 3))
+    RetentionRule(contact_years=2.0, text_years=None, media_years=3.0)
+    """
+    if not isinstance(entry, dict):
+        raise InvalidRequest(f"{where} is expected to be a table")
+    unknown = sorted(set(entry) - _RETENTION_KEYS)
+    if unknown:
+        raise InvalidRequest(f"{where} has unknown keys {unknown}; known: "
+                             f"{sorted(_RETENTION_KEYS)}")
+    years = {key: getattr(default, key) if default else None for key in _RETENTION_KEYS}
+    for key, value in entry.items():
+        years[key] = None if value == KEEP else value
+    try:
+        return RetentionRule(**years)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{where}: {exc.message}") from exc
+
+
+def parse_service(entry: Any, where: str, *, retention: RetentionRule | None = None
+                  ) -> Service:
+    """One catalogue entry as a ``Service``; ``where`` prefixes error messages.
+
+    ``retention`` is the catalogue's default rule, which the entry's own overrides.
+    """
     if not isinstance(entry, dict):
         raise InvalidRequest(f"{where} is expected to be a table")
     unknown = sorted(set(entry) - _SERVICE_KEYS)
@@ -108,12 +150,14 @@ def parse_service(entry: Any, where: str) -> Service:
                          ("orders", [a.order for a in attributes])):
         if len(set(items)) != len(items):
             raise InvalidRequest(f"{where}: attribute {label} must be unique, got {items}")
+    rule_of_service = parse_retention(entry.get("retention", {}), f"{where}: retention",
+                                      retention)
     return Service(code=code, name=name, group=str(entry.get("group", "")),
                    description=str(entry.get("description", "")),
                    keywords=str(entry.get("keywords", "")),
                    sla_days=None if sla is None else float(sla), duplicate_rule=rule,
                    agency=str(entry.get("agency", "")), attributes=attributes,
-                   accepting=accepting)
+                   accepting=accepting, retention=rule_of_service)
 
 
 def parse_attribute(entry: Any, where: str) -> Attribute:

@@ -135,6 +135,43 @@ class Candidate:
     duplicate_of: int | None
 
 
+#: What a retention rule removes once its years after close have passed: the reporter's
+#: contact details, the free text, the media. The request and its location stay.
+RETENTION_KINDS = ("contact", "text", "media")
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """Years after a request closes before each kind of its data goes (None: kept).
+
+    Examples
+    --------
+    >>> RetentionRule(contact_years=2).years("contact")
+    2.0
+    """
+
+    contact_years: float | None = None
+    text_years: float | None = None
+    media_years: float | None = None
+
+    def __post_init__(self) -> None:
+        for kind in RETENTION_KINDS:
+            value = getattr(self, f"{kind}_years")
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(
+                    value) or value < 0:
+                raise InvalidRequest(f"{kind}_years was {value!r} but is expected to be a "
+                                     "number of years >= 0 (or \"never\")")
+            object.__setattr__(self, f"{kind}_years", float(value))
+
+    def years(self, kind: str) -> float | None:
+        """The years after close of one kind (``contact``, ``text``, ``media``)."""
+        if kind not in RETENTION_KINDS:
+            raise InvalidRequest(f"kind was {kind!r} but is expected to be in {RETENTION_KINDS}")
+        return getattr(self, f"{kind}_years")  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class Service:
     """An entry of the service catalogue."""
@@ -152,6 +189,8 @@ class Service:
     agency: str = ""  # the department responsible
     attributes: tuple[Attribute, ...] = ()  # questions asked when reporting
     accepting: bool = True  # False: kept for its stored requests, no longer offered
+    #: How long after close the request keeps its reporter, free text and media.
+    retention: RetentionRule = field(default_factory=RetentionRule)
 
 
 @dataclass(frozen=True)
@@ -487,3 +526,51 @@ class Notice:
         """The message in ``language``, else in ``default``, else in the first one written."""
         return (self.messages.get(language) or self.messages.get(default)
                 or next(iter(self.messages.values()), ""))
+
+
+# --- records: retention rules, legal holds and the queries that select requests -----------
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """Which requests a records task (a legal hold, a disclosure) is about.
+
+    Every field given must match (districts: any of one layer, every layer given);
+    ``start_day``/``end_day`` are local days of the request, both included; ``text`` is
+    found in the description, address, status notes or notes; the reporter's email
+    and phone are matched as the desk matches a caller's.
+    """
+
+    ids: tuple[int, ...] = ()
+    services: tuple[str, ...] = ()
+    districts: tuple[tuple[str, str], ...] = ()  # (layer, district id)
+    start_day: date | None = None
+    end_day: date | None = None
+    text: str = ""
+    reporter_email: str = ""
+    reporter_phone: str = ""
+    status: str | None = None
+
+    def is_empty(self) -> bool:
+        """True when nothing narrows the query (it would take every request)."""
+        return not (self.ids or self.services or self.districts or self.start_day
+                    or self.end_day or self.text or self.reporter_email or self.reporter_phone
+                    or self.status)
+
+
+@dataclass(frozen=True)
+class LegalHold:
+    """A legal hold: requests kept from retention and deletion until it is released."""
+
+    id: int
+    reason: str
+    owner: str
+    created: datetime
+    query: str  # the query file's text ("" for a hold by ids)
+    request_count: int
+    released: datetime | None = None
+    released_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the hold still holds its requests."""
+        return self.released is None

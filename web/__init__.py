@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         errors,
         geocoding,
         gis,
+        holds,
         hotspots,
         knowledge,
         kpi,
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(desk.bp)
     app.register_blueprint(kpi.bp)
     app.register_blueprint(queues.bp)
+    app.register_blueprint(holds.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(geocoding.bp)
     app.register_blueprint(hotspots.bp)

@@ -36,6 +36,7 @@ STAFF_PAGES = (
     StaffPage("gis.home", "GIS", ("gis",)),
     StaffPage("disclosure.disclosures", "Records", ("records",)),
     StaffPage("notices.staff_page", "Notices", ("emergency",)),
+    StaffPage("holds.hold_list", "Holds", ("records",)),
 )
 
 #: Where each role starts its day.
@@ -44,7 +45,7 @@ START_PAGES = {
     "dispatcher": "dispatch.dispatch_map",
     "planner": "hotspots.hotspots_page",
     "gis": "gis.home",
-    "records": "disclosure.disclosures",
+    "records": "holds.hold_list",
     "emergency": "notices.staff_page",
     "admin": "dispatch.dispatch_map",
 }

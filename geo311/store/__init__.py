@@ -24,6 +24,7 @@ from geo311.store.disclosure import Disclosures
 from geo311.store.dispatch import Dispatch
 from geo311.store.duplicates import Duplicates
 from geo311.store.followers import Followers
+from geo311.store.holds import Holds
 from geo311.store.hotspots import Hotspots
 from geo311.store.kb import KnowledgeBase
 from geo311.store.layers import Layers
@@ -35,6 +36,7 @@ from geo311.store.public_records import PublicRecords
 from geo311.store.queues import Queues
 from geo311.store.referrals import Referrals
 from geo311.store.requests import Requests
+from geo311.store.retention import Retention
 from geo311.store.schema import Schema
 from geo311.store.search import Search
 from geo311.store.sla import SlaClocks
@@ -77,6 +79,8 @@ class Store:
         self.disclosure = Disclosures(self.db)
         self.notices = Notices(self.db)
         self.referrals = Referrals(self.db)
+        self.holds = Holds(self.db)
+        self.retention = Retention(self.db)
 
     @property
     def engine(self) -> Engine:

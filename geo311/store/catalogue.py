@@ -17,8 +17,10 @@ from sqlalchemy import (
 
 from geo311.errors import NotFound
 from geo311.model import (
+    RETENTION_KINDS,
     Attribute,
     DuplicateRule,
+    RetentionRule,
     Service,
 )
 from geo311.store import tables as t
@@ -122,6 +124,7 @@ def _service_values(s: Service) -> dict[str, Any]:
         "sla_calendar": s.sla_calendar or None,
         "agency": s.agency, "attributes": json.dumps([a.as_dict() for a in s.attributes]),
         "accepting": s.accepting,
+        **{f"retention_{kind}_years": s.retention.years(kind) for kind in RETENTION_KINDS},
     }
 
 def _service_from_row(r: Any) -> Service:
@@ -133,4 +136,6 @@ def _service_from_row(r: Any) -> Service:
                    r["sla_days"], rule, sla_hours=r["sla_hours"],
                    sla_clock=r["sla_clock"] or "business", sla_calendar=r["sla_calendar"] or "",
                    agency=r["agency"], accepting=bool(r["accepting"]),
+                   retention=RetentionRule(**{f"{k}_years": r[f"retention_{k}_years"]
+                                              for k in RETENTION_KINDS}),
                    attributes=tuple(Attribute.from_dict(a) for a in json.loads(r["attributes"])))

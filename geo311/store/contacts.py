@@ -31,6 +31,32 @@ def phone_digits(phone: str) -> str:
     return re.sub(r"\D", "", phone)[-PHONE_DIGITS:]
 
 
+def reporter_matches(*, phone: str = "", email: str = "") -> list[Any]:
+    """Conditions on ``reporters`` matching a phone number's last digits or an email.
+
+    A phone number matches whatever its punctuation; an email without regard to case.
+    Raises ``InvalidRequest`` for a phone number too short to tell anyone apart, or
+    when neither is given.
+    """
+    digits = phone_digits(phone)
+    email = email.strip().lower()
+    if phone.strip() and len(digits) < MIN_PHONE_DIGITS:
+        raise InvalidRequest(f"phone {phone[:40]!r} has {len(digits)} digits but at least "
+                             f"{MIN_PHONE_DIGITS} are needed to find a caller")
+    if not digits and not email:
+        raise InvalidRequest("give a phone number or an email to find a caller")
+    rp = t.reporters.c
+    matches: list[Any] = []
+    if digits:
+        stored: Any = rp.phone
+        for mark in _PHONE_PUNCTUATION:
+            stored = func.replace(stored, mark, "")
+        matches.append(stored.like(f"%{digits}"))
+    if email:
+        matches.append(func.lower(rp.email) == email)
+    return matches
+
+
 class Contacts:
     """The contacts table and the staff-only lookup of a caller's requests."""
 
@@ -98,23 +124,8 @@ class Contacts:
         A phone number matches on its last digits whatever its punctuation; an email
         matches without regard to case. Personal data: for staff only.
         """
-        digits = phone_digits(phone)
-        email = email.strip().lower()
-        if phone.strip() and len(digits) < MIN_PHONE_DIGITS:
-            raise InvalidRequest(f"phone {phone[:40]!r} has {len(digits)} digits but at least "
-                                 f"{MIN_PHONE_DIGITS} are needed to find a caller")
-        if not digits and not email:
-            raise InvalidRequest("give a phone number or an email to find a caller")
         rp, sr, sv = t.reporters.c, t.service_requests.c, t.services.c
-        matches = []
-        if digits:
-            stored: Any = rp.phone
-            for mark in _PHONE_PUNCTUATION:
-                stored = func.replace(stored, mark, "")
-            matches.append(stored.like(f"%{digits}"))
-        if email:
-            matches.append(func.lower(rp.email) == email)
-        ids = select(rp.request_id).where(or_(*matches))
+        ids = select(rp.request_id).where(or_(*reporter_matches(phone=phone, email=email)))
         stmt = (select(sr.id, sr.service_code, sv.name, sr.status, sr.requested_datetime,
                        sr.address, sr.duplicate_of)
                 .select_from(t.service_requests.join(t.services, sv.code == sr.service_code))

@@ -61,6 +61,15 @@ from geo311.store.notices_tables import (
 from geo311.store.notices_tables import (
     notices as notices,
 )
+from geo311.store.records_tables import (
+    legal_hold_requests as legal_hold_requests,
+)
+from geo311.store.records_tables import (
+    legal_holds as legal_holds,
+)
+from geo311.store.records_tables import (
+    retention_applied as retention_applied,
+)
 from geo311.store.referral_tables import (
     referrals as referrals,
 )
@@ -85,7 +94,9 @@ from geo311.store.schema_types import metadata as metadata
 #: and the indexes the queue's filters use.
 #:    ``notifications`` (the outbox of mail to reporters) and ``unsubscribed``.
 #: 10: ``reporters.language``: the language a reporter wrote in, for mail to them.
-#: 11: ``survey_answers``: the resident's 1-5 rating of a closed request and a comment.
+#: 11: records: ``services.retention_*_years`` (the catalogue's retention rules),
+#:    ``legal_holds`` and ``legal_hold_requests``, ``retention_applied``.
+#:    ``survey_answers``: the resident's 1-5 rating of a closed request and a comment.
 #:    ``followers``: addresses that follow a request by email (double opt-in).
 #:    ``area_subscriptions`` and ``area_mail``: area alerts and their daily digests.
 #: 11: area notices: ``notices``, their messages per language (``notice_messages``) and
@@ -126,6 +137,11 @@ services = Table(
     Column("sensitive", Boolean, nullable=False, default=False, server_default=false()),
     # False: the service stays for its stored requests but takes no new ones.
     Column("accepting", Boolean, nullable=False, default=True, server_default=true()),
+    # Retention: years after close before the reporter's contact details, the free text
+    # and the media of a request go (NULL: kept).
+    Column("retention_contact_years", Float),
+    Column("retention_text_years", Float),
+    Column("retention_media_years", Float),
 )
 
 service_requests = Table(

@@ -48,6 +48,8 @@ def test_a_records_request_by_keyboard_preview_error_and_package(serve, page, re
     page.keyboard.press("Tab")
     page.keyboard.type(STAFF_PASSWORD)
     page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/staff/holds")  # records staff start on their holds
+    page.click("nav a.staff-link:text-is('Records')")
     page.wait_for_url(f"{base}/staff/disclosures")
     _axe_clean(page)
 

@@ -17,7 +17,7 @@ ROLES = {
     "dispatcher": ("/dispatch", {"Desk", "Requests", "Referrals", "Dispatch", "Work orders", "SLA",
                                   "KPI"}),
     "agent": ("/staff/intake", {"Desk", "Requests", "Referrals"}),
-    "records": ("/staff/disclosures", {"Records"}),
+    "records": ("/staff/holds", {"Records", "Holds"}),
     "emergency": ("/staff/notices", {"Notices"}),
 }
 

@@ -14,7 +14,7 @@ starts_from("layered", "with_layers", module=__name__)
 
 #: Where a user of each role should be after logging in (the pages the issue names).
 EXPECTED_START = {"agent": "/staff/intake", "dispatcher": "/dispatch", "planner": "/hotspots", "gis": "/gis/",
-                  "records": "/staff/disclosures", "emergency": "/staff/notices",
+                  "records": "/staff/holds", "emergency": "/staff/notices",
                   "admin": "/dispatch"}
 
 

@@ -4,8 +4,8 @@ Commands are grouped by who uses them: ``layers`` (GIS staff), ``requests`` (imp
 export, duplicates, the catalogue and public records), ``staff`` (accounts and API
 keys), ``dispatch`` (SLAs, crews, work orders), ``geocoding``, ``city`` (the city
 profile), ``notify`` (mail to residents), ``disclosure`` (public-records packages),
-``notices`` (area notices), ``referrals`` (reports passed on to neighbours) and
-``demo``.
+``notices`` (area notices), ``referrals`` (reports passed on to neighbours),
+``records`` (retention and legal holds) and ``demo``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from geo311_web.cli import (
     layers,
     notices,
     notify,
+    records,
     referrals,
     requests,
     staff,
@@ -63,6 +64,6 @@ def init_db() -> None:
 
 
 for _module in (layers, requests, staff, dispatch, geocoding, kb, demo, city, notify,
-                disclosure, notices, referrals):
+                disclosure, notices, referrals, records):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

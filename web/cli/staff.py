@@ -13,7 +13,7 @@ from geo311_web import state
 
 @click.group("users", cls=AppGroup)
 def users() -> None:
-    """Staff accounts (agent, dispatcher, planner, gis, emergency, admin)."""
+    """Staff accounts (agent, dispatcher, planner, gis, records, emergency, admin)."""
 
 
 @users.command("create")
