@@ -34,7 +34,7 @@ starts_from("records", "records_store", module=__name__)
 
 WAIT_S = 120
 #: Copies of the seed's closed requests added (with reporters), so the run has many batches.
-GROW = 10
+GROW = 30
 BATCH = 10
 
 
