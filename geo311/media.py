@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +44,9 @@ class MediaStore(Protocol):
 
     def exists(self, name: str) -> bool:
         """Whether the file is kept."""
+
+    def names(self, older_than: datetime) -> list[str]:
+        """The names of files kept since before ``older_than``."""
 
 
 def _checked(name: str) -> str:
@@ -89,6 +93,12 @@ class FileMediaStore:
         """Whether the file is there."""
         return self._path(name).exists()
 
+    def names(self, older_than: datetime) -> list[str]:
+        """Files written before ``older_than`` (by modification time), sorted."""
+        limit = older_than.timestamp()
+        return sorted(p.name for p in self.root.glob("??/*.jpg")
+                      if NAME.fullmatch(p.name) and p.stat().st_mtime < limit)
+
 
 @dataclass(frozen=True)
 class PhotoUpload:
@@ -134,3 +144,30 @@ def thumbnail_of(media_url: str) -> str:
     if not head or not NAME.fullmatch(name) or name.endswith("_thumb.jpg"):
         return ""
     return f"{head}{MEDIA_PATH}{name[:-4]}_thumb.jpg"
+
+
+#: A file younger than this may belong to a report being taken in right now (its files
+#: are kept before its row is written), so pruning leaves it.
+PRUNE_AFTER = timedelta(hours=1)
+
+
+def prune_media(media: MediaStore, referenced: set[str], now: datetime | None = None) -> int:
+    """Delete kept photos no stored request links any more; return how many files went.
+
+    ``referenced`` holds the photo names (``<hash>.jpg``) stored requests still link;
+    each one's thumbnail stays with it. Run after retention empties media links, it
+    is idempotent and also removes what an interrupted run left.
+    """
+    keep = referenced | {f"{n[:-4]}_thumb.jpg" for n in referenced}
+    gone = [n for n in media.names((now or datetime.now(UTC)) - PRUNE_AFTER) if n not in keep]
+    for name in gone:
+        media.delete(name)
+    if gone:
+        LOGGER.info("pruned %s photo files no request links", len(gone))
+    return len(gone)
+
+
+def linked_names(media_urls: list[str]) -> set[str]:
+    """The names of this service's photos among stored ``media_url`` values."""
+    return {url.rpartition(MEDIA_PATH)[2] for url in media_urls
+            if MEDIA_PATH in url and NAME.fullmatch(url.rpartition(MEDIA_PATH)[2])}

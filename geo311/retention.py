@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from geo311.errors import InvalidRequest
+from geo311.media import MediaStore, linked_names, prune_media
 from geo311.model import RETENTION_KINDS, RetentionRule
 from geo311.store import Store
 from geo311.store.retention import ClosedRow
@@ -104,6 +105,8 @@ class RetentionReport:
         default_factory=lambda: {k: KindReport() for k in RETENTION_KINDS})
     rules: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> years -> services
     seconds: float = 0.0
+    #: Photo files deleted because no request links them any more (None: not looked at).
+    media_files_removed: int | None = None
 
     def changed_anything(self) -> bool:
         """Whether a row was changed (never for a dry run)."""
@@ -123,6 +126,9 @@ class RetentionReport:
             out.append(f"  {kind} ({KIND_WORDS[kind]}; {years or 'no rule'}): {verb} to "
                        f"{k.applied:,} requests ({changes or 'no rows changed'}); "
                        f"{k.held:,} held; {self.already.get(kind, 0):,} done before")
+        if self.media_files_removed is not None:
+            out.append(f"  photo files no request links any more: "
+                       f"{self.media_files_removed:,} deleted")
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,6 +136,7 @@ class RetentionReport:
         return {
             "as_of": self.as_of.isoformat(), "dry_run": self.dry_run, "run": self.run,
             "read": self.read, "seconds": round(self.seconds, 3),
+            "media_files_removed": self.media_files_removed,
             "rules": {kind: {
                 "years": self.rules.get(kind, {}), "due": k.due, "held": k.held,
                 "applied": k.applied, "done_before": self.already.get(kind, 0),
@@ -151,8 +158,12 @@ def rule_summary(rules: Mapping[str, RetentionRule]) -> dict[str, dict[str, int]
 
 def run_retention(store: Store, *, as_of: datetime | None = None, dry_run: bool = False,
                   batch_size: int = DEFAULT_BATCH, progress: Callable[[int], object] | None = None,
-                  actor: str = "system") -> RetentionReport:
+                  actor: str = "system", media: MediaStore | None = None) -> RetentionReport:
     """Apply every due retention rule in batches (or only count them, ``dry_run``).
+
+    With ``media`` (where photos are kept), a real run then deletes the photo files no
+    stored request links any more: those whose links the media rule emptied, and any an
+    interrupted run left.
 
     Examples
     --------
@@ -199,6 +210,9 @@ def run_retention(store: Store, *, as_of: datetime | None = None, dry_run: bool 
             k.changes.update(counts.get(kind, {}))
         if progress is not None:
             progress(len(rows))
+    if media is not None and not dry_run:
+        report.media_files_removed = prune_media(media, linked_names(
+            store.retention.media_links()))
     report.seconds = time.perf_counter() - started
     if not dry_run:
         store.audit.add("retention_run", "retention", report.run, report.as_dict(), actor)

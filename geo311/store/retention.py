@@ -173,6 +173,13 @@ class Retention:
                         k: {"ids": ids, **counts[k]} for k, ids in applied.items()}}, actor)
         return counts, holding
 
+    def media_links(self) -> list[str]:
+        """Every stored link to a photo kept by this service (``/media/`` in the URL)."""
+        sr = t.service_requests.c
+        with self.db.connect() as conn:
+            return list(conn.execute(select(sr.media_url).distinct()
+                                     .where(sr.media_url.like("%/media/%"))).scalars())
+
     def applied_to(self, request_id: int) -> dict[str, datetime]:
         """When each kind was applied to one request."""
         ra = t.retention_applied.c
@@ -322,4 +329,3 @@ def _rewrite_json(conn: Connection, table: Any, column: Any, where: Any,
         conn.execute(update(table).where(key == bindparam("row"))
                      .values({column.name: bindparam("value")}), changes)
     return len(changes)
-

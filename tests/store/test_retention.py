@@ -200,3 +200,41 @@ def test_anonymised_requests_still_count_in_hotspots_kpis_and_duplicates(records
     # regrouping from scratch finds the very same groups
     assert regroup_duplicates(store)[2] == 0
 
+
+
+def test_the_photo_files_of_expired_media_are_deleted_and_linked_ones_kept(records_store,
+                                                                           prepared, tmp_path):
+    import os
+
+    from sqlalchemy import update
+
+    from geo311.media import FileMediaStore
+    from geo311.store import tables as t
+
+    store, seeded = records_store, prepared
+    as_of = _as_of(seeded, 4)
+    due = _expected_due(seeded, store, "media", as_of)
+    every = {r[0] for r in snapshot(store)["service_requests"]}
+    expired, kept = min(due), min(every - due)
+    media = FileMediaStore(tmp_path / "media")
+    names = {key: f"{key:0>32}.jpg" for key in ("a1", "b2", "c3", "d4")}
+    for name in names.values():
+        for file in (name, name.replace(".jpg", "_thumb.jpg")):
+            media.put(file, b"\xff\xd8 not checked here")
+    old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    for path in (tmp_path / "media").rglob("*.jpg"):
+        if names["d4"][:-4] not in path.name:  # d4: an orphan written a moment ago
+            os.utime(path, (old, old))
+    with store.engine.begin() as conn:
+        for rid, key in ((expired, "a1"), (kept, "b2")):
+            conn.execute(update(t.service_requests).where(t.service_requests.c.id == rid)
+                         .values(media_url=f"https://311.city.example/media/{names[key]}"))
+
+    report = run_retention(store, as_of=as_of, batch_size=50, media=media)
+    # a1 (its link emptied) and c3 (linked by nothing, old) go with their thumbnails.
+    assert report.media_files_removed == 4
+    assert not media.exists(names["a1"]) and not media.exists(names["c3"])
+    assert media.exists(names["b2"]) and media.exists(names["b2"].replace(".jpg", "_thumb.jpg"))
+    assert media.exists(names["d4"])  # may belong to a report being taken in
+    assert run_retention(store, as_of=as_of, media=media).media_files_removed == 0
+    assert any("photo files" in line for line in report.lines())

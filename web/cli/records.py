@@ -36,7 +36,7 @@ def retention_run(dry_run: bool, as_json: bool, as_of: datetime | None, batch_si
     with tqdm(total=total, desc="retention", unit=" requests", disable=None) as bar:
         report = run_retention(s.store, as_of=as_of.replace(tzinfo=UTC) if as_of else None,
                                dry_run=dry_run, batch_size=batch_size, progress=bar.update,
-                               actor="cli")
+                               actor="cli", media=s.media)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
