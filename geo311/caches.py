@@ -19,6 +19,11 @@ Intake context
     of every jurisdiction layer version, or the reference key (last geocoding audit id
     and the highest id of each reference table).
 
+Base map streets
+    ``web/basemap.py`` keeps one ``basemap.StreetIndex`` per app
+    (``app.extensions["geo311.basemap"]``), keyed by ``store.addresses.reference_key()``:
+    loading or replacing a geocoding reference (centrelines, intersections) rebuilds it.
+
 Geocoder per database
     ``gazetteer.geocoder_for`` keeps the last ``Geocoder`` of each database URL, rebuilt
     when ``store.addresses.reference_key()`` changes (a reference layer loaded or replaced)

@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from geo311_web import (
         alerts,
         auth,
+        basemap,
         console,
         desk,
         disclosure,
@@ -111,7 +112,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.context_processor
     def _city() -> dict[str, object]:
         # The city profile's branding, for the page header (escaped like every text).
-        return {"brand": state().settings.profile.branding}
+        # Without a tile server, maps draw geo311's own base map (static/basemap.js).
+        return {"brand": state().settings.profile.branding,
+                "own_basemap": not state().settings.tile_url}
 
     errors.register(app)
     app.before_request(lambda: state().check_schema())
@@ -132,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ogc.bp)
     app.register_blueprint(notify.bp)
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(basemap.bp)
     app.register_blueprint(disclosure.bp)
     app.register_blueprint(notices.bp)
     app.register_blueprint(referrals.bp)
