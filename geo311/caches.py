@@ -23,6 +23,8 @@ Base map streets
     ``web/basemap.py`` keeps one ``basemap.StreetIndex`` per app
     (``app.extensions["geo311.basemap"]``), keyed by ``store.addresses.reference_key()``:
     loading or replacing a geocoding reference (centrelines, intersections) rebuilds it.
+    Its district labels (``app.extensions["geo311.basemap_labels"]``) are keyed by the
+    layer version they were read from: activating another version rebuilds them.
 
 Geocoder per database
     ``gazetteer.geocoder_for`` keeps the last ``Geocoder`` of each database URL, rebuilt

@@ -59,11 +59,17 @@ def labels() -> Response:
     versions = [v for v in store.layers.versions(active_only=True) if v.role == "district"]
     if not versions:
         return _cached(jsonify({"type": "FeatureCollection", "features": []}))
-    layer = versions[0].layer
-    features = store.layers.features(layer)
-    points = features.geometry.representative_point()
-    return _cached(jsonify({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": str(name or d)},
-         "geometry": {"type": "Point", "coordinates": [round(p.x, 6), round(p.y, 6)]}}
-        for d, name, p in zip(features["district_id"], features["name"], points,
-                              strict=True)]}))
+    # Every map of every page asks for these: the points are worked out once per version.
+    key = versions[0].id
+    with _LOCK:
+        found = current_app.extensions.get("geo311.basemap_labels")
+        if found is None or found[0] != key:
+            features = store.layers.features(versions[0].layer)
+            points = features.geometry.representative_point()
+            found = (key, {"type": "FeatureCollection", "features": [
+                {"type": "Feature", "properties": {"name": str(name or d)},
+                 "geometry": {"type": "Point", "coordinates": [round(p.x, 6), round(p.y, 6)]}}
+                for d, name, p in zip(features["district_id"], features["name"], points,
+                                      strict=True)]})
+            current_app.extensions["geo311.basemap_labels"] = found
+    return _cached(jsonify(found[1]))

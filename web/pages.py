@@ -15,7 +15,7 @@ from geo311.following import ask_to_follow
 from geo311.intake import submit
 from geo311.media import NAME as MEDIA_NAME
 from geo311.media import kept_photo, thumbnail_of
-from geo311.model import NewRequest, Reporter, ServiceRequest
+from geo311.model import NewRequest, Reporter, Service, ServiceRequest
 from geo311.nearby import joinable_group, open_groups_near, open_requests_around
 from geo311.open311 import parse_answers
 from geo311.privacy import mask_request
@@ -181,16 +181,18 @@ def _tracking(request_id: int, *, followed: bool = False, follow_error: str = ""
     # Public notes only, redacted like the description; staff names stay off the page.
     notes = [(n.created, redact_text(n.body)) for n in s.store.notes.public_of(request_id)]
     shown = mask_request(r, sensitive)  # a sensitive request is placed at its cell's centre
-    service = next((sv for sv in s.store.catalogue.services() if sv.code == r.service_code),
-                   None)
+    try:
+        service: Service | None = s.store.catalogue.service(r.service_code)
+    except NotFound:  # a service retired from the catalogue keeps its requests
+        service = None
     agency = responsible_agency(s.context().routing, service, r.districts) if service else ""
+    media = _shown_media(r, sensitive)
     return render_template("request.html", r=shown, history=history,
                            notes=notes, notices_here=notices_here(shown.lon, shown.lat),
                            agency=agency,
                            districts=district_lines(r),
                            import_note=_import_note(r),
-                           media_url=_shown_media(r, sensitive),
-                           thumbnail=thumbnail_of(_shown_media(r, sensitive)),
+                           media_url=media, thumbnail=thumbnail_of(media),
                            withheld=WITHHELD if r.service_code in sensitive else "",
                            followed=followed, follow_error=follow_error,
                            follow_email=follow_email), status
