@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from shapely.geometry import Point, shape
 
+from tests.browser.accessibility import axe_clean
 from tests.prepared import starts_from
 
 pytestmark = pytest.mark.browser
@@ -17,10 +17,6 @@ starts_from("layered", "alerts_url", module=__name__)
 def alerts_url(store, backend_url):
     return backend_url
 
-
-def _axe_clean(page):
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
 
 
 def _tab_to(page, element_id):
@@ -35,7 +31,7 @@ def test_a_district_alert_by_keyboard_on_a_phone(serve, page, store, alerts_url)
     base = serve(alerts_url)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{base}/alerts")
-    _axe_clean(page)
+    axe_clean(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     _tab_to(page, "alerts-email")
     page.keyboard.type("block.club@example.org")
@@ -45,7 +41,7 @@ def test_a_district_alert_by_keyboard_on_a_phone(serve, page, store, alerts_url)
     _tab_to(page, "alerts-send")
     page.keyboard.press("Enter")
     page.wait_for_selector("#alerts-asked")
-    _axe_clean(page)
+    axe_clean(page)
     [sub] = store.areas._select(True)
     assert (sub.email, f"{sub.layer}:{sub.district_id}", sub.status) == (
         "block.club@example.org", first, "pending")

@@ -4,9 +4,9 @@ import io
 import zipfile
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from geo311.accounts import create_user
+from tests.browser.accessibility import axe_clean
 from tests.conftest import STAFF_PASSWORD
 from tests.disclosure_seed import SECRETS
 from tests.prepared import starts_from
@@ -21,12 +21,6 @@ def records_url(store, backend_url):
     create_user(store, "rita", STAFF_PASSWORD, "records")
     return backend_url
 
-
-def _axe_clean(page):
-    results = Axe().run(page)
-    bad = [v for v in results.response["violations"]
-           if v.get("impact") in ("serious", "critical")]
-    assert bad == [], results.generate_report()
 
 
 def _tab_to(page, element_id, most=120):
@@ -51,14 +45,14 @@ def test_a_records_request_by_keyboard_preview_error_and_package(serve, page, re
     page.wait_for_url(f"{base}/staff/holds")  # records staff start on their holds
     page.click("nav a.staff-link:text-is('Records')")
     page.wait_for_url(f"{base}/staff/disclosures")
-    _axe_clean(page)
+    axe_clean(page)
 
     # without a reference: the message, on the page, nothing built
     _tab_to(page, "preview-button")
     page.keyboard.press("Enter")
     page.wait_for_selector("#form-error")
     assert "reference is required" in page.inner_text("#form-error")
-    _axe_clean(page)
+    axe_clean(page)
 
     page.focus("#d-reference")
     page.keyboard.type("FOIA-2026-77")
@@ -72,7 +66,7 @@ def test_a_records_request_by_keyboard_preview_error_and_package(serve, page, re
     page.wait_for_selector("#preview-count")
     assert page.inner_text("#preview-count") == "1"
     assert page.eval_on_selector("#d-reference", "e => e.value") == "FOIA-2026-77"
-    _axe_clean(page)
+    axe_clean(page)
 
     _tab_to(page, "download-button")
     with page.expect_download() as download:
@@ -86,5 +80,5 @@ def test_a_records_request_by_keyboard_preview_error_and_package(serve, page, re
     # the package's own summary reads well for everyone too
     page.set_content(files["summary.html"])
     assert page.inner_text("#request-count") == "1"
-    _axe_clean(page)
+    axe_clean(page)
     assert not errors, errors

@@ -1,16 +1,12 @@
 """Following a request from its tracking page in Chromium: keyboard only, axe-core, on a phone."""
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from geo311.model import NewRequest, Placement, Service
+from tests.browser.accessibility import axe_clean
 
 pytestmark = pytest.mark.browser
 
-
-def _axe_clean(page):
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
 
 
 def test_follow_by_keyboard_on_a_phone(serve, page, store, backend_url):
@@ -19,7 +15,7 @@ def test_follow_by_keyboard_on_a_phone(serve, page, store, backend_url):
     base = serve(backend_url)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{base}/requests/{r.id}")
-    _axe_clean(page)
+    axe_clean(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     for _ in range(40):
         page.keyboard.press("Tab")
@@ -35,7 +31,7 @@ def test_follow_by_keyboard_on_a_phone(serve, page, store, backend_url):
     page.keyboard.type("kim@example.org")
     page.keyboard.press("Enter")
     page.wait_for_selector("#follow-asked")
-    _axe_clean(page)
+    axe_clean(page)
     assert "kim" not in page.content()
     [follower] = store.followers.of_request(r.id)
     assert (follower.email, follower.status) == ("kim@example.org", "pending")

@@ -3,9 +3,9 @@
 from datetime import date
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from geo311.model import Article
+from tests.browser.accessibility import axe_clean
 
 pytestmark = pytest.mark.browser
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
@@ -19,10 +19,6 @@ def _tab_to(page, element_id, most=40):
     raise AssertionError(f"#{element_id} was not reached with Tab")
 
 
-def _axe_clean(page, context=None):
-    results = Axe().run(page, context=context)
-    assert results.violations_count == 0, results.generate_report()
-
 
 @pytest.mark.both_backends
 def test_help_by_keyboard_is_accessible_and_escapes(serve, page, kb_store, backend_url):
@@ -33,13 +29,13 @@ def test_help_by_keyboard_is_accessible_and_escapes(serve, page, kb_store, backe
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(base + "/help")
-    _axe_clean(page)
+    axe_clean(page)
     _tab_to(page, "help-q")
     page.keyboard.type("propety tax bill")  # a typo
     page.keyboard.press("Enter")
     page.wait_for_selector("#help-results")
     assert "/help?q=" in page.url
-    _axe_clean(page)
+    axe_clean(page)
     for _ in range(40):  # through the header and the search form to the first result
         page.keyboard.press("Tab")
         if page.evaluate("!!document.activeElement.closest('#help-results')"):
@@ -50,7 +46,7 @@ def test_help_by_keyboard_is_accessible_and_escapes(serve, page, kb_store, backe
     page.wait_for_selector("#article")
     assert page.url.endswith("/help/property-tax")
     assert "Cook County Assessor" in page.inner_text("#article")
-    _axe_clean(page)
+    axe_clean(page)
 
     page.goto(base + "/help?q=rodent+notes")
     page.wait_for_selector("#help-results")
@@ -85,4 +81,4 @@ def test_report_form_service_finder_by_keyboard(serve, page, kb_store, backend_u
     assert page.evaluate("document.activeElement.dataset.code") == "SIE"
     page.keyboard.press("Enter")
     assert page.eval_on_selector("#report-service", "s => s.value") == "SIE"
-    _axe_clean(page, context="#report")
+    axe_clean(page, context="#report")

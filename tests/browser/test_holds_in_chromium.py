@@ -1,12 +1,12 @@
 """The holds page in headless Chromium: a records officer places and releases holds by keyboard."""
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from geo311.accounts import create_user
 from geo311.holds import find_requests
 from geo311.model import RecordQuery
 from tests import records_seed  # noqa: F401 - registers the records state
+from tests.browser.accessibility import axe_clean
 from tests.conftest import STAFF_PASSWORD
 from tests.prepared import starts_from
 
@@ -20,10 +20,6 @@ def holds_url(store, backend_url):
     create_user(store, "rita", STAFF_PASSWORD, "records")
     return backend_url
 
-
-def _axe_clean(page):
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
 
 
 def _tab_to(page, element_id, most=120):
@@ -48,7 +44,7 @@ def test_place_count_and_release_holds_by_keyboard(serve, page, holds_url, store
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/staff/holds")
     assert "No holds yet." in page.inner_text("#holds")
-    _axe_clean(page)
+    axe_clean(page)
 
     _tab_to(page, "ids-ids")
     page.keyboard.type("2, 1")
@@ -58,7 +54,7 @@ def test_place_count_and_release_holds_by_keyboard(serve, page, holds_url, store
     page.wait_for_url(f"{base}/staff/holds/*")
     assert page.locator("#hold-requests a").all_inner_texts() == ["1", "2"]
     assert "Claim 2026-114" in page.inner_text("#hold-facts")
-    _axe_clean(page)
+    axe_clean(page)
     (hold,) = store.holds.holds()
     assert hold.owner == "rita" and store.holds.requests_of(hold.id) == [1, 2]
 
@@ -78,5 +74,5 @@ def test_place_count_and_release_holds_by_keyboard(serve, page, holds_url, store
     expected = find_requests(store, RecordQuery(text="w test st", reporter_phone="312-555-0142"),
                              UTC)
     assert page.inner_text("#preview") == f"The search finds {len(expected)} requests."
-    _axe_clean(page)
+    axe_clean(page)
     assert len(store.holds.holds()) == 1 and not errors, errors

@@ -3,20 +3,16 @@
 from datetime import timedelta
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from geo311.accounts import create_user
 from geo311.store.rows import now_utc
+from tests.browser.accessibility import axe_clean
 from tests.conftest import STAFF_PASSWORD
 
 pytestmark = pytest.mark.browser
 
 HOSTILE = '<img src=x onerror=alert(1)>'
 
-
-def _axe_clean(page):
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
 
 
 def test_flagged_referral_is_sent_again_by_keyboard(serve, page, store, backend_url):
@@ -31,7 +27,7 @@ def test_flagged_referral_is_sent_again_by_keyboard(serve, page, store, backend_
     base = serve(backend_url)
 
     page.goto(f"{base}/referrals/{row['reference']}")
-    _axe_clean(page)
+    axe_clean(page)
     assert "Could not be passed on yet" in page.inner_text("#referral-status")
     assert "onerror" not in page.inner_text("main")
 
@@ -42,7 +38,7 @@ def test_flagged_referral_is_sent_again_by_keyboard(serve, page, store, backend_
     page.wait_for_url(f"{base}/staff/intake*")
     page.goto(f"{base}/staff/referrals")
     page.wait_for_selector(f"#flagged-{row['reference']}")
-    _axe_clean(page)
+    axe_clean(page)
     assert page.locator("img[onerror]").count() == 0  # the error text is shown as text
     assert HOSTILE in page.inner_text(f"#flagged-{row['reference']}")
     label = f"Send {row['reference']} again"

@@ -1,18 +1,14 @@
 """The survey on close in Chromium on a phone: keyboard only, axe-core, the answer stored."""
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from geo311.model import NewRequest, Placement, Reporter, Service
 from geo311.notifications import survey_token
+from tests.browser.accessibility import axe_clean
 
 pytestmark = pytest.mark.browser
 SECRET = "survey-test-secret-0123456789abcdef"
 
-
-def _axe_clean(page):
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
 
 
 def _tab_to(page, selector):
@@ -35,7 +31,7 @@ def test_survey_by_keyboard_on_a_phone(serve, page, store, backend_url):
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{base}/survey/{survey_token(closing['id'], SECRET)}")
     assert page.get_attribute("html", "lang") == "pl"
-    _axe_clean(page)
+    axe_clean(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     _tab_to(page, "input[name=rating]")
     for _ in range(3):  # arrow keys move through the radio group: 1 -> 4
@@ -45,6 +41,6 @@ def test_survey_by_keyboard_on_a_phone(serve, page, store, backend_url):
     _tab_to(page, "#send-survey")
     page.keyboard.press("Enter")
     page.wait_for_selector("#survey-done")
-    _axe_clean(page)
+    axe_clean(page)
     [answer] = store.surveys.of_request(r.id)
     assert (answer.rating, answer.comment, answer.language) == (4, "Szybko, dziękuję", "pl")

@@ -1,18 +1,14 @@
 """The unsubscribe page in Chromium: keyboard only, axe-core, no address beyond the masked one."""
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from geo311.model import NewRequest, Placement, Reporter, Service
 from geo311.notifications import unsubscribe_token
+from tests.browser.accessibility import axe_clean
 
 pytestmark = pytest.mark.browser
 SECRET = "unsubscribe-test-secret-0123456789"
 
-
-def _axe_clean(page):
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
 
 
 def test_unsubscribe_by_keyboard(serve, page, store, backend_url):
@@ -23,7 +19,7 @@ def test_unsubscribe_by_keyboard(serve, page, store, backend_url):
     [row] = store.outbox.rows(r.id)
     base = serve(backend_url, GEO311_SECRET_KEY=SECRET)
     page.goto(f"{base}/unsubscribe/{unsubscribe_token(row['id'], SECRET)}")
-    _axe_clean(page)
+    axe_clean(page)
     assert "m***@example.org" in page.inner_text("main")
     assert "maria" not in page.content()
     for _ in range(40):
@@ -35,6 +31,6 @@ def test_unsubscribe_by_keyboard(serve, page, store, backend_url):
     page.keyboard.press("Enter")
     page.wait_for_selector("#unsubscribed")
     assert "no more messages" in page.inner_text("#unsubscribed")
-    _axe_clean(page)
+    axe_clean(page)
     assert store.outbox.is_unsubscribed("maria.lopez@example.org")
     assert store.outbox.rows(r.id)[0]["status"] == "unsubscribed"
