@@ -27,6 +27,10 @@ def test_the_citizen_map_shows_district_names_and_asks_for_streets_when_zoomed_i
     assert shown == expected
     assert page.locator(".district-label[tabindex]").count() == 0  # not in the Tab order
     assert page.get_attribute(".folium-map", "data-streets") is None  # zoomed out: none
-    page.evaluate("() => { const m = window.geo311.map; m.setView(m.getCenter(), 15); }")
+    # The page opens with an animated fit to the city; if it is still running, its end
+    # puts its own zoom back, so zoom in again until the map stays there.
+    page.wait_for_function("() => { const m = window.geo311.map; if (m.getZoom() !== 15) "
+                           "m.setView(m.getCenter(), 15, {animate: false}); "
+                           "return m.getZoom() === 15; }", polling=500)
     page.wait_for_function("() => document.querySelector('.folium-map').dataset.streets "
                            "!== undefined")
